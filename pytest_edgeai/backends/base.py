@@ -1,0 +1,122 @@
+"""The contract between the harness and a runtime.
+
+A backend turns (model, device) into a Session and says, before anything is loaded, whether
+the device is attached. Backend modules import their runtime lazily, inside ``probe`` and
+``load``, so a missing runtime never breaks the plugin or another backend.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from ..errors import ConfigError, did_you_mean
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..devices import Device
+    from ..models.model import Model
+
+ENTRY_POINT_GROUP = "pytest_edgeai.backends"
+
+# Built-in backends, imported only when a device names them.
+BUILTIN: dict[str, str] = {
+    "onnxruntime": "pytest_edgeai.backends.onnxruntime:OnnxRuntimeBackend",
+    "openvino": "pytest_edgeai.backends.openvino:OpenVINOBackend",
+    "litert": "pytest_edgeai.backends.litert:LiteRTBackend",
+    "tensorrt": "pytest_edgeai.backends.tensorrt:TensorRTBackend",
+    "torch": "pytest_edgeai.backends.torch:TorchBackend",
+}
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a device can run now; when not, why, in words a person can act on."""
+
+    attached: bool
+    reason: str = ""
+    runtime: str = ""
+    runtime_version: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output of a loaded model. Symbolic dims are strings, unknown ones None."""
+
+    name: str
+    shape: tuple[int | str | None, ...]
+    dtype: str
+
+
+@runtime_checkable
+class Session(Protocol):
+    """A model loaded on a device, ready to run."""
+
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Run once and return when the outputs are ready on the host (synchronised)."""
+        ...
+
+    def settings(self) -> dict[str, Any]:
+        """The runtime knobs as actually applied (providers, threads, streams), for the record."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A runtime: says whether a device is attached and loads models onto it."""
+
+    name: str
+
+    def probe(self, device: Device) -> Availability: ...
+
+    def load(self, model: Model, device: Device) -> Session: ...
+
+
+def _entry_points() -> dict[str, metadata.EntryPoint]:
+    return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def known_backends() -> list[str]:
+    """Every backend name a devices.toml may use: built-in and installed plug-ins."""
+    return sorted(set(BUILTIN) | set(_entry_points()))
+
+
+_instances: dict[str, Backend] = {}
+
+
+def get_backend(name: str) -> Backend:
+    """The backend registered under ``name``; a ConfigError with a did-you-mean otherwise."""
+    if name in _instances:
+        return _instances[name]
+    if name in BUILTIN:
+        module_name, _, attr = BUILTIN[name].partition(":")
+        cls = getattr(importlib.import_module(module_name), attr)
+    else:
+        eps = _entry_points()
+        if name not in eps:
+            raise ConfigError(
+                [f"unknown backend '{name}'{did_you_mean(name, known_backends())}; "
+                 f"known: {', '.join(known_backends())}"]
+            )
+        cls = eps[name].load()
+    _instances[name] = cls()
+    return _instances[name]
+
+
+def distribution_version(*names: str) -> str | None:
+    """The installed version of the first distribution found among ``names``."""
+    for dist in names:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return None

@@ -1,0 +1,134 @@
+"""onnxruntime: the CPU here; CUDA and TensorRT execution providers where they are installed.
+
+Providers, thread counts and session options come from the device's ``options`` table in
+devices.toml and are recorded, as applied, with every result.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..errors import BackendError, ConfigError, ModelError, did_you_mean
+from .base import Availability, TensorSpec, distribution_version
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..devices import Device
+    from ..models.model import Model
+
+OPTION_KEYS = ("providers", "provider_options", "intra_op_num_threads", "inter_op_num_threads",
+               "execution_mode", "graph_optimization_level", "enable_cpu_mem_arena")
+GRAPH_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
+                "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+          "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int8)": "int8",
+          "tensor(uint8)": "uint8", "tensor(bool)": "bool"}
+DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml")
+
+
+def _ort():
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise BackendError(f"onnxruntime is not importable ({exc}): pip install onnxruntime") from None
+    return onnxruntime
+
+
+def requested_providers(device: Device) -> list[str]:
+    return list(device.options.get("providers", ["CPUExecutionProvider"]))
+
+
+class OnnxRuntimeBackend:
+    """Loads ONNX models into an InferenceSession with the configured providers."""
+
+    name = "onnxruntime"
+
+    def probe(self, device: Device) -> Availability:
+        try:
+            ort = _ort()
+        except BackendError as exc:
+            return Availability(False, str(exc), runtime=self.name)
+        version = ort.__version__
+        available = ort.get_available_providers()
+        missing = [p for p in requested_providers(device) if p not in available]
+        if missing:
+            return Availability(
+                False,
+                f"onnxruntime {version} lacks {', '.join(missing)} (available: {', '.join(available)}): "
+                f"install the onnxruntime build with that provider (e.g. onnxruntime-gpu for CUDA)",
+                runtime=self.name, runtime_version=version)
+        return Availability(True, runtime=self.name, runtime_version=version,
+                            details={"providers": available,
+                                     "distribution": next((d for d in DISTRIBUTIONS
+                                                           if distribution_version(d)), "onnxruntime")})
+
+    def load(self, model: Model, device: Device) -> OnnxRuntimeSession:
+        ort = _ort()
+        if model.format != "onnx":
+            raise ModelError(f"{model.path}: onnxruntime runs .onnx models, not {model.format}")
+        options, providers, provider_options = _session_options(ort, device)
+        try:
+            session = ort.InferenceSession(str(model.path), sess_options=options, providers=providers,
+                                           provider_options=provider_options)
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
+            raise ModelError(f"{model.path}: onnxruntime cannot load it: {_first_line(exc)}") from None
+        return OnnxRuntimeSession(session, options, device)
+
+
+def _session_options(ort, device: Device):
+    opts = device.options
+    unknown = [k for k in opts if k not in OPTION_KEYS]
+    if unknown:
+        raise ConfigError([f"devices.{device.name}.options.{k}: unknown onnxruntime option"
+                           f"{did_you_mean(k, OPTION_KEYS)}; allowed: {', '.join(OPTION_KEYS)}" for k in unknown])
+    so = ort.SessionOptions()
+    if "intra_op_num_threads" in opts:
+        so.intra_op_num_threads = int(opts["intra_op_num_threads"])
+    if "inter_op_num_threads" in opts:
+        so.inter_op_num_threads = int(opts["inter_op_num_threads"])
+    if opts.get("execution_mode") == "parallel":
+        so.execution_mode = ort.ExecutionMode.ORT_PARALLEL
+    level = opts.get("graph_optimization_level", "all")
+    if level not in GRAPH_LEVELS:
+        raise ConfigError([f"devices.{device.name}.options.graph_optimization_level: {level!r} is not "
+                           f"allowed; allowed: {', '.join(GRAPH_LEVELS)}"])
+    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, GRAPH_LEVELS[level])
+    if "enable_cpu_mem_arena" in opts:
+        so.enable_cpu_mem_arena = bool(opts["enable_cpu_mem_arena"])
+    providers = requested_providers(device)
+    provider_options = [dict(opts.get("provider_options", {}).get(p, {})) for p in providers]
+    return so, providers, provider_options
+
+
+class OnnxRuntimeSession:
+    """An InferenceSession; ``run`` is synchronous, outputs are on the host when it returns."""
+
+    def __init__(self, session, options, device: Device):
+        self._session = session
+        self._options = options
+        self._device = device
+        self.inputs = [TensorSpec(i.name, tuple(i.shape), DTYPES.get(i.type, i.type)) for i in session.get_inputs()]
+        self.outputs = [TensorSpec(o.name, tuple(o.shape), DTYPES.get(o.type, o.type)) for o in session.get_outputs()]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self._session.run(None, feeds)
+
+    def settings(self) -> dict[str, Any]:
+        so = self._options
+        return {
+            "providers": self._session.get_providers(),
+            "provider_options": self._session.get_provider_options(),
+            "intra_op_num_threads": so.intra_op_num_threads,  # 0 = onnxruntime's default (physical cores)
+            "inter_op_num_threads": so.inter_op_num_threads,
+            "execution_mode": str(so.execution_mode),
+            "graph_optimization_level": str(so.graph_optimization_level),
+        }
+
+    def close(self) -> None:
+        self._session = None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

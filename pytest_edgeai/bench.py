@@ -1,0 +1,107 @@
+"""Bench: what the ``edgeai_bench`` fixture hands a suite.
+
+It loads a model on the test's device, runs a scenario, and writes a record the moment the
+measurement ends, so nothing measured is lost if a claim fails or the session dies later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .backends.base import get_backend
+from .errors import EdgeAIError
+from .measure.inputs import make_feeds
+from .measure.scenarios import ProgressCallback, measure
+from .results.record import Record
+
+if TYPE_CHECKING:
+    from .backends.base import Session
+    from .devices import Device
+    from .measure.profiles import Profile
+    from .models.model import Model
+
+
+class Bench:
+    """Measures models on one device for one test, recording each result."""
+
+    def __init__(self, device: Device, suite: str, test_id: str, profile: Profile,
+                 save: Callable[[Record], Any], availability: dict[str, Any] | None = None,
+                 progress: Callable[[str], ProgressCallback | None] | None = None):
+        self.device = device
+        self.suite = suite
+        self.test_id = test_id
+        self.profile = profile
+        self._save = save
+        self._availability = availability or {}
+        self._progress = progress
+        self._sessions: dict[str, Session] = {}
+        self.records: list[Record] = []
+
+    def load(self, model: Model) -> Session:
+        """The model loaded on this device, once per test."""
+        key = str(model.path)
+        if key not in self._sessions:
+            self._sessions[key] = get_backend(self.device.backend).load(model, self.device)
+        return self._sessions[key]
+
+    def single_stream(self, model: Model) -> Record:
+        return self.run(model, "single_stream", 1)
+
+    def offline(self, model: Model, batch: int = 1) -> Record:
+        return self.run(model, "offline", batch)
+
+    def run(self, model: Model, scenario: str, batch: int) -> Record:
+        """Measure one scenario; an error is recorded too, then raised with its message."""
+        record = self.new_record(model, {"name": scenario, "batch": batch, "profile": self.profile.to_dict()})
+        try:
+            session = self.load(model)
+            record.backend["settings"] = session.settings()
+            feeds = make_feeds(session.inputs, batch, overrides=model.params.get("input_shapes"))
+            label = f"{self.device.name} {model.name} {scenario} b{batch}"
+            result = measure(session, feeds, scenario, batch, self.profile,
+                             progress=self._progress(label) if self._progress else None)
+        except EdgeAIError as exc:
+            self.fail_record(record, str(exc))
+            raise
+        except Exception as exc:  # a runtime failing mid-run: keep the record, say what happened
+            self.fail_record(record, f"{type(exc).__name__}: {exc}")
+            raise EdgeAIError(f"{self.device.name}/{model.name} {scenario} b{batch}: "
+                              f"the runtime failed: {type(exc).__name__}: {exc}") from exc
+        record.metrics.update(result.metrics())
+        record.samples["latency_ns"] = result.samples_ns
+        record.warnings.extend(result.warnings)
+        record.extra["started_at"] = result.started_at
+        record.extra["wall_s"] = result.wall_ns / 1e9
+        self.save(record)
+        return record
+
+    def new_record(self, model: Model | None, scenario: dict[str, Any]) -> Record:
+        backend = {"name": self.device.backend, **{k: self._availability.get(k) for k in
+                                                   ("runtime", "runtime_version") if k in self._availability}}
+        return Record(suite=self.suite, test_id=self.test_id, device=self.device.describe(),
+                      backend=backend, model=model.describe() if model else {}, scenario=scenario)
+
+    def derived(self, model: Model | None, name: str, metrics: dict[str, dict[str, Any]],
+                inputs: list[Record], **scenario: Any) -> Record:
+        """A result computed from other records (a speed-up, a ratio), naming its inputs."""
+        record = self.new_record(model, {"name": name, **scenario})
+        record.metrics.update(metrics)
+        record.extra["derived_from"] = [r.id for r in inputs]
+        self.save(record)
+        return record
+
+    def fail_record(self, record: Record, message: str) -> None:
+        record.status = "error"
+        record.error = message
+        self.save(record)
+
+    def save(self, record: Record) -> None:
+        if all(r.id != record.id for r in self.records):
+            self.records.append(record)
+        self._save(record)
+
+    def close(self) -> None:
+        for session in self._sessions.values():
+            session.close()
+        self._sessions.clear()

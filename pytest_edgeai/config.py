@@ -1,0 +1,263 @@
+"""devices.toml: the lab's inventory and the claims each device must meet.
+
+Validation collects every problem before failing, each as one line naming the file, the key
+path, what is wrong and what is allowed, so a person fixes the file in one pass.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .claims import ANY_MODEL, CLAIMS, ClaimSpec
+from .devices import KINDS, TIERS, Device, builtin_cpu
+from .errors import ConfigError, did_you_mean
+
+TOP_KEYS = ("devices", "models", "links", "tolerances")
+DEVICE_KEYS = ("kind", "backend", "tier", "options", "memory_mb", "price_usd", "tdp_w",
+               "hardware_id", "description", "meter", "claims")
+MODEL_KEYS = ("path", "zoo", "params", "description")
+LINK_KEYS = ("from", "to", "bandwidth_mbps", "rtt_ms", "loss")
+NUMBER_KEYS = ("memory_mb", "price_usd", "tdp_w")
+CLAIM_TABLE_KEYS = ("threshold", "allow_estimate")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model the suites run besides the zoo: a file, or a zoo builder with parameters."""
+
+    name: str
+    path: str | None = None
+    zoo: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Link:
+    """A network link between two tiers, as the split and cascade planners see it."""
+
+    name: str
+    src: str
+    dst: str
+    bandwidth_mbps: float
+    rtt_ms: float
+    loss: float = 0.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated devices.toml (or the built-in default when there is none)."""
+
+    path: Path | None
+    devices: dict[str, Device]
+    models: dict[str, ModelEntry] = field(default_factory=dict)
+    links: dict[str, Link] = field(default_factory=dict)
+    tolerances: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def builtin() -> Config:
+    return Config(path=None, devices={"cpu": builtin_cpu()})
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate a devices.toml; ConfigError lists every problem found."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{p}: file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{p}: cannot read: {exc}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{p}: not valid TOML: {exc}"]) from None
+    return parse(data, p)
+
+
+def parse(data: dict[str, Any], path: Path | None = None) -> Config:
+    v = _Validator(str(path) if path else "devices.toml")
+    v.keys(data, "", TOP_KEYS)
+    devices = {name: d for name, d in
+               ((n, v.device(n, t)) for n, t in v.table(data, "devices").items()) if d}
+    models = {name: m for name, m in
+              ((n, v.model(n, t)) for n, t in v.table(data, "models").items()) if m}
+    links = {name: lk for name, lk in
+             ((n, v.link(n, t)) for n, t in v.table(data, "links").items()) if lk}
+    tolerances = v.tolerances(v.table(data, "tolerances"))
+    if "devices" in data and not devices and not v.problems:
+        v.problem("devices", "is empty", "at least one [devices.NAME] table")
+    if v.problems:
+        raise ConfigError(v.problems)
+    return Config(path=path, devices=devices or builtin().devices, models=models,
+                  links=links, tolerances=tolerances)
+
+
+class _Validator:
+    """Walks the parsed TOML, collecting problems instead of stopping at the first."""
+
+    def __init__(self, filename: str):
+        self.filename = filename
+        self.problems: list[str] = []
+
+    def problem(self, key: str, what: str, allowed: str = "") -> None:
+        tail = f"; allowed: {allowed}" if allowed else ""
+        self.problems.append(f"{self.filename}: {key or '(top level)'}: {what}{tail}")
+
+    def keys(self, table: dict[str, Any], where: str, allowed: tuple[str, ...]) -> None:
+        for key in table:
+            if key not in allowed:
+                self.problem(_join(where, key), f"unknown key{did_you_mean(key, allowed)}",
+                             ", ".join(allowed))
+
+    def table(self, parent: dict[str, Any], key: str, where: str = "") -> dict[str, Any]:
+        value = parent.get(key, {})
+        if not isinstance(value, dict):
+            self.problem(_join(where, key), f"must be a table, not {_kind(value)}")
+            return {}
+        return value
+
+    def number(self, table: dict[str, Any], key: str, where: str, *, minimum: float = 0.0,
+               required: bool = False, allow_zero: bool = False) -> float | None:
+        if key not in table:
+            if required:
+                self.problem(_join(where, key), "is required", "a number")
+            return None
+        value = table[key]
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if ok and (value > minimum or (allow_zero and value == minimum)):
+            return float(value)
+        bound = f">= {minimum:g}" if allow_zero else f"> {minimum:g}"
+        self.problem(_join(where, key), f"{value!r} is not a finite number {bound}", f"a number {bound}")
+        return None
+
+    def choice(self, table: dict[str, Any], key: str, where: str, allowed: tuple[str, ...],
+               default: str | None = None) -> str | None:
+        value = table.get(key, default)
+        if value is None:
+            self.problem(_join(where, key), "is required", ", ".join(allowed))
+        elif value not in allowed:
+            self.problem(_join(where, key), f"{value!r} is not allowed{did_you_mean(str(value), allowed)}",
+                         ", ".join(allowed))
+        else:
+            return value
+        return None
+
+    def string(self, table: dict[str, Any], key: str, where: str, default: str = "") -> str:
+        value = table.get(key, default)
+        if not isinstance(value, str):
+            self.problem(_join(where, key), f"must be a string, not {_kind(value)}")
+            return default
+        return value
+
+    def device(self, name: str, table: Any) -> Device | None:
+        from .backends.base import known_backends
+
+        where = f"devices.{name}"
+        if not isinstance(table, dict):
+            self.problem(where, f"must be a table, not {_kind(table)}")
+            return None
+        before = len(self.problems)
+        self.keys(table, where, DEVICE_KEYS)
+        kind = self.choice(table, "kind", where, KINDS)
+        backend = self.choice(table, "backend", where, tuple(known_backends()))
+        tier = self.choice(table, "tier", where, TIERS, default="device")
+        numbers = {k: self.number(table, k, where) for k in NUMBER_KEYS}
+        options = self.table(table, "options", where)
+        meter = self.table(table, "meter", where) or {"source": "none"}
+        if not isinstance(meter.get("source", "none"), str):
+            self.problem(f"{where}.meter.source", "must be a string naming a meter")
+        claims = self.claims(self.table(table, "claims", where), f"{where}.claims")
+        hardware_id = self.string(table, "hardware_id", where)
+        description = self.string(table, "description", where)
+        if len(self.problems) > before:
+            return None
+        return Device(name=name, kind=kind, backend=backend, tier=tier, options=dict(options),
+                      hardware_id=hardware_id, description=description, meter=dict(meter),
+                      claims=tuple(claims), **numbers)
+
+    def claims(self, suites: dict[str, Any], where: str) -> list[ClaimSpec]:
+        specs: list[ClaimSpec] = []
+        for suite, table in suites.items():
+            swhere = _join(where, suite)
+            if suite not in CLAIMS:
+                self.problem(swhere, f"unknown suite{did_you_mean(suite, CLAIMS)}", ", ".join(sorted(CLAIMS)))
+                continue
+            if not isinstance(table, dict):
+                self.problem(swhere, f"must be a table, not {_kind(table)}")
+                continue
+            for name, value in table.items():
+                cwhere = _join(swhere, name)
+                if name not in CLAIMS[suite]:
+                    self.problem(cwhere, f"unknown claim{did_you_mean(name, CLAIMS[suite])}",
+                                 ", ".join(sorted(CLAIMS[suite])))
+                    continue
+                if isinstance(value, dict) and "threshold" not in value:
+                    for model, per_model in value.items():
+                        specs.extend(self.claim(suite, name, per_model, _join(cwhere, model), model))
+                else:
+                    specs.extend(self.claim(suite, name, value, cwhere, ANY_MODEL))
+        return specs
+
+    def claim(self, suite: str, name: str, value: Any, where: str, model: str) -> list[ClaimSpec]:
+        extras: dict[str, Any] = {}
+        if isinstance(value, dict):
+            allowed = CLAIM_TABLE_KEYS + CLAIMS[suite][name].extra_fields
+            self.keys(value, where, allowed)
+            extras = {k: v for k, v in value.items() if k != "threshold"}
+            value = value.get("threshold")
+        threshold = self.number({"threshold": value}, "threshold", where, required=True, allow_zero=True)
+        if threshold is None:
+            return []
+        return [ClaimSpec(suite=suite, name=name, threshold=threshold, model=model, extras=extras)]
+
+    def model(self, name: str, table: Any) -> ModelEntry | None:
+        where = f"models.{name}"
+        if not isinstance(table, dict):
+            self.problem(where, f"must be a table, not {_kind(table)}")
+            return None
+        self.keys(table, where, MODEL_KEYS)
+        if ("path" in table) == ("zoo" in table):
+            self.problem(where, "needs exactly one of 'path' (a model file) or 'zoo' (a builder name)")
+            return None
+        params = self.table(table, "params", where)
+        return ModelEntry(name=name, path=table.get("path"), zoo=table.get("zoo"), params=dict(params))
+
+    def link(self, name: str, table: Any) -> Link | None:
+        where = f"links.{name}"
+        if not isinstance(table, dict):
+            self.problem(where, f"must be a table, not {_kind(table)}")
+            return None
+        before = len(self.problems)
+        self.keys(table, where, LINK_KEYS)
+        src = self.choice(table, "from", where, TIERS)
+        dst = self.choice(table, "to", where, TIERS)
+        bandwidth = self.number(table, "bandwidth_mbps", where, required=True)
+        rtt = self.number(table, "rtt_ms", where, required=True, allow_zero=True)
+        loss = self.number(table, "loss", where, allow_zero=True) or 0.0
+        if loss >= 1.0:
+            self.problem(_join(where, "loss"), f"{loss!r} is not a fraction below 1", "0 <= loss < 1")
+        if len(self.problems) > before:
+            return None
+        return Link(name=name, src=src, dst=dst, bandwidth_mbps=bandwidth, rtt_ms=rtt, loss=loss)
+
+    def tolerances(self, table: dict[str, Any]) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for suite, metrics in table.items():
+            where = f"tolerances.{suite}"
+            if not isinstance(metrics, dict):
+                self.problem(where, f"must be a table of metric = fraction, not {_kind(metrics)}")
+                continue
+            out[suite] = {m: t for m in metrics
+                          if (t := self.number(metrics, m, where)) is not None}
+        return out
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a table", list: "an array", str: "a string", bool: "a boolean"}.get(
+        type(value), type(value).__name__)

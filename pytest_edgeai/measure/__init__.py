@@ -1,0 +1,1 @@
+"""Timing loops, scenarios and statistics. Nothing here knows about pytest or reports."""

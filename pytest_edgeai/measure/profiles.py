@@ -1,0 +1,38 @@
+"""How long to measure: the profiles a user picks with --edgeai-profile."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from ..errors import ConfigError, did_you_mean
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Warm-up, then at least ``min_duration_s`` AND at least ``min_count`` timed queries."""
+
+    name: str
+    warmup_count: int
+    warmup_s: float
+    min_duration_s: float
+    min_count: int
+    timeout_s: float  # a measurement running longer than this is a hang (see issue on isolation)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+PROFILES: dict[str, Profile] = {
+    # about 1 s a measurement: the whole CPU suite in a few minutes on 2 cores
+    "quick": Profile("quick", warmup_count=2, warmup_s=0.2, min_duration_s=1.0, min_count=5, timeout_s=120),
+    "standard": Profile("standard", warmup_count=5, warmup_s=0.5, min_duration_s=2.5, min_count=20, timeout_s=300),
+    # MLPerf-like: LoadGen's own minimum query count, and a minute a measurement
+    "full": Profile("full", warmup_count=10, warmup_s=5.0, min_duration_s=60.0, min_count=1024, timeout_s=1800),
+}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ConfigError([f"--edgeai-profile {name}: unknown profile{did_you_mean(name, PROFILES)}; "
+                           f"allowed: {', '.join(PROFILES)}"])
+    return PROFILES[name]

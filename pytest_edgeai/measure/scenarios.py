@@ -1,0 +1,139 @@
+"""The timing loops: single-stream latency and offline throughput at batch b.
+
+The hot loop does nothing but call ``session.run`` between two ``perf_counter_ns`` reads and
+append the difference, so the harness costs what a bare loop costs. ``Session.run`` returns
+only when outputs are on the host, so the clock stops after an asynchronous device finished.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import MeasurementError
+from .profiles import Profile
+from .stats import CV_WARNING, Summary, summarize, throughput_ci
+
+if TYPE_CHECKING:
+    from ..backends.base import Session
+
+SCENARIOS = ("single_stream", "offline")
+PROGRESS_EVERY_NS = 500_000_000
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a live progress line shows while a long measurement runs."""
+
+    elapsed_s: float
+    target_s: float
+    count: int
+    min_count: int
+    items_per_s: float
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass
+class Measurement:
+    """Every timed query of one scenario run, and what follows from them."""
+
+    scenario: str
+    batch: int
+    profile: Profile
+    samples_ns: list[int]
+    wall_ns: int
+    first_inference_ns: int
+    warmup_count: int
+    summary: Summary
+    throughput_ips: float
+    throughput_ci95: tuple[float, float]
+    started_at: float
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def items(self) -> int:
+        return len(self.samples_ns) * self.batch
+
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        """Metrics in the record's shape: value, unit, how they were obtained."""
+        s = self.summary
+        how = f"{self.scenario}, batch {self.batch}, {s.count} timed queries after {self.warmup_count} warm-up"
+        lat = {"unit": "ms", "method": "measured", "source": f"perf_counter_ns per query; {how}"}
+        return {
+            "throughput_ips": {"value": self.throughput_ips, "unit": "inferences/s",
+                               "ci95": list(self.throughput_ci95), "method": "measured",
+                               "source": f"items / wall time of the timed loop; {how}"},
+            "latency_mean_ms": {"value": s.mean_ms, **lat},
+            "latency_p50_ms": {"value": s.median_ms, "ci95": list(s.median_ci95_ms), **lat},
+            "latency_p90_ms": {"value": s.p90_ms, **lat},
+            "latency_p99_ms": {"value": s.p99_ms, **lat},
+            "latency_min_ms": {"value": s.min_ms, **lat},
+            "latency_max_ms": {"value": s.max_ms, **lat},
+            "latency_stddev_ms": {"value": s.stddev_ms, **lat},
+            "latency_cv": {"value": s.cv, "unit": "ratio", "method": "measured", "source": how},
+            "first_inference_ms": {"value": self.first_inference_ns / 1e6, "unit": "ms",
+                                   "method": "measured", "source": "the first call, timed apart and excluded"},
+        }
+
+
+def measure(session: Session, feeds: dict[str, np.ndarray], scenario: str, batch: int,
+            profile: Profile, progress: ProgressCallback | None = None) -> Measurement:
+    """Warm up, then time queries until both the minimum duration and count are reached."""
+    if scenario not in SCENARIOS:
+        raise MeasurementError(f"unknown scenario '{scenario}'; known: {', '.join(SCENARIOS)}")
+    if scenario == "single_stream" and batch != 1:
+        raise MeasurementError("single_stream runs one sample a query: batch must be 1")
+    run = session.run
+    clock = time.perf_counter_ns
+    started_at = time.time()
+
+    t0 = clock()
+    run(feeds)
+    first_ns = clock() - t0
+    warm_deadline = clock() + int(profile.warmup_s * 1e9)
+    warmups = 0
+    while warmups < profile.warmup_count or clock() < warm_deadline:
+        run(feeds)
+        warmups += 1
+
+    samples: list[int] = []
+    append = samples.append
+    min_count = profile.min_count
+    start = clock()
+    deadline = start + int(profile.min_duration_s * 1e9)
+    next_report = start + PROGRESS_EVERY_NS
+    while True:
+        t0 = clock()
+        run(feeds)
+        t1 = clock()
+        append(t1 - t0)
+        if t1 >= deadline and len(samples) >= min_count:
+            break
+        if progress is not None and t1 >= next_report:
+            next_report = t1 + PROGRESS_EVERY_NS
+            elapsed = (t1 - start) / 1e9
+            progress(Progress(elapsed, profile.min_duration_s, len(samples), min_count,
+                              len(samples) * batch / elapsed))
+    wall_ns = clock() - start
+    return _finish(scenario, batch, profile, samples, wall_ns, first_ns, warmups, started_at)
+
+
+def _finish(scenario: str, batch: int, profile: Profile, samples: list[int], wall_ns: int,
+            first_ns: int, warmups: int, started_at: float) -> Measurement:
+    summary = summarize(samples)
+    warnings = []
+    if summary.cv > CV_WARNING:
+        warnings.append(f"unstable: latency coefficient of variation {summary.cv:.1%} is above "
+                        f"{CV_WARNING:.0%}; the machine may be busy or throttling")
+    return Measurement(
+        scenario=scenario, batch=batch, profile=profile, samples_ns=samples, wall_ns=wall_ns,
+        first_inference_ns=first_ns, warmup_count=warmups, summary=summary,
+        throughput_ips=len(samples) * batch / (wall_ns / 1e9),
+        throughput_ci95=throughput_ci(samples, batch), started_at=started_at, warnings=warnings,
+    )

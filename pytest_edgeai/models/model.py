@@ -1,0 +1,76 @@
+"""A model the harness can load: a zoo workload built on demand or a user's file."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelError, did_you_mean
+
+FORMATS = {".onnx": "onnx", ".tflite": "tflite", ".xml": "openvino-ir", ".engine": "tensorrt", ".plan": "tensorrt", ".pt": "torch"}
+
+
+@dataclass(frozen=True)
+class Model:
+    """Where a model lives and what it is; the identity a result record carries."""
+
+    name: str
+    path: Path
+    format: str
+    source: str  # "zoo" or "file"
+    params: dict[str, Any] = field(default_factory=dict)
+    task: str = ""
+    input_kind: str = ""
+
+    def sha256(self) -> str:
+        digest = hashlib.sha256()
+        with self.path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        """The model's part of a result record."""
+        return {
+            "name": self.name,
+            "source": self.source,
+            "format": self.format,
+            "path": str(self.path),
+            "size_bytes": self.path.stat().st_size,
+            "params": dict(self.params),
+            "task": self.task,
+        }
+
+
+def model_from_file(path: str | Path, name: str | None = None) -> Model:
+    """A user's model file, checked for existence and a known format."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ModelError(f"model file {p}: not found or not a file")
+    fmt = FORMATS.get(p.suffix.lower())
+    if fmt is None:
+        raise ModelError(
+            f"model file {p}: unknown format '{p.suffix}'; known: {', '.join(sorted(FORMATS))}"
+        )
+    return Model(name=name or p.stem, path=p.resolve(), format=fmt, source="file")
+
+
+def resolve_model(ref: str, cache_dir: Path | None = None, **params: Any) -> Model:
+    """A zoo name (built and cached on first use) or a path to a model file."""
+    from . import zoo
+
+    if ref in zoo.ZOO:
+        builder = zoo.ZOO[ref]
+        path = zoo.cached_path(ref, cache_dir or zoo.default_cache_dir(), **params)
+        return Model(
+            name=ref, path=path, format="onnx", source="zoo", params=dict(params),
+            task=builder.task, input_kind=builder.input_kind,
+        )
+    if Path(ref).suffix.lower() in FORMATS or Path(ref).exists():
+        return model_from_file(ref)
+    raise ModelError(
+        f"unknown model '{ref}'{did_you_mean(ref, zoo.ZOO)}: not a zoo name "
+        f"({', '.join(sorted(zoo.ZOO))}) nor a model file"
+    )

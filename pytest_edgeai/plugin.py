@@ -1,0 +1,256 @@
+"""The pytest plugin: options, markers, fixtures, collection, summary, report. Hooks only.
+
+Heavy work (runtimes, onnx, numpy) is imported inside fixtures, so loading the plugin into a
+pytest run that does not use it costs nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from .options import BY_DEST, OPTIONS, split_list
+
+if TYPE_CHECKING:
+    from .session import EdgeAISession
+
+KIND_MARKERS = ("cpu", "gpu", "edgetpu", "ncs2", "npu", "jetson")
+DEVICE_FIXTURES = ("edgeai_device", "edgeai_bench", "edgeai_claims")
+SESSION_KEY = pytest.StashKey["EdgeAISession"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("edgeai", "pytest-edgeai: characterise inference on accelerators")
+    for opt in OPTIONS:
+        kwargs = {"dest": opt.dest, "help": opt.help + (f" (default: {opt.default})" if opt.default not in (None, [], False) else "")}
+        if opt.kind == "bool":
+            kwargs["action"] = "store_true"
+        elif opt.kind == "list":
+            kwargs["action"] = "append"
+        if opt.choices:
+            kwargs["choices"] = opt.choices
+        if opt.metavar:
+            kwargs["metavar"] = opt.metavar
+        group.addoption(opt.flag, default=None, **kwargs)
+        parser.addini(opt.ini, opt.help, type={"bool": "bool", "list": "args"}.get(opt.kind, "string"),
+                      default=opt.default)
+
+
+def _value(config: pytest.Config, dest: str):
+    """Command line first, then the ini key, then the default."""
+    value = config.getoption(dest)
+    if value is None or value == []:
+        value = config.getini(BY_DEST[dest].ini)
+    return value
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "device(*names_or_kinds): run only on these devices (names or kinds)")
+    for kind in KIND_MARKERS:
+        config.addinivalue_line("markers", f"{kind}: run only on devices of kind {kind}")
+    config.addinivalue_line("markers", "edgeai_suite(name): the suite a test's records and claims belong to "
+                                       "(default: the module name without test_)")
+    from .errors import EdgeAIError
+    from .session import EdgeAISession, Settings
+
+    def path(dest: str) -> Path | None:
+        value = _value(config, dest)
+        return Path(value) if value else None
+
+    try:
+        batches = [int(b) for b in split_list(_value(config, "edgeai_batches"))]
+        if not batches or min(batches) < 1:
+            raise ValueError
+    except ValueError:
+        raise pytest.UsageError("--edgeai-batches: give positive whole numbers, e.g. 1,2,4,8") from None
+    rootdir = Path(config.rootpath)
+    settings = Settings(
+        devices=split_list(_value(config, "device")) or ["cpu"],
+        devices_file=path("devices_file"),
+        profile=_value(config, "edgeai_profile") or "standard",
+        report_dir=rootdir / (path("edgeai_report_dir") or "reports"),
+        strict=bool(_value(config, "edgeai_strict")),
+        models=split_list(_value(config, "edgeai_model")),
+        batches=batches,
+        cache_dir=path("edgeai_cache_dir"),
+        rootdir=rootdir,
+    )
+    try:
+        config.stash[SESSION_KEY] = EdgeAISession(settings)
+    except EdgeAIError as exc:
+        raise pytest.UsageError(f"pytest-edgeai: {exc}") from None
+
+
+def _session(config: pytest.Config) -> EdgeAISession:
+    return config.stash[SESSION_KEY]
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    from .backends.base import distribution_version
+
+    s = _session(config)
+    where = s.config.path or "built-in (no devices.toml)"
+    devices = ", ".join(f"{d.name} ({d.kind}, {d.backend} {distribution_version(d.backend) or ''})".replace(" )", ")")
+                        for d in s.devices)
+    return [f"edgeai: devices {devices or 'none'} from {where}; profile {s.profile.name}"
+            f"{'; strict' if s.settings.strict else ''}"]
+
+
+def _marker_targets(item_or_fn) -> list[str] | None:
+    """Names and kinds a test is limited to by its markers; None when it is not limited."""
+    targets: list[str] = []
+    limited = False
+    for mark in item_or_fn.iter_markers():
+        if mark.name == "device":
+            limited = True
+            targets.extend(split_list(list(mark.args)))
+        elif mark.name in KIND_MARKERS:
+            limited = True
+            targets.append(mark.name)
+    return targets if limited else None
+
+
+def _matches(device, targets: list[str] | None) -> bool:
+    return targets is None or device.name in targets or device.kind in targets
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    s = _session(metafunc.config)
+    if any(f in metafunc.fixturenames for f in DEVICE_FIXTURES):
+        targets = _marker_targets(metafunc.definition)
+        devices = [d for d in s.devices if _matches(d, targets)]
+        if devices:
+            metafunc.parametrize("edgeai_device", devices, ids=[d.name for d in devices],
+                                 indirect=True, scope="function")
+    if "edgeai_workload" in metafunc.fixturenames:
+        metafunc.parametrize("edgeai_workload", s.workloads, ids=[w.name for w in s.workloads],
+                             indirect=True)
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    s = _session(config)
+    keep, drop = [], []
+    for item in items:
+        targets = _marker_targets(item)
+        uses_device = any(f in getattr(item, "fixturenames", ()) for f in DEVICE_FIXTURES)
+        has_param = hasattr(item, "callspec") and "edgeai_device" in item.callspec.params
+        if (targets is not None and not any(_matches(d, targets) for d in s.devices)) or (uses_device and not has_param):
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """An EdgeAIError is bad input, not a bug: show its message, not our traceback."""
+    report = yield
+    from .errors import EdgeAIError
+
+    if call.excinfo is not None and call.excinfo.errisinstance(EdgeAIError) and report.failed:
+        report.longrepr = f"{type(call.excinfo.value).__name__}: {call.excinfo.value}"
+    return report
+
+
+def _suite_name(request: pytest.FixtureRequest) -> str:
+    mark = request.node.get_closest_marker("edgeai_suite")
+    if mark and mark.args:
+        return str(mark.args[0])
+    return Path(str(request.node.path)).stem.removeprefix("test_")
+
+
+@pytest.fixture(scope="session")
+def edgeai_session(pytestconfig: pytest.Config) -> EdgeAISession:
+    """The session state: config, selected devices, the open run."""
+    s = _session(pytestconfig)
+    if s.store is None:
+        s.start_run({o.dest: _value(pytestconfig, o.dest) for o in OPTIONS})
+    return s
+
+
+@pytest.fixture(scope="session")
+def edgeai_config(edgeai_session: EdgeAISession):
+    """The validated devices.toml (or the built-in config)."""
+    return edgeai_session.config
+
+
+@pytest.fixture
+def edgeai_device(request: pytest.FixtureRequest, edgeai_session: EdgeAISession):
+    """The device under test (parametrised over the selected devices); skips if not attached."""
+    device = request.param
+    availability = edgeai_session.availability(device)
+    if not availability.attached:
+        message = f"device {device.name} ({device.kind}, {device.backend}) is not attached: {availability.reason}"
+        if edgeai_session.settings.strict:
+            pytest.fail(f"{message} [--edgeai-strict]", pytrace=False)
+        pytest.skip(message)
+    return device
+
+
+@pytest.fixture
+def edgeai_workload(request: pytest.FixtureRequest, edgeai_session: EdgeAISession):
+    """A model the suites run (parametrised over the zoo, [models] and --edgeai-model files)."""
+    return edgeai_session.model(request.param)
+
+
+@pytest.fixture(scope="session")
+def edgeai_model(edgeai_session: EdgeAISession):
+    """A factory: ``edgeai_model("mobilenet_v2")`` or ``edgeai_model("path/to/model.onnx")``."""
+    return edgeai_session.model
+
+
+@pytest.fixture
+def edgeai_bench(request: pytest.FixtureRequest, edgeai_session: EdgeAISession, edgeai_device):
+    """Runs scenarios on the test's device and records each result as it is produced."""
+    from dataclasses import asdict
+
+    from .bench import Bench
+    from .report.terminal import ProgressLine
+
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    quiet = request.config.get_verbosity() < 0 or reporter is None
+    bench = Bench(edgeai_device, _suite_name(request), request.node.nodeid, edgeai_session.profile,
+                  save=edgeai_session.save,
+                  availability=asdict(edgeai_session.availability(edgeai_device)),
+                  progress=None if quiet else (lambda label: ProgressLine(reporter, label)))
+    yield bench
+    bench.close()
+
+
+@pytest.fixture
+def edgeai_claims(request: pytest.FixtureRequest, edgeai_session: EdgeAISession, edgeai_device):
+    """The claims of this device in this suite: ``check(...)`` then ``assert_met()``."""
+    from .claims import ClaimChecker
+
+    return ClaimChecker(edgeai_device, _suite_name(request), save=edgeai_session.save,
+                        fail=lambda msg: pytest.fail(msg, pytrace=False), skip=pytest.skip)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    s = _session(config)
+    if s.store is None:
+        return
+    from .report.terminal import summary_lines
+
+    lines = summary_lines(s.records)
+    if lines:
+        terminalreporter.section("edgeai summary")
+        for line in lines:
+            terminalreporter.write_line(line)
+    if s.report_path:
+        terminalreporter.write_line(f"edgeai: {len(s.records)} records in {s.store.path}; HTML report: {s.report_path}")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    s = _session(session.config)
+    if s.store is None:
+        return
+    from .report.html import write_report
+
+    s.store.finish("complete" if exitstatus in (0, 1) else f"interrupted (exit {int(exitstatus)})")
+    s.report_path = write_report(s.store.path)

@@ -1,0 +1,1 @@
+"""Result records, the run store, and (later) comparison between runs."""

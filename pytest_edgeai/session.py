@@ -1,0 +1,135 @@
+"""The state of one pytest-edgeai session: config, selected devices, run store, records.
+
+Plain Python: the plugin creates one in ``pytest_configure`` and its fixtures ask it for
+devices, models and benches.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import config as config_mod
+from .backends.base import Availability
+from .devices import Device, probe, select
+from .errors import ConfigError, EdgeAIError
+from .measure.profiles import Profile, get_profile
+from .models.model import Model, model_from_file, resolve_model
+from .results import environment
+from .results.record import Record
+from .results.store import RunStore
+
+
+@dataclass
+class Settings:
+    """The options as resolved from the command line, ini file and defaults."""
+
+    devices: list[str]
+    devices_file: Path | None
+    profile: str
+    report_dir: Path
+    strict: bool
+    models: list[str]
+    batches: list[int]
+    cache_dir: Path | None
+    rootdir: Path
+
+
+@dataclass
+class Workload:
+    """A model the suites run: a zoo name, a devices.toml [models] entry, or a file."""
+
+    name: str
+    ref: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+class EdgeAISession:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.profile: Profile = get_profile(settings.profile)
+        self.config = self._load_config()
+        self.devices: list[Device] = select(self.config, settings.devices)
+        self._workloads: list[Workload] | None = None
+        self.store: RunStore | None = None
+        self.records: list[Record] = []
+        self.report_path: Path | None = None
+        self._availability: dict[str, Availability] = {}
+        self._models: dict[str, Model] = {}
+        self._lock = threading.Lock()
+
+    def _load_config(self) -> config_mod.Config:
+        path = self.settings.devices_file
+        if path is None:
+            default = self.settings.rootdir / "devices.toml"
+            return config_mod.load(default) if default.is_file() else config_mod.builtin()
+        return config_mod.load(path)
+
+    @property
+    def workloads(self) -> list[Workload]:
+        """Zoo models, devices.toml [models], then --edgeai-model files; built lazily (imports onnx)."""
+        if self._workloads is None:
+            self._workloads = self._collect_workloads()
+        return self._workloads
+
+    def _collect_workloads(self) -> list[Workload]:
+        from .models import zoo
+
+        loads = [Workload(name, name) for name in zoo.ZOO]
+        for entry in self.config.models.values():
+            loads.append(Workload(entry.name, entry.path or entry.zoo, dict(entry.params)))
+        for path in self.settings.models:
+            p = Path(path)
+            if not p.is_file():
+                raise ConfigError([f"--edgeai-model {path}: no such file"])
+            loads.append(Workload(p.stem, str(p)))
+        names = [w.name for w in loads]
+        clash = sorted({n for n in names if names.count(n) > 1})
+        if clash:
+            raise ConfigError([f"model name used twice: {', '.join(clash)} (rename the file or the [models] entry)"])
+        return loads
+
+    def start_run(self, options: dict[str, Any]) -> RunStore:
+        """Create the run directory and record the environment before anything is measured."""
+        self.store = RunStore.create(self.settings.report_dir, {
+            "environment": environment.capture(self.settings.rootdir),
+            "options": options,
+            "profile": self.profile.to_dict(),
+            "devices": [d.describe() for d in self.devices],
+            "devices_file": str(self.config.path) if self.config.path else None,
+        })
+        return self.store
+
+    def availability(self, device: Device) -> Availability:
+        with self._lock:
+            if device.name not in self._availability:
+                self._availability[device.name] = probe(device)
+            return self._availability[device.name]
+
+    def model(self, workload: Workload | str) -> Model:
+        """Resolve (and build, for zoo models) a workload once per session."""
+        if isinstance(workload, str):
+            workload = next((w for w in self.workloads if w.name == workload), Workload(workload, workload))
+        with self._lock:
+            if workload.name not in self._models:
+                if Path(workload.ref).suffix and Path(workload.ref).exists():
+                    model = model_from_file(workload.ref, name=workload.name)
+                    model = Model(**{**model.__dict__, "params": dict(workload.params)})
+                else:
+                    model = resolve_model(workload.ref, self.settings.cache_dir, **{
+                        k: v for k, v in workload.params.items() if k != "input_shapes"})
+                    if workload.name != model.name:
+                        model = Model(**{**model.__dict__, "name": workload.name})
+                self._models[workload.name] = model
+            return self._models[workload.name]
+
+    def save(self, record: Record) -> None:
+        """Write a record now (atomically) and keep it for the summary and the report."""
+        if self.store is None:
+            raise EdgeAIError("no run is open: records can only be written during a session")
+        self.store.write(record)
+        with self._lock:
+            if all(r.id != record.id for r in self.records):
+                self.records.append(record)
