@@ -76,6 +76,7 @@ def pytest_configure(config: pytest.Config) -> None:
         batches=batches,
         cache_dir=path("edgeai_cache_dir"),
         rootdir=rootdir,
+        values={o.dest: _value(config, o.dest) for o in OPTIONS},
     )
     try:
         config.stash[SESSION_KEY] = EdgeAISession(settings)
@@ -168,7 +169,7 @@ def edgeai_session(pytestconfig: pytest.Config) -> EdgeAISession:
     """The session state: config, selected devices, the open run."""
     s = _session(pytestconfig)
     if s.store is None:
-        s.start_run({o.dest: _value(pytestconfig, o.dest) for o in OPTIONS})
+        s.start_run(s.settings.values)
     return s
 
 

@@ -35,6 +35,11 @@ class Settings:
     batches: list[int]
     cache_dir: Path | None
     rootdir: Path
+    values: dict[str, Any] = field(default_factory=dict)  # every option by dest, resolved
+
+    def option(self, dest: str) -> Any:
+        """Any option's resolved value (command line, then ini, then default), by its dest."""
+        return self.values.get(dest)
 
 
 @dataclass
