@@ -49,6 +49,16 @@ define("throughput", "max_p90_latency_ms", "ms",
 define("throughput", "min_batching_speedup", "x",
        "best offline throughput over the batch sweep divided by batch-1 throughput")
 
+define("energy", "max_joules_per_inference", "J",
+       "energy over the offline batch-1 window divided by the inferences in it (total, not above idle)")
+define("energy", "min_inferences_per_s_per_w", "inferences/s/W",
+       "offline batch-1 throughput divided by the mean power over the same window")
+define("energy", "min_inferences_per_s_per_usd", "inferences/s/USD",
+       "offline batch-1 throughput divided by the device's price_usd")
+define("energy", "min_ips_per_usd_ratio", "x",
+       "this device's inferences/s/USD over that of the device named by 'against' "
+       "(its latest energy result in the run store)", extra_fields=("against",))
+
 
 @dataclass(frozen=True)
 class ClaimSpec:
