@@ -1,0 +1,343 @@
+"""The meter machinery: integration, the sampling thread, options, registry, idle baseline,
+metrics, metered runs and cross-device claims."""
+
+from __future__ import annotations
+
+import threading
+import time
+import types
+
+import pytest
+
+from pytest_edgeai import config as config_mod
+from pytest_edgeai.claims import CLAIMS, ClaimSpec
+from pytest_edgeai.devices import Device
+from pytest_edgeai.energy import EnergyReading, MeterError, MeterUnavailable, energy_metrics, make_meter, measure_idle
+from pytest_edgeai.energy import registry
+from pytest_edgeai.energy.compare import Found, find_against, judge_ratio, latest_metric
+from pytest_edgeai.energy.integrate import SensorInfo, build_reading, crop, energy_between
+from pytest_edgeai.energy.sampler import SampledMeter
+from pytest_edgeai.energy.window import align_to_loop, run_metered
+from pytest_edgeai.errors import ConfigError
+from pytest_edgeai.results.record import Record
+from pytest_edgeai.results.store import RunStore
+
+INFO = SensorInfo("fake", "a fake rail", update_period_s=0.01)
+
+
+def device(name: str = "dut", price_usd: float | None = None, **meter) -> Device:
+    return Device(name=name, kind="cpu", backend="onnxruntime", price_usd=price_usd, meter=meter)
+
+
+class FakeMeter(SampledMeter):
+    """A polled meter whose value and failures the test controls."""
+
+    def __init__(self, watts: float = 2.0, rate_hz: float = 0.2, fail_on_call: int | None = None):
+        super().__init__(rate_hz)
+        self.info = INFO
+        self.watts = watts
+        self.calls = 0
+        self.fail_on_call = fail_on_call
+
+    def _read(self) -> float:
+        self.calls += 1
+        if self.calls == self.fail_on_call:
+            raise OSError("sensor vanished")
+        return self.watts
+
+
+def wait_for(predicate, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        time.sleep(0.005)
+
+
+def reading(joules: float = 10.0, duration: float = 2.0, estimated: bool = False) -> EnergyReading:
+    info = SensorInfo("fake", "a fake rail", 0.01, estimated)
+    return build_reading([(0.0, 0.0), (duration, joules)], "joules", duration, info)
+
+
+# ---------------------------------------------------------------- integration
+
+def test_power_trapezoid_holds_the_edges():
+    samples = [(0.5, 2.0), (1.5, 4.0)]
+    # 0..0.5 held at 2 W, 0.5..1.5 ramps 2->4 W, 1.5..2.0 held at 4 W
+    assert energy_between(samples, "watts", 0.0, 2.0) == pytest.approx(1.0 + 3.0 + 2.0)
+
+
+def test_counter_interpolates_at_the_edges():
+    samples = [(0.0, 100.0), (1.0, 102.0), (2.0, 110.0)]
+    assert energy_between(samples, "joules", 0.5, 1.5) == pytest.approx(1.0 + 4.0)
+
+
+def test_reading_flags_a_window_shorter_than_the_update_period():
+    info = SensorInfo("nvml", "GPU 0 board", update_period_s=0.1)
+    r = build_reading([(0.0, 1.0), (0.05, 1.5)], "joules", 0.05, info)
+    assert any(w.startswith("window 0.05 s shorter than the sensor's update period 0.1 s") for w in r.warnings)
+    assert r.mean_w == pytest.approx(10.0)
+    assert r.peak_w == pytest.approx(10.0)
+
+
+def test_reading_flags_a_single_power_sample():
+    r = build_reading([(0.2, 3.0)], "watts", 1.0, INFO)
+    assert r.joules == pytest.approx(3.0)
+    assert any(w.startswith("only 1 power sample") for w in r.warnings)
+
+
+def test_unknown_update_period_comes_from_sample_spacing():
+    r = build_reading([(0.0, 1.0), (0.25, 1.0), (0.5, 1.0), (0.75, 1.0)], "watts", 0.75,
+                      SensorInfo("serial", "usb", None))
+    assert r.update_period_s == pytest.approx(0.25)
+
+
+def test_crop_keeps_the_sub_window():
+    info = SensorInfo("rapl", "pkg", 0.001)
+    full = build_reading([(t, 2.0 * t + (3.0 * (t - 4) if t > 4 else 0)) for t in range(7)], "joules", 6.0, info)
+    part = crop(full, 1.0, 3.0, "aligned")
+    assert part.joules == pytest.approx(4.0) and part.duration_s == pytest.approx(2.0)
+    assert part.mean_w == pytest.approx(2.0) and "aligned" in part.warnings
+
+
+def test_reading_to_dict_is_json_ready():
+    import json
+
+    data = reading().to_dict()
+    assert json.loads(json.dumps(data))["samples"] == [[0.0, 0.0], [2.0, 10.0]]
+    assert data["covers"] == "a fake rail" and data["idle_w"] is None
+
+
+# ---------------------------------------------------------------- sampling thread
+
+def test_sampling_thread_collects_and_stops():
+    meter = FakeMeter(watts=3.0, rate_hz=200)
+    meter.start()
+    sampler = meter._sampler
+    wait_for(lambda: len(sampler.samples) >= 3)
+    r = meter.stop()
+    assert not sampler.alive
+    assert r.mean_w == pytest.approx(3.0)
+    assert len(r.samples) >= 5  # start and stop reads plus the thread's
+
+
+def test_sampling_thread_stops_when_the_read_raises():
+    before = threading.active_count()
+    meter = FakeMeter(rate_hz=200, fail_on_call=3)
+    meter.start()
+    sampler = meter._sampler
+    wait_for(lambda: not sampler.alive)
+    with pytest.raises(MeterError, match="failed during the window: OSError: sensor vanished"):
+        meter.stop()
+    assert not sampler.alive
+    assert threading.active_count() == before
+    meter.start()  # the meter is usable again after a failed window
+    assert meter.stop().mean_w == pytest.approx(2.0)
+
+
+def test_a_failing_first_read_leaves_no_thread():
+    before = threading.active_count()
+    meter = FakeMeter(fail_on_call=1)
+    with pytest.raises(MeterError, match="sensor vanished"):
+        meter.start()
+    assert meter._sampler is None and threading.active_count() == before
+
+
+def test_close_stops_a_running_window_and_misuse_is_reported():
+    meter = FakeMeter(rate_hz=200)
+    with pytest.raises(MeterError, match="without start"):
+        meter.stop()
+    meter.start()
+    with pytest.raises(MeterError, match="called twice"):
+        meter.start()
+    sampler = meter._sampler
+    meter.close()
+    assert not sampler.alive and meter._sampler is None
+
+
+def test_idle_baseline_is_subtracted_from_later_readings():
+    meter = FakeMeter(watts=2.0)
+    baseline = measure_idle(meter, 0.01)
+    assert baseline.idle_w == pytest.approx(2.0)
+    meter.watts = 5.0
+    meter.start()
+    r = meter.stop()
+    assert r.idle_w == pytest.approx(2.0)
+    assert r.mean_w == pytest.approx(5.0)
+    assert r.above_idle_mean_w == pytest.approx(3.0)
+    assert r.above_idle_joules == pytest.approx(3.0 * r.duration_s)
+
+
+def test_below_idle_is_flagged():
+    meter = FakeMeter(watts=4.0)
+    measure_idle(meter, 0.01)
+    meter.watts = 1.0
+    meter.start()
+    assert any("above idle is negative" in w for w in meter.stop().warnings)
+
+
+# ---------------------------------------------------------------- options and registry
+
+def test_none_meter_is_unavailable_with_the_reason():
+    with pytest.raises(MeterUnavailable, match=r"devices\.dut\.meter\.source is 'none'"):
+        make_meter(device(source="none"))
+    with pytest.raises(MeterUnavailable):
+        make_meter(Device(name="dut", kind="cpu", backend="onnxruntime"))
+
+
+def test_unknown_source_suggests_the_close_one():
+    with pytest.raises(ConfigError, match=r"devices\.dut\.meter\.source: unknown meter 'rapll' \(did you mean 'rapl'\?\)"):
+        make_meter(device(source="rapll"))
+
+
+def test_every_option_problem_is_reported_at_once():
+    with pytest.raises(ConfigError) as err:
+        make_meter(device(source="command", rate=5, reports="volts", timeout_s=0, scale=True))
+    problems = err.value.problems
+    assert "devices.dut.meter.rate: unknown option (did you mean 'rate_hz'?)" in problems[0]
+    joined = "\n".join(problems)
+    assert "devices.dut.meter.command: is required" in joined
+    assert "devices.dut.meter.reports: 'volts' is not allowed" in joined
+    assert "devices.dut.meter.timeout_s: 0 must be > 0" in joined
+    assert "devices.dut.meter.scale: True is not a finite number" in joined
+    assert len(problems) == 5
+
+
+def test_check_meter_for_config_validation():
+    assert registry.check_meter(device(source="rapl", zones=[1])) == [
+        "devices.dut.meter.zones: [1] is not a string or a non-empty array of strings"]
+    assert registry.check_meter(device(source="rapl", idle_s=2)) == []
+    assert registry.idle_seconds(device(source="rapl", idle_s=2)) == 2.0
+
+
+def test_bad_pattern_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"devices\.dut\.meter\.pattern: .* needs a group"):
+        make_meter(device(source="command", command="echo 1", pattern=r"\d+"))
+
+
+def test_a_lab_meter_from_an_entry_point(monkeypatch):
+    from pytest_edgeai.energy.options import Option
+
+    class LabMeter(FakeMeter):
+        OPTIONS = (Option("channel", "integer", 0),)
+
+        def __init__(self, dev, rate_hz, channel):
+            super().__init__(watts=float(channel), rate_hz=rate_hz)
+
+    ep = types.SimpleNamespace(name="labmeter", load=lambda: LabMeter)
+    monkeypatch.setattr(registry, "_entry_points", lambda: {"labmeter": ep})
+    meter = make_meter(device(source="labmeter", channel=7))
+    meter.start()
+    assert meter.stop().mean_w == pytest.approx(7.0)
+    assert "labmeter" in registry.known_sources()
+    with pytest.raises(ConfigError, match="channel"):
+        make_meter(device(source="labmeter", channel="x"))
+
+
+# ---------------------------------------------------------------- metrics
+
+def test_energy_metrics_values_units_and_method():
+    m = energy_metrics(reading(joules=10.0, duration=2.0), inferences=100, throughput_ips=50.0, price_usd=100.0)
+    assert m["joules_per_inference"] == {"value": pytest.approx(0.1), "unit": "J", "method": "measured",
+                                         "source": m["joules_per_inference"]["source"]}
+    assert m["mj_per_query"]["value"] == pytest.approx(100.0)
+    assert m["mean_w"]["value"] == pytest.approx(5.0)
+    assert m["inferences_per_s_per_w"]["value"] == pytest.approx(10.0)
+    assert m["inferences_per_s_per_usd"]["value"] == pytest.approx(0.5)
+    assert "a fake rail" in m["mean_w"]["source"]
+    assert "idle_w" not in m
+
+
+def test_energy_metrics_estimated_and_without_meter_or_price():
+    est = energy_metrics(reading(estimated=True), 10, 5.0, None)
+    assert {v["method"] for v in est.values()} == {"estimated"}
+    assert "inferences_per_s_per_usd" not in est
+    assert set(energy_metrics(None, 10, 5.0, 99.0)) == {"inferences_per_s_per_usd"}
+
+
+def test_energy_metrics_above_idle_and_batched_queries():
+    from pytest_edgeai.energy.base import IdleBaseline
+
+    r = reading(joules=10.0, duration=2.0).with_baseline(IdleBaseline(1.0, 1.0, False))
+    m = energy_metrics(r, inferences=80, throughput_ips=40.0, price_usd=None, queries=10)
+    assert m["joules_per_inference_above_idle"]["value"] == pytest.approx(8.0 / 80)
+    assert m["mean_w_above_idle"]["value"] == pytest.approx(4.0)
+    assert m["mj_per_query"]["value"] == pytest.approx(1000.0)
+
+
+# ---------------------------------------------------------------- metered runs
+
+def test_run_metered_keeps_the_result_when_the_meter_fails():
+    meter = FakeMeter(rate_hz=200, fail_on_call=2)
+
+    def work():
+        wait_for(lambda: meter._sampler is not None and not meter._sampler.alive)
+        return "measured"
+
+    out = run_metered(meter, work)
+    assert out.result == "measured" and out.reading is None
+    assert "sensor vanished" in out.reason
+
+
+def test_run_metered_without_a_meter_and_with_a_failing_workload():
+    out = run_metered(None, lambda: 42, reason="no meter here")
+    assert (out.result, out.reading, out.reason) == (42, None, "no meter here")
+    meter = FakeMeter()
+    with pytest.raises(ZeroDivisionError):
+        run_metered(meter, lambda: 1 / 0)
+    assert meter._sampler is None  # stopped in finally
+
+
+def test_align_to_loop_crops_to_the_tail():
+    out = run_metered(FakeMeter(watts=2.0), lambda: time.sleep(0.05) or "ok", idle_s=0.01)
+    r = align_to_loop(out, 0.02)
+    assert r.duration_s == pytest.approx(0.02)
+    assert r.mean_w == pytest.approx(2.0) and r.idle_w == pytest.approx(2.0)
+    assert any("aligned to the timed loop" in w for w in r.warnings)
+
+
+# ---------------------------------------------------------------- claims
+
+def energy_record(dev: str, model: str, ips_usd: float, created: float) -> Record:
+    return Record(suite="energy", test_id="t", device={"name": dev}, backend={}, model={"name": model},
+                  scenario={}, metrics={"inferences_per_s_per_usd": {"value": ips_usd}}, created=created)
+
+
+def test_energy_claims_are_defined_and_parse_from_devices_toml():
+    assert set(CLAIMS["energy"]) >= {"max_joules_per_inference", "min_inferences_per_s_per_w",
+                                     "min_inferences_per_s_per_usd", "min_ips_per_usd_ratio"}
+    cfg = config_mod.parse({"devices": {"tpu": {"kind": "edgetpu", "backend": "onnxruntime", "claims": {"energy": {
+        "min_ips_per_usd_ratio": {"threshold": 10, "against": "cloud"},
+        "max_joules_per_inference": {"mobilenet_v2": {"threshold": 0.01, "allow_estimate": True}}}}}}})
+    spec = cfg.devices["tpu"].claim("energy", "min_ips_per_usd_ratio", "mobilenet_v2")
+    assert spec.extras == {"against": "cloud"}
+    with pytest.raises(ConfigError, match="unknown key"):
+        config_mod.parse({"devices": {"tpu": {"kind": "edgetpu", "backend": "onnxruntime", "claims": {
+            "energy": {"min_ips_per_usd_ratio": {"threshold": 10, "againts": "cloud"}}}}}})
+
+
+def test_latest_metric_picks_the_newest_matching_record():
+    recs = [energy_record("cloud", "m", 1.0, 10), energy_record("cloud", "m", 2.0, 20),
+            energy_record("cloud", "other", 9.0, 30), energy_record("tpu", "m", 9.0, 40)]
+    assert latest_metric(recs, "cloud", "m", "inferences_per_s_per_usd").value == 2.0
+    assert latest_metric(recs, "gpu", "m", "inferences_per_s_per_usd") is None
+
+
+def test_find_against_reads_earlier_runs(tmp_path):
+    old = RunStore.create(tmp_path, {})
+    old.write(energy_record("cloud", "m", 0.25, 5))
+    current = RunStore.create(tmp_path, {})
+    found = find_against([], tmp_path, current.path, "cloud", "m", "inferences_per_s_per_usd")
+    assert found.value == 0.25 and found.where == str(old.path)
+
+
+def test_ratio_claim_pass_fail_and_skip():
+    spec = ClaimSpec("energy", "min_ips_per_usd_ratio", 10.0, extras={"against": "cloud"})
+    ok = judge_ratio(spec, "tpu", "m", 5.0, Found(0.25, "abc", "this run"), "inferences_per_s_per_usd")
+    assert ok.verdict == "pass" and ok.observed == pytest.approx(20.0) and "against cloud" in ok.message
+    bad = judge_ratio(spec, "tpu", "m", 1.0, Found(0.25, "abc", "this run"), "inferences_per_s_per_usd")
+    assert bad.verdict == "fail"
+    none = judge_ratio(spec, "tpu", "m", 5.0, None, "inferences_per_s_per_usd")
+    assert none.verdict == "skip" and "no inferences_per_s_per_usd result for device 'cloud'" in none.message
+    unnamed = judge_ratio(ClaimSpec("energy", "min_ips_per_usd_ratio", 10.0), "tpu", "m", 5.0, None, "x")
+    assert unnamed.verdict == "skip" and "against" in unnamed.message
