@@ -1,0 +1,93 @@
+"""Link profiles between tiers, and how long a tensor takes to cross one.
+
+Transfer time for ``n`` bytes = RTT/2 + 8n / goodput, goodput = bandwidth x (1 - loss).
+Why RTT/2 and not Scission's full ping: a split pipeline pushes each tensor down an open
+connection and does not wait for a reply, so one-way propagation is what the tensor pays;
+the executor (link.py) enforces exactly this, so prediction and measurement use one model.
+Loss is modelled as lost goodput (retransmitted bytes), not as extra round trips.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..config import Config, Link
+
+
+@dataclass(frozen=True)
+class LinkProfile:
+    """A one-way link from tier ``src`` to tier ``dst``."""
+
+    src: str
+    dst: str
+    bandwidth_mbps: float
+    rtt_ms: float
+    loss: float = 0.0
+    tx_power_w: float = 0.0  # sender's radio power while sending (for the energy objective)
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        label = self.name or f"{self.src}->{self.dst}"
+        problems = []
+        if not (math.isfinite(self.bandwidth_mbps) and self.bandwidth_mbps > 0):
+            problems.append(f"link {label}: bandwidth_mbps is {self.bandwidth_mbps!r}; it must be a "
+                            "finite number > 0 (a link that carries nothing cannot take a cut)")
+        if not (math.isfinite(self.rtt_ms) and self.rtt_ms >= 0):
+            problems.append(f"link {label}: rtt_ms is {self.rtt_ms!r}; it must be a finite number >= 0")
+        if not 0.0 <= self.loss < 1.0:
+            problems.append(f"link {label}: loss is {self.loss!r}; it must be a fraction 0 <= loss < 1")
+        if not (math.isfinite(self.tx_power_w) and self.tx_power_w >= 0):
+            problems.append(f"link {label}: tx_power_w is {self.tx_power_w!r}; it must be >= 0")
+        if problems:
+            raise ConfigError(problems)
+
+    @property
+    def goodput_bytes_per_s(self) -> float:
+        return self.bandwidth_mbps * 1e6 / 8.0 * (1.0 - self.loss)
+
+    @property
+    def one_way_s(self) -> float:
+        return self.rtt_ms / 2000.0
+
+    def transfer_s(self, nbytes: float) -> float:
+        """Seconds from the first byte sent to the last byte received."""
+        return self.one_way_s + nbytes / self.goodput_bytes_per_s
+
+    @classmethod
+    def from_config(cls, link: Link) -> LinkProfile:
+        return cls(src=link.src, dst=link.dst, bandwidth_mbps=link.bandwidth_mbps,
+                   rtt_ms=link.rtt_ms, loss=link.loss, name=link.name)
+
+
+# The network profiles Scission ships (Lockhart & Varghese, UCC 2020): ping in ms, Mbit/s.
+SCISSION_PROFILES = (
+    LinkProfile("device", "edge", 1.6, 66.7, name="scission device-edge"),
+    LinkProfile("device", "cloud", 1.6, 100.0, name="scission device-cloud"),
+    LinkProfile("edge", "cloud", 50.0, 20.0, name="scission edge-cloud"),
+)
+
+Links = dict[tuple[str, str], LinkProfile]
+
+
+def link_table(profiles: Iterable[LinkProfile]) -> Links:
+    """Links keyed by (src, dst); two links for one pair is a configuration error."""
+    table: Links = {}
+    for p in profiles:
+        if (p.src, p.dst) in table:
+            raise ConfigError([f"links {table[(p.src, p.dst)].name!r} and {p.name!r} both go "
+                               f"{p.src} -> {p.dst}; keep one"])
+        table[(p.src, p.dst)] = p
+    return table
+
+
+def links_from_config(config: Config) -> Links:
+    """The configured links, or Scission's published profiles when none are configured."""
+    if config.links:
+        return link_table(LinkProfile.from_config(lk) for lk in config.links.values())
+    return link_table(SCISSION_PROFILES)
