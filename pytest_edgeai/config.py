@@ -206,8 +206,10 @@ class _Validator:
             allowed = CLAIM_TABLE_KEYS + CLAIMS[suite][name].extra_fields
             self.keys(value, where, allowed)
             extras = {k: v for k, v in value.items() if k != "threshold"}
-            value = value.get("threshold")
-        threshold = self.number({"threshold": value}, "threshold", where, required=True, allow_zero=True)
+            threshold = self.number(value, "threshold", where, required=True, allow_zero=True)
+        else:
+            parent, _, key = where.rpartition(".")
+            threshold = self.number({key: value}, key, parent, required=True, allow_zero=True)
         if threshold is None:
             return []
         return [ClaimSpec(suite=suite, name=name, threshold=threshold, model=model, extras=extras)]

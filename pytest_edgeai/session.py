@@ -57,6 +57,9 @@ class EdgeAISession:
         self.profile: Profile = get_profile(settings.profile)
         self.config = self._load_config()
         self.devices: list[Device] = select(self.config, settings.devices)
+        missing = [m for m in settings.models if not Path(m).is_file()]
+        if missing:
+            raise ConfigError([f"--edgeai-model {m}: no such file" for m in missing])
         self._workloads: list[Workload] | None = None
         self.store: RunStore | None = None
         self.records: list[Record] = []
@@ -85,11 +88,7 @@ class EdgeAISession:
         loads = [Workload(name, name) for name in zoo.ZOO]
         for entry in self.config.models.values():
             loads.append(Workload(entry.name, entry.path or entry.zoo, dict(entry.params)))
-        for path in self.settings.models:
-            p = Path(path)
-            if not p.is_file():
-                raise ConfigError([f"--edgeai-model {path}: no such file"])
-            loads.append(Workload(p.stem, str(p)))
+        loads.extend(Workload(Path(path).stem, path) for path in self.settings.models)
         names = [w.name for w in loads]
         clash = sorted({n for n in names if names.count(n) > 1})
         if clash:
@@ -116,7 +115,8 @@ class EdgeAISession:
     def model(self, workload: Workload | str) -> Model:
         """Resolve (and build, for zoo models) a workload once per session."""
         if isinstance(workload, str):
-            workload = next((w for w in self.workloads if w.name == workload), Workload(workload, workload))
+            name = Path(workload).stem if Path(workload).suffix else workload
+            workload = next((w for w in self.workloads if w.name == workload), Workload(name, workload))
         with self._lock:
             if workload.name not in self._models:
                 if Path(workload.ref).suffix and Path(workload.ref).exists():

@@ -1,0 +1,38 @@
+"""Shared fixtures of the project's own tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime  # noqa: F401  imported here so in-process pytester runs never re-import it
+import pytest
+import scipy.stats  # noqa: F401  (same reason: C extensions cannot be loaded twice in one process)
+from onnx import TensorProto, helper, numpy_helper
+
+
+def build_tiny_model(path: Path, features: int = 16, classes: int = 4, seed: int = 0) -> Path:
+    """A small classifier (MatMul, Relu, MatMul, Softmax) with a dynamic batch dimension."""
+    rng = np.random.default_rng(seed)
+    w1 = numpy_helper.from_array(rng.standard_normal((features, 32)).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.standard_normal((32, classes)).astype(np.float32), "w2")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["input", "w1"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+         helper.make_node("MatMul", ["r", "w2"], ["logits"]),
+         helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1)],
+        "tiny",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", features])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", classes])],
+        [w1, w2],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="tests")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture
+def tiny_model(tmp_path: Path) -> Path:
+    return build_tiny_model(tmp_path / "tiny.onnx")
