@@ -1,0 +1,147 @@
+"""Asynchronous submission for throughput modes: many requests in flight at once.
+
+A runtime with a request pool (OpenVINO's AsyncInferQueue, several CUDA streams) reaches its
+throughput only when the pool is kept full; a synchronous loop measures something else. A
+session that can do this implements :class:`AsyncSession`; :func:`drive` is the one timing
+loop over any :class:`RequestQueue`, and it stops the clock only after every request has
+completed (``wait_all``), so an asynchronous device cannot finish after the clock stopped.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from ..errors import MeasurementError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..measure.profiles import Profile
+    from ..measure.scenarios import Measurement, ProgressCallback
+
+# Called with (elapsed_s, completed requests) about twice a second while a run goes on.
+AsyncProgress = Callable[[float, int], None]
+PROGRESS_EVERY_NS = 500_000_000
+
+
+@dataclass
+class AsyncRun:
+    """One asynchronous run: every request's host-clock latency and the wall time of all."""
+
+    latencies_ns: list[int]  # submit -> completion callback, per request, in completion order
+    wall_ns: int  # first submit -> last completion (after wait_all)
+    in_flight: int  # how many requests the pool held
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.latencies_ns)
+
+
+class RequestQueue(Protocol):
+    """A runtime's pool of requests, shaped like OpenVINO's AsyncInferQueue."""
+
+    size: int
+
+    def set_callback(self, callback: Callable[[Any, str | None], None]) -> None:
+        """``callback(userdata, error)`` runs when a request completes (on any thread)."""
+        ...
+
+    def start(self, userdata: Any) -> None:
+        """Submit one request on the prepared inputs; blocks only while no request is idle."""
+        ...
+
+    def wait_idle(self) -> None:
+        """Block until at least one request is idle, so a submit that follows does not wait."""
+        ...
+
+    def wait_all(self) -> None:
+        """Block until every submitted request has completed."""
+        ...
+
+
+@runtime_checkable
+class AsyncSession(Protocol):
+    """A Session that can also keep a pool of requests in flight."""
+
+    def prefers_async(self) -> bool:
+        """True when the runtime was configured for throughput (e.g. OpenVINO hint THROUGHPUT)."""
+        ...
+
+    def run_async(self, feeds: dict[str, np.ndarray], min_count: int, min_duration_s: float,
+                  progress: AsyncProgress | None = None) -> AsyncRun:
+        """Keep the pool full until both minima are reached; return after every request completed."""
+        ...
+
+
+def drive(queue: RequestQueue, min_count: int, min_duration_s: float,
+          progress: AsyncProgress | None = None) -> AsyncRun:
+    """Submit requests until ``min_count`` and ``min_duration_s`` are reached, then wait for all."""
+    clock = time.perf_counter_ns
+    latencies: list[int] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def done(submitted_ns: int, error: str | None) -> None:
+        now = clock()
+        with lock:
+            if error:
+                errors.append(error)
+            else:
+                latencies.append(now - submitted_ns)
+
+    queue.set_callback(done)
+    submitted = 0
+    start = clock()
+    deadline = start + int(min_duration_s * 1e9)
+    next_report = start + PROGRESS_EVERY_NS
+    while True:
+        queue.wait_idle()
+        now = clock()
+        if submitted >= min_count and now >= deadline:
+            break
+        queue.start(now)
+        submitted += 1
+        if progress is not None and now >= next_report:
+            next_report = now + PROGRESS_EVERY_NS
+            progress((now - start) / 1e9, len(latencies))
+    queue.wait_all()
+    wall_ns = clock() - start
+    if errors:
+        raise MeasurementError(f"{len(errors)} of {submitted} asynchronous requests failed; first: {errors[0]}")
+    if len(latencies) != submitted:
+        raise MeasurementError(f"{submitted} requests submitted but {len(latencies)} completed before wait_all "
+                               f"returned: the runtime's queue did not wait for its requests")
+    return AsyncRun(latencies_ns=latencies, wall_ns=wall_ns, in_flight=queue.size)
+
+
+def measure_async(session: AsyncSession, feeds: dict[str, np.ndarray], batch: int, profile: Profile,
+                  progress: ProgressCallback | None = None) -> Measurement:
+    """The offline scenario through the session's request pool, in measure's Measurement shape.
+
+    The first inference is timed apart (synchronously) and excluded; warm-up runs the pool for
+    the profile's warm-up count and duration; throughput = completed items / wall time of the
+    timed run; each latency is submit -> completion of one request with the pool full.
+    Meant to live beside ``measure.scenarios.measure`` (it imports measure lazily so that
+    backends never depend on measure at import time).
+    """
+    from ..measure.scenarios import Progress, _finish
+
+    clock = time.perf_counter_ns
+    started_at = time.time()
+    t0 = clock()
+    session.run(feeds)  # type: ignore[attr-defined]  # every AsyncSession is a Session too
+    first_ns = clock() - t0
+    warm = session.run_async(feeds, profile.warmup_count, profile.warmup_s)
+
+    def report(elapsed_s: float, count: int) -> None:
+        if progress is not None and elapsed_s > 0:
+            progress(Progress(elapsed_s, profile.min_duration_s, count, profile.min_count,
+                              count * batch / elapsed_s))
+
+    timed = session.run_async(feeds, profile.min_count, profile.min_duration_s, report)
+    return _finish("offline", batch, profile, timed.latencies_ns, timed.wall_ns, first_ns, warm.count, started_at)
