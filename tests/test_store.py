@@ -71,3 +71,11 @@ def test_atomic_write_leaves_no_partial_file_on_failure(tmp_path):
 def test_a_directory_that_is_not_a_run_is_refused(tmp_path):
     with pytest.raises(EdgeAIError, match="not a run directory"):
         resolve_run(tmp_path)
+
+
+def test_every_record_field_is_documented():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "record-schema.md").read_text()
+    undocumented = [f for f in Record.__dataclass_fields__ if f"| `{f}` |" not in doc]
+    assert undocumented == []
