@@ -53,6 +53,11 @@ def _block(blocks: tuple[str, ...], block: int | str) -> int:
     return block
 
 
+def _tighten(caps: dict, key, value: float) -> None:
+    """Two caps on the same thing: the tighter one holds."""
+    caps[key] = min(caps.get(key, np.inf), value)
+
+
 @dataclass(frozen=True)
 class Pin:
     """Block (a layer, or the layers between two cuts) must run on this tier."""
@@ -94,8 +99,7 @@ class MaxUpload:
 
     def apply(self, tiers, blocks, masks):
         _tier(tiers, self.src), _tier(tiers, self.dst)
-        key = (self.src, self.dst)
-        masks.upload_cap[key] = min(masks.upload_cap.get(key, np.inf), self.max_bytes)
+        _tighten(masks.upload_cap, (self.src, self.dst), self.max_bytes)
 
     def describe(self):
         return f"upload {self.src} -> {self.dst} at most {self.max_bytes:g} bytes"
@@ -110,7 +114,7 @@ class MaxTierTime:
 
     def apply(self, tiers, blocks, masks):
         _tier(tiers, self.tier)
-        masks.time_cap[self.tier] = min(masks.time_cap.get(self.tier, np.inf), self.max_s)
+        _tighten(masks.time_cap, self.tier, self.max_s)
 
     def describe(self):
         return f"compute on {self.tier} at most {self.max_s * 1e3:g} ms"

@@ -1,0 +1,101 @@
+"""Split execution across processes over shaped loopback TCP, and its failure modes."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from pytest_edgeai.errors import MeasurementError
+from pytest_edgeai.split.constraints import Pin
+from pytest_edgeai.split.cuts import GraphCuts
+from pytest_edgeai.split.execute import SplitExecutionError, SplitExecutor, StageSpec, stages_for
+from pytest_edgeai.split.network import LinkProfile
+from pytest_edgeai.split.planner import SplitProblem, plan
+from pytest_edgeai.split.profile import block_latencies
+
+WIDTH = 4096
+
+
+def wide_chain(depth: int = 4):
+    """x[N, 4096] through Relu/Neg/Relu/...: cheap compute, 16 kB per boundary tensor."""
+    ops = ["Relu", "Neg", "Relu", "Sigmoid", "Tanh", "Relu"][:depth]
+    nodes = [helper.make_node(op, [f"t{i}"], [f"t{i + 1}"], name=f"{op.lower()}{i}") for i, op in enumerate(ops)]
+    graph = helper.make_graph(nodes, "wide", [helper.make_tensor_value_info("t0", TensorProto.FLOAT, ["N", WIDTH])],
+                              [helper.make_tensor_value_info(f"t{depth}", TensorProto.FLOAT, ["N", WIDTH])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def feeds(n, width=WIDTH):
+    rng = np.random.default_rng(0)
+    return [{"t0": rng.standard_normal((1, width)).astype(np.float32)} for _ in range(n)]
+
+
+def reference(model, fs):
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return [{"t4": sess.run(["t4"], f)[0]} for f in fs]
+
+
+def test_planned_split_runs_for_real_and_is_compared_with_the_prediction():
+    model = wide_chain()
+    graph = GraphCuts(model)
+    boundaries = list(range(graph.size + 1))  # every node is a block
+    fs = feeds(4)
+    links = {("device", "edge"): LinkProfile("device", "edge", 20.0, 10.0),
+             ("edge", "cloud"): LinkProfile("edge", "cloud", 100.0, 4.0)}
+    compute = block_latencies(graph, boundaries, fs[0], repeats=3)
+    assert len(compute) == graph.size and all(c > 0 for c in compute)
+    problem = SplitProblem(("device", "edge", "cloud"),
+                           {"device": [c * 50 for c in compute], "edge": compute, "cloud": compute},
+                           [WIDTH * 4] * (graph.size + 1), links)
+    # compute here is microseconds, so only pins make the plan leave the device
+    best = plan(problem, constraints=[Pin(0, "device"), Pin(graph.size - 1, "cloud")], top=1)[0]
+    stages, stage_links = stages_for(best, boundaries, links)
+    assert len(stages) >= 2
+    with SplitExecutor(graph, stages, stage_links, timeout_s=20) as ex:
+        result = ex.measure(fs, warmup=1, reference=reference(model, fs))
+    result.predicted_s = best.latency_s
+    assert result.max_abs_error == 0.0  # the same kernels on the same bytes
+    assert len(result.latencies_s) == 4
+    transfers = sum(t.seconds for t in best.transfers)
+    assert min(result.latencies_s) >= 0.9 * transfers  # the link was really shaped
+    assert result.prediction_error is not None and result.prediction_error >= 0.0
+
+
+def test_relay_stage_forwards_without_computing():
+    model = wide_chain()
+    graph = GraphCuts(model)
+    stages = [StageSpec("device", 0, 2), StageSpec("edge", 2, 2), StageSpec("cloud", 2, 4)]
+    links = [LinkProfile("device", "edge", 1000.0, 0.0), LinkProfile("edge", "cloud", 1000.0, 0.0)]
+    fs = feeds(2)
+    with SplitExecutor(graph, stages, links, timeout_s=20) as ex:
+        result = ex.measure(fs, warmup=0, reference=reference(model, fs))
+    assert result.max_abs_error == 0.0 and len(result.latencies_s) == 2
+
+
+def test_a_stage_that_dies_gives_a_clear_error_and_keeps_measurements():
+    model = wide_chain()
+    graph = GraphCuts(model)
+    stages = [StageSpec("device", 0, 2), StageSpec("cloud", 2, 4)]
+    slow = LinkProfile("device", "cloud", bandwidth_mbps=0.5, rtt_ms=0.0)  # 16 kB: about 0.26 s
+    fs = feeds(2)
+    with SplitExecutor(graph, stages, [slow], timeout_s=20) as ex:
+        ex.measure(fs[:1], warmup=0)
+        killer = threading.Timer(0.1, ex.processes[0].kill)
+        killer.start()
+        with pytest.raises(SplitExecutionError, match="stage 'cloud'.*(died with exit code -9|closed)") as err:
+            ex.measure(fs * 5, warmup=0)
+        killer.join()
+    assert len(err.value.partial) >= 1 and ex.latencies_s[:1] == err.value.partial[:1]
+
+
+def test_stages_must_cover_the_graph():
+    graph = GraphCuts(wide_chain())
+    with pytest.raises(MeasurementError, match="do not cover"):
+        SplitExecutor(graph, [StageSpec("device", 0, 1), StageSpec("cloud", 2, 4)],
+                      [LinkProfile("device", "cloud", 1, 1)])
+    with pytest.raises(MeasurementError, match="need 1 links"):
+        SplitExecutor(graph, [StageSpec("device", 0, 2), StageSpec("cloud", 2, 4)], [])

@@ -1,0 +1,83 @@
+"""Bytes on the wire at cuts, and the image-like input baseline they are compared with."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+
+from pytest_edgeai.errors import ModelError
+from pytest_edgeai.split import wire
+from pytest_edgeai.split.inputs import png_bytes, samples_for, synthetic_scene
+from pytest_edgeai.split.wire import CODECS, ENCODINGS, encode, measure_cut_bytes
+
+
+def test_scene_is_deterministic_smooth_and_compressible():
+    a, b = synthetic_scene(5, 64, 80), synthetic_scene(5, 64, 80)
+    assert a.shape == (64, 80, 3) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, synthetic_scene(6, 64, 80))
+    # smooth: neighbouring pixels differ far less than independent ones would (~85 grey levels)
+    assert np.abs(np.diff(a.astype(int), axis=1)).mean() < 15
+    noise = np.random.default_rng(0).integers(0, 256, a.shape, dtype=np.uint8)
+    assert len(png_bytes(a)) < 0.7 * a.nbytes  # PNG compresses it like a photo
+    assert len(png_bytes(noise)) > 0.95 * noise.nbytes  # unlike noise
+
+
+def test_png_round_trips_losslessly():
+    from PIL import Image
+    import io
+
+    img = synthetic_scene(1, 32, 48)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png_bytes(img)))), img)
+
+
+def test_samples_for_images_and_features():
+    img = samples_for(("N", 3, 40, 50), 2, seed=3)
+    assert img[0].tensor.shape == (1, 3, 40, 50) and img[0].tensor.dtype == np.float32
+    assert -1.0 <= img[0].tensor.min() and img[0].tensor.max() <= 1.0
+    assert img[0].raw_bytes == 40 * 50 * 3 and img[0].compressed_format == "png"
+    feat = samples_for(("N", 1, 32, 40), 1)
+    assert feat[0].compressed_format == "zlib" and feat[0].raw_bytes == 32 * 40 * 4
+    with pytest.raises(ModelError, match="unknown dimensions"):
+        samples_for(("N", 3, "H", "W"), 1)
+
+
+def test_encodings_have_the_expected_sizes_and_int8_is_close():
+    x = np.random.default_rng(0).standard_normal((2, 8, 5, 5)).astype(np.float32)
+    assert len(encode(x, "raw")) == x.nbytes
+    assert len(encode(x, "fp16")) == x.nbytes // 2
+    q = encode(x, "int8")
+    assert len(q) == x.size + 8
+    scale, lo = np.frombuffer(q[:8], np.float32)
+    back = np.frombuffer(q[8:], np.uint8).astype(np.float32) * scale + lo
+    assert np.abs(back - x.ravel()).max() <= scale / 2 + 1e-6
+    with pytest.raises(ValueError, match="unknown encoding"):
+        encode(x, "fp8")
+
+
+def test_cut_bytes_sum_crossing_tensors_and_report_savings():
+    rng = np.random.default_rng(1)
+    sparse = np.maximum(rng.standard_normal((1, 16, 8, 8)).astype(np.float32), 0)
+    small = rng.standard_normal((1, 10)).astype(np.float32)
+    feeds = [{"a": sparse, "b": small}]
+    report = measure_cut_bytes(["1:x", "2:y"], [("a", "b"), ("b",)], feeds, [3000], [1500], "png")
+    two, one = report.cuts
+    assert two.sizes["raw+none"] == sparse.nbytes + small.nbytes
+    assert one.sizes["raw+zlib"] == len(zlib.compress(small.tobytes(), wire.ZLIB_LEVEL))
+    assert two.sizes["raw+zlib"] < two.sizes["raw+none"]  # half the values are zero
+    key, size = one.best()
+    assert key.startswith("raw+") and size == min(v for k, v in one.sizes.items() if k.startswith("raw+"))
+    assert report.saving(one) == pytest.approx(1500 / size)
+    assert set(two.sizes) <= {f"{e}+{c}" for e in ENCODINGS for c in CODECS}
+
+
+def test_missing_optional_codecs_are_reported_not_fatal(monkeypatch):
+    def missing():
+        raise ImportError("no zstandard")
+
+    monkeypatch.setattr(wire, "_zstd", missing)
+    report = measure_cut_bytes(["1:x"], [("a",)], [{"a": np.zeros(10, np.float32)}], [1], [1], "png")
+    assert "zstd" in report.unavailable and "zstandard" in report.unavailable["zstd"]
+    assert "raw+zstd" not in report.cuts[0].sizes and "raw+zlib" in report.cuts[0].sizes
