@@ -1,0 +1,143 @@
+"""ONNX -> TFLite conversion (fp32, and full-integer int8 with a representative dataset).
+
+The path is onnx2tf (ONNX -> TensorFlow SavedModel, NCHW inputs transposed to NHWC) and then
+TensorFlow's own TFLiteConverter, which does the int8 calibration. Results are cached like the
+zoo: keyed by the model's bytes, the quantisation and the converter versions, filled under a
+file lock with an atomic rename, so parallel workers convert once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from filelock import FileLock
+
+from ..errors import BackendError
+from .base import distribution_version
+
+if TYPE_CHECKING:
+    from ..models.model import Model
+
+QUANTIZATIONS = ("fp32", "int8")
+CONVERTER_VERSION = 1  # bump when the conversion below changes: it invalidates caches
+CALIBRATION_SAMPLES = 32
+CALIBRATION_SEED = 0
+
+
+@dataclass(frozen=True)
+class Converted:
+    """A converted model and how it was made (recorded with every result on it)."""
+
+    path: Path
+    quantization: str
+    calibration: str
+    tool: str
+
+
+def default_cache_dir() -> Path:
+    from ..models.zoo import default_cache_dir as models_dir
+
+    return models_dir().parent / "tflite"
+
+
+def _tools():
+    try:
+        import onnx2tf
+        import tensorflow as tf
+    except ImportError as exc:
+        raise BackendError(f"converting ONNX to TFLite needs tensorflow and onnx2tf ({exc}): "
+                           f"pip install 'pytest-edgeai[tflite-convert]', or give a .tflite model") from None
+    return onnx2tf, tf
+
+
+def cache_key(model: Model, quantization: str) -> str:
+    payload = json.dumps([model.sha256(), quantization, CONVERTER_VERSION, CALIBRATION_SAMPLES, CALIBRATION_SEED,
+                          distribution_version("tensorflow", "tensorflow-cpu"), distribution_version("onnx2tf")])
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def to_tflite(model: Model, quantization: str = "fp32", cache_dir: Path | None = None) -> Converted:
+    """The model as .tflite, converted once per (bytes, quantisation, tool versions)."""
+    if quantization not in QUANTIZATIONS:
+        raise BackendError(f"unknown TFLite quantisation {quantization!r}; known: {', '.join(QUANTIZATIONS)}")
+    if model.format == "tflite":
+        return Converted(model.path, "as given", "none", "none")
+    if model.format != "onnx":
+        raise BackendError(f"{model.path}: only ONNX models can be converted to TFLite, not {model.format}")
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    path = cache_dir / f"{model.name}-{quantization}-{cache_key(model, quantization)[:16]}.tflite"
+    calibration = (f"{CALIBRATION_SAMPLES} seeded standard-normal samples (seed {CALIBRATION_SEED})"
+                   if quantization == "int8" else "none")
+    tool = (f"onnx2tf {distribution_version('onnx2tf')} + tensorflow "
+            f"{distribution_version('tensorflow', 'tensorflow-cpu')}")
+    if not path.exists():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(path) + ".lock"):
+            if not path.exists():
+                _write_atomic(path, _convert(model, quantization))
+    return Converted(path, quantization, calibration, tool)
+
+
+def _convert(model: Model, quantization: str) -> bytes:
+    onnx2tf, tf = _tools()
+    work = Path(tempfile.mkdtemp(prefix="edgeai-onnx2tf-"))
+    try:
+        try:
+            onnx2tf.convert(input_onnx_file_path=str(model.path), output_folder_path=str(work),
+                            non_verbose=True, output_signaturedefs=True)
+        except BaseException as exc:  # onnx2tf calls sys.exit on some unsupported graphs
+            raise BackendError(f"{model.path}: onnx2tf cannot convert it: {type(exc).__name__}: {exc}") from None
+        if quantization == "fp32":
+            produced = sorted(work.glob("*_float32.tflite"))
+            if not produced:
+                raise BackendError(f"{model.path}: onnx2tf wrote no float32 .tflite in {work}")
+            return produced[0].read_bytes()
+        return _full_integer(tf, work, model)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _full_integer(tf, saved_model: Path, model: Model) -> bytes:
+    """int8 weights and activations, int8 input and output (what the EdgeTPU compiler needs)."""
+    import numpy as np
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    signature = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
+    specs = signature.structured_input_signature[1]
+
+    def representative():
+        rng = np.random.default_rng(CALIBRATION_SEED)
+        for _ in range(CALIBRATION_SAMPLES):
+            yield {name: rng.standard_normal([d or 1 for d in spec.shape]).astype(np.float32)
+                   for name, spec in specs.items()}
+
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    try:
+        return converter.convert()
+    except Exception as exc:
+        raise BackendError(f"{model.path}: TensorFlow cannot quantise it to full-integer int8: "
+                           f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
