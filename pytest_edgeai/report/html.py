@@ -1,18 +1,22 @@
-"""The HTML report of a run: one self-contained file, rendered from result records only.
+"""The HTML report: ONE self-contained file (inline CSS and SVG, no request leaves the page),
+rendered from result records only, section by section (sections/).
 
-Autoescaping is on: device names, model names, paths and notes come from users.
+Autoescaping is on: device names, model names, paths and notes come from users. The only markup
+embedded unescaped is matplotlib's SVG (charts.py), whose text matplotlib escapes itself.
 """
 
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from ..results.record import Record
+from ..results.compare import Comparison, compare_runs
+from ..results.history import History, build_history
+from ..results.release import run_release
 from ..results.store import Run, load_run
-from .terminal import verdicts
+from .sections import ReportData, all_sections
+from .sections.labels import number
 
 REPORT_FILE = "report.html"
 
@@ -20,43 +24,46 @@ REPORT_FILE = "report.html"
 def _environment():
     import jinja2
 
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("pytest_edgeai", "report/templates"),
         autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
         trim_blocks=True, lstrip_blocks=True,
     )
+    env.filters["num"] = number
+    env.filters["pct"] = lambda v: "-" if v is None else f"{v:+.1%}"
+    return env
 
 
-def _row(r: Record) -> dict[str, Any]:
-    return {"device": r.device.get("name", "?"), "model": r.model.get("name", "?"),
-            "scenario": r.scenario.get("name", "?"), "batch": r.scenario.get("batch", ""),
-            "metrics": r.metrics, "claims": verdicts(r), "status": r.status, "error": r.error,
-            "warnings": r.warnings, "test_id": r.test_id}
+def render(run: Run, comparison: Comparison | None = None, history: History | None = None) -> str:
+    """The report of ``run``, with the comparison and the history when given."""
+    data = ReportData(run, comparison, history,
+                      problems=list(run.problems) + (list(history.problems) if history else []))
+    sections = []
+    for section in all_sections():
+        ctx = section.build(data)
+        if ctx is not None:
+            sections.append({"name": section.name, "title": ctx.get("title", section.title), "ctx": ctx})
+    meta: dict[str, Any] = run.meta
+    return _environment().get_template("report.html.j2").render(
+        run=meta, path=str(run.path), complete=run.complete, release=run_release(meta),
+        sections=sections, generated=time.strftime("%Y-%m-%d %H:%M:%S"),
+        runs=len(history.runs) if history else 1)
 
 
-def context(run: Run) -> dict[str, Any]:
-    suites: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    claims: list[dict[str, Any]] = []
-    for r in sorted(run.records, key=lambda r: (r.suite, r.created)):
-        suites[r.suite].append(_row(r))
-        claims.extend(r.claims)
-    metric_names = {s: sorted({m for row in rows for m in row["metrics"]}) for s, rows in suites.items()}
-    return {
-        "run": run.meta, "path": str(run.path), "complete": run.complete, "problems": run.problems,
-        "suites": dict(suites), "metric_names": metric_names, "claims": claims,
-        "failed": [c for c in claims if c["verdict"] == "fail"],
-        "errors": [r for r in run.records if r.status == "error"],
-        "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
+def write_report(run_dir: Path, output: Path | None = None, *, baseline: Path | None = None,
+                 history: list[Path] | None = None, tolerances: dict[str, dict[str, float]] | None = None) -> Path:
+    """Render a run directory's report (a partial run too) and return its path.
 
-
-def render(run: Run) -> str:
-    return _environment().get_template("report.html.j2").render(**context(run))
-
-
-def write_report(run_dir: Path, output: Path | None = None) -> Path:
-    """Render a run directory's report (a partial run too) and return its path."""
+    ``baseline``: a run to compare with (default: the one named in run.json, if any);
+    ``history``: further runs for the trend (the run itself is added).
+    """
     run = load_run(run_dir)
-    target = output or run.path / REPORT_FILE
-    target.write_text(render(run), encoding="utf-8")
+    base_path = baseline or run.meta.get("baseline")
+    comparison = compare_runs(load_run(base_path), run, tolerances) if base_path else None
+    trend = None
+    if history:
+        others = [load_run(p) for p in history if Path(p).resolve() != run.path]
+        trend = build_history(others + [run], tolerances)
+    target = Path(output) if output else run.path / REPORT_FILE
+    target.write_text(render(run, comparison, trend), encoding="utf-8")
     return target

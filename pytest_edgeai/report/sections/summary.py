@@ -1,0 +1,36 @@
+"""What needs attention first: claims (failed first), regressions, errors, unreadable records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import ReportData
+
+SHOW = 15  # the rest are in the comparison and trend sections
+
+
+class Summary:
+    name = "summary"
+    title = "Summary"
+
+    def build(self, data: ReportData) -> dict[str, Any]:
+        claims = [c for r in data.records for c in r.claims]
+        order = {"fail": 0, "skip": 1, "pass": 2}
+        claims.sort(key=lambda c: order.get(c.get("verdict"), 3))
+        comparison = data.comparison
+        return {
+            "claims": claims,
+            "failed": [c for c in claims if c.get("verdict") == "fail"],
+            "regressions": comparison.regressions[:SHOW] if comparison else [],
+            "regression_count": len(comparison.regressions) if comparison else 0,
+            "improvements": comparison.by_verdict("improved") if comparison else [],
+            "compared": comparison is not None,
+            "steps": data.history.regressions[:SHOW] if data.history else [],
+            "step_count": len(data.history.regressions) if data.history else 0,
+            "errors": [r for r in data.records if r.status == "error"],
+            "problems": data.problems,
+            "record_count": len(data.records),
+        }
+
+
+SECTION = Summary()
