@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from .backends.base import get_backend
 from .errors import EdgeAIError
-from .measure.inputs import make_feeds
-from .measure.scenarios import ProgressCallback, measure
+from .lab.execute import MeasureRequest, MeasureResult, ModelCache, RuntimeFailure, execute
+from .measure.scenarios import ProgressCallback
 from .results.record import Record
 
 if TYPE_CHECKING:
@@ -27,7 +27,8 @@ class Bench:
 
     def __init__(self, device: Device, suite: str, test_id: str, profile: Profile,
                  save: Callable[[Record], Any], availability: dict[str, Any] | None = None,
-                 progress: Callable[[str], ProgressCallback | None] | None = None):
+                 progress: Callable[[str], ProgressCallback | None] | None = None,
+                 measure: Callable[[MeasureRequest, ProgressCallback | None], MeasureResult] | None = None):
         self.device = device
         self.suite = suite
         self.test_id = test_id
@@ -36,6 +37,8 @@ class Bench:
         self._availability = availability or {}
         self._progress = progress
         self._sessions: dict[str, Session] = {}
+        self._cache: ModelCache | None = None
+        self._measure = measure or self._measure_here
         self.records: list[Record] = []
 
     def load(self, model: Model) -> Session:
@@ -52,29 +55,31 @@ class Bench:
         return self.run(model, "offline", batch)
 
     def run(self, model: Model, scenario: str, batch: int) -> Record:
-        """Measure one scenario; an error is recorded too, then raised with its message."""
+        """Measure one scenario (load + measure run where the session says: an isolated worker by
+        default); an error is recorded too, then raised with its message."""
         record = self.new_record(model, {"name": scenario, "batch": batch, "profile": self.profile.to_dict()})
+        request = MeasureRequest(self.device, model, scenario, batch, self.profile)
+        label = f"{self.device.name} {model.name} {scenario} b{batch}"
         try:
-            session = self.load(model)
-            record.backend["settings"] = session.settings()
-            feeds = make_feeds(session.inputs, batch, overrides=model.params.get("input_shapes"))
-            label = f"{self.device.name} {model.name} {scenario} b{batch}"
-            result = measure(session, feeds, scenario, batch, self.profile,
-                             progress=self._progress(label) if self._progress else None)
+            result = self._measure(request, self._progress(label) if self._progress else None)
+        except RuntimeFailure as exc:  # a runtime failing mid-run: keep the record, say what happened
+            self.fail_record(record, exc.detail)
+            raise EdgeAIError(f"{request.label}: the runtime failed: {exc.detail}") from exc
         except EdgeAIError as exc:
             self.fail_record(record, str(exc))
             raise
-        except Exception as exc:  # a runtime failing mid-run: keep the record, say what happened
-            self.fail_record(record, f"{type(exc).__name__}: {exc}")
-            raise EdgeAIError(f"{self.device.name}/{model.name} {scenario} b{batch}: "
-                              f"the runtime failed: {type(exc).__name__}: {exc}") from exc
-        record.metrics.update(result.metrics())
+        record.backend["settings"] = result.settings
+        record.metrics.update(result.metrics)
         record.samples["latency_ns"] = result.samples_ns
         record.warnings.extend(result.warnings)
-        record.extra["started_at"] = result.started_at
-        record.extra["wall_s"] = result.wall_ns / 1e9
+        record.extra.update(result.extra)
         self.save(record)
         return record
+
+    def _measure_here(self, request: MeasureRequest, progress: ProgressCallback | None) -> MeasureResult:
+        """Without a session's runner: measure in this process, the model kept loaded for the bench."""
+        self._cache = self._cache or ModelCache()
+        return execute(request, self._cache, progress=progress)
 
     def new_record(self, model: Model | None, scenario: dict[str, Any]) -> Record:
         backend = {"name": self.device.backend, **{k: self._availability.get(k) for k in
@@ -102,6 +107,8 @@ class Bench:
         self._save(record)
 
     def close(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
         for session in self._sessions.values():
             session.close()
         self._sessions.clear()

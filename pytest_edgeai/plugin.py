@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 KIND_MARKERS = ("cpu", "gpu", "edgetpu", "ncs2", "npu", "jetson")
 DEVICE_FIXTURES = ("edgeai_device", "edgeai_bench", "edgeai_claims")
 SESSION_KEY = pytest.StashKey["EdgeAISession"]()
+BASELINE_KEY = pytest.StashKey[object]()  # results.baseline.Outcome of this session
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -79,9 +80,56 @@ def pytest_configure(config: pytest.Config) -> None:
         values={o.dest: _value(config, o.dest) for o in OPTIONS},
     )
     try:
-        config.stash[SESSION_KEY] = EdgeAISession(settings)
+        config.stash[SESSION_KEY] = s = EdgeAISession(settings)
     except EdgeAIError as exc:
         raise pytest.UsageError(f"pytest-edgeai: {exc}") from None
+    from .lab import xdist
+
+    s.shared_run, s.xdist_worker = xdist.roles(config, settings.report_dir)
+    if s.shared_run is not None and s.xdist_worker is None:
+        config.pluginmanager.register(_XdistController(s), "edgeai-xdist-controller")
+
+
+class _XdistController:
+    """Hooks of the xdist controller: records measured by workers arrive with their test reports."""
+
+    def __init__(self, s: EdgeAISession):
+        self.s = s
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        from .lab.runshare import take_records
+
+        for record in take_records(report.user_properties):
+            self.s.receive(record)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error) -> None:
+        from .lab.runshare import ENVIRONMENT_OUTPUT_KEY
+
+        environment = getattr(node, "workeroutput", {}).get(ENVIRONMENT_OUTPUT_KEY)
+        if environment:
+            self.s.worker_environments[node.gateway.id] = environment
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_setupnodes(config: pytest.Config, specs) -> None:
+    from .lab.xdist import harden_ssh
+
+    for spec in specs:
+        harden_ssh(spec)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """Every worker, local or remote, writes into the run this controller planned."""
+    from .lab import runshare
+
+    s = _session(node.config)
+    if s.shared_run is not None:
+        node.workerinput[runshare.WORKERINPUT_KEY] = runshare.for_worker(s.shared_run, bool(node.gateway.spec.popen))
+
+
 
 
 def _session(config: pytest.Config) -> EdgeAISession:
@@ -154,6 +202,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
     if call.excinfo is not None and call.excinfo.errisinstance(EdgeAIError) and report.failed:
         report.longrepr = f"{type(call.excinfo.value).__name__}: {call.excinfo.value}"
+    s = _session(item.config)
+    if s.xdist_worker is not None and s.outbox:  # to the controller, which writes them into the run
+        from .lab.runshare import record_properties
+
+        report.user_properties.extend(record_properties(s.outbox))
+        s.outbox.clear()
     return report
 
 
@@ -184,8 +238,10 @@ def edgeai_device(request: pytest.FixtureRequest, edgeai_session: EdgeAISession)
     """The device under test (parametrised over the selected devices); skips if not attached."""
     device = request.param
     availability = edgeai_session.availability(device)
-    if not availability.attached:
-        message = f"device {device.name} ({device.kind}, {device.backend}) is not attached: {availability.reason}"
+    lost = edgeai_session.lost.reason(device)
+    if lost or not availability.attached:
+        message = (f"device {device.name} was lost earlier in this run: {lost}" if lost else
+                   f"device {device.name} ({device.kind}, {device.backend}) is not attached: {availability.reason}")
         if edgeai_session.settings.strict:
             pytest.fail(f"{message} [--edgeai-strict]", pytrace=False)
         pytest.skip(message)
@@ -217,8 +273,12 @@ def edgeai_bench(request: pytest.FixtureRequest, edgeai_session: EdgeAISession, 
     bench = Bench(edgeai_device, _suite_name(request), request.node.nodeid, edgeai_session.profile,
                   save=edgeai_session.save,
                   availability=asdict(edgeai_session.availability(edgeai_device)),
-                  progress=None if quiet else (lambda label: ProgressLine(reporter, label)))
+                  progress=None if quiet else (lambda label: ProgressLine(reporter, label)),
+                  measure=edgeai_session.measure)
     yield bench
+    from .results.baseline import metric_properties
+
+    request.node.user_properties.extend(metric_properties(bench.records))  # JUnit XML properties
     bench.close()
 
 
@@ -233,25 +293,57 @@ def edgeai_claims(request: pytest.FixtureRequest, edgeai_session: EdgeAISession,
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     s = _session(config)
-    if s.store is None:
+    if s.store is None or s.xdist_worker is not None:
         return
     from .report.terminal import summary_lines
 
-    lines = summary_lines(s.records)
+    records = s.run_records()
+    lines = summary_lines(records)
     if lines:
         terminalreporter.section("edgeai summary")
         for line in lines:
             terminalreporter.write_line(line)
     if s.report_path:
-        terminalreporter.write_line(f"edgeai: {len(s.records)} records in {s.store.path}; HTML report: {s.report_path}")
+        terminalreporter.write_line(f"edgeai: {len(records)} records in {s.store.path}; HTML report: {s.report_path}")
+    outcome = config.stash.get(BASELINE_KEY, None)
+    if outcome is not None and (outcome.lines or outcome.error):
+        terminalreporter.section("edgeai vs baseline", red=bool(outcome.regressed or outcome.error))
+        for line in outcome.lines:
+            terminalreporter.write_line(line)
+        if outcome.error:
+            terminalreporter.write_line(f"edgeai: {outcome.error}", red=True)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     s = _session(session.config)
-    if s.store is None:
+    s.close()
+    if s.xdist_worker is not None:  # the controller finishes the run and renders the report, once
+        s.hand_over(session.config.workeroutput)
+        return
+    if s.store is None and not s.rejoin_run():
         return
     from .report.html import write_report
 
     s.store.finish("complete" if exitstatus in (0, 1) else f"interrupted (exit {int(exitstatus)})")
-    s.report_path = write_report(s.store.path)
+    if s.worker_environments:
+        s.store.update_meta(workers=s.worker_environments)
+    outcome = _against_baseline(session, s)
+    s.report_path = write_report(s.store.path, comparison=outcome.comparison)
+
+
+def _against_baseline(session: pytest.Session, s: EdgeAISession):
+    """--edgeai-baseline: compare this run, keep the outcome for the summary, and under
+    --edgeai-fail-on-regression fail the session on a regression or a baseline that cannot be found."""
+    from .results.baseline import against_baseline, stamp_release
+
+    stamp_release(s.store)
+    fail = bool(s.settings.option("edgeai_fail_on_regression"))
+    outcome = against_baseline(s.store.path, s.settings.option("edgeai_baseline"), s.settings.report_dir,
+                               s.config.tolerances, fail)
+    if outcome.comparison is not None:
+        s.store.update_meta(baseline=str(outcome.comparison.base.path))
+    session.config.stash[BASELINE_KEY] = outcome
+    if fail and (outcome.regressed or outcome.error) and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    return outcome

@@ -7,19 +7,25 @@ devices, models and benches.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from . import config as config_mod
 from .backends.base import Availability
 from .devices import Device, probe, select
-from .errors import ConfigError, EdgeAIError
+from .errors import ConfigError, DeviceUnavailable, EdgeAIError
+from .lab import runshare
+from .lab.execute import MeasureRequest, MeasureResult
+from .lab.lost import LostDevices
+from .lab.runner import LOCK_WAIT_FACTOR, Runner, make_runner, parse_timeout
+from .lab.runshare import RunPlan
+from .measure.scenarios import ProgressCallback
 from .measure.profiles import Profile, get_profile
 from .models.model import Model, model_from_file, resolve_model
 from .results import environment
 from .results.record import Record
-from .results.store import RunStore
+from .results.store import RUN_FILE, RunStore, load_run
 
 
 @dataclass
@@ -67,6 +73,14 @@ class EdgeAISession:
         self._availability: dict[str, Availability] = {}
         self._models: dict[str, Model] = {}
         self._lock = threading.Lock()
+        # the lab: isolation, time limit, lost devices, a run shared between xdist workers (see lab/)
+        self.timeout_s = parse_timeout(settings.option("edgeai_timeout"), self.profile.timeout_s)
+        self.lost = LostDevices()
+        self.shared_run: RunPlan | None = None  # set by the plugin under pytest-xdist
+        self.xdist_worker: dict[str, str] | None = None  # {id, host}: records also go to the controller
+        self.outbox: list[Record] = []
+        self.worker_environments: dict[str, dict[str, Any]] = {}
+        self._runner: Runner | None = None
 
     def _load_config(self) -> config_mod.Config:
         path = self.settings.devices_file
@@ -97,14 +111,63 @@ class EdgeAISession:
 
     def start_run(self, options: dict[str, Any]) -> RunStore:
         """Create the run directory and record the environment before anything is measured."""
-        self.store = RunStore.create(self.settings.report_dir, {
+        meta = {
             "environment": environment.capture(self.settings.rootdir),
             "options": options,
             "profile": self.profile.to_dict(),
             "devices": [d.describe() for d in self.devices],
             "devices_file": str(self.config.path) if self.config.path else None,
-        })
+        }
+        if self.shared_run is None:
+            self.store = RunStore.create(self.settings.report_dir, meta)
+        else:
+            path = runshare.local_path(self.shared_run, self.settings.report_dir)
+            self.store = runshare.open_shared_run(path, self.shared_run.run_id, meta)
+        self.lost.attach(self.store.path)
         return self.store
+
+    def measure(self, request: MeasureRequest, progress: ProgressCallback | None = None) -> MeasureResult:
+        """Run one measurement where the options say (an isolated worker by default); a device that
+        stops answering is marked lost for the rest of the run."""
+        if self._runner is None:
+            self._runner = make_runner(isolated=not self.settings.option("edgeai_no_isolation"))
+        request = replace(request, lock_timeout_s=LOCK_WAIT_FACTOR * self.timeout_s)
+        try:
+            return self._runner.measure(request, self.timeout_s, progress)
+        except DeviceUnavailable as exc:
+            self.lost.mark(request.device, str(exc))
+            raise
+
+    def receive(self, record: Record) -> None:
+        """A record measured by an xdist worker, arriving at the controller: write it into the run."""
+        if self.store is None:
+            self.start_run(self.settings.values)
+        self.save(record)
+
+    def rejoin_run(self) -> bool:
+        """On the xdist controller: open the shared run if a worker created it; False if none did."""
+        if self.shared_run is None or not Path(self.shared_run.path, RUN_FILE).is_file():
+            return False
+        self.store = RunStore(Path(self.shared_run.path), self.shared_run.run_id)
+        self.lost.attach(self.store.path)
+        return True
+
+    def run_records(self) -> list[Record]:
+        """Every record of the run: read back from the run directory on the xdist controller, where
+        a worker that died may have written records no report carried."""
+        if self.store is not None and self.shared_run is not None:
+            return load_run(self.store.path).records
+        return self.records
+
+    def hand_over(self, workeroutput: dict[str, Any]) -> None:
+        """On an xdist worker at the end: where this worker ran, for the controller's run.json."""
+        if self.store is not None:
+            workeroutput[runshare.ENVIRONMENT_OUTPUT_KEY] = environment.capture(self.settings.rootdir)
+
+    def close(self) -> None:
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None
 
     def availability(self, device: Device) -> Availability:
         with self._lock:
@@ -134,7 +197,14 @@ class EdgeAISession:
         """Write a record now (atomically) and keep it for the summary and the report."""
         if self.store is None:
             raise EdgeAIError("no run is open: records can only be written during a session")
+        if self.xdist_worker is not None:
+            record.extra.setdefault("worker", self.xdist_worker)
         self.store.write(record)
         with self._lock:
-            if all(r.id != record.id for r in self.records):
+            if self.xdist_worker is not None:
+                self.outbox.append(record)
+            known = [i for i, r in enumerate(self.records) if r.id == record.id]
+            if known:  # a record rewritten (claims judged) or received again: keep the latest version
+                self.records[known[0]] = record
+            else:
                 self.records.append(record)

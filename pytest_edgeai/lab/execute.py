@@ -1,0 +1,125 @@
+"""One measurement, exactly as it runs wherever it runs: in an isolated worker or in the pytest process.
+
+Lock the device, load the model (kept loaded for the next request of the same model), read the clocks,
+run ``measure.scenarios.measure`` unchanged, read the clocks again. The result carries plain data only,
+so it crosses a process boundary as it is.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..backends.base import get_backend
+from ..errors import EdgeAIError
+from ..measure.inputs import make_feeds
+from ..measure.scenarios import ProgressCallback, measure
+from . import clocks
+from .locks import device_lock
+
+if TYPE_CHECKING:
+    from ..backends.base import Session
+    from ..devices import Device
+    from ..measure.profiles import Profile
+    from ..models.model import Model
+
+
+class RuntimeFailure(EdgeAIError):
+    """The runtime raised something that is not ours (a vendor exception) while loading or measuring."""
+
+    def __init__(self, detail: str):
+        self.detail = detail
+        super().__init__(detail)
+
+
+@dataclass(frozen=True)
+class MeasureRequest:
+    device: Device
+    model: Model
+    scenario: str
+    batch: int
+    profile: Profile
+    lock_dir: str | None = None
+    lock_timeout_s: float = -1  # -1: wait as long as it takes
+
+    @property
+    def label(self) -> str:
+        return f"{self.device.name}/{self.model.name} {self.scenario} b{self.batch}"
+
+
+@dataclass
+class MeasureResult:
+    """What the record needs from a measurement."""
+
+    metrics: dict[str, dict[str, Any]]
+    samples_ns: list[int]
+    warnings: list[str]
+    started_at: float
+    wall_ns: int
+    settings: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ModelCache:
+    """The model most recently loaded on the device, kept loaded: a suite's tests use one model in turn."""
+
+    def __init__(self) -> None:
+        self.key: tuple[str, str] | None = None
+        self.session: Session | None = None
+
+    def get(self, device: Device, model: Model) -> tuple[Session, float | None]:
+        """The loaded session and the seconds loading took (None when it was already loaded)."""
+        key = (device.name, str(model.path))
+        if self.key == key and self.session is not None:
+            return self.session, None
+        self.close()
+        t0 = time.perf_counter()
+        self.session = get_backend(device.backend).load(model, device)
+        self.key = key
+        return self.session, time.perf_counter() - t0
+
+    def close(self) -> None:
+        session, self.session, self.key = self.session, None, None
+        if session is not None:
+            session.close()
+
+
+Notify = Callable[[str, Any], None]
+
+
+def execute(request: MeasureRequest, cache: ModelCache, notify: Notify | None = None,
+            progress: ProgressCallback | None = None) -> MeasureResult:
+    """Lock, load, measure. ``notify("locked", wait_s)`` once the device is ours (a time limit starts
+    there), then ``notify("phase", what)`` as it goes, so a crash can say where it happened."""
+    device = request.device
+    tell = notify or (lambda event, value: None)
+    lock_dir = Path(request.lock_dir) if request.lock_dir else None
+    with device_lock(device, lock_dir, request.lock_timeout_s) as waited:
+        tell("locked", waited)
+        try:
+            tell("phase", "loading the model")
+            session, load_s = cache.get(device, request.model)
+            feeds = make_feeds(session.inputs, request.batch, overrides=request.model.params.get("input_shapes"))
+            tell("phase", "the measurement")
+            before = clocks.snapshot(device)
+            result = measure(session, feeds, request.scenario, request.batch, request.profile, progress)
+            after = clocks.snapshot(device)
+            settings = session.settings()
+        except EdgeAIError:
+            cache.close()
+            raise
+        except Exception as exc:  # a vendor runtime's own exception: name it, keep it one line
+            cache.close()
+            raise RuntimeFailure(f"{type(exc).__name__}: {exc}") from exc
+    throttled = clocks.throttling(device, before, after)
+    extra: dict[str, Any] = {"started_at": result.started_at, "wall_s": result.wall_ns / 1e9,
+                             "lock_wait_s": waited, "model_load_s": load_s,
+                             "clocks": {"before": before, "after": after}}
+    if throttled:
+        extra["throttled"] = True
+    return MeasureResult(metrics=result.metrics(), samples_ns=result.samples_ns,
+                         warnings=[*result.warnings, *(f"throttled: {t}" for t in throttled)],
+                         started_at=result.started_at, wall_ns=result.wall_ns, settings=settings, extra=extra)

@@ -1,0 +1,43 @@
+"""Where measurements run: the Runner protocol and its two strategies (isolated worker, in-process)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ..errors import ConfigError
+from ..measure.scenarios import ProgressCallback
+from .execute import MeasureRequest, MeasureResult
+
+LOCK_WAIT_FACTOR = 4  # a device lock held longer than this many time limits is held by something stuck
+
+
+class Runner(Protocol):
+    isolated: bool
+
+    def measure(self, request: MeasureRequest, timeout_s: float,
+                progress: ProgressCallback | None = None) -> MeasureResult: ...
+
+    def close(self) -> None: ...
+
+
+def make_runner(isolated: bool) -> Runner:
+    if isolated:
+        from .isolation import IsolatedRunner
+
+        return IsolatedRunner()
+    from .inprocess import InProcessRunner
+
+    return InProcessRunner()
+
+
+def parse_timeout(value: object, default: float) -> float:
+    """--edgeai-timeout: seconds a measurement (load + measure) may take before it counts as a hang."""
+    if value in (None, ""):
+        return float(default)
+    try:
+        seconds = float(str(value))
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise ConfigError([f"--edgeai-timeout {value}: give a positive number of seconds, e.g. 120"])
+    return seconds
