@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendError, ConfigError, ModelError, did_you_mean
+from . import jetson, ort_gpu
 from .base import Availability, TensorSpec, distribution_version
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from ..models.model import Model
 
 OPTION_KEYS = ("providers", "provider_options", "intra_op_num_threads", "inter_op_num_threads",
-               "execution_mode", "graph_optimization_level", "enable_cpu_mem_arena")
+               "execution_mode", "graph_optimization_level", "enable_cpu_mem_arena", "cache_dir")
 GRAPH_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
                 "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
 DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
@@ -53,10 +54,11 @@ class OnnxRuntimeBackend:
         available = ort.get_available_providers()
         missing = [p for p in requested_providers(device) if p not in available]
         if missing:
+            distribution = next((d for d in DISTRIBUTIONS if distribution_version(d)), None)
             return Availability(
                 False,
-                f"onnxruntime {version} lacks {', '.join(missing)} (available: {', '.join(available)}): "
-                f"install the onnxruntime build with that provider (e.g. onnxruntime-gpu for CUDA)",
+                f"onnxruntime {version} (available: {', '.join(available)}): "
+                + "; ".join(ort_gpu.missing_reason(p, available, distribution) for p in missing),
                 runtime=self.name, runtime_version=version)
         return Availability(True, runtime=self.name, runtime_version=version,
                             details={"providers": available,
@@ -73,6 +75,7 @@ class OnnxRuntimeBackend:
                                            provider_options=provider_options)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
             raise ModelError(f"{model.path}: onnxruntime cannot load it: {_first_line(exc)}") from None
+        ort_gpu.check_applied(providers, session.get_providers(), str(model.path))
         return OnnxRuntimeSession(session, options, device)
 
 
@@ -97,7 +100,12 @@ def _session_options(ort, device: Device):
     if "enable_cpu_mem_arena" in opts:
         so.enable_cpu_mem_arena = bool(opts["enable_cpu_mem_arena"])
     providers = requested_providers(device)
-    provider_options = [dict(opts.get("provider_options", {}).get(p, {})) for p in providers]
+    ort_gpu.check_provider_options(device, providers)
+    from ..models.zoo import default_cache_dir
+
+    trt_cache = str(opts.get("cache_dir") or default_cache_dir().parent / "ort-tensorrt")
+    provider_options = [ort_gpu.with_defaults(p, dict(opts.get("provider_options", {}).get(p, {})), trt_cache)
+                        for p in providers]
     return so, providers, provider_options
 
 
@@ -123,6 +131,7 @@ class OnnxRuntimeSession:
             "inter_op_num_threads": so.inter_op_num_threads,
             "execution_mode": str(so.execution_mode),
             "graph_optimization_level": str(so.graph_optimization_level),
+            **(jetson.state() if self._device.kind == "jetson" else {}),
         }
 
     def close(self) -> None:
