@@ -68,18 +68,122 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def _report_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", help="a run directory, or 'latest'")
+    p.add_argument("runs", nargs="+", metavar="RUN",
+                   help="run directories or 'latest'; several: the last is reported, all form the history")
     p.add_argument("-o", "--output", type=Path, help="where to write the HTML (default: RUN/report.html)")
+    p.add_argument("--baseline", metavar="PATH|latest|release:TAG", help="compare the run with this baseline")
+    shared_option(p, "devices_file", help="devices.toml whose [tolerances] judge regressions")
     shared_option(p, "edgeai_report_dir")
 
 
-@command("report", "render the HTML report of a run (a partial run too)", _report_args)
+def _tolerances(devices_file: str | None) -> dict[str, dict[str, float]]:
+    from . import config as config_mod
+
+    path = Path(devices_file) if devices_file else Path("devices.toml")
+    return config_mod.load(path).tolerances if path.is_file() or devices_file else {}
+
+
+def _problems(problems: list[str], what: str) -> None:
+    """Unreadable records and runs: said on stderr, while every readable record is still used."""
+    for problem in problems:
+        print(f"pytest-edgeai {what}: warning: {problem}", file=sys.stderr)
+
+
+@command("report", "render the HTML report of a run (a partial run too), with a history when given several",
+         _report_args)
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report.html import write_report
+    from .report.html import build_report
+    from .results.release import find_run
     from .results.store import resolve_run
 
-    path = write_report(resolve_run(args.run, Path(args.edgeai_report_dir)), args.output)
-    print(f"report: {path}")
+    root = Path(args.edgeai_report_dir)
+    runs = [resolve_run(r, root) for r in args.runs]
+    baseline = find_run(args.baseline, root, exclude=runs[-1]) if args.baseline else None
+    report = build_report(runs[-1], args.output, baseline=baseline, history=runs[:-1] or None,
+                          tolerances=_tolerances(args.devices_file))
+    _problems(report.problems, "report")
+    print(f"report: {report.path}")
+    return 0
+
+
+def _compare_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("base", metavar="BASE", help="the baseline run: a directory, 'latest' or 'release:TAG'")
+    p.add_argument("new", metavar="NEW", help="the run to judge: a directory or 'latest'")
+    p.add_argument("--fail-on", metavar="PERCENT",
+                   help="one tolerance for every metric, e.g. 5%% (default: devices.toml [tolerances], "
+                        "then 5%% throughput, 10%% p99, 10%% otherwise)")
+    p.add_argument("--all", action="store_true", help="list every metric, not only what changed")
+    shared_option(p, "devices_file", help="devices.toml whose [tolerances] judge regressions")
+    shared_option(p, "edgeai_report_dir")
+
+
+@command("compare", "compare a run with a baseline; exit 1 on a significant regression beyond tolerance",
+         _compare_args)
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
+    from .results.compare import REGRESSED, compare_runs, parse_fraction, summary_lines
+    from .results.release import find_run
+    from .results.store import load_run
+
+    try:
+        fail_on = parse_fraction(args.fail_on) if args.fail_on else None
+    except ValueError:
+        raise ConfigError([f"--fail-on {args.fail_on}: give a percentage such as 5% or a fraction such as 0.05"]) from None
+    root = Path(args.edgeai_report_dir)
+    new = load_run(args.new, root)
+    base = load_run(find_run(args.base, root, exclude=new.path))
+    comparison = compare_runs(base, new, _tolerances(args.devices_file), fail_on)
+    shown = tuple({d.verdict for d in comparison.deltas}) if args.all else (REGRESSED, "improved", "changed")
+    for line in summary_lines(comparison, shown):
+        print(line)
+    if not comparison.deltas:
+        print("pytest-edgeai compare: nothing to compare (see the notes above)", file=sys.stderr)
+        return 2
+    return 1 if comparison.regressions else 0
+
+
+def _merge_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories to merge")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="RUN",
+                   help="the merged run directory to create")
+
+
+@command("merge", "merge runs from several benches into one run (records keep their ids)", _merge_args)
+def cmd_merge(args: argparse.Namespace) -> int:
+    from .results.merge import merge_runs
+
+    path, problems = merge_runs(args.runs, args.output)
+    _problems(problems, "merge")
+    print(f"merged {len(args.runs)} runs into {path}")
+    return 0
+
+
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", metavar="RUN", help="a run directory or 'latest'")
+    p.add_argument("--format", choices=("pytest-benchmark",), default="pytest-benchmark")
+    p.add_argument("-o", "--output", type=Path, help="the JSON file to write (default: stdout)")
+    shared_option(p, "edgeai_report_dir")
+
+
+@command("export", "export a run for other tools (pytest-benchmark JSON: `pytest-benchmark compare` reads it)",
+         _export_args)
+def cmd_export(args: argparse.Namespace) -> int:
+    import json
+
+    from .results.export import to_pytest_benchmark
+    from .results.store import load_run
+
+    run = load_run(args.run, Path(args.edgeai_report_dir))
+    _problems(run.problems, "export")
+    doc, skipped = to_pytest_benchmark(run)
+    for line in skipped:
+        print(f"pytest-edgeai export: left out {line}", file=sys.stderr)
+    text = json.dumps(doc, indent=1, default=str)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+        print(f"{len(doc['benchmarks'])} benchmarks written to {args.output}", file=sys.stderr)
+    else:
+        print(text)
     return 0
 
 

@@ -8,6 +8,7 @@ embedded unescaped is matplotlib's SVG (charts.py), whose text matplotlib escape
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,20 +51,35 @@ def render(run: Run, comparison: Comparison | None = None, history: History | No
         runs=len(history.runs) if history else 1)
 
 
-def write_report(run_dir: Path, output: Path | None = None, *, baseline: Path | None = None,
-                 history: list[Path] | None = None, tolerances: dict[str, dict[str, float]] | None = None) -> Path:
-    """Render a run directory's report (a partial run too) and return its path.
+@dataclass
+class Report:
+    path: Path
+    problems: list[str]  # records and runs that could not be read (the rest were used)
+
+
+def build_report(run_dir: Path, output: Path | None = None, *, baseline: Path | None = None,
+                 history: list[Path] | None = None, tolerances: dict[str, dict[str, float]] | None = None,
+                 comparison: Comparison | None = None) -> Report:
+    """Render a run directory's report (a partial run too).
 
     ``baseline``: a run to compare with (default: the one named in run.json, if any);
-    ``history``: further runs for the trend (the run itself is added).
+    ``history``: further runs for the trend (the run itself is added); ``comparison``: one already made.
     """
     run = load_run(run_dir)
     base_path = baseline or run.meta.get("baseline")
-    comparison = compare_runs(load_run(base_path), run, tolerances) if base_path else None
+    if comparison is None and base_path:
+        comparison = compare_runs(load_run(base_path), run, tolerances)
     trend = None
     if history:
         others = [load_run(p) for p in history if Path(p).resolve() != run.path]
         trend = build_history(others + [run], tolerances)
     target = Path(output) if output else run.path / REPORT_FILE
     target.write_text(render(run, comparison, trend), encoding="utf-8")
-    return target
+    problems = list(run.problems) + (trend.problems if trend else []) + (
+        [f"baseline: {p}" for p in comparison.base.problems] if comparison else [])
+    return Report(target, list(dict.fromkeys(problems)))
+
+
+def write_report(run_dir: Path, output: Path | None = None, **options: Any) -> Path:
+    """Render a run directory's report and return its path (options as for build_report)."""
+    return build_report(run_dir, output, **options).path
