@@ -47,6 +47,13 @@ OPTIONS: tuple[Option, ...] = (
            kind="list", metavar="B,B,..."),
     Option("--edgeai-cache-dir", "where built zoo models are cached (default: $EDGEAI_CACHE_DIR or "
            "~/.cache/pytest-edgeai/models)", metavar="DIR"),
+    Option("--edgeai-baseline", "compare this run with a baseline run: a run directory, 'latest' (the "
+           "newest earlier run in the report dir) or 'release:TAG' (the newest run of that release)",
+           metavar="PATH|latest|release:TAG"),
+    Option("--edgeai-release", "the release this run measures (default: the checkout's exact git tag)",
+           metavar="TAG"),
+    Option("--edgeai-fail-on-regression", "fail the session when a metric regressed significantly "
+           "beyond its tolerance against --edgeai-baseline", default=False, kind="bool"),
 )
 
 BY_DEST = {o.dest: o for o in OPTIONS}
