@@ -64,6 +64,11 @@ def cmd_devices(args: argparse.Namespace) -> int:
     print(f"devices from {cfg.path or 'built-in default (no devices.toml)'}:")
     for line in format_table(["device", "kind", "backend", "runtime", "memory", "attached", "why not"], rows):
         print(line)
+    from .backends.inventory import runtimes
+
+    print("\nruntimes on this machine:")
+    for line in format_table(["runtime", "version", "sees"], [[r.name, r.version, r.detail] for r in runtimes()]):
+        print(line)
     return 0
 
 
