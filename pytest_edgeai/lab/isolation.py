@@ -26,7 +26,7 @@ from .execute import MeasureRequest, MeasureResult, RuntimeFailure
 
 START_TIMEOUT_S = 60.0
 CLOSE_TIMEOUT_S = 5.0
-LOG_TAIL_LINES = 12
+LOG_TAIL_LINES = 40
 
 
 class RuntimeCrashed(MeasurementError):
@@ -135,11 +135,14 @@ class Worker:
                 raise rebuild_error(*message[1:])
 
     def log_tail(self) -> str:
+        """The worker's last words: from faulthandler's 'Fatal Python error' line when there is one."""
         try:
             with self.log_path.open("r", encoding="utf-8", errors="replace") as fh:
-                return "".join(deque(fh, LOG_TAIL_LINES)).rstrip()
+                lines = list(deque(fh, LOG_TAIL_LINES))
         except OSError:
             return ""
+        start = next((i for i, line in enumerate(lines) if line.startswith("Fatal Python error")), 0)
+        return "".join(line for line in lines[start:] if not line.startswith("Extension modules:")).rstrip()
 
     def kill(self) -> None:
         if self.proc.poll() is None:
