@@ -59,6 +59,49 @@ define("energy", "min_ips_per_usd_ratio", "x",
        "this device's inferences/s/USD over that of the device named by 'against' "
        "(its latest energy result in the run store)", extra_fields=("against",))
 
+define("compression", "min_size_reduction", "x",
+       "fp32 file size / quantised variant file size (every variant, or the one named by 'method')",
+       extra_fields=("method",))
+define("compression", "min_int8_speedup", "x",
+       "offline batch-1 throughput of the int8 variant ('method', default int8_static) / fp32",
+       extra_fields=("method",))
+define("compression", "min_top1_agreement", "fraction",
+       "share of deterministic inputs whose top-1 matches fp32 (every variant, or 'method')",
+       extra_fields=("method",))
+define("compression", "min_cascade_latency_reduction", "x",
+       "expected latency of the large model for every input over the link / the cascade's, "
+       "at confidence 'at_threshold' (default 0.9) over 'link' (default device_cloud); model = workload",
+       extra_fields=("at_threshold", "link"))
+define("compression", "max_cascade_accuracy_loss", "fraction",
+       "large-model-only accuracy minus the cascade's, at 'at_threshold' over 'link'; model = workload",
+       extra_fields=("at_threshold", "link"))
+
+define("concurrency", "min_tenants", "tenants",
+       "tenants of the model that load and run within the memory budget (observed, child process)")
+define("concurrency", "min_aggregate_speedup", "x",
+       "aggregate throughput of N tenants (at_tenants, default the largest N measured) over one tenant alone",
+       extra_fields=("at_tenants",))
+define("concurrency", "max_tenant_p90_latency_ms", "ms",
+       "the worst tenant's p90 latency with N tenants running (at_tenants, default the largest N measured)",
+       extra_fields=("at_tenants",))
+define("concurrency", "max_tenants_prediction_error", "fraction",
+       "|predicted - observed| / observed maximum tenants, the prediction from the per-tenant footprint")
+define("concurrency", "min_placement_speedup", "x",
+       "throughput of shortest-queue dispatch over several devices divided by the best single device")
+
+define("split", "min_best_cut_saving", "x",
+       "compressed input bytes over the bytes at the best single-tensor cut; 'encoding' (default "
+       "'lossless': raw tensors, best lossless codec; or e.g. 'int8+zstd'), 'before_last_layers' "
+       "(default 0: only cuts at least this many layers before the output count)",
+       extra_fields=("encoding", "before_last_layers"))
+define("split", "max_saving_depth_layers", "layers",
+       "layers (compute nodes) between the output and the earliest single-tensor cut that sends fewer "
+       "bytes than the compressed input ('encoding' as above); 0 when no cut saves",
+       extra_fields=("encoding",))
+define("split", "max_prediction_error", "fraction",
+       "|measured - predicted| / measured median end-to-end latency of the planned split, run in "
+       "separate processes over a shaped loopback link")
+
 
 @dataclass(frozen=True)
 class ClaimSpec:

@@ -1,0 +1,63 @@
+"""Model-switch overhead: what alternating between models costs over running each alone.
+
+On an EdgeTPU, separately compiled models each claim the 8 MiB parameter cache, so switching
+reloads parameters over USB/PCIe; models compiled together (edgetpu_compiler a.tflite b.tflite)
+share the cache and switch cheaply (Coral's co-compilation; Liang et al. see the swap cost). The
+measurement itself works on any Session, so it is the same code on every device.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ..backends.base import Session
+
+
+@dataclass
+class SwitchResult:
+    """Median latency of each model alone and when alternating; the difference is the switch cost."""
+
+    label: str
+    alone_ms: dict[str, float]
+    alternating_ms: dict[str, float]
+    rounds: int
+
+    @property
+    def overhead_ms(self) -> dict[str, float]:
+        return {m: self.alternating_ms[m] - self.alone_ms[m] for m in self.alone_ms}
+
+    @property
+    def mean_overhead_ms(self) -> float:
+        return float(np.mean(list(self.overhead_ms.values())))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "alone_ms": self.alone_ms, "alternating_ms": self.alternating_ms,
+                "overhead_ms": self.overhead_ms, "mean_overhead_ms": self.mean_overhead_ms, "rounds": self.rounds}
+
+
+def measure_switching(sessions: dict[str, Session], feeds: dict[str, dict[str, np.ndarray]], rounds: int,
+                      label: str = "", clock: Callable[[], int] = time.monotonic_ns) -> SwitchResult:
+    """Each model ``rounds`` times back to back, then all of them in turn ``rounds`` times."""
+    if len(sessions) < 2:
+        raise ValueError("switching needs at least two models")
+
+    def timed(name: str) -> int:
+        t0 = clock()
+        sessions[name].run(feeds[name])
+        return clock() - t0
+
+    for name in sessions:  # first inference (and any first swap-in) excluded
+        timed(name)
+    alone = {name: float(np.median([timed(name) for _ in range(rounds)])) / 1e6 for name in sessions}
+    turns: dict[str, list[int]] = {name: [] for name in sessions}
+    for _ in range(rounds):
+        for name in sessions:
+            turns[name].append(timed(name))
+    alternating = {name: float(np.median(v)) / 1e6 for name, v in turns.items()}
+    return SwitchResult(label, alone, alternating, rounds)

@@ -1,0 +1,272 @@
+"""How many tenants fit on a device, and what do concurrent models and dynamic placement buy?
+
+Every test measures first, records (each step as it ends, so a later failure loses nothing),
+then checks the claims devices.toml states under [devices.NAME.claims.concurrency].
+
+- tenant sweep: N = 1, 2, 4, ... sessions of one model, as threads or as processes, each with
+  its share of the cores; aggregate throughput, each tenant's percentiles, Jain's fairness.
+- memory capacity: tenants loaded one by one in a child process until the memory budget; the
+  prediction from the per-tenant footprint against what was observed.
+- concurrent models: different models at once against each alone.
+- dynamic placement: shortest-queue dispatch over the selected devices (or over the device
+  split in two when it is the only one) against the best single device.
+- MLPerf LoadGen: SingleStream, MultiStream, Server (highest QPS under a p99 bound, by
+  bisection) and Offline, with LoadGen's own verdict and summary kept in the record.
+- EdgeTPU (where attached): model-switch overhead, separately vs co-compiled ([models.X.params]
+  co_compiled = "GROUP" marks models compiled together), and several TPUs as a cluster.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from pytest_edgeai.concurrency.capacity import CapacityPlan, probe_capacity
+from pytest_edgeai.concurrency.dispatch import Worker, compare_placement
+from pytest_edgeai.concurrency.loadgen import (SCENARIOS, LoadGenSettings, calibrate_latency, run_loadgen,
+                                               search_server_qps)
+from pytest_edgeai.concurrency.memory import MIB, available_bytes, parameter_bytes
+from pytest_edgeai.concurrency.metrics import (capacity_metrics, metric, models_metrics, placement_metrics,
+                                               step_metrics, switching_metrics)
+from pytest_edgeai.concurrency.models_together import run_concurrent_models
+from pytest_edgeai.concurrency.plan import plan_for, window_for
+from pytest_edgeai.concurrency.processes import ProcessRunner
+from pytest_edgeai.concurrency.sweep import run_sweep
+from pytest_edgeai.concurrency.switching import measure_switching
+from pytest_edgeai.concurrency.tenants import backend_load, default_feeds
+from pytest_edgeai.concurrency.threaded import ThreadRunner
+from pytest_edgeai.concurrency.threads import plan_threads, split_device
+
+SWEEP_MODELS = ("mobilenet_v2", "cnn_trad_fpool3")
+CAPACITY_MODEL = "mobilenet_v2"
+TOGETHER_MODELS = ("mobilenet_v2", "cnn_trad_fpool3")
+LOADGEN_MODEL = "mobilenet_v2"
+RUNNERS = {"thread": ThreadRunner, "process": ProcessRunner}
+# the Server scenario's p99 bound, in single-sample latencies (a queue a few deep), and its search range
+SERVER_BOUND_LATENCIES = 5.0
+SERVER_SEARCH_RANGE = (0.1, 1.2)  # x the one-worker rate 1 / latency
+EDGETPU_CACHE_BYTES = 8 * MIB
+
+
+def _at_tenants(claims, name: str, model: str, default: int) -> int:
+    spec = claims.spec(name, model)
+    return int(spec.extras.get("at_tenants", default)) if spec else default
+
+
+@pytest.mark.parametrize("mode", list(RUNNERS))
+@pytest.mark.parametrize("model_name", SWEEP_MODELS)
+def test_tenant_sweep(edgeai_device, edgeai_model, edgeai_bench, edgeai_claims, edgeai_session, model_name, mode):
+    """Throughput, per-tenant latency and fairness against the number of tenants."""
+    model = edgeai_model(model_name)
+    profile = edgeai_session.profile
+    plan = plan_for(profile)
+    step_records = []
+
+    def record_step(step):
+        record = edgeai_bench.new_record(model, {"name": "tenants", "tenants": step.tenants, "mode": mode,
+                                                 "window_s": step.window_s})
+        record.extra["step"] = step.to_dict()
+        step_records.append(record)
+        if not step.ok:
+            edgeai_bench.fail_record(record, f"{step.tenants} tenants: {step.reason}")
+            return
+        record.metrics.update(step_metrics(step))
+        record.samples["latency_ns"] = [ns for o in step.outcomes for ns in o.latencies_ns]
+        edgeai_bench.save(record)
+
+    sweep = run_sweep(model, edgeai_device, RUNNERS[mode](), window_for(profile), plan.max_tenants,
+                      on_step=record_step)
+    summary = edgeai_bench.new_record(model, {"name": "tenant_sweep", "mode": mode, "limit": plan.max_tenants})
+    summary.extra.update(sweep=sweep.rows(), stopped=sweep.stopped, plan=plan.to_dict(),
+                         derived_from=[r.id for r in step_records])
+    summary.metrics["max_tenants_run"] = metric(sweep.max_tenants_ok, "tenants", sweep.stopped)
+    for step in sweep.good[1:]:
+        summary.metrics[f"aggregate_speedup_at_{step.tenants}"] = metric(
+            sweep.speedup(step.tenants), "x", f"aggregate throughput of {step.tenants} {mode} tenants / 1 tenant",
+            method="derived")
+    if sweep.good:
+        top = sweep.good[-1]
+        summary.metrics["throughput_ips"] = metric(top.aggregate_ips, "inferences/s",
+                                                   f"aggregate at {top.tenants} tenants")
+    if len(sweep.good) < len(sweep.steps):
+        summary.warnings.append(f"the sweep {sweep.stopped}")
+    edgeai_bench.save(summary)
+    if not sweep.good:
+        pytest.fail(f"{model.name} on {edgeai_device.name}: not even one tenant ran: {sweep.stopped}", pytrace=False)
+
+    at = _at_tenants(edgeai_claims, "min_aggregate_speedup", model.name, sweep.max_tenants_ok)
+    failed_at = any(s.tenants == at and not s.ok for s in sweep.steps)
+    edgeai_claims.check("min_aggregate_speedup", 0.0 if failed_at else sweep.speedup(at), model.name, summary)
+    at = _at_tenants(edgeai_claims, "max_tenant_p90_latency_ms", model.name, sweep.max_tenants_ok)
+    step = sweep.step(at)
+    edgeai_claims.check("max_tenant_p90_latency_ms", step.worst_p90_ms() if step else None, model.name, summary)
+    edgeai_claims.assert_met()
+
+
+def test_memory_capacity(edgeai_device, edgeai_model, edgeai_bench, edgeai_claims, edgeai_session):
+    """How many tenants fit: predicted from one tenant's footprint, observed by loading until the budget."""
+    model = edgeai_model(CAPACITY_MODEL)
+    profile = edgeai_session.profile
+    plan = plan_for(profile)
+    available = available_bytes(edgeai_device)
+    tenant_device, threads = plan_threads(edgeai_device, plan.capacity_max_tenants)
+    cap = CapacityPlan(max_tenants=plan.capacity_max_tenants, budget_bytes=plan.budget_bytes(available[0]),
+                       step_timeout_s=profile.timeout_s)
+    result = probe_capacity(model, tenant_device, cap, available)
+    record = edgeai_bench.new_record(model, {"name": "memory_capacity", "max_tenants": cap.max_tenants,
+                                             "budget_mb": cap.budget_bytes / MIB})
+    record.metrics.update(capacity_metrics(result))
+    record.extra.update(memory=result.to_dict(), threads=threads.to_dict())
+    if edgeai_device.kind == "edgetpu":
+        size = parameter_bytes(model)
+        record.metrics["parameter_cache_models"] = metric(
+            EDGETPU_CACHE_BYTES // size, "models", f"8 MiB parameter cache / model file size {size} B; "
+            f"beyond this parameters stream from the host", method="estimated")
+    if any(not s.ok for s in result.steps):
+        record.warnings.append(f"capacity probe: {result.stopped}")
+    edgeai_bench.save(record)
+
+    edgeai_claims.check("min_tenants", result.observed_max, model.name, record)
+    edgeai_claims.check("max_tenants_prediction_error", result.prediction_error, model.name, record)
+    edgeai_claims.assert_met()
+
+
+def test_concurrent_models(edgeai_device, edgeai_model, edgeai_bench, edgeai_session):
+    """Different models at once on one device, against each alone (Hao et al.'s CME)."""
+    models = [edgeai_model(name) for name in TOGETHER_MODELS]
+    result = run_concurrent_models(models, edgeai_device, ThreadRunner(), window_for(edgeai_session.profile))
+    record = edgeai_bench.new_record(None, {"name": "concurrent_models", "models": list(TOGETHER_MODELS)})
+    record.model = {"name": "+".join(TOGETHER_MODELS), "source": "zoo", "members": [m.describe() for m in models]}
+    record.extra["concurrent_models"] = result.to_dict()
+    if not result.ok:
+        reasons = "; ".join(s.reason for s in [*result.alone, result.together] if not s.ok)
+        edgeai_bench.fail_record(record, reasons)
+        pytest.fail(f"concurrent models on {edgeai_device.name}: {reasons}", pytrace=False)
+    record.metrics.update(models_metrics(result))
+    edgeai_bench.save(record)
+
+
+def test_dynamic_placement(edgeai_device, edgeai_model, edgeai_bench, edgeai_claims, edgeai_session):
+    """Shortest-queue dispatch over several devices against the best single device."""
+    model = edgeai_model(LOADGEN_MODEL)
+    others = [d for d in edgeai_session.devices
+              if d.name != edgeai_device.name and edgeai_session.availability(d).attached]
+    devices = [edgeai_device, *others] if others else split_device(edgeai_device, 2)
+    sessions = []
+    try:
+        workers = []
+        for device in devices:
+            session = backend_load(model, device)
+            sessions.append(session)
+            feeds = default_feeds(session, model)
+            session.run(feeds)
+            workers.append(Worker(device.name, session, feeds))
+        result = compare_placement(workers, edgeai_session.profile.min_duration_s,
+                                   timeout_s=edgeai_session.profile.timeout_s)
+    finally:
+        for session in sessions:
+            session.close()
+    record = edgeai_bench.new_record(model, {"name": "dynamic_placement", "devices": [d.name for d in devices],
+                                             "split": not others})
+    record.extra["placement"] = result.to_dict()
+    record.extra["devices"] = [d.describe() for d in devices]
+    record.metrics.update(placement_metrics(result))
+    errors = {**result.together.errors, **{k: v for r in result.alone for k, v in r.errors.items()}}
+    if errors:
+        edgeai_bench.fail_record(record, "; ".join(f"{k}: {v}" for k, v in errors.items()))
+        pytest.fail(f"placement: {errors}", pytrace=False)
+    edgeai_bench.save(record)
+    edgeai_claims.check("min_placement_speedup", result.speedup, model.name, record)
+    edgeai_claims.assert_met()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_loadgen(edgeai_device, edgeai_model, edgeai_bench, edgeai_session, scenario, request):
+    """MLPerf LoadGen's scenarios on the device; its verdict and summary go into the record."""
+    pytest.importorskip("mlperf_loadgen", reason="MLPerf LoadGen is not installed: pip install "
+                                                 "'pytest-edgeai[loadgen]'")
+    from pytest_edgeai.measure.inputs import make_feeds
+
+    model = edgeai_model(LOADGEN_MODEL)
+    profile = edgeai_session.profile
+    session = edgeai_bench.load(model)
+    samples = [make_feeds(session.inputs, 1, seed=i, overrides=model.params.get("input_shapes"))
+               for i in range(LoadGenSettings.performance_sample_count)]
+    latency_s = calibrate_latency(session, samples[0], runs=max(5, profile.warmup_count))
+    base = LoadGenSettings(scenario, profile.min_duration_s, profile.min_count, latency_s,
+                           max_duration_s=profile.timeout_s,
+                           server_latency_bound_s=SERVER_BOUND_LATENCIES * latency_s)
+    outdir = edgeai_session.store.path / "loadgen" / _slug(request.node.name)
+    record = edgeai_bench.new_record(model, {"name": f"loadgen_{scenario}", "loadgen": base.to_dict()})
+    record.backend["settings"] = session.settings()
+    if scenario == "Server":
+        low, high = (f / latency_s for f in SERVER_SEARCH_RANGE)
+        search = search_server_qps(session, samples, base, low, high, plan_for(profile).server_search_steps, outdir)
+        record.extra["server_search"] = search.rows()
+        result = search.best or search.tries[-1]
+        record.metrics["server_max_qps"] = metric(
+            search.best.settings.server_target_qps if search.best else None, "queries/s",
+            f"highest target QPS whose p99 stayed under {search.bound_ms:.2f} ms, bisection over "
+            f"{len(search.tries)} LoadGen Server runs", method="measured")
+    else:
+        result = run_loadgen(session, samples, base, outdir)
+    record.metrics.update(result.metrics())
+    record.extra["loadgen"] = result.to_dict()
+    record.extra["loadgen_verdict"] = result.verdict
+    if result.verdict != "VALID":
+        unmet = [k for k, v in result.fields.items() if k.endswith("satisfied") and v.upper().startswith("NO")]
+        record.warnings.append(f"LoadGen verdict {result.verdict} ({', '.join(unmet) or 'see summary'}); "
+                               f"profile {profile.name} runs {profile.min_duration_s:g} s, official runs 600 s")
+    edgeai_bench.save(record)
+
+
+@pytest.mark.edgetpu
+def test_edgetpu_model_switch(edgeai_device, edgeai_model, edgeai_bench, edgeai_session):
+    """The cost of switching between models: separately compiled, and co-compiled where configured."""
+    rounds = plan_for(edgeai_session.profile).switch_rounds
+    groups: dict[str, list[str]] = {}
+    for workload in edgeai_session.workloads:
+        if "co_compiled" in workload.params:
+            groups.setdefault(str(workload.params["co_compiled"]), []).append(workload.name)
+    sets = {"separately compiled": list(TOGETHER_MODELS),
+            **{f"co-compiled ({g})": names for g, names in groups.items() if len(names) > 1}}
+    for label, names in sets.items():
+        models = [edgeai_model(n) for n in names]
+        sessions = {m.name: edgeai_bench.load(m) for m in models}
+        feeds = {m.name: default_feeds(sessions[m.name], m) for m in models}
+        result = measure_switching(sessions, feeds, rounds, label=label)
+        record = edgeai_bench.new_record(None, {"name": "model_switch", "label": label, "models": names})
+        record.model = {"name": "+".join(names), "members": [m.describe() for m in models]}
+        record.metrics.update(switching_metrics(result))
+        record.extra["switching"] = result.to_dict()
+        edgeai_bench.save(record)
+
+
+@pytest.mark.edgetpu
+def test_edgetpu_cluster(edgeai_device, edgeai_model, edgeai_bench, edgeai_claims, edgeai_session):
+    """Several EdgeTPUs as one cluster behind the shortest-queue dispatcher."""
+    tpus = [d for d in edgeai_session.devices if d.kind == "edgetpu" and edgeai_session.availability(d).attached]
+    if len(tpus) < 2:
+        pytest.skip(f"a cluster needs at least 2 attached EdgeTPUs; attached: {[d.name for d in tpus]}")
+    if edgeai_device.name != tpus[0].name:
+        pytest.skip(f"the cluster is measured once, from {tpus[0].name}")
+    model = edgeai_model(LOADGEN_MODEL)
+    sessions = [backend_load(model, d) for d in tpus]
+    try:
+        workers = [Worker(d.name, s, default_feeds(s, model)) for d, s in zip(tpus, sessions)]
+        result = compare_placement(workers, edgeai_session.profile.min_duration_s,
+                                   timeout_s=edgeai_session.profile.timeout_s)
+    finally:
+        for s in sessions:
+            s.close()
+    record = edgeai_bench.new_record(model, {"name": "edgetpu_cluster", "devices": [d.name for d in tpus]})
+    record.metrics.update(placement_metrics(result))
+    record.extra["placement"] = result.to_dict()
+    edgeai_bench.save(record)
+    edgeai_claims.check("min_placement_speedup", result.speedup, model.name, record)
+    edgeai_claims.assert_met()
