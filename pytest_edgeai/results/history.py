@@ -121,9 +121,7 @@ def _steps(s: Series, infos: list[RunInfo], tolerances) -> list[StepChange]:
     tol = tolerance_for(s.key[0], s.metric, tolerances)
     sense = direction(s.metric, s.unit)
     out = []
-    for step in find_steps([p.value for p in s.points]):
-        if step.before == 0 or abs(step.after / step.before - 1.0) <= tol:
-            continue
+    for step in find_steps([p.value for p in s.points], min_shift=tol):
         if sense == UNKNOWN:
             verdict = CHANGED
         else:

@@ -54,7 +54,7 @@ def latency_record(model: str, scenario: str, batch: int, median_ms: float, rng:
 
 def write_run(root: Path, slowdown: float = 1.0, release: str | None = None, started: float | None = None,
               seed: int = 0, batches: tuple[int, ...] = (1, 2, 4, 8), count: int = 400,
-              dev: dict | None = None) -> Path:
+              dev: dict | None = None, models: tuple[str, ...] = MODELS) -> Path:
     """One run directory like a throughput suite run of the whole zoo (``slowdown`` scales latency)."""
     rng = np.random.default_rng(seed)
     store = RunStore.create(root, {"environment": {"host": "synthetic", "git": {}}, "options": {},
@@ -62,7 +62,7 @@ def write_run(root: Path, slowdown: float = 1.0, release: str | None = None, sta
     if started is not None:
         store.update_meta(started=started)
     created = started or time.time()
-    for model in MODELS:
+    for model in models:
         single = latency_record(model, "single_stream", 1, BASE_MS[model] * slowdown, rng, count, dev)
         records = [single] + [latency_record(model, "offline", b, BASE_MS[model] * slowdown * (0.6 + 0.4 * b),
                                              rng, count, dev) for b in batches]

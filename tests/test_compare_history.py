@@ -1,0 +1,50 @@
+"""History across runs: ordering, releases, step changes and where a regression entered."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pytest_edgeai.results import synthetic
+from pytest_edgeai.results.changepoint import find_steps
+from pytest_edgeai.results.compare import IMPROVED, REGRESSED
+from pytest_edgeai.results.history import build_history
+from pytest_edgeai.results.store import load_run
+
+
+def test_find_steps_locates_one_and_two_steps_and_ignores_noise():
+    rng = np.random.default_rng(0)
+    flat = 10 + rng.normal(0, 0.1, 40)
+    assert find_steps(flat) == []
+    one = np.concatenate([10 + rng.normal(0, 0.1, 20), 12 + rng.normal(0, 0.1, 15)])
+    steps = find_steps(one)
+    assert [s.index for s in steps] == [20] and steps[0].after > steps[0].before
+    two = np.concatenate([10 + rng.normal(0, 0.1, 15), 12 + rng.normal(0, 0.1, 15), 9 + rng.normal(0, 0.1, 15)])
+    assert [s.index for s in find_steps(two, min_shift=0.05)] == [15, 30]
+    assert find_steps(one, min_shift=0.5) == []  # significant, but smaller than the tolerance
+    assert find_steps([1.0, 2.0, 3.0]) == []  # too short to say
+
+
+def test_a_regression_is_named_with_the_release_it_entered(tmp_path):
+    runs = []
+    for i in range(12):
+        slow = 1.25 if i >= 8 else 1.0
+        release = {0: "v1.0", 4: "v1.1", 8: "v1.2"}.get(i)
+        runs.append(load_run(synthetic.write_run(tmp_path, slow, release=release, started=1000.0 + i, seed=i,
+                                                 batches=(1,), count=40, models=("mobilenet_v2",))))
+    h = build_history(list(reversed(runs)))  # any order in, ordered by start
+    assert [r.started for r in h.runs] == sorted(r.started for r in h.runs)
+    assert h.releases() == [(0, "v1.0"), (4, "v1.1"), (8, "v1.2")]
+    throughput = [s for s in h.regressions if s.series.metric == "throughput_ips"]
+    assert throughput and {s.position for s in throughput} == {8} and {s.entered for s in throughput} == {"v1.2"}
+    assert all(s.change < -0.1 for s in throughput)
+    assert not [s for s in h.steps if s.verdict == IMPROVED]
+    assert all(s.verdict == REGRESSED for s in h.steps if s.series.metric.startswith("latency_p"))
+
+
+def test_a_step_between_releases_names_both_sides(tmp_path):
+    runs = [load_run(synthetic.write_run(tmp_path, 0.8 if i >= 5 else 1.0, release="v1" if i == 0 else
+                                         ("v2" if i == 9 else None), started=float(i), seed=i, batches=(1,),
+                                         count=40, models=("cnn_trad_fpool3",))) for i in range(10)]
+    h = build_history(runs)
+    steps = [s for s in h.steps if s.series.metric == "throughput_ips"]
+    assert steps and steps[0].verdict == IMPROVED and steps[0].entered == "after v1, before v2"
