@@ -1,0 +1,90 @@
+"""How close a compressed model's outputs are to the fp32 model's on the same inputs.
+
+Per sample: the argmax over the last axis (top-1), the cosine similarity of the flattened
+output, and the largest absolute difference. Outputs are compared sample by sample along the
+first (batch) axis, so a (N, classes) score tensor gives N comparisons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import MeasurementError
+
+if TYPE_CHECKING:
+    from ..backends.base import Session
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    samples: int
+    top1_agreement: float | None  # None when top-1 does not apply (one score per sample)
+    mean_cosine: float
+    max_abs_error: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _per_sample(a: np.ndarray) -> np.ndarray:
+    return np.asarray(a, dtype=np.float64).reshape(a.shape[0], -1)
+
+
+def top1_agreement(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """Fraction of samples whose argmax over the last axis agrees (every position must agree)."""
+    ref, cand = np.asarray(reference), np.asarray(candidate)
+    same = np.argmax(ref, axis=-1) == np.argmax(cand, axis=-1)
+    return float(same.reshape(ref.shape[0], -1).all(axis=1).mean())
+
+
+def cosine_similarity(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
+    """Per-sample cosine; two all-zero vectors count as identical (1), one zero vector as 0."""
+    ref, cand = _per_sample(reference), _per_sample(candidate)
+    dot = (ref * cand).sum(axis=1)
+    norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(cand, axis=1)
+    both_zero = (np.linalg.norm(ref, axis=1) == 0) & (np.linalg.norm(cand, axis=1) == 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.where(norms > 0, dot / np.where(norms > 0, norms, 1.0), 0.0)
+    return np.where(both_zero, 1.0, cos)
+
+
+def max_abs_error(reference: np.ndarray, candidate: np.ndarray) -> float:
+    return float(np.max(np.abs(np.asarray(reference, np.float64) - np.asarray(candidate, np.float64))))
+
+
+def compare(reference: np.ndarray, candidate: np.ndarray, top1: bool = True) -> Fidelity:
+    """All three measures; shapes must match. ``top1=False`` where an argmax means nothing (boxes)."""
+    if np.shape(reference) != np.shape(candidate):
+        raise MeasurementError(f"outputs differ in shape: reference {list(np.shape(reference))}, "
+                               f"candidate {list(np.shape(candidate))}")
+    if np.shape(reference)[0] == 0:
+        raise MeasurementError("no samples to compare")
+    has_classes = top1 and np.ndim(reference) >= 2 and np.shape(reference)[-1] > 1
+    return Fidelity(samples=int(np.shape(reference)[0]),
+                    top1_agreement=top1_agreement(reference, candidate) if has_classes else None,
+                    mean_cosine=float(cosine_similarity(reference, candidate).mean()),
+                    max_abs_error=max_abs_error(reference, candidate))
+
+
+def score_output(session: Session, preferred: str = "probabilities") -> int:
+    """Which output holds the scores: one named ``preferred`` (skl2onnx), else the first float one."""
+    names = [o.name for o in session.outputs]
+    if preferred in names:
+        return names.index(preferred)
+    for i, spec in enumerate(session.outputs):
+        if str(spec.dtype).startswith("float"):
+            return i
+    raise MeasurementError(f"the model has no float output to compare (outputs: {', '.join(names)})")
+
+
+def run_over(session: Session, feeds: dict[str, np.ndarray], output: int, chunk: int = 32) -> np.ndarray:
+    """One output over a set of inputs, fed ``chunk`` samples at a time (the batch axis is 0)."""
+    total = next(iter(feeds.values())).shape[0]
+    parts: Sequence[np.ndarray] = [
+        np.asarray(session.run({k: v[i:i + chunk] for k, v in feeds.items()})[output])
+        for i in range(0, total, chunk)]
+    return np.concatenate(parts, axis=0)

@@ -1,0 +1,148 @@
+"""Measure a model's quantised variants on one device: size, speed, fidelity against fp32.
+
+The fp32 model is measured and recorded first; each variant is then built (or read from the
+cache), measured through the same bench and compared with fp32 on one deterministic input set.
+A method that cannot handle the model leaves an error record and its message, never a lost
+fp32 figure; a method whose package is missing is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import EdgeAIError
+from ..measure.inputs import make_feeds
+from .base import Calibration, MethodUnavailable, QuantizationError
+from .fidelity import Fidelity, compare, run_over, score_output
+from .variants import make_variant
+
+if TYPE_CHECKING:
+    from ..backends.base import Session, TensorSpec
+    from ..bench import Bench
+    from ..models.model import Model
+    from ..results.record import Record
+
+METHODS = ("fp16", "int8_dynamic", "int8_static", "nncf_int8")
+
+
+@dataclass
+class VariantResult:
+    method: str
+    record: Record | None = None  # the derived size/speed/fidelity record
+    fidelity: Fidelity | None = None
+    error: str | None = None  # the method failed on this model
+    skipped: str | None = None  # the method is not installed here
+
+    @property
+    def ok(self) -> bool:
+        return self.record is not None and self.error is None
+
+
+@dataclass
+class Study:
+    fp32: Record
+    variants: list[VariantResult] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[str]:
+        return [v.error for v in self.variants if v.error]
+
+    def by_method(self, method: str) -> VariantResult | None:
+        return next((v for v in self.variants if v.method == method), None)
+
+    def raise_errors(self) -> None:
+        """After the claims: one message for every method that failed on the model."""
+        if self.errors:
+            raise QuantizationError("; ".join(self.errors))
+
+
+def static_batch(specs: Sequence[TensorSpec]) -> int | None:
+    first = specs[0].shape[0] if specs and specs[0].shape else None
+    return first if isinstance(first, int) and first > 0 else None
+
+
+def deterministic_feeds(specs: Sequence[TensorSpec], n: int, seed: int,
+                        overrides: dict[str, list[int]] | None = None) -> dict[str, np.ndarray]:
+    """``n`` seeded random samples (rounded up to whole static batches) stacked on axis 0."""
+    batch = static_batch(specs) or n
+    parts = [make_feeds(list(specs), batch, seed=seed + i, overrides=overrides)
+             for i in range(-(-n // batch))]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def calibration_set(feeds: dict[str, np.ndarray], batch: int) -> Calibration:
+    """Split stacked feeds into calibration samples of ``batch`` rows."""
+    total = next(iter(feeds.values())).shape[0]
+    return [{k: v[i:i + batch] for k, v in feeds.items()} for i in range(0, total - batch + 1, batch)]
+
+
+def study(bench: Bench, model: Model, feeds: dict[str, np.ndarray], calibration: Calibration,
+          cache_dir: Path | None = None, methods: Sequence[str] = METHODS,
+          labels: np.ndarray | None = None, classes: np.ndarray | None = None,
+          params: dict[str, dict[str, Any]] | None = None) -> Study:
+    """fp32 first, then every method; ``labels`` (with the score columns' ``classes``) adds accuracy."""
+    fp32 = bench.offline(model, 1)
+    ref_session = bench.load(model)
+    chunk = static_batch(ref_session.inputs) or 32
+    reference = run_over(ref_session, feeds, score_output(ref_session), chunk)
+    result = Study(fp32)
+    for method in methods:
+        try:
+            variant = make_variant(model, method, cache_dir, calibration, **(params or {}).get(method, {}))
+            measured = bench.offline(variant, 1)
+            session = bench.load(variant)
+            candidate = run_over(session, feeds, score_output(session), chunk)
+            fidelity = compare(reference, candidate, top1=model.task != "detection")
+        except MethodUnavailable as exc:
+            result.variants.append(VariantResult(method, skipped=str(exc)))
+            continue
+        except EdgeAIError as exc:
+            record = bench.new_record(model, {"name": "quantise", "method": method})
+            bench.fail_record(record, str(exc))
+            result.variants.append(VariantResult(method, record=record, error=str(exc)))
+            continue
+        metrics = _metrics(model, variant, fp32, measured, fidelity)
+        if labels is not None and classes is not None:
+            metrics.update(_accuracy(reference, candidate, labels, classes))
+        record = bench.derived(variant, "compression", metrics, inputs=[fp32, measured], method=method,
+                               source_model=model.name, fidelity_samples=fidelity.samples)
+        result.variants.append(VariantResult(method, record=record, fidelity=fidelity))
+    return result
+
+
+def _metrics(model: Model, variant: Model, fp32: Record, measured: Record,
+             fidelity: Fidelity) -> dict[str, dict[str, Any]]:
+    size, base = variant.path.stat().st_size, model.path.stat().st_size
+    speed, base_speed = measured.metric("throughput_ips"), fp32.metric("throughput_ips")
+    same = f"on {fidelity.samples} deterministic inputs, against fp32 {model.name}"
+
+    def m(value: Any, unit: str, source: str) -> dict[str, Any]:
+        return {"value": value, "unit": unit, "method": "measured" if unit != "x" else "derived",
+                "source": source}
+
+    out = {
+        "size_bytes": m(size, "bytes", "file size of the variant"),
+        "size_reduction": m(base / size, "x", "fp32 file size / variant file size"),
+        "speedup": m(speed / base_speed if speed and base_speed else None, "x",
+                     "offline batch-1 throughput of the variant / fp32, same test"),
+        "mean_cosine": m(fidelity.mean_cosine, "ratio", f"mean per-sample cosine of the score output {same}"),
+        "max_abs_error": m(fidelity.max_abs_error, "abs", f"largest |variant - fp32| of the score output {same}"),
+    }
+    if fidelity.top1_agreement is not None:
+        out["top1_agreement"] = m(fidelity.top1_agreement, "fraction", f"argmax agrees with fp32 {same}")
+    return out
+
+
+def _accuracy(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray,
+              classes: np.ndarray) -> dict[str, dict[str, Any]]:
+    def acc(scores: np.ndarray) -> float:
+        return float(np.mean(classes[np.argmax(scores, axis=1)] == labels))
+
+    source = f"top-1 against ground truth on {len(labels)} held-out inputs"
+    return {"accuracy": {"value": acc(candidate), "unit": "fraction", "method": "measured", "source": source},
+            "accuracy_fp32": {"value": acc(reference), "unit": "fraction", "method": "measured", "source": source}}
