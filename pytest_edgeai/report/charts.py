@@ -70,7 +70,7 @@ def distribution_chart(title: str, xlabel: str, groups: Sequence[tuple[str, Sequ
     """Horizontal box plots, one per group (label, values), whiskers at 1st/99th percentiles."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(WIDTH, max(1.4, 0.35 * len(groups) + 0.8)))
-    ax.boxplot([list(v) for _, v in groups], vert=False, whis=(1, 99), showfliers=False,
+    ax.boxplot([list(v) for _, v in groups], orientation="horizontal", whis=(1, 99), showfliers=False,
                tick_labels=[g for g, _ in groups])
     ax.set_xscale("log")
     ax.set_title(title)

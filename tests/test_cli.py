@@ -1,0 +1,102 @@
+"""The command line: report, compare, merge, export, as a person runs them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_edgeai.cli import main
+from pytest_edgeai.results import synthetic
+from pytest_edgeai.results.store import load_run
+
+ONE = dict(batches=(1,), count=120, models=("mobilenet_v2",))
+
+
+@pytest.fixture
+def runs(tmp_path):
+    base = synthetic.write_run(tmp_path / "reports", 1.0, seed=1, release="v1", started=100.0, **ONE)
+    same = synthetic.write_run(tmp_path / "reports", 1.0, seed=2, started=200.0, **ONE)
+    slow = synthetic.write_run(tmp_path / "reports", 1.4, seed=3, started=300.0, **ONE)
+    return base, same, slow
+
+
+def test_compare_exits_1_on_a_regression_and_0_otherwise(runs, capsys):
+    base, same, slow = runs
+    assert main(["compare", str(base), str(same), "--devices-file", "/nonexistent.toml"]) == 2  # bad config
+    assert "file not found" in capsys.readouterr().err
+    assert main(["compare", str(base), str(same)]) == 0
+    assert main(["compare", str(base), str(slow)]) == 1
+    out = capsys.readouterr().out
+    assert "regressed" in out and "throughput_ips" in out
+    assert main(["compare", str(base), str(slow), "--fail-on", "90%"]) == 0  # a tolerance wider than the change
+
+
+def test_compare_finds_the_baseline_by_release(runs, capsys):
+    base, _, slow = runs
+    root = str(base.parent)
+    assert main(["compare", "release:v1", str(slow), "--edgeai-report-dir", root]) == 1
+    assert str(base) in capsys.readouterr().out
+    assert main(["compare", "release:v7", str(slow), "--edgeai-report-dir", root]) == 2
+    assert "no run of release 'v7'" in capsys.readouterr().err
+
+
+def test_compare_rejects_a_bad_tolerance_in_one_line(runs, capsys):
+    base, same, _ = runs
+    assert main(["compare", str(base), str(same), "--fail-on", "lots"]) == 2
+    err = capsys.readouterr().err
+    assert "--fail-on lots" in err and "Traceback" not in err
+
+
+def test_report_of_several_runs_has_the_trend_and_problems_are_said(runs, tmp_path, capsys):
+    base, same, slow = runs
+    broken = next((slow / "records").glob("*.json"))
+    broken.write_text("{not json")
+    out = tmp_path / "r.html"
+    assert main(["report", str(base), str(same), str(slow), "-o", str(out), "--baseline", str(base)]) == 0
+    captured = capsys.readouterr()
+    assert "unreadable or truncated record" in captured.err and str(out) in captured.out
+    html = out.read_text()
+    assert "Trend across runs" in html and "Comparison with the baseline" in html
+    assert "unreadable or truncated record" in html
+
+
+def test_merge_keeps_record_ids_and_lists_sources(runs, tmp_path, capsys):
+    base, same, _ = runs
+    merged = tmp_path / "merged"
+    assert main(["merge", str(base), str(same), "-o", str(merged)]) == 0
+    run = load_run(merged)
+    ids = {r.id for r in load_run(base).records} | {r.id for r in load_run(same).records}
+    assert {r.id for r in run.records} == ids
+    assert [s["path"] for s in run.meta["sources"]] == [str(base.resolve()), str(same.resolve())]
+    assert main(["merge", str(base), str(base), "-o", str(tmp_path / "twice")]) == 0
+    assert "already in the merge" in capsys.readouterr().err
+    assert main(["merge", str(base), "-o", str(merged)]) == 2  # never overwrites a run
+
+
+def test_export_is_read_by_pytest_benchmark_compare(runs, tmp_path):
+    pytest.importorskip("pytest_benchmark", reason="pytest-benchmark is not installed")
+    base, _, _ = runs
+    target = tmp_path / "0001_edgeai.json"
+    assert main(["export", str(base), "-o", str(target)]) == 0
+    doc = json.loads(target.read_text())
+    assert {"machine_info", "commit_info", "benchmarks", "datetime", "version"} <= set(doc)
+    from pytest_benchmark.stats import Stats
+
+    bench = doc["benchmarks"][0]
+    reference = Stats()
+    for value in bench["stats"]["data"]:
+        reference.update(value)
+    for field, value in reference.as_dict().items():
+        assert bench["stats"][field] == pytest.approx(value), field
+    tool = shutil.which("pytest-benchmark", path=str(Path(sys.executable).parent))
+    if tool is None:
+        pytest.skip("the pytest-benchmark command is not installed next to this Python")
+    done = subprocess.run([tool, "compare", str(target), "--group-by", "group"], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "single_stream" in done.stdout and "mobilenet_v2" in done.stdout

@@ -1,0 +1,95 @@
+"""The HTML report: one self-contained file, escaped, sections present only when they have records."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+import numpy as np
+
+from pytest_edgeai.report.html import render, write_report
+from pytest_edgeai.results import synthetic
+from pytest_edgeai.results.compare import compare_runs
+from pytest_edgeai.results.history import build_history
+from pytest_edgeai.results.record import Record
+from pytest_edgeai.results.store import RunStore, load_run
+
+EVIL = "<img src=x onerror=alert(1)>"
+ONE = dict(batches=(1, 2, 4), count=80, models=("mobilenet_v2",))
+
+
+def _external_refs(html: str) -> list[str]:
+    """Attributes (src, href, xlink:href, action, ...) that would make the browser fetch something."""
+    found: list[str] = []
+
+    class Refs(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            found.extend(v for k, v in attrs if v and k in ("src", "href", "xlink:href", "action", "data",
+                                                               "poster", "srcset")
+                         and not v.startswith(("#", "data:")))
+
+    Refs().feed(html)
+    return found
+
+
+def _run(root, *records: Record, meta=None):
+    store = RunStore.create(root, {"environment": {"host": EVIL}, "options": {}, **(meta or {})})
+    for r in records:
+        store.write(r)
+    store.finish()
+    return store.path
+
+
+def test_a_hostile_device_name_renders_as_text_in_tables_and_charts(tmp_path):
+    dev = synthetic.device(EVIL)
+    base = synthetic.write_run(tmp_path, 1.0, seed=1, dev=dev, **ONE)
+    new = synthetic.write_run(tmp_path, 1.3, seed=2, dev=dev, **ONE)
+    html = write_report(new, baseline=base).read_text()
+    assert EVIL not in html  # nowhere unescaped, not even inside the SVG text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert html.count("<svg") >= 2 and "<script" not in html
+    assert _external_refs(html) == []
+    assert "Content-Security-Policy" in html and "default-src 'none'" in html
+    # regressions come first, before the per-suite sections
+    assert html.index("Regressions against the baseline") < html.index("<h2>Throughput and latency")
+
+
+def test_sections_without_records_are_left_out_and_present_ones_render(tmp_path):
+    rng = np.random.default_rng(0)
+    energy = Record(suite="energy", test_id="t", device=synthetic.device(), backend={}, model={"name": "m"},
+                    scenario={"name": "energy"},
+                    metrics={"joules_per_inference": {"value": 0.02, "unit": "J", "method": "estimated",
+                                                      "source": "TDP x time"}})
+    sweep = Record(suite="concurrency", test_id="t", device=synthetic.device(), backend={}, model={"name": "m"},
+                   scenario={"name": "tenants"},
+                   extra={"sweep": [{"tenants": n, "aggregate_ips": 100.0 * n ** 0.5, "p99_ms": 5.0 * n}
+                                    for n in (1, 2, 4)]})
+    cut = Record(suite="split", test_id="t", device=synthetic.device(), backend={}, model={"name": "m"},
+                 scenario={"name": "cuts"},
+                 extra={"cuts": [{"index": i, "raw_bytes": 1000 - 100 * i, "int8_bytes": 250 - 25 * i}
+                                 for i in range(4)], "plan": {"cut": 3, "tier": EVIL}})
+    single = synthetic.latency_record("m", "single_stream", 1, 3.0, rng, 50)
+    html = render(load_run(_run(tmp_path, energy, sweep, cut, single)))
+    assert "Energy" in html and "(estimated)" in html and "TDP x time" in html
+    assert "Concurrency" in html and "aggregate_ips against tenants" in html
+    assert "Split: bytes per cut" in html and "raw_bytes against index" in html
+    assert "Compression trade-offs" not in html and "Comparison with the baseline" not in html
+    assert EVIL not in html and "&lt;img" in html
+
+
+def test_unreadable_records_are_listed_and_the_rest_shown(tmp_path):
+    path = synthetic.write_run(tmp_path, 1.0, seed=1, **ONE)
+    files = sorted((path / "records").glob("*.json"))
+    files[0].write_text('{"schema": "pytest-edgeai/result", "schema_vers')
+    html = render(load_run(path))
+    assert "could not be read" in html and files[0].name in html
+    assert html.count("<tr><td class=\"l\">cpu</td>") >= len(files) - 1
+
+
+def test_comparison_and_trend_are_coloured_by_verdict(tmp_path):
+    runs = [synthetic.write_run(tmp_path, 1.3 if i >= 6 else 1.0, seed=i, started=float(i),
+                                release=f"v{i // 2}", **ONE) for i in range(12)]
+    loaded = [load_run(p) for p in runs]
+    html = render(loaded[-1], compare_runs(loaded[0], loaded[-1]), build_history(loaded))
+    assert 'class="regressed"' in html and "Trend across runs" in html
+    assert "entered at v3" in html  # the first slow run is release v3
+    assert html.count("<svg") >= 3
