@@ -1,0 +1,129 @@
+"""Where should a model be cut between device, edge and cloud, and what does the cut save?
+
+Bytes at each single-tensor cut (Scission's split points) over a seeded set of image-like
+inputs, against sending the input whole as PNG; then the planner's best plan for the
+configured links (Scission's published profiles when devices.toml has none), run for real in
+separate processes over shaped loopback links, its measured latency against the prediction.
+Zoo weights are random (seeded), so activations are not a trained network's: sparsity and
+compressibility, hence savings, can differ from published figures for trained models.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pytest
+
+from pytest_edgeai.devices import TIERS
+from pytest_edgeai.errors import EdgeAIError
+from pytest_edgeai.split.network import links_from_config
+from pytest_edgeai.split.study import LOSSLESS, load_onnx, run_plan, study_cuts, study_plan
+
+INPUTS = 3  # deterministic inputs per model for the bytes study
+
+
+@functools.lru_cache(maxsize=2)
+def _study(path: str):
+    return study_cuts(load_onnx(Path(path)), count=INPUTS)
+
+
+def _onnx_only(model) -> None:
+    if model.format != "onnx":
+        pytest.skip(f"the split study cuts ONNX graphs; {model.name} is {model.format}")
+
+
+def _metric(value, unit: str, source: str, method: str = "measured") -> dict:
+    return {"value": value, "unit": unit, "method": method, "source": source}
+
+
+def _extra(claims, name: str, model: str, key: str, default):
+    spec = claims.spec(name, model)
+    return spec.extras.get(key, default) if spec else default
+
+
+def test_bytes_per_cut(edgeai_device, edgeai_workload, edgeai_bench, edgeai_claims):
+    """Bytes at every cut (raw, fp16, int8; zlib, zstd, lz4) against the PNG of the input."""
+    model = edgeai_workload
+    _onnx_only(model)
+    record = edgeai_bench.new_record(model, {
+        "name": "split_bytes_per_cut", "inputs": INPUTS,
+        "input_set": "seeded synthetic scenes (gradients, shaded shapes, sigma-2 noise), not white noise",
+        "activations": "onnxruntime CPU on this host"})
+    try:
+        study = _study(str(model.path))
+        encoding = _extra(edgeai_claims, "min_best_cut_saving", model.name, "encoding", LOSSLESS)
+        before = int(_extra(edgeai_claims, "min_best_cut_saving", model.name, "before_last_layers", 0))
+        depth_encoding = _extra(edgeai_claims, "max_saving_depth_layers", model.name, "encoding", LOSSLESS)
+        best = study.best(encoding, before)
+        depth = study.saving_depth(depth_encoding)
+    except EdgeAIError as exc:
+        edgeai_bench.fail_record(record, str(exc))
+        raise
+    fmt = study.wire.input_format
+    record.metrics.update({
+        "input_raw_bytes": _metric(study.wire.input_raw_bytes, "bytes", "uint8 pixels (tensor bytes if not an image)"),
+        "input_compressed_bytes": _metric(study.wire.input_compressed_bytes, "bytes", f"{fmt}, mean over inputs"),
+        "best_cut_saving": _metric(best[1] if best else None, "x",
+                                   f"{fmt} input bytes / bytes at the best cut ({encoding}, cuts >= {before} "
+                                   f"layers before the output): {best[0].name if best else 'none'}"),
+        "saving_depth_layers": _metric(depth, "layers",
+                                       f"layers after the earliest cut that saves ({depth_encoding}); 0: none saves"),
+        "single_tensor_cuts": _metric(len(study.cuts), "cuts", "cuts where one tensor crosses"),
+    })
+    record.extra.update({"cuts": study.table(), "unavailable_codecs": study.wire.unavailable,
+                         "best_cut": best[0].name if best else None, "layers": study.graph.size})
+    edgeai_bench.save(record)
+    edgeai_claims.check("min_best_cut_saving", best[1] if best else None, model.name, record)
+    edgeai_claims.check("max_saving_depth_layers", depth, model.name, record)
+    edgeai_claims.assert_met()
+
+
+def test_planned_split_against_execution(edgeai_device, edgeai_workload, edgeai_bench, edgeai_claims,
+                                         edgeai_config):
+    """The planner's best plan, predicted, then run over shaped links in separate processes."""
+    model = edgeai_workload
+    _onnx_only(model)
+    if edgeai_device.backend != "onnxruntime":
+        pytest.skip(f"split execution runs its segments with onnxruntime on this host; "
+                    f"{edgeai_device.name} uses {edgeai_device.backend}")
+    links = links_from_config(edgeai_config)
+    tiers = [t for t in TIERS if any(t in pair for pair in links)]
+    profile = edgeai_bench.profile
+    record = edgeai_bench.new_record(model, {
+        "name": "split_plan", "objective": "latency", "tiers": tiers, "runs": profile.min_count,
+        "links": {f"{s}->{d}": {"bandwidth_mbps": lk.bandwidth_mbps, "rtt_ms": lk.rtt_ms, "loss": lk.loss,
+                                "name": lk.name} for (s, d), lk in links.items()},
+        "tier_compute": "this host's per-block latency for every tier (one machine plays every tier)"})
+    try:
+        study = _study(str(model.path))
+        planned = study_plan(study, links, tiers, repeats=profile.min_count)
+    except EdgeAIError as exc:
+        edgeai_bench.fail_record(record, str(exc))
+        raise
+    best = planned.chosen
+    record.scenario["constraints"] = [c.describe() for c in planned.constraints]
+    record.metrics["predicted_latency_ms"] = _metric(best.latency_s * 1e3, "ms", best.describe(), "predicted")
+    record.extra.update({
+        "plans": [p.to_dict() for p in planned.plans], "boundaries": planned.boundaries,
+        "block_latency_s": list(planned.problem.latency_s[tiers[0]]),
+        "block_names": list(planned.problem.names), "boundary_bytes": list(planned.problem.boundary_bytes)})
+    edgeai_bench.save(record)  # the plan is on disk before anything is executed
+    try:
+        measured = run_plan(study, planned, runs=profile.min_count, warmup=profile.warmup_count,
+                            timeout_s=profile.timeout_s)
+    except EdgeAIError as exc:
+        record.samples["latency_ns"] = [s * 1e9 for s in getattr(exc, "partial", [])]
+        edgeai_bench.fail_record(record, str(exc))
+        raise
+    record.samples["latency_ns"] = [s * 1e9 for s in measured.latencies_s]
+    record.metrics.update({
+        "measured_latency_ms": _metric(measured.median_s * 1e3, "ms",
+                                       f"median of {len(measured.latencies_s)} split runs over shaped links"),
+        "prediction_error": _metric(measured.prediction_error, "fraction", "|measured - predicted| / measured"),
+        "max_abs_output_error": _metric(measured.max_abs_error, "abs",
+                                        "split outputs against the whole model's"),
+    })
+    edgeai_bench.save(record)
+    edgeai_claims.check("max_prediction_error", measured.prediction_error, model.name, record)
+    edgeai_claims.assert_met()
