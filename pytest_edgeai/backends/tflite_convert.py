@@ -89,13 +89,15 @@ def _convert(model: Model, quantization: str) -> bytes:
     onnx2tf, tf = _tools()
     work = Path(tempfile.mkdtemp(prefix="edgeai-onnx2tf-"))
     try:
+        source = work / "model.onnx"  # onnx2tf rewrites its input file (op names): never give it the cache's
+        shutil.copyfile(model.path, source)
         try:
-            onnx2tf.convert(input_onnx_file_path=str(model.path), output_folder_path=str(work),
+            onnx2tf.convert(input_onnx_file_path=str(source), output_folder_path=str(work),
                             non_verbose=True, output_signaturedefs=True)
         except BaseException as exc:  # onnx2tf calls sys.exit on some unsupported graphs
             raise BackendError(f"{model.path}: onnx2tf cannot convert it: {type(exc).__name__}: {exc}") from None
         if quantization == "fp32":
-            produced = sorted(work.glob("*_float32.tflite"))
+            produced = sorted(work.glob("model_float32.tflite"))
             if not produced:
                 raise BackendError(f"{model.path}: onnx2tf wrote no float32 .tflite in {work}")
             return produced[0].read_bytes()
