@@ -1,0 +1,77 @@
+"""The plugin against a baseline: release recorded, regressions listed and failing the session,
+metrics in JUnit XML properties."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+SUITE = '''
+import os
+
+import numpy as np
+
+
+def test_fixed(edgeai_device, edgeai_bench):
+    """A record with known samples: the slowdown comes from the environment."""
+    slow = float(os.environ["EDGEAI_TEST_SLOWDOWN"])
+    rng = np.random.default_rng(int(os.environ["EDGEAI_TEST_SEED"]))
+    r = edgeai_bench.new_record(None, {"name": "single_stream", "batch": 1})
+    r.model = {"name": "fixed"}
+    ns = (slow * 1e6 * rng.lognormal(0, 0.05, 300)).astype(int).tolist()
+    r.samples["latency_ns"] = ns
+    r.metrics["throughput_ips"] = {"value": 1e9 / float(np.mean(ns)), "unit": "inferences/s",
+                                   "method": "measured", "source": "test"}
+    edgeai_bench.save(r)
+'''
+
+
+@pytest.fixture
+def lab(pytester, monkeypatch):
+    pytester.makepyfile(test_fixed=SUITE)
+
+    def run(slowdown: float, seed: int, *args: str):
+        monkeypatch.setenv("EDGEAI_TEST_SLOWDOWN", str(slowdown))
+        monkeypatch.setenv("EDGEAI_TEST_SEED", str(seed))
+        return pytester.runpytest("-p", "no:cacheprovider", "--device", "cpu", "--edgeai-no-isolation", *args)
+
+    return run
+
+
+def _meta(pytester) -> dict:
+    runs = sorted(p for p in (pytester.path / "reports").iterdir() if p.is_dir() and not p.is_symlink())
+    return json.loads((runs[-1] / "run.json").read_text())
+
+
+def test_a_regression_against_the_release_baseline_fails_the_session(lab, pytester):
+    first = lab(1.0, 1, "--edgeai-release", "v1.0")
+    first.assert_outcomes(passed=1)
+    assert _meta(pytester)["release"] == "v1.0"
+
+    same = lab(1.0, 2, "--edgeai-baseline", "release:v1.0", "--edgeai-fail-on-regression")
+    assert same.ret == 0
+    same.stdout.fnmatch_lines(["*edgeai vs baseline*", "*vs baseline*reports*"])
+
+    slow = lab(1.5, 3, "--edgeai-baseline", "release:v1.0", "--edgeai-fail-on-regression",
+               "--junitxml", "junit.xml")
+    assert slow.ret == 1
+    slow.stdout.fnmatch_lines(["*fixed single_stream b1 throughput_ips*regressed*",
+                               "*significant regression(s) beyond tolerance*"])
+    meta = _meta(pytester)
+    assert meta["baseline"] and meta["release"] is None
+    html = (pytester.path / "reports" / "latest" / "report.html").read_text()
+    assert "Comparison with the baseline" in html and 'class="regressed"' in html
+    props = {p.get("name"): p.get("value") for p in ET.parse(pytester.path / "junit.xml").iter("property")}
+    assert float(props["edgeai.fixed.single_stream.b1.throughput_ips"]) > 0
+
+    reported = lab(1.5, 4, "--edgeai-baseline", "release:v1.0")  # without the flag: said, not failed
+    assert reported.ret == 0
+    reported.stdout.fnmatch_lines(["*throughput_ips*regressed*"])
+
+
+def test_a_baseline_that_cannot_be_found_is_an_error_under_fail_on_regression(lab):
+    result = lab(1.0, 1, "--edgeai-baseline", "release:nope", "--edgeai-fail-on-regression")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*no run of release 'nope'*"])
