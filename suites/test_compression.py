@@ -1,0 +1,196 @@
+"""What do smaller models buy? Quantised variants (size, speed, fidelity against fp32) and an
+edge/cloud cascade on real data (latency, bytes on the wire and accuracy against the threshold).
+
+Every test measures and records first, then checks the claims devices.toml states.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+
+from pytest_edgeai.bench import Bench
+from pytest_edgeai.compress import cascade, digits
+from pytest_edgeai.compress.fidelity import run_over, score_output
+from pytest_edgeai.compress.study import METHODS, calibration_set, deterministic_feeds, study
+from pytest_edgeai.compress.variants import default_cache_dir
+from pytest_edgeai.config import Link
+
+FIDELITY_SAMPLES = 32
+CALIBRATION_SAMPLES = 8
+QUICK_MAX_BYTES = 64 << 20  # quantising inception_v4 / ssd_mobilenet_v2 takes minutes on a small CPU
+DEFAULT_THRESHOLD = 0.9
+DEFAULT_LINK = "device_cloud"
+# Scission's published device-cloud profile, used only when devices.toml configures no link
+FALLBACK_LINK = Link("scission_device_cloud", "device", "cloud", bandwidth_mbps=1.6, rtt_ms=100.0)
+
+
+def _cache_dir(edgeai_session):
+    base = edgeai_session.settings.cache_dir
+    return base / "variants" if base else default_cache_dir()
+
+
+def _check_variants(edgeai_claims, result, model_name):
+    """Size and agreement for every variant (or the one a claim names); int8 speed-up for one."""
+    for name, metric in (("min_size_reduction", "size_reduction"), ("min_top1_agreement", "top1_agreement")):
+        spec = edgeai_claims.spec(name, model_name)
+        for variant in result.variants:
+            observed = variant.record.metric(metric) if variant.ok else None
+            if observed is not None and (spec is None or spec.extras.get("method", variant.method) == variant.method):
+                edgeai_claims.check(name, observed, model_name, variant.record)
+    spec = edgeai_claims.spec("min_int8_speedup", model_name)
+    if spec is not None:
+        variant = result.by_method(spec.extras.get("method", "int8_static"))
+        ok = variant is not None and variant.ok
+        edgeai_claims.check("min_int8_speedup", variant.record.metric("speedup") if ok else None, model_name,
+                            variant.record if ok else result.fp32)
+
+
+def test_quantised_variants(edgeai_device, edgeai_workload, edgeai_bench, edgeai_claims, edgeai_session):
+    """fp16, int8 dynamic, int8 static QDQ (and NNCF where installed) against fp32 on seeded inputs."""
+    if edgeai_session.profile.name == "quick" and edgeai_workload.path.stat().st_size > QUICK_MAX_BYTES:
+        pytest.skip(f"{edgeai_workload.name} is {edgeai_workload.path.stat().st_size >> 20} MiB: quantising it "
+                    f"takes minutes; run with --edgeai-profile standard or full")
+    session = edgeai_bench.load(edgeai_workload)
+    overrides = edgeai_workload.params.get("input_shapes")
+    feeds = deterministic_feeds(session.inputs, FIDELITY_SAMPLES, seed=0, overrides=overrides)
+    calib = deterministic_feeds(session.inputs, CALIBRATION_SAMPLES, seed=10_000, overrides=overrides)
+    result = study(edgeai_bench, edgeai_workload, feeds, calibration_set(calib, 1), _cache_dir(edgeai_session))
+    _report_skips(edgeai_bench, result)
+    _check_variants(edgeai_claims, result, edgeai_workload.name)
+    result.raise_errors()
+    edgeai_claims.assert_met()
+
+
+def test_quantised_digits(edgeai_device, edgeai_bench, edgeai_claims, edgeai_session):
+    """The digits MLP quantised, fidelity and accuracy on the real held-out images."""
+    built = digits.build("uniform", _cache_dir(edgeai_session))
+    split = digits.load_split(digits.DigitsConfig())
+    calib = calibration_set({"X": split.x_train[:64]}, 1)
+    result = study(edgeai_bench, built.large, {"X": built.inputs}, calib, _cache_dir(edgeai_session),
+                   methods=METHODS, labels=built.labels, classes=built.large_classes)
+    _report_skips(edgeai_bench, result)
+    _check_variants(edgeai_claims, result, built.large.name)
+    result.raise_errors()
+    edgeai_claims.assert_met()
+
+
+def _report_skips(bench, result):
+    skipped = [v.skipped for v in result.variants if v.skipped]
+    if skipped:
+        result.fp32.warnings.extend(f"variant not built: {s}" for s in skipped)
+        bench.save(result.fp32)
+
+
+def _links(edgeai_session, device):
+    links = [lk for lk in edgeai_session.config.links.values() if lk.src == device.tier]
+    return links or ([FALLBACK_LINK] if device.tier == "device" else [])
+
+
+def _tier_bench(edgeai_session, edgeai_bench, tier):
+    """A bench on a selected, attached device of ``tier``; else the test's own (a stand-in)."""
+    for device in edgeai_session.devices:
+        if device.tier == tier and device.name != edgeai_bench.device.name \
+                and edgeai_session.availability(device).attached:
+            return Bench(device, edgeai_bench.suite, edgeai_bench.test_id, edgeai_bench.profile,
+                         save=edgeai_session.save, availability=asdict(edgeai_session.availability(device)))
+    return edgeai_bench
+
+
+@pytest.mark.parametrize("workload", digits.WORKLOADS)
+def test_cascade(workload, edgeai_device, edgeai_bench, edgeai_claims, edgeai_session):
+    """Small model on the device, large one across the link: latency, bytes, accuracy vs threshold."""
+    built = digits.build(workload, _cache_dir(edgeai_session))
+    small_rec = edgeai_bench.single_stream(built.small)
+    small_scores = _scores(edgeai_bench, built.small, built.inputs)
+    raw, packed = cascade.input_bytes(built.inputs)
+    links = _links(edgeai_session, edgeai_device)
+    if not links:
+        pytest.skip(f"no [links] from tier {edgeai_device.tier} in devices.toml: nothing to offload over")
+    claim_model = f"digits_{workload}"  # what devices.toml names the workload by
+    headline = _headline_threshold(edgeai_claims, claim_model)
+    results, by_device = {}, {}
+    for link in links:
+        remote = _tier_bench(edgeai_session, edgeai_bench, link.dst)
+        if remote.device.name not in by_device:  # the large model is measured once per device
+            try:
+                by_device[remote.device.name] = (remote.single_stream(built.large),
+                                                 _scores(remote, built.large, built.inputs))
+            finally:
+                if remote is not edgeai_bench:
+                    remote.close()
+        large_rec, large_scores = by_device[remote.device.name]
+        data = cascade.CascadeData(
+            small_probs=small_scores, small_classes=built.small_classes,
+            large_probs=large_scores, large_classes=built.large_classes,
+            labels=built.labels, bytes_raw=raw, bytes_compressed=packed,
+            small_latency_s=small_rec.metric("latency_mean_ms") / 1e3,
+            large_latency_s=large_rec.metric("latency_mean_ms") / 1e3)
+        record = _cascade_record(edgeai_bench, built, data, link, remote.device, [small_rec, large_rec], headline)
+        results[link.name] = (record, data, link)
+    for name in ("min_cascade_latency_reduction", "max_cascade_accuracy_loss"):
+        spec = edgeai_claims.spec(name, claim_model)
+        if spec is None:
+            continue
+        link_name = spec.extras.get("link", DEFAULT_LINK if DEFAULT_LINK in results else next(iter(results)))
+        if link_name not in results:
+            pytest.fail(f"{name}: link {link_name!r} is not configured from tier {edgeai_device.tier} "
+                        f"(configured: {', '.join(results)})", pytrace=False)
+        record, data, link = results[link_name]
+        point = cascade.evaluate(data, link, spec.extras.get("at_threshold", DEFAULT_THRESHOLD))
+        observed = point.latency_reduction if name.startswith("min_") else point.accuracy_loss
+        edgeai_claims.check(name, observed, claim_model, record)
+    edgeai_claims.assert_met()
+
+
+def _scores(bench, model, inputs):
+    session = bench.load(model)
+    return run_over(session, {session.inputs[0].name: inputs}, score_output(session), chunk=len(inputs))
+
+
+def _headline_threshold(edgeai_claims, claim_model):
+    """The threshold the claims name (when valid), so the record's headline is what was judged."""
+    spec = edgeai_claims.spec("min_cascade_latency_reduction", claim_model)
+    try:
+        return cascade.validate_threshold(spec.extras.get("at_threshold", DEFAULT_THRESHOLD) if spec else DEFAULT_THRESHOLD)
+    except cascade.CascadeError:
+        return DEFAULT_THRESHOLD  # the claim check below raises the clear message after recording
+
+
+def _cascade_record(bench, built, data, link, remote_device, inputs, threshold):
+    points = cascade.sweep(data, link)
+    head = cascade.evaluate(data, link, threshold)
+    small_pred = built.small_classes[np.argmax(data.small_probs, axis=1)]
+    stand_in = remote_device.name == bench.device.name
+    where = (f"large model measured on {remote_device.name}"
+             + (f", standing in for the {link.dst} tier (no attached {link.dst} device selected)" if stand_in else ""))
+
+    def m(value, unit, source, method="derived"):
+        return {"value": value, "unit": unit, "method": method, "source": source}
+
+    at = f"at confidence {head.threshold:g} over {link.name} (rtt {link.rtt_ms:g} ms, {link.bandwidth_mbps:g} Mbit/s)"
+    record = bench.derived(built.small, "cascade", inputs=inputs, workload=built.workload, link=link.name,
+                           threshold=head.threshold, metrics={
+        "latency_reduction": m(head.latency_reduction, "x", f"large-for-all latency / cascade latency {at}; {where}"),
+        "cascade_latency_ms": m(head.latency_ms, "ms", f"expected: measured compute + link model {at}; {where}"),
+        "baseline_latency_ms": m(head.baseline_latency_ms, "ms", f"every input zlib-compressed to the large model; {where}"),
+        "fraction_offloaded": m(head.fraction_offloaded, "fraction", f"inputs sent over the link {at}", "measured"),
+        "bytes_per_input_compressed": m(head.bytes_per_input_compressed, "bytes", f"zlib level 6 bytes sent per input {at}"),
+        "bytes_per_input_raw": m(head.bytes_per_input_raw, "bytes", f"raw float32 bytes sent per input {at}"),
+        "input_bytes_compressed": m(float(np.mean(data.bytes_compressed)), "bytes", "mean zlib size of one input"),
+        "accuracy_cascade": m(head.accuracy, "fraction", f"top-1 against ground truth {at}", "measured"),
+        "accuracy_large": m(head.accuracy_large_only, "fraction", "large model alone, ground truth", "measured"),
+        "accuracy_small": m(float(np.mean(small_pred == data.labels)), "fraction",
+                            "small model alone ('other' counts as wrong)", "measured"),
+        "accuracy_loss": m(head.accuracy_loss, "fraction", f"large-only accuracy - cascade's {at}"),
+        "agreement_with_large": m(head.agreement_with_large, "fraction", f"cascade answer = large model's {at}"),
+    })
+    record.extra["sweep"] = [p.to_dict() for p in points]
+    record.extra["link"] = asdict(link)
+    record.extra["samples"] = len(data.labels)
+    record.extra["large_compute_device"] = remote_device.name
+    record.extra["large_compute_stand_in"] = stand_in
+    bench.save(record)
+    return record
