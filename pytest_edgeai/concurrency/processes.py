@@ -12,14 +12,14 @@ import multiprocessing as mp
 import time
 from typing import Any
 
-from .tenants import (Feeder, Loader, TenantOutcome, TenantSpec, Window, backend_load, default_feeds,
-                      describe_error, drive)
+from .tenants import (Feeder, Loader, LoadingRunner, TenantOutcome, TenantSpec, Window, describe_error, drive,
+                      feeds_for)
 
 
 def _tenant_main(spec: TenantSpec, loader: Loader, feeder: Feeder | None, conn, barrier, times) -> None:
     try:
         session = loader(spec.model, spec.device)
-        feeds = feeder(session) if feeder else default_feeds(session, spec.model)
+        feeds = feeds_for(session, spec, feeder)
         session.run(feeds)
         conn.send(("ready", session.settings()))
         barrier.wait()
@@ -29,14 +29,10 @@ def _tenant_main(spec: TenantSpec, loader: Loader, feeder: Feeder | None, conn, 
         conn.send(("error", describe_error(exc)))
 
 
-class ProcessRunner:
+class ProcessRunner(LoadingRunner):
     """Runs every tenant in its own spawned process."""
 
     mode = "process"
-
-    def __init__(self, loader: Loader = backend_load, feeder: Feeder | None = None):
-        self.loader = loader
-        self.feeder = feeder
 
     def run(self, tenants: list[TenantSpec], window: Window) -> list[TenantOutcome]:
         ctx = mp.get_context("spawn")

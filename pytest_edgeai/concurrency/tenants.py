@@ -92,6 +92,18 @@ def drive(session: Session, feeds: dict[str, np.ndarray], start_ns: int, end_ns:
             kept.append(t1 - t0)
 
 
+def feeds_for(session: Session, spec: TenantSpec, feeder: Feeder | None) -> dict[str, np.ndarray]:
+    return feeder(session) if feeder else default_feeds(session, spec.model)
+
+
+class LoadingRunner:
+    """What every runner holds: how tenants are loaded and fed (fakes replace the loader)."""
+
+    def __init__(self, loader: Loader = backend_load, feeder: Feeder | None = None):
+        self.loader = loader
+        self.feeder = feeder
+
+
 class TenantRunner(Protocol):
     """Runs N tenants together (threads in this process, or one process each)."""
 

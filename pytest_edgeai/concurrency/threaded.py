@@ -13,21 +13,17 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from .tenants import (Feeder, Loader, TenantOutcome, TenantSpec, Window, backend_load, default_feeds,
-                      describe_error, drive)
+from .tenants import (LoadingRunner, TenantOutcome, TenantSpec, Window, describe_error, drive,
+                      feeds_for)
 
 if TYPE_CHECKING:
     from ..backends.base import Session
 
 
-class ThreadRunner:
+class ThreadRunner(LoadingRunner):
     """Runs every tenant in its own thread of this process."""
 
     mode = "thread"
-
-    def __init__(self, loader: Loader = backend_load, feeder: Feeder | None = None):
-        self.loader = loader
-        self.feeder = feeder
 
     def run(self, tenants: list[TenantSpec], window: Window) -> list[TenantOutcome]:
         outcomes = [TenantOutcome(t.name, t.model.name) for t in tenants]
@@ -40,7 +36,7 @@ class ThreadRunner:
                     session = self.loader(spec.model, spec.device)
                     sessions.append(session)
                     outcome.settings = session.settings()
-                    feed = self.feeder(session) if self.feeder else default_feeds(session, spec.model)
+                    feed = feeds_for(session, spec, self.feeder)
                     session.run(feed)  # the first inference is excluded, as everywhere
                     feeds.append(feed)
                 except Exception as exc:
