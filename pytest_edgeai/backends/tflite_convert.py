@@ -63,6 +63,16 @@ def cache_key(model: Model, quantization: str) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def cached_tflite(model: Model, quantization: str = "fp32", cache_dir: Path | None = None) -> Path | None:
+    """The converted file if an earlier conversion left it in the cache, without converting."""
+    path = _target(model, quantization, Path(cache_dir) if cache_dir else default_cache_dir())
+    return path if path.exists() else None
+
+
+def _target(model: Model, quantization: str, cache_dir: Path) -> Path:
+    return cache_dir / f"{model.name}-{quantization}-{cache_key(model, quantization)[:16]}.tflite"
+
+
 def to_tflite(model: Model, quantization: str = "fp32", cache_dir: Path | None = None) -> Converted:
     """The model as .tflite, converted once per (bytes, quantisation, tool versions)."""
     if quantization not in QUANTIZATIONS:
@@ -72,7 +82,7 @@ def to_tflite(model: Model, quantization: str = "fp32", cache_dir: Path | None =
     if model.format != "onnx":
         raise BackendError(f"{model.path}: only ONNX models can be converted to TFLite, not {model.format}")
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-    path = cache_dir / f"{model.name}-{quantization}-{cache_key(model, quantization)[:16]}.tflite"
+    path = _target(model, quantization, cache_dir)
     calibration = (f"{CALIBRATION_SAMPLES} seeded standard-normal samples (seed {CALIBRATION_SEED})"
                    if quantization == "int8" else "none")
     tool = (f"onnx2tf {distribution_version('onnx2tf')} + tensorflow "
