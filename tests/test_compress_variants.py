@@ -7,7 +7,7 @@ import types
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper
+from conftest import build_tiny_model
 
 from pytest_edgeai.backends.base import get_backend
 from pytest_edgeai.bench import Bench
@@ -29,18 +29,8 @@ def kws(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def mlp(tmp_path_factory):
-    """A two-layer MLP written by hand: (N, 16) -> softmax over 4 classes."""
-    rng = np.random.default_rng(0)
-    w1 = helper.make_tensor("w1", TensorProto.FLOAT, (16, 32), rng.standard_normal((16, 32)).astype(np.float32).ravel())
-    w2 = helper.make_tensor("w2", TensorProto.FLOAT, (32, 4), rng.standard_normal((32, 4)).astype(np.float32).ravel())
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
-         helper.make_node("MatMul", ["r", "w2"], ["logits"]), helper.make_node("Softmax", ["logits"], ["probs"])],
-        "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 16])],
-        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", 4])], [w1, w2])
-    path = tmp_path_factory.mktemp("mlp") / "mlp.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
-    return model_from_file(path)
+    """The shared tiny classifier: (N, 16) -> softmax over 4 classes, input named 'input'."""
+    return model_from_file(build_tiny_model(tmp_path_factory.mktemp("mlp") / "mlp.onnx"), name="mlp")
 
 
 def _calib(n=4, shape=(1, 1, 32, 40), name="input", seed=1):
@@ -67,13 +57,13 @@ def test_variant_is_smaller_and_runs(kws, tmp_path, method):
 
 
 def test_variants_are_cached_by_params_and_calibration(mlp, tmp_path):
-    calib = _calib(shape=(1, 16), name="x")
+    calib = _calib(shape=(1, 16), name="input")
     first = variants.make_variant(mlp, "int8_static", tmp_path, calib)
     stamp = first.path.stat().st_mtime_ns
     again = variants.make_variant(mlp, "int8_static", tmp_path, calib)
     assert again.path == first.path and again.path.stat().st_mtime_ns == stamp
     other_params = variants.make_variant(mlp, "int8_static", tmp_path, calib, per_channel=True)
-    other_calib = variants.make_variant(mlp, "int8_static", tmp_path, _calib(shape=(1, 16), name="x", seed=2))
+    other_calib = variants.make_variant(mlp, "int8_static", tmp_path, _calib(shape=(1, 16), name="input", seed=2))
     assert len({first.path, other_params.path, other_calib.path}) == 3
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
 
@@ -115,7 +105,7 @@ def test_unknown_method_and_non_onnx_model(mlp, tmp_path):
 def test_nncf_missing_is_unavailable_with_the_install_line(mlp, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "nncf", None)
     with pytest.raises(MethodUnavailable, match="pip install nncf"):
-        variants.make_variant(mlp, "nncf_int8", tmp_path, _calib(shape=(1, 16), name="x"))
+        variants.make_variant(mlp, "nncf_int8", tmp_path, _calib(shape=(1, 16), name="input"))
 
 
 def test_nncf_is_called_with_the_model_and_the_calibration_feeds(mlp, tmp_path, monkeypatch):
@@ -128,7 +118,7 @@ def test_nncf_is_called_with_the_model_and_the_calibration_feeds(mlp, tmp_path, 
     fake = types.SimpleNamespace(quantize=quantize, Dataset=lambda items: types.SimpleNamespace(items=items),
                                  QuantizationPreset=types.SimpleNamespace(PERFORMANCE="perf", MIXED="mixed"))
     monkeypatch.setitem(sys.modules, "nncf", fake)
-    calib = _calib(3, shape=(1, 16), name="x")
+    calib = _calib(3, shape=(1, 16), name="input")
     v = variants.make_variant(mlp, "nncf_int8", tmp_path, calib, preset="MIXED")
     assert isinstance(seen["model"], onnx.ModelProto) and seen["preset"] == "mixed"
     assert seen["subset_size"] == 3 and len(seen["items"]) == 3 and v.path.is_file()
