@@ -50,9 +50,9 @@ class CapacityStep:
 def _limit_address_space(extra_mb: float) -> None:
     import resource
 
-    from .memory import _proc_kib
+    from .memory import proc_kib
 
-    current = (_proc_kib("/proc/self/status", "VmSize") or 0) * 1024
+    current = (proc_kib("/proc/self/status", "VmSize") or 0) * 1024
     limit = current + int(extra_mb * MIB)
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 

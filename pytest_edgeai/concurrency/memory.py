@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 MIB = 1 << 20
 
 
-def _proc_kib(path: str, key: str) -> int | None:
+def proc_kib(path: str, key: str) -> int | None:
+    """A "Key:   123 kB" line of a /proc file, in KiB; None when it cannot be read."""
     try:
         for line in Path(path).read_text().splitlines():
             if line.startswith(key + ":"):
@@ -45,7 +46,7 @@ class RssProbe:
     source = "process RSS (/proc/self/status VmRSS)"
 
     def used_bytes(self) -> int:
-        kib = _proc_kib("/proc/self/status", "VmRSS")
+        kib = proc_kib("/proc/self/status", "VmRSS")
         if kib is not None:
             return kib * 1024
         # no /proc (macOS): the peak, which only grows, still bounds each step
@@ -58,8 +59,8 @@ class HostUsedProbe:
     source = "host memory in use (/proc/meminfo MemTotal - MemAvailable)"
 
     def used_bytes(self) -> int:
-        total = _proc_kib("/proc/meminfo", "MemTotal")
-        free = _proc_kib("/proc/meminfo", "MemAvailable")
+        total = proc_kib("/proc/meminfo", "MemTotal")
+        free = proc_kib("/proc/meminfo", "MemAvailable")
         if total is None or free is None:
             raise DeviceUnavailable("/proc/meminfo has no MemTotal/MemAvailable: cannot measure host memory")
         return (total - free) * 1024
@@ -111,7 +112,7 @@ def available_bytes(device: Device) -> tuple[int, str]:
     if device.kind == "gpu":
         probe = NvmlProbe(gpu_index(device))
         return probe.total_free_bytes(), probe.source.replace("used", "free")
-    kib = _proc_kib("/proc/meminfo", "MemAvailable")
+    kib = proc_kib("/proc/meminfo", "MemAvailable")
     if kib is None:
         raise DeviceUnavailable(f"{device.name}: no memory_mb in devices.toml and no /proc/meminfo to read")
     return kib * 1024, "host MemAvailable (/proc/meminfo)"
