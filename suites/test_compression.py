@@ -50,6 +50,8 @@ def _check_variants(edgeai_claims, result, model_name):
 
 def test_quantised_variants(edgeai_device, edgeai_workload, edgeai_bench, edgeai_claims, edgeai_session):
     """fp16, int8 dynamic, int8 static QDQ (and NNCF where installed) against fp32 on seeded inputs."""
+    if edgeai_workload.format != "onnx":
+        pytest.skip(f"{edgeai_workload.name} is {edgeai_workload.format}: the quantisers here take ONNX models")
     if edgeai_session.profile.name == "quick" and edgeai_workload.path.stat().st_size > QUICK_MAX_BYTES:
         pytest.skip(f"{edgeai_workload.name} is {edgeai_workload.path.stat().st_size >> 20} MiB: quantising it "
                     f"takes minutes; run with --edgeai-profile standard or full")

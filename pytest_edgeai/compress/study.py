@@ -22,7 +22,7 @@ from .fidelity import Fidelity, compare, run_over, score_output
 from .variants import make_variant
 
 if TYPE_CHECKING:
-    from ..backends.base import Session, TensorSpec
+    from ..backends.base import TensorSpec
     from ..bench import Bench
     from ..models.model import Model
     from ..results.record import Record
@@ -121,15 +121,14 @@ def _metrics(model: Model, variant: Model, fp32: Record, measured: Record,
     speed, base_speed = measured.metric("throughput_ips"), fp32.metric("throughput_ips")
     same = f"on {fidelity.samples} deterministic inputs, against fp32 {model.name}"
 
-    def m(value: Any, unit: str, source: str) -> dict[str, Any]:
-        return {"value": value, "unit": unit, "method": "measured" if unit != "x" else "derived",
-                "source": source}
+    def m(value: Any, unit: str, source: str, method: str = "measured") -> dict[str, Any]:
+        return {"value": value, "unit": unit, "method": method, "source": source}
 
     out = {
         "size_bytes": m(size, "bytes", "file size of the variant"),
-        "size_reduction": m(base / size, "x", "fp32 file size / variant file size"),
+        "size_reduction": m(base / size, "x", "fp32 file size / variant file size", "derived"),
         "speedup": m(speed / base_speed if speed and base_speed else None, "x",
-                     "offline batch-1 throughput of the variant / fp32, same test"),
+                     "offline batch-1 throughput of the variant / fp32, same test", "derived"),
         "mean_cosine": m(fidelity.mean_cosine, "ratio", f"mean per-sample cosine of the score output {same}"),
         "max_abs_error": m(fidelity.max_abs_error, "abs", f"largest |variant - fp32| of the score output {same}"),
     }
