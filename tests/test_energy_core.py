@@ -74,10 +74,10 @@ def test_counter_interpolates_at_the_edges():
 
 def test_reading_flags_a_window_shorter_than_the_update_period():
     info = SensorInfo("nvml", "GPU 0 board", update_period_s=0.1)
-    r = build_reading([(0.0, 1.0), (0.05, 1.5)], "joules", 0.05, info)
+    r = build_reading([(0.0, 1.0), (0.025, 1.2), (0.05, 1.5)], "joules", 0.05, info)
     assert any(w.startswith("window 0.05 s shorter than the sensor's update period 0.1 s") for w in r.warnings)
     assert r.mean_w == pytest.approx(10.0)
-    assert r.peak_w == pytest.approx(10.0)
+    assert r.peak_w == pytest.approx(12.0)
 
 
 def test_reading_flags_a_single_power_sample():
@@ -141,6 +141,15 @@ def test_a_failing_first_read_leaves_no_thread():
     with pytest.raises(MeterError, match="sensor vanished"):
         meter.start()
     assert meter._sampler is None and threading.active_count() == before
+
+
+def test_rate_zero_reads_only_the_edges_and_says_so_for_power():
+    meter = FakeMeter(watts=3.0, rate_hz=0.0)
+    meter.start()
+    assert not meter._sampler.alive
+    r = meter.stop()
+    assert [v for _, v in r.samples] == [3.0, 3.0]
+    assert any(w.startswith("rate_hz = 0") for w in r.warnings)
 
 
 def test_close_stops_a_running_window_and_misuse_is_reported():

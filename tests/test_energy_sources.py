@@ -418,6 +418,23 @@ def test_serial_meter_parses_lines_with_pattern(tmp_path, monkeypatch):
     assert opened == {"port": str(port), "baudrate": 115200, "closed": True}
 
 
-def test_serial_port_missing_is_unavailable(tmp_path):
+def test_serial_port_missing_is_unavailable(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "serial", types.SimpleNamespace(Serial=None, SerialException=OSError))
     with pytest.raises(MeterUnavailable, match="does not exist"):
         make_meter(device(source="serial", port=str(tmp_path / "ttyUSB9")))
+    monkeypatch.setitem(sys.modules, "serial", None)
+    with pytest.raises(MeterUnavailable, match="pip install pyserial"):
+        make_meter(device(source="serial", port=str(tmp_path / "ttyUSB9")))
+
+
+def test_nvml_reads_the_costly_counter_only_at_the_edges_unless_told(monkeypatch):
+    nv = fake_pynvml()
+    monkeypatch.setitem(sys.modules, "pynvml", nv)
+    meter = make_meter(device(source="nvml"))
+    assert meter.rate_hz == 0.0
+    r = window(meter, lambda: setattr(nv.state, "energy_mj", 1_002_000))
+    assert len(r.samples) == 2 and r.joules == pytest.approx(2.0)
+    assert r.peak_w is None  # two counter reads give the mean, not a peak
+    assert make_meter(device(source="nvml", rate_hz=5)).rate_hz == 5.0
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml(energy_supported=False))
+    assert make_meter(device(source="nvml")).rate_hz == 10.0

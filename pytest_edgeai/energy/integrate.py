@@ -42,6 +42,8 @@ def peak_power(samples: list[tuple[float, float]], kind: SampleKind) -> float | 
     """Highest power seen: the largest sample, or the largest counter slope between samples."""
     if kind == "watts":
         return max((w for _, w in samples), default=None)
+    if len(samples) < 3:  # the start and stop reads alone give the mean, not a peak
+        return None
     slopes = [(j1 - j0) / (t1 - t0) for (t0, j0), (t1, j1) in zip(samples, samples[1:]) if t1 > t0]
     return max(slopes, default=None)
 

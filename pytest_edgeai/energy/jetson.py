@@ -134,7 +134,7 @@ class TegrastatsMeter(LineMeter):
     """A module rail read from the lines tegrastats prints every ``1 / rate_hz`` seconds."""
 
     def __init__(self, program: str, rail: str, rate_hz: float, where: str):
-        interval_ms = max(int(round(1000.0 / rate_hz)), 1)
+        interval_ms = max(int(round(1000.0 / rate_hz)), 1) if rate_hz > 0 else 1000
         super().__init__(rate_hz, ProcessLines([program, "--interval", str(interval_ms)], where), polled=False,
                          what=f"a tegrastats line with {rail if rail != 'auto' else ' or '.join(TOTAL_RAILS)}",
                          parse=lambda line: tegrastats_power(line, rail))

@@ -35,12 +35,17 @@ def _pynvml() -> Any:
 class NvmlMeter(SampledMeter):
     """Energy of one GPU board: the energy counter where supported, sampled power otherwise."""
 
+    # nvmlDeviceGetTotalEnergyConsumption costs about 3.6 ms of CPU a call on an H100 host; sampled
+    # at 10 Hz it took 7% of a 16-thread onnxruntime workload (benchmarks/bench_meter_overhead.py).
+    # The counter neither wraps nor needs sampling, so by default it is read only at the window's
+    # edges; the power query is cheap (0.05 ms) and is sampled at 10 Hz. rate_hz overrides both.
+    DEFAULT_RATE_HZ = None
     OPTIONS = (Option("index", "integer", 0, minimum=0, help="NVML device index"),
                Option("mode", "string", "auto", choices=("auto", "energy", "power"),
                       help="energy counter, sampled power, or the counter when supported"))
 
-    def __init__(self, device: Device, rate_hz: float = 10.0, index: int = 0, mode: str = "auto"):
-        super().__init__(rate_hz)
+    def __init__(self, device: Device, rate_hz: float | None = None, index: int = 0, mode: str = "auto"):
+        super().__init__(0.0)
         nv = self._nv = _pynvml()
         try:
             nv.nvmlInit()
@@ -54,6 +59,9 @@ class NvmlMeter(SampledMeter):
         except BaseException:
             self.close()
             raise
+        if rate_hz is None:
+            rate_hz = 0.0 if self.kind == "joules" else 10.0
+        self.rate_hz = rate_hz
         name = name.decode() if isinstance(name, bytes) else str(name)
         self.info = SensorInfo(source=f"nvml {'energy counter' if self.kind == 'joules' else 'power'}",
                                covers=f"GPU {index} board ({name})",

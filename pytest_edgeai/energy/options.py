@@ -50,8 +50,8 @@ class Option:
 
 
 # Every built-in meter takes these.
-RATE = Option("rate_hz", "number", 10.0, minimum=0.0, above_minimum=True,
-              help="how often the sampling thread reads the sensor")
+RATE = Option("rate_hz", "number", 10.0, minimum=0.0,
+              help="how often the sampling thread reads the sensor (0: only at the window's edges)")
 IDLE = Option("idle_s", "number", 0.0, minimum=0.0,
               help="seconds of idle baseline measured before the workload (0: none)")
 COMMON = (RATE, IDLE)

@@ -3,7 +3,9 @@
 A lab adds a meter by publishing ``name = "package.module:Factory"`` in the entry-point group
 ``pytest_edgeai.meters``. A factory is called as ``Factory(device, **options)`` and returns a
 :class:`~pytest_edgeai.energy.base.Meter`; if it has an ``OPTIONS`` tuple of
-:class:`~pytest_edgeai.energy.options.Option`, the options are checked against it first.
+:class:`~pytest_edgeai.energy.options.Option`, the options are checked against it first, and
+``DEFAULT_RATE_HZ`` replaces the usual 10 Hz when the lab did not set ``rate_hz`` (None: the
+meter picks once it knows its sensor).
 """
 
 from __future__ import annotations
@@ -67,7 +69,10 @@ def meter_options(device: Device) -> tuple[str, dict[str, Any]]:
     if declared is None:  # a plug-in that checks its own options
         common = validate(where, {k: v for k, v in table.items() if k in ("idle_s", "rate_hz")}, COMMON)
         return source, {**table, **common}
-    return source, validate(where, table, COMMON + tuple(declared))
+    options = validate(where, table, COMMON + tuple(declared))
+    if "rate_hz" not in table:  # a sensor that needs no fast sampling says so
+        options["rate_hz"] = getattr(factory, "DEFAULT_RATE_HZ", options["rate_hz"])
+    return source, options
 
 
 def check_meter(device: Device) -> list[str]:

@@ -66,7 +66,8 @@ class Sampler:
             if self._interrupt is not None:
                 self._interrupt()
         finally:
-            self._thread.join(JOIN_TIMEOUT_S)
+            if self._thread.ident is not None:
+                self._thread.join(JOIN_TIMEOUT_S)
         return not self._thread.is_alive()
 
     @property
@@ -80,7 +81,7 @@ class SampledMeter:
     Subclasses set ``kind``, ``polled`` and ``info`` and implement ``_read``; a stream meter
     also implements ``_begin`` (open the stream) and ``_end`` (close it, unblocking a read).
     Polled meters are read once synchronously at start and at stop, so the window's edges
-    are exact; in between the thread reads every ``1 / rate_hz`` seconds.
+    are exact; in between the thread reads every ``1 / rate_hz`` seconds (no thread at rate 0).
     """
 
     kind: SampleKind = "watts"
@@ -126,9 +127,10 @@ class SampledMeter:
         try:
             if self.polled:
                 self._edges.append((0.0, self._checked_read()))
-            self._sampler = Sampler(self._read, 1.0 / self.rate_hz if self.polled else None, self._t0,
-                                    interrupt=None if self.polled else self._interrupt)
-            self._sampler.start()
+            period = (1.0 / self.rate_hz if self.rate_hz > 0 else None) if self.polled else None
+            self._sampler = Sampler(self._read, period, self._t0, interrupt=None if self.polled else self._interrupt)
+            if period is not None or not self.polled:  # rate 0: a polled meter reads only at the edges
+                self._sampler.start()
         except BaseException:
             self._end()
             self._sampler = None
@@ -155,6 +157,8 @@ class SampledMeter:
             raise MeterError(f"{self._where()}: no reading arrived during the {duration:.3g} s window"
                              f"{self._no_sample_hint()}")
         warnings = self._warnings()
+        if self.polled and self.kind == "watts" and self.rate_hz == 0:
+            warnings.append("rate_hz = 0: power was read only at the start and stop of the window")
         if not joined:
             warnings.append(f"the sampling thread did not stop within {JOIN_TIMEOUT_S:g} s "
                             f"(a sensor read hangs); it was left as a daemon thread")
