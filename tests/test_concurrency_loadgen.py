@@ -52,14 +52,17 @@ def test_each_scenario_gives_a_verdict_and_a_summary(scenario, tmp_path):
     assert result.to_dict()["verdict"] == result.verdict
 
 
-def test_the_server_search_bisects_towards_the_highest_rate_under_the_bound(tmp_path):
+def test_the_server_search_tries_the_top_then_bisects_below_it(tmp_path):
     base = _settings("Server", server_latency_bound_s=0.05)
-    search = search_server_qps(SleepySession(), SAMPLES, base, low_qps=20.0, high_qps=4000.0, steps=2, outdir=tmp_path)
+    search = search_server_qps(SleepySession(), SAMPLES, base, low_qps=20.0, high_qps=4000.0, steps=3, outdir=tmp_path)
     rates = [r.settings.server_target_qps for r in search.tries]
-    assert rates[0] == pytest.approx(2010.0)
-    # the second try moves down if the first missed the bound, up if it met it
-    assert rates[1] == pytest.approx(1015.0 if not search.met(search.tries[0]) else 3005.0)
-    assert len(search.rows()) == 2 and all("p99_ms" in row for row in search.rows())
+    assert rates[0] == pytest.approx(4000.0)
+    if search.met(search.tries[0]):  # the range was too narrow: nothing above it to find
+        assert len(rates) == 1 and search.best is search.tries[0]
+    else:  # each later try halves the interval, moving up after a success and down after a miss
+        assert rates[1] == pytest.approx(2010.0) and len(rates) == 3
+        assert rates[2] == pytest.approx(3005.0 if search.met(search.tries[1]) else 1015.0)
+    assert len(search.rows()) == len(rates) and all("p99_ms" in row for row in search.rows())
     if search.best is not None:
         assert search.met(search.best)
 

@@ -224,13 +224,20 @@ class ServerSearch:
 
 def search_server_qps(session: Session, samples: list[dict[str, np.ndarray]], base: LoadGenSettings,
                       low_qps: float, high_qps: float, steps: int, outdir: Path) -> ServerSearch:
-    """Try ``steps`` target rates by bisection between ``low_qps`` and ``high_qps``."""
+    """Try ``high_qps`` first (if it meets the bound, the range was too narrow: stop there), then
+    bisect between ``low_qps`` and ``high_qps`` for the remaining ``steps - 1`` tries."""
     search = ServerSearch(bound_ms=base.server_latency_bound_s * 1e3)
-    for i in range(steps):
-        qps = (low_qps + high_qps) / 2
+
+    def attempt(i: int, qps: float) -> bool:
         result = run_loadgen(session, samples, replace(base, server_target_qps=qps), outdir / f"step{i}-{qps:.1f}qps")
         search.tries.append(result)
-        if search.met(result):
+        return search.met(result)
+
+    if attempt(0, high_qps):
+        return search
+    for i in range(1, steps):
+        qps = (low_qps + high_qps) / 2
+        if attempt(i, qps):
             low_qps = qps
         else:
             high_qps = qps
