@@ -110,7 +110,9 @@ def test_each_tenant_gets_its_share_of_the_cores_unless_devices_toml_pins_it():
     assert device.options["intra_op_num_threads"] == 3 and "devices.cpu.options" in plan.source
     zero = Device(name="cpu", kind="cpu", backend="onnxruntime", options={"intra_op_num_threads": 0})
     assert plan_threads(zero, 2, cores=8)[0].options["intra_op_num_threads"] == 4  # 0 = the runtime's default
-    other = Device(name="tpu", kind="edgetpu", backend="litert")
+    tflite = Device(name="tflite", kind="cpu", backend="litert")
+    assert plan_threads(tflite, 4, cores=8)[0].options == {"num_threads": 2}
+    other = Device(name="ov", kind="cpu", backend="openvino")
     device, plan = plan_threads(other, 4, cores=8)
     assert device is other and plan.threads_per_tenant is None
 

@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     from ..devices import Device
 
 # The option each backend reads for its per-session CPU thread count.
-THREAD_OPTION: dict[str, str] = {"onnxruntime": "intra_op_num_threads"}
+# (devices.toml documents each; OpenVINO splits cores by streams instead, so it is left to its hint)
+THREAD_OPTION: dict[str, str] = {"onnxruntime": "intra_op_num_threads", "litert": "num_threads",
+                                 "torch": "num_threads"}
 
 
 @dataclass(frozen=True)
