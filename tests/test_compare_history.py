@@ -35,7 +35,7 @@ def test_a_regression_is_named_with_the_release_it_entered(tmp_path):
     assert [r.started for r in h.runs] == sorted(r.started for r in h.runs)
     assert h.releases() == [(0, "v1.0"), (4, "v1.1"), (8, "v1.2")]
     throughput = [s for s in h.regressions if s.series.metric == "throughput_ips"]
-    assert throughput and {s.position for s in throughput} == {8} and {s.entered for s in throughput} == {"v1.2"}
+    assert throughput and {s.position for s in throughput} == {8} and {s.entered for s in throughput} == {"at release v1.2"}
     assert all(s.change < -0.1 for s in throughput)
     assert not [s for s in h.steps if s.verdict == IMPROVED]
     assert all(s.verdict == REGRESSED for s in h.steps if s.series.metric.startswith("latency_p"))
@@ -47,4 +47,4 @@ def test_a_step_between_releases_names_both_sides(tmp_path):
                                          count=40, models=("cnn_trad_fpool3",))) for i in range(10)]
     h = build_history(runs)
     steps = [s for s in h.steps if s.series.metric == "throughput_ips"]
-    assert steps and steps[0].verdict == IMPROVED and steps[0].entered == "after v1, before v2"
+    assert steps and steps[0].verdict == IMPROVED and steps[0].entered == "between v1 and v2"

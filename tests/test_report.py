@@ -91,5 +91,5 @@ def test_comparison_and_trend_are_coloured_by_verdict(tmp_path):
     loaded = [load_run(p) for p in runs]
     html = render(loaded[-1], compare_runs(loaded[0], loaded[-1]), build_history(loaded))
     assert 'class="regressed"' in html and "Trend across runs" in html
-    assert "entered at v3" in html  # the first slow run is release v3
+    assert "entered at release v3" in html  # the first slow run is release v3
     assert html.count("<svg") >= 3

@@ -36,7 +36,8 @@ def _pyplot():
 def _svg(fig) -> Markup:
     plt = _pyplot()
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    # fixed margins, not bbox_inches="tight": tight layout draws every figure twice
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     plt.close(fig)
     return Markup(_METADATA.sub("", _XML_HEAD.sub("", buf.getvalue(), count=1), count=1))
 
@@ -47,6 +48,7 @@ def line_chart(title: str, xlabel: str, ylabel: str,
     """Lines (label, xs, ys); ``marks`` are vertical lines with a label (releases, steps)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
+    fig.subplots_adjust(left=0.13, right=0.98, bottom=0.15, top=0.9)
     for name, xs, ys in lines:
         ax.plot(list(xs), list(ys), marker="o" if len(xs) <= 30 else None, markersize=3, label=name)
     for x, text in marks:
@@ -62,14 +64,18 @@ def line_chart(title: str, xlabel: str, ylabel: str,
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     if lines:
-        ax.legend(fontsize=6, loc="best")
+        ax.legend(fontsize=6, loc="upper left", framealpha=0.6)  # "best" searches: slow on long series
     return _svg(fig)
 
 
 def distribution_chart(title: str, xlabel: str, groups: Sequence[tuple[str, Sequence[float]]]) -> Markup:
     """Horizontal box plots, one per group (label, values), whiskers at 1st/99th percentiles."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(WIDTH, max(1.4, 0.35 * len(groups) + 0.8)))
+    height = max(1.6, 0.35 * len(groups) + 0.9)
+    fig, ax = plt.subplots(figsize=(WIDTH, height))
+    longest = max((len(g) for g, _ in groups), default=0)
+    fig.subplots_adjust(left=min(0.5, 0.03 + 0.012 * longest), right=0.97, bottom=0.55 / height + 0.05,
+                        top=1 - 0.35 / height)
     ax.boxplot([list(v) for _, v in groups], orientation="horizontal", whis=(1, 99), showfliers=False,
                tick_labels=[g for g, _ in groups])
     ax.set_xscale("log")

@@ -82,13 +82,14 @@ class History:
 
 
 def _entered(runs: list[RunInfo], position: int) -> str:
+    """'at release v2', 'between v1 and v2', or the run itself when no release was recorded."""
     if runs[position].release:
-        return runs[position].release
+        return f"at release {runs[position].release}"
     before = next((r.release for r in reversed(runs[:position]) if r.release), None)
     after = next((r.release for r in runs[position:] if r.release), None)
     if before or after:
-        return f"after {before or 'the first run'}, before {after or 'the latest run'}"
-    return f"run {runs[position].run_id} (no release recorded)"
+        return f"between {before or 'the first run'} and {after or 'the latest run'}"
+    return f"at run {runs[position].run_id} (no release recorded)"
 
 
 def build_history(runs: list[Run], tolerances: dict[str, dict[str, float]] | None = None) -> History:

@@ -9,21 +9,22 @@ from .. import charts
 from ...results.history import History, Series
 from . import ReportData
 
-HEADLINE = ("throughput_ips", "latency_p90_ms", "latency_p99_ms", "joules_per_inference")
-MAX_CHARTS = 24
+HEADLINE = ("throughput_ips", "latency_p99_ms", "joules_per_inference")
+MAX_CHARTS = 12  # a chart costs ~0.2 s; every step of every metric is in the table
 MAX_LINES = 8
 
 
 def _charts(history: History) -> tuple[list, int]:
-    """One chart per (suite, model, metric) of headline metrics or metrics with a step."""
-    stepped = {(s.series.key, s.series.metric) for s in history.steps}
+    """One chart per (suite, model, headline metric); groups with a regression step come first."""
+    stepped = {(s.series.key[0], s.series.key[2], s.series.metric) for s in history.regressions}
     groups: dict[tuple[str, str, str], list[Series]] = defaultdict(list)
     for (key, metric), s in history.series.items():
-        if (metric in HEADLINE or (key, metric) in stepped) and len(s.points) > 1:
+        if metric in HEADLINE and len(s.points) > 1:
             groups[(key[0], key[2], metric)].append(s)
     marks = [(i, r) for i, r in history.releases()]
     figures = []
-    for (suite, model, metric), series in sorted(groups.items())[:MAX_CHARTS]:
+    ordered = sorted(groups.items(), key=lambda kv: (kv[0] not in stepped, kv[0]))
+    for (suite, model, metric), series in ordered[:MAX_CHARTS]:
         lines = [(f"{s.key[1][0]} {s.key[3]}" + (f" b{s.key[4]}" if s.key[4] else ""),
                   [p.run for p in s.points], [p.value for p in s.points]) for s in series[:MAX_LINES]]
         figures.append(charts.line_chart(f"{suite} {model}: {metric}", "run (oldest to newest)",
