@@ -1,4 +1,4 @@
-"""Validation of a device's ``options`` table, shared by every backend.
+"""Validation of a device's ``options`` table, and lazy runtime imports, shared by every backend.
 
 Each backend names the keys it understands; a typo gets one line naming the key path in
 devices.toml and the closest allowed key, instead of being silently ignored.
@@ -6,10 +6,12 @@ devices.toml and the closest allowed key, instead of being silently ignored.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, did_you_mean
+from ..errors import BackendError, ConfigError, did_you_mean
 
 if TYPE_CHECKING:
     from ..devices import Device
@@ -52,3 +54,11 @@ def flag(device: Device, key: str, default: bool = False) -> bool:
     if not isinstance(value, bool):
         raise ConfigError([f"devices.{device.name}.options.{key}: {value!r} must be true or false"])
     return value
+
+
+def require(module: str, install: str) -> ModuleType:
+    """Import a runtime lazily; a BackendError saying how to install it when it is missing."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise BackendError(f"{module} is not importable ({exc}): {install}") from None

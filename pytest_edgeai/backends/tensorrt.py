@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from filelock import FileLock
-
 from ..errors import BackendError, ConfigError, ModelError
 from . import cuda, jetson
 from .base import Availability, TensorSpec
-from .device_options import check_keys, flag, positive_int
+from .device_options import check_keys, flag, positive_int, require
+from .filecache import build_once
 
 if TYPE_CHECKING:
     import numpy as np
@@ -36,12 +33,7 @@ CALIBRATION_SAMPLES = 16
 
 
 def _trt():
-    try:
-        import tensorrt
-    except ImportError as exc:
-        raise BackendError(f"tensorrt is not importable ({exc}): pip install 'pytest-edgeai[tensorrt]' "
-                           f"(or use the TensorRT that JetPack installs)") from None
-    return tensorrt
+    return require("tensorrt", "pip install 'pytest-edgeai[tensorrt]' (or use the TensorRT that JetPack installs)")
 
 
 def build_options(device: Device) -> dict[str, Any]:
@@ -89,7 +81,7 @@ class TensorRTBackend:
             plan, path = model.path.read_bytes(), model.path
         elif model.format == "onnx":
             path = engine_path(model, opts, trt.__version__, identity, device)
-            plan = cached_engine(path, lambda: build_engine(trt, logger, model, opts))
+            plan = build_once(path, lambda: build_engine(trt, logger, model, opts)).read_bytes()
         else:
             raise ModelError(f"{model.path}: TensorRT builds engines from .onnx or loads .engine/.plan, not {model.format}")
         engine = trt.Runtime(logger).deserialize_cuda_engine(plan)
@@ -113,26 +105,6 @@ def engine_path(model: Model, opts: dict[str, Any], version: str, identity: dict
 
     cache = Path(device.options.get("cache_dir") or default_cache_dir().parent / "tensorrt")
     return cache / f"{model.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.engine"
-
-
-def cached_engine(path: Path, build) -> bytes:
-    """The serialised engine at ``path``, built once across processes (file lock, atomic rename)."""
-    if path.exists():
-        return path.read_bytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):
-        if path.exists():
-            return path.read_bytes()
-        data = build()
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    return data
 
 
 def build_engine(trt, logger, model: Model, opts: dict[str, Any]) -> bytes:

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from filelock import FileLock
-
 from ..errors import BackendError
 from .base import distribution_version
+from .filecache import build_once
 
 if TYPE_CHECKING:
     from ..models.model import Model
@@ -87,11 +85,7 @@ def to_tflite(model: Model, quantization: str = "fp32", cache_dir: Path | None =
                    if quantization == "int8" else "none")
     tool = (f"onnx2tf {distribution_version('onnx2tf')} + tensorflow "
             f"{distribution_version('tensorflow', 'tensorflow-cpu')}")
-    if not path.exists():
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(path) + ".lock"):
-            if not path.exists():
-                _write_atomic(path, _convert(model, quantization))
+    build_once(path, lambda: _convert(model, quantization))
     return Converted(path, quantization, calibration, tool)
 
 
@@ -141,15 +135,3 @@ def _full_integer(tf, saved_model: Path, model: Model) -> bytes:
         raise BackendError(f"{model.path}: TensorFlow cannot quantise it to full-integer int8: "
                            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
 
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendError, ConfigError, ModelError
 from .base import Availability, TensorSpec, distribution_version
-from .device_options import check_keys, flag, positive_int
+from .device_options import check_keys, flag, positive_int, require
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,12 +28,8 @@ OPTION_KEYS = ("device", "num_threads", "fp16")
 
 
 def _torch():
-    try:
-        import torch
-    except ImportError as exc:
-        raise BackendError(f"torch is not importable ({exc}): install the CPU or CUDA build of PyTorch "
-                           f"for your platform, then pip install 'pytest-edgeai[torch]'") from None
-    return torch
+    return require("torch", "install the CPU or CUDA build of PyTorch for your platform, then "
+                            "pip install 'pytest-edgeai[torch]'")
 
 
 def torch_device(device: Device) -> str:
