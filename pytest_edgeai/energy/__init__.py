@@ -6,9 +6,9 @@ Vendor libraries (pynvml, pyserial, psutil) are imported only when a meter needs
 """
 
 from .base import EnergyReading, IdleBaseline, Meter, MeterError, MeterUnavailable, measure_idle
-from .metrics import energy_metrics
+from .metrics import energy_metrics, record_energy
 from .registry import BUILTIN, ENTRY_POINT_GROUP, check_meter, idle_seconds, known_sources, make_meter
 
 __all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "EnergyReading", "IdleBaseline", "Meter", "MeterError",
            "MeterUnavailable", "check_meter", "energy_metrics", "idle_seconds", "known_sources",
-           "make_meter", "measure_idle"]
+           "make_meter", "measure_idle", "record_energy"]

@@ -60,20 +60,20 @@ def judge_ratio(spec: ClaimSpec, device: str, model: str, mine: float | None, ot
     """Judge ``mine / other`` against the threshold; a skip naming what is missing otherwise."""
     against = spec.extras.get("against")
     if not isinstance(against, str) or not against:
-        return _skip(spec, device, model, f"{spec.name} for {model} on {device}: the claim needs "
+        return skipped(spec, device, model, f"{spec.name} for {model} on {device}: the claim needs "
                                           f"against = \"<device name>\" in devices.toml")
     if other is None:
-        return _skip(spec, device, model, f"{spec.name} for {model} on {device}: no {metric} result for "
+        return skipped(spec, device, model, f"{spec.name} for {model} on {device}: no {metric} result for "
                                           f"device '{against}' and model {model} in this run or the run store; "
                                           f"run the energy suite on {against} first")
     if mine is None:
-        return _skip(spec, device, model, f"{spec.name} for {model} on {device}: no {metric} on {device} "
+        return skipped(spec, device, model, f"{spec.name} for {model} on {device}: no {metric} on {device} "
                                           f"(is price_usd set?)")
     result = judge(spec, device, model, mine / other.value if other.value else None)
     result.message += f" against {against} ({other.value:.4g}, record {other.record_id} from {other.where})"
     return result
 
 
-def _skip(spec: ClaimSpec, device: str, model: str, message: str) -> ClaimResult:
+def skipped(spec: ClaimSpec, device: str, model: str, message: str) -> ClaimResult:
     return ClaimResult(suite=spec.suite, name=spec.name, model=model, device=device, threshold=spec.threshold,
                        observed=None, unit=spec.definition.unit, verdict="skip", message=message)

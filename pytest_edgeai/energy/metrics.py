@@ -52,3 +52,14 @@ def energy_metrics(reading: EnergyReading | None, inferences: int, throughput_ip
         out["mean_w_above_idle"] = _metric(reading.above_idle_mean_w or 0.0, "W", method, idle)
         out["joules_per_inference_above_idle"] = _metric(reading.above_idle_joules / inferences, "J", method, idle)
     return {k: v for k, v in out.items() if math.isfinite(v["value"])}
+
+
+def record_energy(record: Any, reading: EnergyReading | None, reason: str | None, inferences: int,
+                  throughput_ips: float, price_usd: float | None, queries: int | None = None) -> None:
+    """Put the energy metrics, the reading (or why there is none) and its warnings into a record."""
+    record.metrics.update(energy_metrics(reading, inferences, throughput_ips, price_usd, queries))
+    if reading is None:
+        record.extra["energy"] = {"measured": False, "reason": reason}
+        return
+    record.extra["energy"] = {"measured": True, **reading.to_dict()}
+    record.warnings.extend(f"energy: {w}" for w in reading.warnings)
