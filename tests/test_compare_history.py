@@ -22,6 +22,8 @@ def test_find_steps_locates_one_and_two_steps_and_ignores_noise():
     assert [s.index for s in find_steps(two, min_shift=0.05)] == [15, 30]
     assert find_steps(one, min_shift=0.5) == []  # significant, but smaller than the tolerance
     assert find_steps([1.0, 2.0, 3.0]) == []  # too short to say
+    late = np.concatenate([10 + rng.normal(0, 0.1, 150), 12 + rng.normal(0, 0.1, 50)])
+    assert [s.index for s in find_steps(late, min_shift=0.05)] == [150]  # placed where it is, not mid-series
 
 
 def test_a_regression_is_named_with_the_release_it_entered(tmp_path):
