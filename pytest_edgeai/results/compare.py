@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import significance as sig
-from .direction import HIGHER, LOWER, UNKNOWN, direction
+from .direction import HIGHER, UNKNOWN, direction
 from .identity import Key, index, label, record_key, versions
 from .record import Record
 from .store import Run
@@ -75,10 +75,6 @@ class Comparison:
     @property
     def regressions(self) -> list[MetricDelta]:
         return self.by_verdict(REGRESSED)
-
-    @property
-    def shared(self) -> bool:
-        return bool(self.deltas) or not (self.only_base or self.only_new)
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
