@@ -65,13 +65,13 @@ def test_sections_without_records_are_left_out_and_present_ones_render(tmp_path)
                                     for n in (1, 2, 4)]})
     cut = Record(suite="split", test_id="t", device=synthetic.device(), backend={}, model={"name": "m"},
                  scenario={"name": "cuts"},
-                 extra={"cuts": [{"index": i, "raw_bytes": 1000 - 100 * i, "int8_bytes": 250 - 25 * i}
-                                 for i in range(4)], "plan": {"cut": 3, "tier": EVIL}})
+                 extra={"cuts": [{"depth_layers": i, "bytes": {"raw": 1000 - 100 * i, "int8": 250 - 25 * i},
+                                  "tensors": ["a", "b"]} for i in range(4)], "plan": {"cut": 3, "tier": EVIL}})
     single = synthetic.latency_record("m", "single_stream", 1, 3.0, rng, 50)
     html = render(load_run(_run(tmp_path, energy, sweep, cut, single)))
     assert "Energy" in html and "(estimated)" in html and "TDP x time" in html
     assert "Concurrency" in html and "aggregate_ips against tenants" in html
-    assert "Split: bytes per cut" in html and "raw_bytes against index" in html
+    assert "Split: bytes per cut" in html and "cuts: cpu m cuts against depth_layers" in html and "bytes.int8" in html and "[2 items]" in html
     assert "Compression trade-offs" not in html and "Comparison with the baseline" not in html
     assert EVIL not in html and "&lt;img" in html
 

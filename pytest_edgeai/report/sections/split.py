@@ -3,4 +3,5 @@
 from .sweep import SuiteSection
 
 SECTION = SuiteSection("split", "Split: bytes per cut and the chosen plan", ("cuts", "sweep"),
-                       y_filter=lambda column: "bytes" in column or "latency" in column or "ms" in column)
+                       y_filter=lambda column: "bytes" in column, log_y=True, per_record=True,
+                       y_label="bytes on the wire (log scale)")
