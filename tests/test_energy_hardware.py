@@ -32,3 +32,31 @@ def test_real_sensor_reads_plausible_power(meter):
     assert 0.0 < r.mean_w < 5000.0, r  # any device draws something, no single board draws 5 kW
     assert r.joules == pytest.approx(r.mean_w * r.duration_s)
     assert r.covers and not r.estimated
+
+
+def test_nvml_sees_a_gpu_workload_above_idle():
+    """Matrix products on the GPU draw more than the idle baseline the same meter took just before."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch sees no CUDA device")
+    from pytest_edgeai.energy import measure_idle
+    from pytest_edgeai.energy.window import run_metered
+
+    m = real_meter(source="nvml")
+    a = torch.randn(8192, 8192, device="cuda")
+
+    def work():
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            a @ a
+            torch.cuda.synchronize()
+
+    try:
+        baseline = measure_idle(m, 2.0)
+        out = run_metered(m, work)
+    finally:
+        m.close()
+    r = out.reading
+    assert r is not None, out.reason
+    assert r.idle_w == pytest.approx(baseline.idle_w)
+    assert r.mean_w > baseline.idle_w and r.above_idle_joules > 0, r.to_dict()
