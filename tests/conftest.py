@@ -11,6 +11,9 @@ import pytest
 import scipy.stats  # noqa: F401  (same reason: C extensions cannot be loaded twice in one process)
 from onnx import TensorProto, helper, numpy_helper
 
+# @pytest.mark.hardware("<kind>") and the hardware_device fixture: tests/hardware/marker.py
+from hardware.marker import hardware_device, pytest_configure, pytest_runtest_setup  # noqa: F401
+
 
 def build_tiny_model(path: Path, features: int = 16, classes: int = 4, seed: int = 0) -> Path:
     """A small classifier (MatMul, Relu, MatMul, Softmax) with a dynamic batch dimension."""

@@ -45,13 +45,14 @@ def test_runs_a_tflite_built_with_tensorflow_and_resizes_the_batch(tf, tmp_path)
 
 
 @pytest.fixture(scope="module")
-def converted(tf, tmp_path_factory):
+def conversion_cache(tf, tmp_path_factory):
     pytest.importorskip("onnx2tf", reason="onnx2tf is not installed: ONNX cannot be converted to TFLite here")
-    from conftest import build_tiny_model
+    return tmp_path_factory.mktemp("tflite-cache")
 
-    root = tmp_path_factory.mktemp("litert")
-    model = model_from_file(build_tiny_model(root / "tiny.onnx"))
-    return model, root / "cache"
+
+@pytest.fixture
+def converted(conversion_cache, tiny_model):
+    return model_from_file(tiny_model), conversion_cache
 
 
 def test_onnx_converted_to_fp32_agrees_with_onnxruntime_and_is_cached(converted, monkeypatch):

@@ -22,8 +22,8 @@ def test_probe_names_each_missing_provider_and_what_to_install(monkeypatch):
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     a = ortb.OnnxRuntimeBackend().probe(gpu())
     assert not a.attached
-    assert "TensorrtExecutionProvider is missing" in a.reason and "TensorRT" in a.reason
-    assert "CUDAExecutionProvider is missing" not in a.reason
+    assert "lacks TensorrtExecutionProvider" in a.reason and "TensorRT" in a.reason
+    assert "lacks CUDAExecutionProvider" not in a.reason
 
 
 def test_provider_options_must_name_a_listed_provider():

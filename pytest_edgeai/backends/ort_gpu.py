@@ -28,8 +28,8 @@ def missing_reason(provider: str, available: list[str], distribution: str | None
     """Why ``provider`` is not available, and what to install."""
     if provider in INSTALL:
         have = f"the installed distribution is {distribution}" if distribution else "no onnxruntime distribution found"
-        return f"{provider} is missing ({have}): {INSTALL[provider]}"
-    return f"{provider} is missing{did_you_mean(provider, available)}: install the onnxruntime build that has it"
+        return f"lacks {provider} ({have}): {INSTALL[provider]}"
+    return f"lacks {provider}{did_you_mean(provider, available)}: install the onnxruntime build that has it"
 
 
 def check_provider_options(device: Device, providers: list[str]) -> None:

@@ -1,5 +1,8 @@
 """``@pytest.mark.hardware("<kind>")``: run for real where that hardware is attached, skip elsewhere.
 
+tests/conftest.py imports these hooks and the fixture (a second conftest.py below tests/ would
+shadow the module name ``conftest`` that other tests import helpers from).
+
 Each kind maps to a device definition; the test is skipped with the backend's own probe reason
 (which library or device is missing) unless the probe says it is attached. The ``hardware_device``
 fixture gives the test that Device.
