@@ -44,3 +44,25 @@ def harden_ssh(spec: Any) -> None:
     missing = [f"-o {key}={value}" for key, value in SSH_DEFAULTS.items() if key.lower() not in ssh.lower()]
     if missing:
         spec.ssh = " ".join([*missing, ssh])
+
+
+def bound_restarts(config: Any) -> None:
+    """With ``--tx`` alone xdist restarts a crashing worker forever (its own bound applies to ``-n``):
+    a remote worker that dies at start-up (a bad devices.toml there) would loop without end."""
+    option = config.option
+    specs = getattr(option, "tx", None) or []
+    if getattr(option, "maxworkerrestart", None) is None and not getattr(option, "numprocesses", None) and specs:
+        option.maxworkerrestart = str(4 * len(specs))
+
+
+def unreachable_message(exc: BaseException) -> str | None:
+    """One line for a remote bench that cannot be reached; None for any other error."""
+    try:
+        from execnet import HostNotFound
+    except ImportError:
+        return None
+    if not isinstance(exc, HostNotFound):
+        return None
+    return (f"pytest-edgeai: the remote bench did not answer (ssh {exc}); ssh's own message is above. Check "
+            f"the host and port, the user and key (try: ssh -i KEY user@host), and that python= names a Python "
+            f"with pytest-edgeai installed on that host")
