@@ -47,6 +47,12 @@ OPTIONS: tuple[Option, ...] = (
            kind="list", metavar="B,B,..."),
     Option("--edgeai-cache-dir", "where built zoo models are cached (default: $EDGEAI_CACHE_DIR or "
            "~/.cache/pytest-edgeai/models)", metavar="DIR"),
+    Option("--edgeai-no-isolation", "measure in the pytest process instead of an isolated worker process "
+           "per device (for debugging a backend: a runtime crash then takes pytest down and hangs are not "
+           "cut off)", default=False, kind="bool"),
+    Option("--edgeai-timeout", "seconds one measurement (model load + measure) may take before it counts "
+           "as a hang: the worker is killed and the device marked lost (default: the profile's timeout_s)",
+           metavar="SECONDS"),
     Option("--edgeai-baseline", "compare this run with a baseline run: a run directory, 'latest' (the "
            "newest earlier run in the report dir) or 'release:TAG' (the newest run of that release)",
            metavar="PATH|latest|release:TAG"),
