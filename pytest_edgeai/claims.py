@@ -193,7 +193,10 @@ class ClaimChecker:
         spec = self.spec(name, model)
         if spec is None:
             return None
-        result = judge(spec, self.device.name, model, observed, estimated=estimated)
+        return self.add(judge(spec, self.device.name, model, observed, estimated=estimated), record)
+
+    def add(self, result: ClaimResult, record=None) -> ClaimResult:
+        """Record a verdict judged elsewhere (a ratio against another device, a skip with its reason)."""
         self.results.append(result)
         if record is not None:
             record.claims.append(result.to_dict())

@@ -166,16 +166,18 @@ class _Validator:
         numbers = {k: self.number(table, k, where) for k in NUMBER_KEYS}
         options = self.table(table, "options", where)
         meter = self.table(table, "meter", where) or {"source": "none"}
-        if not isinstance(meter.get("source", "none"), str):
-            self.problem(f"{where}.meter.source", "must be a string naming a meter")
         claims = self.claims(self.table(table, "claims", where), f"{where}.claims")
         hardware_id = self.string(table, "hardware_id", where)
         description = self.string(table, "description", where)
         if len(self.problems) > before:
             return None
-        return Device(name=name, kind=kind, backend=backend, tier=tier, options=dict(options),
-                      hardware_id=hardware_id, description=description, meter=dict(meter),
-                      claims=tuple(claims), **numbers)
+        device = Device(name=name, kind=kind, backend=backend, tier=tier, options=dict(options),
+                        hardware_id=hardware_id, description=description, meter=dict(meter),
+                        claims=tuple(claims), **numbers)
+        from .energy.registry import check_meter
+
+        self.problems.extend(f"{self.filename}: {problem}" for problem in check_meter(device))
+        return device
 
     def claims(self, suites: dict[str, Any], where: str) -> list[ClaimSpec]:
         specs: list[ClaimSpec] = []

@@ -39,7 +39,7 @@ def test_offline_energy(edgeai_device, edgeai_workload, edgeai_bench, edgeai_cla
         if reading is None and edgeai_claims.spec(name, model) is not None:
             result = skipped(edgeai_claims.spec(name, model), edgeai_device.name, model,
                              f"{name} for {model}: {metered.reason}")
-            _add(edgeai_claims, edgeai_bench, record, result)
+            edgeai_claims.add(result, record)
         else:
             edgeai_claims.check(name, record.metric(metric), model, record, estimated=estimated)
     edgeai_claims.check("min_inferences_per_s_per_usd", record.metric(PER_USD), model, record)
@@ -49,13 +49,8 @@ def test_offline_energy(edgeai_device, edgeai_workload, edgeai_bench, edgeai_cla
         other = find_against(edgeai_session.records, edgeai_session.settings.report_dir,
                              store.path if store else None, spec.extras.get("against"), model, PER_USD)
         result = judge_ratio(spec, edgeai_device.name, model, record.metric(PER_USD), other, PER_USD)
-        _add(edgeai_claims, edgeai_bench, record, result)
+        edgeai_claims.add(result, record)
     edgeai_claims.assert_met()
     if reading is None:
         pytest.skip(metered.reason)
 
-
-def _add(claims, bench, record, result):
-    claims.results.append(result)
-    record.claims.append(result.to_dict())
-    bench.save(record)

@@ -135,3 +135,14 @@ min_inferences_per_s = { mobilenet_v2 = "fast" }
 def test_models_need_exactly_a_path_or_a_zoo_name(tmp_path):
     found = problems(tmp_path, '[models.m]\nparams = {}\n')
     assert "models.m: needs exactly one of 'path'" in found[0]
+
+
+def test_meter_problems_are_reported_with_the_file(tmp_path):
+    found = problems(tmp_path, '[devices.x]\nkind = "cpu"\nbackend = "onnxruntime"\n[devices.x.meter]\nsource = "rapll"\n')
+    assert len(found) == 1
+    assert "devices.toml: devices.x.meter.source: unknown meter 'rapll' (did you mean 'rapl'?)" in found[0]
+
+
+def test_an_unknown_backend_is_rejected_with_did_you_mean(tmp_path):
+    found = problems(tmp_path, '[devices.x]\nkind = "gpu"\nbackend = "tensorrtt"\n')
+    assert "devices.x.backend: 'tensorrtt' is not allowed (did you mean 'tensorrt'?)" in found[0]

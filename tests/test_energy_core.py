@@ -234,7 +234,8 @@ def test_a_lab_meter_from_an_entry_point(monkeypatch):
             super().__init__(watts=float(channel), rate_hz=rate_hz)
 
     ep = types.SimpleNamespace(name="labmeter", load=lambda: LabMeter)
-    monkeypatch.setattr(registry, "_entry_points", lambda: {"labmeter": ep})
+    monkeypatch.setattr("pytest_edgeai.registry.entry_points",
+                        lambda group: {"labmeter": ep} if group == registry.ENTRY_POINT_GROUP else {})
     meter = make_meter(device(source="labmeter", channel=7))
     meter.start()
     assert meter.stop().mean_w == pytest.approx(7.0)

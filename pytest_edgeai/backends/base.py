@@ -7,11 +7,11 @@ the device is attached. Backend modules import their runtime lazily, inside ``pr
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from .. import registry
 from ..errors import ConfigError, did_you_mean
 
 if TYPE_CHECKING:
@@ -81,13 +81,9 @@ class Backend(Protocol):
     def load(self, model: Model, device: Device) -> Session: ...
 
 
-def _entry_points() -> dict[str, metadata.EntryPoint]:
-    return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
-
-
 def known_backends() -> list[str]:
     """Every backend name a devices.toml may use: built-in and installed plug-ins."""
-    return sorted(set(BUILTIN) | set(_entry_points()))
+    return registry.names(BUILTIN, ENTRY_POINT_GROUP)
 
 
 _instances: dict[str, Backend] = {}
@@ -95,20 +91,14 @@ _instances: dict[str, Backend] = {}
 
 def get_backend(name: str) -> Backend:
     """The backend registered under ``name``; a ConfigError with a did-you-mean otherwise."""
-    if name in _instances:
-        return _instances[name]
-    if name in BUILTIN:
-        module_name, _, attr = BUILTIN[name].partition(":")
-        cls = getattr(importlib.import_module(module_name), attr)
-    else:
-        eps = _entry_points()
-        if name not in eps:
+    if name not in _instances:
+        cls = registry.load(name, BUILTIN, ENTRY_POINT_GROUP)
+        if cls is None:
             raise ConfigError(
                 [f"unknown backend '{name}'{did_you_mean(name, known_backends())}; "
                  f"known: {', '.join(known_backends())}"]
             )
-        cls = eps[name].load()
-    _instances[name] = cls()
+        _instances[name] = cls()
     return _instances[name]
 
 

@@ -10,10 +10,9 @@ meter picks once it knows its sensor).
 
 from __future__ import annotations
 
-import importlib
-from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
+from .. import registry
 from ..errors import ConfigError, did_you_mean
 from .base import Meter, MeterUnavailable
 from .options import COMMON, validate
@@ -34,25 +33,18 @@ BUILTIN: dict[str, str] = {
 }
 
 
-def _entry_points() -> dict[str, metadata.EntryPoint]:
-    return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
-
-
 def known_sources() -> list[str]:
     """Every meter source a devices.toml may name."""
-    return [NONE, *sorted(set(BUILTIN) | set(_entry_points()))]
+    return [NONE, *registry.names(BUILTIN, ENTRY_POINT_GROUP)]
 
 
 def meter_factory(source: str, where: str) -> Any:
     """The class (or callable) registered for ``source``; ConfigError naming the key otherwise."""
-    if source in BUILTIN:
-        module_name, _, attr = BUILTIN[source].partition(":")
-        return getattr(importlib.import_module(module_name), attr)
-    eps = _entry_points()
-    if source not in eps:
+    factory = registry.load(source, BUILTIN, ENTRY_POINT_GROUP)
+    if factory is None:
         raise ConfigError([f"{where}.source: unknown meter '{source}'{did_you_mean(source, known_sources())}; "
                            f"known: {', '.join(known_sources())}"])
-    return eps[source].load()
+    return factory
 
 
 def meter_options(device: Device) -> tuple[str, dict[str, Any]]:
