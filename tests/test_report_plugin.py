@@ -41,8 +41,7 @@ def lab(pytester, monkeypatch):
 
 
 def _meta(pytester) -> dict:
-    runs = sorted(p for p in (pytester.path / "reports").iterdir() if p.is_dir() and not p.is_symlink())
-    return json.loads((runs[-1] / "run.json").read_text())
+    return json.loads((pytester.path / "reports" / "latest" / "run.json").read_text())
 
 
 def test_a_regression_against_the_release_baseline_fails_the_session(lab, pytester):
