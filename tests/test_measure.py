@@ -116,3 +116,18 @@ def test_profiles_are_ordered_and_unknown_ones_refused():
     assert full.min_duration_s >= 60 and full.min_count >= 1024
     with pytest.raises(ConfigError, match="did you mean 'quick'"):
         get_profile("quik")
+
+
+def test_window_brackets_exactly_the_timed_loop(clock):
+    events = []
+    session = FakeSession(clock, [7] + [1] * 3 + [100_000_000] * 20)
+
+    def window(edge):
+        events.append((edge, session.calls, clock.now))
+
+    m = scenarios.measure(session, {}, "offline", 1, PROFILE, window=window)
+    (start, calls_at_start, t_start), (stop, calls_at_stop, t_stop) = events
+    assert (start, stop) == ("start", "stop")
+    assert calls_at_start == 1 + 3  # after the first call and the warm-up
+    assert calls_at_stop == 1 + 3 + len(m.samples_ns)
+    assert t_stop - t_start == m.wall_ns

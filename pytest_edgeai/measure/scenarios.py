@@ -83,8 +83,13 @@ class Measurement:
 
 
 def measure(session: Session, feeds: dict[str, np.ndarray], scenario: str, batch: int,
-            profile: Profile, progress: ProgressCallback | None = None) -> Measurement:
-    """Warm up, then time queries until both the minimum duration and count are reached."""
+            profile: Profile, progress: ProgressCallback | None = None,
+            window: Callable[[str], None] | None = None) -> Measurement:
+    """Warm up, then time queries until both the minimum duration and count are reached.
+
+    ``window("start")`` and ``window("stop")`` are called right around the timed loop, so a
+    power meter covers exactly the queries that are counted, not the load or the warm-up.
+    """
     if scenario not in SCENARIOS:
         raise MeasurementError(f"unknown scenario '{scenario}'; known: {', '.join(SCENARIOS)}")
     if scenario == "single_stream" and batch != 1:
@@ -105,6 +110,8 @@ def measure(session: Session, feeds: dict[str, np.ndarray], scenario: str, batch
     samples: list[int] = []
     append = samples.append
     min_count = profile.min_count
+    if window is not None:
+        window("start")
     start = clock()
     deadline = start + int(profile.min_duration_s * 1e9)
     next_report = start + PROGRESS_EVERY_NS
@@ -121,6 +128,8 @@ def measure(session: Session, feeds: dict[str, np.ndarray], scenario: str, batch
             progress(Progress(elapsed, profile.min_duration_s, len(samples), min_count,
                               len(samples) * batch / elapsed))
     wall_ns = clock() - start
+    if window is not None:
+        window("stop")
     return _finish(scenario, batch, profile, samples, wall_ns, first_ns, warmups, started_at)
 
 
