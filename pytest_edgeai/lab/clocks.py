@@ -36,7 +36,8 @@ def thermal_zones(root: Path = Path("/")) -> dict[str, float]:
     for zone in sorted((root / "sys/class/thermal").glob("thermal_zone*"))[:MAX_THERMAL_ZONES]:
         try:
             kind = (zone / "type").read_text().strip() or zone.name
-            out[f"{kind}" if kind not in out else f"{kind}:{zone.name}"] = int((zone / "temp").read_text()) / 1000
+            key = kind if kind not in out else f"{kind}:{zone.name}"
+            out[key] = int((zone / "temp").read_text()) / 1000
         except (OSError, ValueError):
             continue
     return out
@@ -52,9 +53,12 @@ def _nvml() -> Any:
     if "module" not in _nvml_state:
         try:
             import pynvml
-
+        except ImportError:
+            _nvml_state["error"] = "NVML unavailable: nvidia-ml-py is not installed (pip install nvidia-ml-py)"
+            raise RuntimeError(_nvml_state["error"]) from None
+        try:
             pynvml.nvmlInit()
-        except Exception as exc:  # ImportError, or NVMLError when there is no driver
+        except Exception as exc:  # NVMLError when there is no driver or no GPU
             _nvml_state["error"] = f"NVML unavailable: {type(exc).__name__}: {exc}"
             raise RuntimeError(_nvml_state["error"]) from None
         _nvml_state["module"] = pynvml
