@@ -149,8 +149,8 @@ class LiteRTSession:
     def _refresh(self) -> None:
         self._in = self._it.get_input_details()
         self._out = self._it.get_output_details()
-        self.inputs = [_spec(d, batch_free=True) for d in self._in]
-        self.outputs = [_spec(d, batch_free=True) for d in self._out]
+        self.inputs = [_spec(d) for d in self._in]
+        self.outputs = [_spec(d) for d in self._out]
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         it = self._it
@@ -176,9 +176,9 @@ class LiteRTSession:
         self._it = None
 
 
-def _spec(detail: dict[str, Any], batch_free: bool) -> TensorSpec:
-    shape: tuple[int | None, ...] = tuple(int(d) for d in detail["shape"])
-    if batch_free and shape:
-        shape = (None, *shape[1:])  # the interpreter resizes the batch dim on demand
-    return TensorSpec(detail["name"], shape, detail["dtype"].__name__ if hasattr(detail["dtype"], "__name__")
-                      else str(detail["dtype"]))
+def _spec(detail: dict[str, Any]) -> TensorSpec:
+    """The batch dim is left free: the interpreter resizes it on demand."""
+    shape = tuple(int(d) for d in detail["shape"])
+    dtype = detail["dtype"]
+    return TensorSpec(detail["name"], (None, *shape[1:]) if shape else shape,
+                      dtype.__name__ if hasattr(dtype, "__name__") else str(dtype))
