@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pytest_edgeai.backends.asynchronous import measure_async
+from pytest_edgeai.measure.asynchronous import measure_async
 from pytest_edgeai.backends.openvino import OpenVINOBackend
 from pytest_edgeai.devices import Device
 from pytest_edgeai.measure.inputs import make_feeds

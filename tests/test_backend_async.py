@@ -13,7 +13,8 @@ import time
 import numpy as np
 import pytest
 
-from pytest_edgeai.backends.asynchronous import AsyncSession, drive, measure_async
+from pytest_edgeai.backends.asynchronous import AsyncSession, drive
+from pytest_edgeai.measure.asynchronous import measure_async
 from pytest_edgeai.backends.base import TensorSpec
 from pytest_edgeai.errors import MeasurementError
 from pytest_edgeai.measure.profiles import Profile

@@ -20,9 +20,6 @@ from ..errors import MeasurementError
 if TYPE_CHECKING:
     import numpy as np
 
-    from ..measure.profiles import Profile
-    from ..measure.scenarios import Measurement, ProgressCallback
-
 # Called with (elapsed_s, completed requests) about twice a second while a run goes on.
 AsyncProgress = Callable[[float, int], None]
 PROGRESS_EVERY_NS = 500_000_000
@@ -118,30 +115,3 @@ def drive(queue: RequestQueue, min_count: int, min_duration_s: float,
                                f"returned: the runtime's queue did not wait for its requests")
     return AsyncRun(latencies_ns=latencies, wall_ns=wall_ns, in_flight=queue.size)
 
-
-def measure_async(session: AsyncSession, feeds: dict[str, np.ndarray], batch: int, profile: Profile,
-                  progress: ProgressCallback | None = None) -> Measurement:
-    """The offline scenario through the session's request pool, in measure's Measurement shape.
-
-    The first inference is timed apart (synchronously) and excluded; warm-up runs the pool for
-    the profile's warm-up count and duration; throughput = completed items / wall time of the
-    timed run; each latency is submit -> completion of one request with the pool full.
-    Meant to live beside ``measure.scenarios.measure`` (it imports measure lazily so that
-    backends never depend on measure at import time).
-    """
-    from ..measure.scenarios import Progress, _finish
-
-    clock = time.perf_counter_ns
-    started_at = time.time()
-    t0 = clock()
-    session.run(feeds)  # type: ignore[attr-defined]  # every AsyncSession is a Session too
-    first_ns = clock() - t0
-    warm = session.run_async(feeds, profile.warmup_count, profile.warmup_s)
-
-    def report(elapsed_s: float, count: int) -> None:
-        if progress is not None and elapsed_s > 0:
-            progress(Progress(elapsed_s, profile.min_duration_s, count, profile.min_count,
-                              count * batch / elapsed_s))
-
-    timed = session.run_async(feeds, profile.min_count, profile.min_duration_s, report)
-    return _finish("offline", batch, profile, timed.latencies_ns, timed.wall_ns, first_ns, warm.count, started_at)

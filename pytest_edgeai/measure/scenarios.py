@@ -55,6 +55,7 @@ class Measurement:
     throughput_ci95: tuple[float, float]
     started_at: float
     warnings: list[str] = field(default_factory=list)
+    in_flight: int = 1  # requests kept in flight: 1 for the synchronous loop, the pool size when asynchronous
 
     @property
     def items(self) -> int:
@@ -64,6 +65,8 @@ class Measurement:
         """Metrics in the record's shape: value, unit, how they were obtained."""
         s = self.summary
         how = f"{self.scenario}, batch {self.batch}, {s.count} timed queries after {self.warmup_count} warm-up"
+        if self.in_flight > 1:
+            how += f", {self.in_flight} asynchronous requests in flight (latency = submit to completion)"
         lat = {"unit": "ms", "method": "measured", "source": f"perf_counter_ns per query; {how}"}
         return {
             "throughput_ips": {"value": self.throughput_ips, "unit": "inferences/s",
