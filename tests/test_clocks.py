@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import build_tiny_model
+from pytest_edgeai.backends import jetson
 from pytest_edgeai.devices import Device, builtin_cpu
 from pytest_edgeai.lab import clocks
 from pytest_edgeai.lab.execute import MeasureRequest, ModelCache, execute
@@ -112,14 +113,17 @@ def fake_command(bin_dir: Path, name: str, body: str) -> None:
 def test_jetson_power_mode_and_clocks_from_its_commands(tmp_path, monkeypatch):
     bin_dir = tmp_path / "bin"
     fake_command(bin_dir, "nvpmodel", 'printf "NV Fan Mode:quiet\\nNV Power Mode: MAXN\\n0\\n"')
-    fake_command(bin_dir, "jetson_clocks", "sleep 5")
+    fake_command(bin_dir, "jetson_clocks", 'printf "cpu0: Online=1 Governor=schedutil MinFreq=1479000 '
+                 'MaxFreq=1479000 CurrentFreq=1479000\\nGPU MinFreq=921600000 MaxFreq=921600000\\n"')
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
-    monkeypatch.setattr(clocks, "COMMAND_TIMEOUT_S", 0.3)
-    jetson = clocks.snapshot(JETSON, tmp_path)["jetson"]
-    assert jetson["nvpmodel"]["mode"] == "MAXN" and jetson["nvpmodel"]["mode_id"] == 0
-    assert jetson["jetson_clocks"] == {"error": "jetson_clocks --show did not answer within 0 s"}
+    assert clocks.snapshot(JETSON, tmp_path)["jetson"] == {"nvpmodel_mode": "MAXN", "nvpmodel_id": 0,
+                                                          "jetson_clocks": True}
+    fake_command(bin_dir, "jetson_clocks", "sleep 5")
+    monkeypatch.setattr(jetson, "TIMEOUT_S", 0.3)
+    assert clocks.snapshot(JETSON, tmp_path)["jetson"]["jetson_clocks_error"] == \
+        "jetson_clocks --show timed out after 0.3 s"
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
-    assert clocks.snapshot(JETSON, tmp_path)["jetson"]["nvpmodel"] == {"error": "nvpmodel not found on PATH"}
+    assert clocks.snapshot(JETSON, tmp_path)["jetson"]["nvpmodel_error"] == "nvpmodel not on PATH"
 
 
 TINY_PROFILE = Profile("tiny", warmup_count=1, warmup_s=0.0, min_duration_s=0.05, min_count=5, timeout_s=30)

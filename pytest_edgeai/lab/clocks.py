@@ -1,16 +1,14 @@
 """Clocks and heat around a measurement: CPU governor and frequency, thermal zones, NVIDIA GPU clocks
-and throttle reasons (NVML), Jetson power mode (nvpmodel) and clocks (jetson_clocks).
+and throttle reasons (NVML), Jetson power mode (nvpmodel) and pinned clocks (jetson_clocks).
 
 A snapshot is taken before and after each measurement, next to the timed loop, and stored in
 ``record.extra["clocks"]``; a measurement during which the device was throttled is flagged, because its
-figures describe a hot or power-capped device, not the device.
+figures describe a hot or power-capped device, not the device. The Jetson power state comes from
+the Jetson backend's reading of ``nvpmodel -q`` and ``jetson_clocks --show``.
 """
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +17,6 @@ from ..results.environment import cpu_clocks
 if TYPE_CHECKING:
     from ..devices import Device
 
-COMMAND_TIMEOUT_S = 5.0
 MAX_THERMAL_ZONES = 16
 # A CPU measurement that ends with cpu0 below this fraction of its maximum clock ran throttled
 # (thermal or power capping) or under a power-saving governor: either way the figure is low.
@@ -93,31 +90,6 @@ def gpu_clocks(index: int = 0) -> dict[str, Any]:
                 f"NVML query failed: {type(exc).__name__}: {exc}"}
 
 
-def _command(args: list[str]) -> dict[str, Any]:
-    if shutil.which(args[0]) is None:
-        return {"error": f"{args[0]} not found on PATH"}
-    try:
-        done = subprocess.run(args, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        return {"error": f"{' '.join(args)} did not answer within {COMMAND_TIMEOUT_S:.0f} s"}
-    except OSError as exc:
-        return {"error": f"{' '.join(args)}: {exc}"}
-    if done.returncode != 0:
-        return {"error": f"{' '.join(args)} exited {done.returncode}: {done.stderr.strip()[:200]}"}
-    return {"output": done.stdout.strip()[:4000]}
-
-
-def jetson_clocks() -> dict[str, Any]:
-    """Power mode (``nvpmodel -q``) and clocks (``jetson_clocks --show``) of a Jetson module."""
-    mode = _command(["nvpmodel", "-q"])
-    if "output" in mode:
-        name = re.search(r"NV Power Mode:\s*(.+)", mode["output"])
-        number = re.search(r"^\s*(\d+)\s*$", mode["output"], re.MULTILINE)
-        mode.update({"mode": name.group(1).strip() if name else None,
-                     "mode_id": int(number.group(1)) if number else None})
-    return {"nvpmodel": mode, "jetson_clocks": _command(["jetson_clocks", "--show"])}
-
-
 def uses_nvidia_gpu(device: Device) -> bool:
     providers = " ".join(map(str, device.options.get("providers", [])))
     return device.kind == "gpu" or device.backend == "tensorrt" or "CUDA" in providers or "Tensorrt" in providers
@@ -127,7 +99,9 @@ def snapshot(device: Device, root: Path = Path("/")) -> dict[str, Any]:
     """Everything about clocks and heat that this host says about ``device`` now."""
     out: dict[str, Any] = {"cpu": cpu_clocks(root), "thermal_c": thermal_zones(root)}
     if device.kind == "jetson":
-        out["jetson"] = jetson_clocks()
+        from ..backends.jetson import state
+
+        out["jetson"] = state()
     elif uses_nvidia_gpu(device):
         out["gpu"] = gpu_clocks(int(device.options.get("gpu_index", device.options.get("device_id", 0))))
     return out
