@@ -144,3 +144,10 @@ def test_a_measurement_records_clocks_before_and_after_and_flags_throttling(tmp_
     cache.close()
     assert result.extra["throttled"] is True and result.extra["model_load_s"] is None  # kept loaded
     assert any(w.startswith("throttled: cpu0 ran at 900 MHz") and "powersave" in w for w in result.warnings)
+
+
+@pytest.mark.hardware("ort_cuda")
+def test_a_real_nvidia_gpu_reports_its_clocks_and_throttle_reasons(hardware_device):
+    gpu = clocks.snapshot(hardware_device)["gpu"]
+    assert "error" not in gpu, gpu.get("error")
+    assert gpu["sm_max_mhz"] >= gpu["sm_mhz"] > 0 and isinstance(gpu["throttle_reasons"], list)
