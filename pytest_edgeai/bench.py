@@ -48,17 +48,18 @@ class Bench:
             self._sessions[key] = get_backend(self.device.backend).load(model, self.device)
         return self._sessions[key]
 
-    def single_stream(self, model: Model) -> Record:
-        return self.run(model, "single_stream", 1)
+    def single_stream(self, model: Model, metered: bool = False) -> Record:
+        return self.run(model, "single_stream", 1, metered)
 
-    def offline(self, model: Model, batch: int = 1) -> Record:
-        return self.run(model, "offline", batch)
+    def offline(self, model: Model, batch: int = 1, metered: bool = False) -> Record:
+        """Offline throughput; ``metered`` reads the device's power meter over the timed loop."""
+        return self.run(model, "offline", batch, metered)
 
-    def run(self, model: Model, scenario: str, batch: int) -> Record:
+    def run(self, model: Model, scenario: str, batch: int, metered: bool = False) -> Record:
         """Measure one scenario (load + measure run where the session says: an isolated worker by
         default); an error is recorded too, then raised with its message."""
         record = self.new_record(model, {"name": scenario, "batch": batch, "profile": self.profile.to_dict()})
-        request = MeasureRequest(self.device, model, scenario, batch, self.profile)
+        request = MeasureRequest(self.device, model, scenario, batch, self.profile, metered=metered)
         label = f"{self.device.name} {model.name} {scenario} b{batch}"
         try:
             result = self._measure(request, self._progress(label) if self._progress else None)
@@ -73,6 +74,13 @@ class Bench:
         record.samples["latency_ns"] = result.samples_ns
         record.warnings.extend(result.warnings)
         record.extra.update(result.extra)
+        if metered:
+            from .energy.metrics import record_energy
+
+            queries = len(result.samples_ns)
+            record_energy(record, result.energy, result.energy_reason, inferences=queries * batch,
+                          throughput_ips=record.metric("throughput_ips"), price_usd=self.device.price_usd,
+                          queries=queries)
         self.save(record)
         return record
 

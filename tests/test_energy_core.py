@@ -15,9 +15,9 @@ from pytest_edgeai.devices import Device
 from pytest_edgeai.energy import EnergyReading, MeterError, MeterUnavailable, energy_metrics, make_meter, measure_idle
 from pytest_edgeai.energy import registry
 from pytest_edgeai.energy.compare import Found, find_against, judge_ratio, latest_metric
-from pytest_edgeai.energy.integrate import SensorInfo, build_reading, crop, energy_between
+from pytest_edgeai.energy.integrate import SensorInfo, build_reading, energy_between
 from pytest_edgeai.energy.sampler import SampledMeter
-from pytest_edgeai.energy.window import align_to_loop, run_metered
+from pytest_edgeai.energy.window import MeterWindow
 from pytest_edgeai.errors import ConfigError
 from pytest_edgeai.results.record import Record
 from pytest_edgeai.results.store import RunStore
@@ -90,14 +90,6 @@ def test_unknown_update_period_comes_from_sample_spacing():
     r = build_reading([(0.0, 1.0), (0.25, 1.0), (0.5, 1.0), (0.75, 1.0)], "watts", 0.75,
                       SensorInfo("serial", "usb", None))
     assert r.update_period_s == pytest.approx(0.25)
-
-
-def test_crop_keeps_the_sub_window():
-    info = SensorInfo("rapl", "pkg", 0.001)
-    full = build_reading([(t, 2.0 * t + (3.0 * (t - 4) if t > 4 else 0)) for t in range(7)], "joules", 6.0, info)
-    part = crop(full, 1.0, 3.0, "aligned")
-    assert part.joules == pytest.approx(4.0) and part.duration_s == pytest.approx(2.0)
-    assert part.mean_w == pytest.approx(2.0) and "aligned" in part.warnings
 
 
 def test_reading_to_dict_is_json_ready():
@@ -277,33 +269,44 @@ def test_energy_metrics_above_idle_and_batched_queries():
 
 # ---------------------------------------------------------------- metered runs
 
-def test_run_metered_keeps_the_result_when_the_meter_fails():
+def test_a_failing_meter_leaves_no_reading_and_says_why():
     meter = FakeMeter(rate_hz=200, fail_on_call=2)
+    window = MeterWindow(meter)
+    window("start")
+    wait_for(lambda: meter._sampler is not None and not meter._sampler.alive)
+    window("stop")
+    window.close()
+    assert window.reading is None
+    assert "sensor vanished" in window.reason
 
-    def work():
-        wait_for(lambda: meter._sampler is not None and not meter._sampler.alive)
-        return "measured"
 
-    out = run_metered(meter, work)
-    assert out.result == "measured" and out.reading is None
-    assert "sensor vanished" in out.reason
+def test_without_a_meter_the_window_does_nothing_and_keeps_the_reason():
+    window = MeterWindow(None, "no meter here")
+    window("start")
+    window("stop")
+    window.close()
+    assert (window.reading, window.reason) == (None, "no meter here")
 
 
-def test_run_metered_without_a_meter_and_with_a_failing_workload():
-    out = run_metered(None, lambda: 42, reason="no meter here")
-    assert (out.result, out.reading, out.reason) == (42, None, "no meter here")
+def test_a_window_left_open_by_a_failing_workload_is_stopped_on_close():
     meter = FakeMeter()
-    with pytest.raises(ZeroDivisionError):
-        run_metered(meter, lambda: 1 / 0)
-    assert meter._sampler is None  # stopped in finally
+    window = MeterWindow(meter)
+    window("start")
+    window.close()  # the loop raised before window("stop")
+    assert meter._sampler is None and window.reading is None
 
 
-def test_align_to_loop_crops_to_the_tail():
-    out = run_metered(FakeMeter(watts=2.0), lambda: time.sleep(0.05) or "ok", idle_s=0.01)
-    r = align_to_loop(out, 0.02)
-    assert r.duration_s == pytest.approx(0.02)
+def test_the_window_covers_only_what_lies_between_its_edges():
+    window = MeterWindow(FakeMeter(watts=2.0), idle_s=0.01)
+    window.idle()
+    time.sleep(0.05)  # e.g. the model load and warm-up: not in the window
+    window("start")
+    time.sleep(0.02)
+    window("stop")
+    window.close()
+    r = window.reading
+    assert r is not None and r.duration_s < 0.045
     assert r.mean_w == pytest.approx(2.0) and r.idle_w == pytest.approx(2.0)
-    assert any("aligned to the timed loop" in w for w in r.warnings)
 
 
 # ---------------------------------------------------------------- claims

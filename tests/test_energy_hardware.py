@@ -40,7 +40,7 @@ def test_nvml_sees_a_gpu_workload_above_idle():
     if not torch.cuda.is_available():
         pytest.skip("torch sees no CUDA device")
     from pytest_edgeai.energy import measure_idle
-    from pytest_edgeai.energy.window import run_metered
+    from pytest_edgeai.energy.window import MeterWindow
 
     m = real_meter(source="nvml")
     a = torch.randn(8192, 8192, device="cuda")
@@ -51,12 +51,15 @@ def test_nvml_sees_a_gpu_workload_above_idle():
             a @ a
             torch.cuda.synchronize()
 
+    window = MeterWindow(m)
     try:
         baseline = measure_idle(m, 2.0)
-        out = run_metered(m, work)
+        window("start")
+        work()
+        window("stop")
     finally:
-        m.close()
-    r = out.reading
-    assert r is not None, out.reason
+        window.close()
+    r = window.reading
+    assert r is not None, window.reason
     assert r.idle_w == pytest.approx(baseline.idle_w)
     assert r.mean_w > baseline.idle_w and r.above_idle_joules > 0, r.to_dict()

@@ -76,23 +76,3 @@ def build_reading(samples: list[tuple[float, float]], kind: SampleKind, duration
         peak_w=peak_power(samples, kind), duration_s=duration_s, samples=list(samples),
         sample_kind=kind, source=info.source, covers=info.covers, update_period_s=period,
         estimated=info.estimated, warnings=warnings)
-
-
-def crop(reading: EnergyReading, t0: float, t1: float, note: str) -> EnergyReading:
-    """The reading restricted to [t0, t1] of its window (times as in its samples).
-
-    Samples just outside keep the edges interpolated; the baseline, if any, is applied again.
-    """
-    from .base import IdleBaseline
-
-    t0, t1 = max(t0, 0.0), min(t1, reading.duration_s)
-    before = [s for s in reading.samples if s[0] < t0][-1:]
-    after = [s for s in reading.samples if s[0] > t1][:1]
-    kept = before + [s for s in reading.samples if t0 <= s[0] <= t1] + after
-    info = SensorInfo(reading.source, reading.covers, reading.update_period_s, reading.estimated)
-    cropped = build_reading([(t - t0, v) for t, v in kept], reading.sample_kind, t1 - t0, info,
-                            [w for w in reading.warnings if not w.startswith(("window ", "only ", "counter did"))]
-                            + [note])
-    if reading.idle_w is None:
-        return cropped
-    return cropped.with_baseline(IdleBaseline(reading.idle_w, reading.idle_duration_s or 0.0, reading.estimated))

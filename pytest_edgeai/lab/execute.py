@@ -22,6 +22,8 @@ from .locks import device_lock
 
 if TYPE_CHECKING:
     from ..backends.base import Session
+    from ..energy.base import EnergyReading
+    from ..measure.scenarios import Measurement
     from ..devices import Device
     from ..measure.profiles import Profile
     from ..models.model import Model
@@ -44,6 +46,7 @@ class MeasureRequest:
     profile: Profile
     lock_dir: str | None = None
     lock_timeout_s: float = -1  # -1: wait as long as it takes
+    metered: bool = False  # read the device's power meter over exactly the timed loop
 
     @property
     def label(self) -> str:
@@ -61,6 +64,8 @@ class MeasureResult:
     wall_ns: int
     settings: dict[str, Any]
     extra: dict[str, Any] = field(default_factory=dict)
+    energy: EnergyReading | None = None
+    energy_reason: str | None = None  # why there is no energy reading, when metered
 
 
 class ModelCache:
@@ -99,27 +104,56 @@ def execute(request: MeasureRequest, cache: ModelCache, notify: Notify | None = 
     lock_dir = Path(request.lock_dir) if request.lock_dir else None
     with device_lock(device, lock_dir, request.lock_timeout_s) as waited:
         tell("locked", waited)
+        window = _meter_window(device) if request.metered else None
         try:
             tell("phase", "loading the model")
             session, load_s = cache.get(device, request.model)
             feeds = make_feeds(session.inputs, request.batch, overrides=request.model.params.get("input_shapes"))
+            if window is not None:
+                tell("phase", "the idle power baseline")
+                window.idle()
             tell("phase", "the measurement")
             before = clocks.snapshot(device)
-            result = measure(session, feeds, request.scenario, request.batch, request.profile, progress)
+            result = _run_scenario(session, feeds, request, progress, window)
             after = clocks.snapshot(device)
             settings = session.settings()
+            timings = session.last_timings() if hasattr(session, "last_timings") else None
         except EdgeAIError:
             cache.close()
             raise
         except Exception as exc:  # a vendor runtime's own exception: name it, keep it one line
             cache.close()
             raise RuntimeFailure(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            if window is not None:
+                window.close()
     throttled = clocks.throttling(device, before, after)
     extra: dict[str, Any] = {"started_at": result.started_at, "wall_s": result.wall_ns / 1e9,
                              "lock_wait_s": waited, "model_load_s": load_s,
                              "clocks": {"before": before, "after": after}}
     if throttled:
         extra["throttled"] = True
+    if timings:
+        extra["last_query_timings_ms"] = timings  # e.g. TensorRT: host-to-device, compute, device-to-host
     return MeasureResult(metrics=result.metrics(), samples_ns=result.samples_ns,
                          warnings=[*result.warnings, *(f"throttled: {t}" for t in throttled)],
-                         started_at=result.started_at, wall_ns=result.wall_ns, settings=settings, extra=extra)
+                         started_at=result.started_at, wall_ns=result.wall_ns, settings=settings, extra=extra,
+                         energy=window.reading if window else None, energy_reason=window.reason if window else None)
+
+
+def _meter_window(device: Device):
+    from ..energy.window import MeterWindow
+
+    return MeterWindow.for_device(device)
+
+
+def _run_scenario(session: Session, feeds, request: MeasureRequest, progress: ProgressCallback | None,
+                  window) -> Measurement:
+    """The synchronous loop, or the request pool when the runtime was set up for throughput."""
+    from ..backends.asynchronous import AsyncSession
+
+    if request.scenario == "offline" and isinstance(session, AsyncSession) and session.prefers_async():
+        from ..measure.asynchronous import measure_async
+
+        return measure_async(session, feeds, request.batch, request.profile, progress, window)
+    return measure(session, feeds, request.scenario, request.batch, request.profile, progress, window)
