@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pytest_edgeai.measure.stats import bootstrap_ci, summarize, throughput_ci
+from pytest_edgeai.measure.stats import bootstrap_ci, mean_ci, median_ci, summarize, throughput_ci
 
 
 def test_summary_of_known_samples():
@@ -23,12 +23,28 @@ def test_summary_of_known_samples():
 def test_median_interval_brackets_the_median_and_narrows_with_more_samples():
     rng = np.random.default_rng(1)
     small = rng.lognormal(1.0, 0.3, 50)
-    large = rng.lognormal(1.0, 0.3, 5000)
-    lo_s, hi_s = bootstrap_ci(small, lambda x, axis=-1: np.median(x, axis=axis))
-    lo_l, hi_l = bootstrap_ci(large, lambda x, axis=-1: np.median(x, axis=axis))
+    large = rng.lognormal(1.0, 0.3, 50_000)
+    lo_s, hi_s = median_ci(small)
+    lo_l, hi_l = median_ci(large)
     assert lo_s <= np.median(small) <= hi_s
     assert lo_l <= np.median(large) <= hi_l
     assert (hi_l - lo_l) < (hi_s - lo_s)
+
+
+def test_median_interval_covers_the_true_median_about_95_percent_of_the_time():
+    rng = np.random.default_rng(3)
+    true_median = np.exp(1.0)  # lognormal(1, 0.5)
+    hits = sum(lo <= true_median <= hi for lo, hi in (median_ci(rng.lognormal(1.0, 0.5, 40)) for _ in range(400)))
+    assert 0.93 <= hits / 400 <= 0.995  # exact order-statistic intervals are slightly conservative
+
+
+def test_mean_interval_switches_to_the_t_interval_for_long_runs_and_agrees_with_the_bootstrap():
+    rng = np.random.default_rng(4)
+    x = rng.lognormal(1.0, 0.3, 5_000)
+    boot = mean_ci(x)
+    t_lo, t_hi = mean_ci(np.concatenate([x, x[:1]]))  # 5001 values: the t-interval
+    assert boot[0] < x.mean() < boot[1] and t_lo < x.mean() < t_hi
+    assert abs((t_hi - t_lo) - (boot[1] - boot[0])) < 0.15 * (boot[1] - boot[0])
 
 
 def test_constant_samples_give_a_degenerate_interval():
