@@ -39,3 +39,10 @@ def build_tiny_model(path: Path, features: int = 16, classes: int = 4, seed: int
 @pytest.fixture
 def tiny_model(tmp_path: Path) -> Path:
     return build_tiny_model(tmp_path / "tiny.onnx")
+
+
+@pytest.fixture(autouse=True)
+def private_device_locks(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Device locks in a directory of this test session's own, so two test sessions on one host
+    (a developer's and CI's) never queue behind each other's 'cpu'."""
+    monkeypatch.setenv("EDGEAI_LOCK_DIR", str(tmp_path_factory.getbasetemp() / "device-locks"))
