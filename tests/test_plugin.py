@@ -212,3 +212,10 @@ def test_plugin_import_does_not_load_runtimes():
             "print(','.join(m for m in ('onnx', 'onnxruntime', 'numpy', 'scipy', 'jinja2') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_every_option_is_documented_in_the_readme():
+    from pytest_edgeai.options import OPTIONS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert [o.flag for o in OPTIONS if f"| `{o.flag}" not in readme] == []
