@@ -126,15 +126,18 @@ def onnx2torch_convert():
     """onnx2torch's ``convert`` and a caveat for the record ('' when none).
 
     onnx2torch imports torchvision, but needs it only to convert NonMaxSuppression and RoiAlign.
-    A torchvision built for another torch (PyPI's CUDA torchvision beside a +cpu torch) fails to
-    import; then onnx2torch is imported with a stand-in whose ops raise a clear error if a model
+    When torchvision is absent, or built for another torch (PyPI's CUDA torchvision beside a +cpu
+    torch) so that it fails to import, onnx2torch is imported with a stand-in whose ops raise a clear error if a model
     needs them, and the stand-in is removed from sys.modules again at once.
     """
     try:
         from onnx2torch import convert
         return convert, ""
     except ImportError as exc:
-        raise BackendError(f"ONNX models need onnx2torch on torch ({exc}): pip install 'pytest-edgeai[torch]'") from None
+        if not (exc.name or "").startswith("torchvision"):
+            raise BackendError(f"ONNX models need onnx2torch on torch ({exc}): "
+                               f"pip install 'pytest-edgeai[torch]'") from None
+        reason = "torchvision is not installed"
     except RuntimeError as exc:  # torchvision's C++ ops do not match this torch
         reason = (f"torchvision {distribution_version('torchvision')} does not match torch "
                   f"{distribution_version('torch')} ({exc})")
