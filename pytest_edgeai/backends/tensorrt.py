@@ -20,7 +20,7 @@ from ..errors import BackendError, ConfigError, ModelError
 from . import cuda, jetson
 from .base import Availability, TensorSpec
 from .device_options import check_keys, flag, positive_int, require
-from .filecache import build_once
+from ..filecache import build_once
 
 if TYPE_CHECKING:
     import numpy as np
@@ -81,7 +81,7 @@ class TensorRTBackend:
             plan, path = model.path.read_bytes(), model.path
         elif model.format == "onnx":
             path = engine_path(model, opts, trt.__version__, identity, device)
-            plan = build_once(path, lambda: build_engine(trt, logger, model, opts)).read_bytes()
+            plan = build_once(path, lambda tmp: tmp.write_bytes(build_engine(trt, logger, model, opts))).read_bytes()
         else:
             raise ModelError(f"{model.path}: TensorRT builds engines from .onnx or loads .engine/.plan, not {model.format}")
         engine = trt.Runtime(logger).deserialize_cuda_engine(plan)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import BackendError
 from .base import distribution_version
-from .filecache import build_once
+from ..filecache import build_once
 
 if TYPE_CHECKING:
     from ..models.model import Model
@@ -85,7 +85,7 @@ def to_tflite(model: Model, quantization: str = "fp32", cache_dir: Path | None =
                    if quantization == "int8" else "none")
     tool = (f"onnx2tf {distribution_version('onnx2tf')} + tensorflow "
             f"{distribution_version('tensorflow', 'tensorflow-cpu')}")
-    build_once(path, lambda: _convert(model, quantization))
+    build_once(path, lambda tmp: tmp.write_bytes(_convert(model, quantization)))
     return Converted(path, quantization, calibration, tool)
 
 

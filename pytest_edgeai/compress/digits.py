@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import EdgeAIError
 from ..models.model import Model, model_from_file
-from . import cache
+from .. import filecache
 from .cascade import OTHER
 
 WORKLOADS = ("uniform", "skewed")
@@ -148,10 +148,10 @@ def build(workload: str, cache_dir: Path, cfg: DigitsConfig | None = None) -> Di
     cfg = cfg or DigitsConfig()
     _check_workload(workload)
     split = load_split(cfg)
-    digest = cache.key(asdict(cfg), sklearn.__version__, skl2onnx.__version__)[:16]
-    small_path = cache.cached_file(cache_dir / f"digits_small_{workload}-{digest}.onnx",
+    digest = filecache.key(asdict(cfg), sklearn.__version__, skl2onnx.__version__)[:16]
+    small_path = filecache.build_once(cache_dir / f"digits_small_{workload}-{digest}.onnx",
                                    lambda p: export_onnx(train_small(split, workload, cfg), p))
-    large_path = cache.cached_file(cache_dir / f"digits_large-{digest}.onnx",
+    large_path = filecache.build_once(cache_dir / f"digits_large-{digest}.onnx",
                                    lambda p: export_onnx(train_large(split, cfg), p))
     x, y = workload_inputs(split, workload, cfg)
     params: dict[str, Any] = {"dataset": "sklearn digits", "workload": workload, "config": asdict(cfg)}

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..models.model import Model
-from . import cache
+from .. import filecache
 from .base import Calibration, MethodUnavailable, QuantizationError, get_method
 
 
@@ -48,11 +48,11 @@ def make_variant(model: Model, method: str, cache_dir: Path | None = None,
         raise QuantizationError(f"{model.name}: {method} needs calibration data (a list of feeds)")
     import onnxruntime
 
-    digest = cache.key(model.sha256(), method, quantizer.version, params,
+    digest = filecache.key(model.sha256(), method, quantizer.version, params,
                        calibration_digest(calibration) if quantizer.needs_calibration else None,
                        onnxruntime.__version__)
     target = (cache_dir or default_cache_dir()) / f"{model.name}-{method}-{digest[:16]}.onnx"
-    path = cache.cached_file(target, lambda tmp: quantizer.quantize(model.path, tmp, params, calibration))
+    path = filecache.build_once(target, lambda tmp: quantizer.quantize(model.path, tmp, params, calibration))
     return replace(model, name=f"{model.name}@{method}", path=path, source="variant",
                    params={**model.params, "variant_of": model.name, "method": method,
                            "quantization": dict(params)})

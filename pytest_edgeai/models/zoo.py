@@ -12,7 +12,6 @@ import hashlib
 import inspect
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +19,8 @@ from typing import Any
 
 import numpy as np
 import onnx
-from filelock import FileLock
 
+from ..filecache import build_once
 from . import cnn_trad_fpool3, inception_v4, mobilenet_v2, ssd_mobilenet
 
 
@@ -115,24 +114,7 @@ def cached_path(name: str, cache_dir: Path | None = None, **params: Any) -> Path
     """Path of the model file, building it once; safe across concurrent processes."""
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = cache_dir / f"{name}-{cache_key(name, **params)[:16]}.onnx"
-    if path.exists():  # written by os.replace, so existing means complete
-        return path
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):
-        if path.exists():  # another process built it while we waited
-            return path
-        data = build(name, **params).SerializeToString()
-        fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    return path
+    return build_once(path, lambda tmp: tmp.write_bytes(build(name, **params).SerializeToString()))
 
 
 # Inputs of these ops that hold state or constants, not learned weights.
