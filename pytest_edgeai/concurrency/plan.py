@@ -34,7 +34,7 @@ class ConcurrencyPlan:
 PLANS: dict[str, ConcurrencyPlan] = {
     "quick": ConcurrencyPlan(max_tenants=4, capacity_max_tenants=32, capacity_budget_mb=256,
                              server_search_steps=3, switch_rounds=20),
-    "standard": ConcurrencyPlan(max_tenants=8, capacity_max_tenants=64, capacity_budget_mb=512,
+    "standard": ConcurrencyPlan(max_tenants=4, capacity_max_tenants=32, capacity_budget_mb=512,
                                 server_search_steps=5, switch_rounds=50),
     "full": ConcurrencyPlan(max_tenants=16, capacity_max_tenants=256, capacity_budget_mb=4096,
                             server_search_steps=8, switch_rounds=200),
