@@ -145,8 +145,6 @@ def pytest_configure_node(node) -> None:
         node.workerinput[runshare.WORKERINPUT_KEY] = runshare.for_worker(s.shared_run, bool(node.gateway.spec.popen))
 
 
-
-
 def _session(config: pytest.Config) -> EdgeAISession:
     return config.stash[SESSION_KEY]
 

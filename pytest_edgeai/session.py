@@ -184,12 +184,12 @@ class EdgeAISession:
             if workload.name not in self._models:
                 if Path(workload.ref).suffix and Path(workload.ref).exists():
                     model = model_from_file(workload.ref, name=workload.name)
-                    model = Model(**{**model.__dict__, "params": dict(workload.params)})
+                    model = replace(model, params=dict(workload.params))
                 else:
                     model = resolve_model(workload.ref, self.settings.cache_dir, **{
                         k: v for k, v in workload.params.items() if k != "input_shapes"})
                     if workload.name != model.name:
-                        model = Model(**{**model.__dict__, "name": workload.name})
+                        model = replace(model, name=workload.name)
                 self._models[workload.name] = model
             return self._models[workload.name]
 
