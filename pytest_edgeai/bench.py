@@ -6,7 +6,8 @@ measurement ends, so nothing measured is lost if a claim fails or the session di
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from .backends.base import get_backend
@@ -28,7 +29,8 @@ class Bench:
     def __init__(self, device: Device, suite: str, test_id: str, profile: Profile,
                  save: Callable[[Record], Any], availability: dict[str, Any] | None = None,
                  progress: Callable[[str], ProgressCallback | None] | None = None,
-                 measure: Callable[[MeasureRequest, ProgressCallback | None], MeasureResult] | None = None):
+                 measure: Callable[[MeasureRequest, ProgressCallback | None], MeasureResult] | None = None,
+                 lock_timeout_s: float = -1):
         self.device = device
         self.suite = suite
         self.test_id = test_id
@@ -39,6 +41,7 @@ class Bench:
         self._sessions: dict[str, Session] = {}
         self._cache: ModelCache | None = None
         self._measure = measure or self._measure_here
+        self._lock_timeout_s = lock_timeout_s
         self.records: list[Record] = []
 
     def load(self, model: Model) -> Session:
@@ -47,6 +50,16 @@ class Bench:
         if key not in self._sessions:
             self._sessions[key] = get_backend(self.device.backend).load(model, self.device)
         return self._sessions[key]
+
+    @contextmanager
+    def exclusive(self) -> Iterator[float]:
+        """Hold the device's lock while a suite times work of its own (tenants, LoadGen, a split run),
+        so no other measurement on the same physical device overlaps it; yields the seconds waited.
+        Measure nothing through ``offline``/``single_stream`` inside: those take the lock themselves."""
+        from .lab.locks import device_lock
+
+        with device_lock(self.device, None, self._lock_timeout_s) as waited:
+            yield waited
 
     def single_stream(self, model: Model, metered: bool = False) -> Record:
         return self.run(model, "single_stream", 1, metered)

@@ -126,12 +126,17 @@ class EdgeAISession:
         self.lost.attach(self.store.path)
         return self.store
 
+    @property
+    def lock_timeout_s(self) -> float:
+        """How long a measurement waits for its device before the device counts as lost."""
+        return LOCK_WAIT_FACTOR * self.timeout_s
+
     def measure(self, request: MeasureRequest, progress: ProgressCallback | None = None) -> MeasureResult:
         """Run one measurement where the options say (an isolated worker by default); a device that
         stops answering is marked lost for the rest of the run."""
         if self._runner is None:
             self._runner = make_runner(isolated=not self.settings.option("edgeai_no_isolation"))
-        request = replace(request, lock_timeout_s=LOCK_WAIT_FACTOR * self.timeout_s)
+        request = replace(request, lock_timeout_s=self.lock_timeout_s)
         try:
             return self._runner.measure(request, self.timeout_s, progress)
         except DeviceUnavailable as exc:

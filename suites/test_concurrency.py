@@ -75,8 +75,9 @@ def test_tenant_sweep(edgeai_device, edgeai_model, edgeai_bench, edgeai_claims, 
         record.samples["latency_ns"] = [ns for o in step.outcomes for ns in o.latencies_ns]
         edgeai_bench.save(record)
 
-    sweep = run_sweep(model, edgeai_device, RUNNERS[mode](), window_for(profile), plan.max_tenants,
-                      on_step=record_step)
+    with edgeai_bench.exclusive():
+        sweep = run_sweep(model, edgeai_device, RUNNERS[mode](), window_for(profile), plan.max_tenants,
+                          on_step=record_step)
     summary = edgeai_bench.new_record(model, {"name": "tenant_sweep", "mode": mode, "limit": plan.max_tenants})
     summary.extra.update(sweep=sweep.rows(), stopped=sweep.stopped, plan=plan.to_dict(),
                          derived_from=[r.id for r in step_records])
@@ -113,7 +114,8 @@ def test_memory_capacity(edgeai_device, edgeai_model, edgeai_bench, edgeai_claim
     tenant_device, threads = plan_threads(edgeai_device, plan.capacity_max_tenants)
     cap = CapacityPlan(max_tenants=plan.capacity_max_tenants, budget_bytes=plan.budget_bytes(available[0]),
                        step_timeout_s=profile.timeout_s)
-    result = probe_capacity(model, tenant_device, cap, available)
+    with edgeai_bench.exclusive():
+        result = probe_capacity(model, tenant_device, cap, available)
     record = edgeai_bench.new_record(model, {"name": "memory_capacity", "max_tenants": cap.max_tenants,
                                              "budget_mb": cap.budget_bytes / MIB})
     record.metrics.update(capacity_metrics(result))
@@ -135,7 +137,8 @@ def test_memory_capacity(edgeai_device, edgeai_model, edgeai_bench, edgeai_claim
 def test_concurrent_models(edgeai_device, edgeai_model, edgeai_bench, edgeai_session):
     """Different models at once on one device, against each alone (Hao et al.'s CME)."""
     models = [edgeai_model(name) for name in TOGETHER_MODELS]
-    result = run_concurrent_models(models, edgeai_device, ThreadRunner(), window_for(edgeai_session.profile))
+    with edgeai_bench.exclusive():
+        result = run_concurrent_models(models, edgeai_device, ThreadRunner(), window_for(edgeai_session.profile))
     record = edgeai_bench.new_record(None, {"name": "concurrent_models", "models": list(TOGETHER_MODELS)})
     record.model = {"name": "+".join(TOGETHER_MODELS), "source": "zoo", "members": [m.describe() for m in models]}
     record.extra["concurrent_models"] = result.to_dict()
@@ -162,8 +165,9 @@ def test_dynamic_placement(edgeai_device, edgeai_model, edgeai_bench, edgeai_cla
             feeds = default_feeds(session, model)
             session.run(feeds)
             workers.append(Worker(device.name, session, feeds))
-        result = compare_placement(workers, edgeai_session.profile.min_duration_s,
-                                   timeout_s=edgeai_session.profile.timeout_s)
+        with edgeai_bench.exclusive():
+            result = compare_placement(workers, edgeai_session.profile.min_duration_s,
+                                       timeout_s=edgeai_session.profile.timeout_s)
     finally:
         for session in sessions:
             session.close()
@@ -197,28 +201,29 @@ def test_loadgen(edgeai_device, edgeai_model, edgeai_bench, edgeai_session, scen
     session = edgeai_bench.load(model)
     samples = [make_feeds(session.inputs, 1, seed=i, overrides=model.params.get("input_shapes"))
                for i in range(LoadGenSettings.performance_sample_count)]
-    latency_s = calibrate_latency(session, samples[0], runs=max(5, profile.warmup_count))
-    base = LoadGenSettings(scenario, profile.min_duration_s, profile.min_count, latency_s,
-                           max_duration_s=profile.timeout_s,
-                           server_latency_bound_s=SERVER_BOUND_LATENCIES * latency_s)
-    outdir = edgeai_session.store.path / "loadgen" / _slug(request.node.name)
-    record = edgeai_bench.new_record(model, {"name": f"loadgen_{scenario}", "loadgen": base.to_dict()})
-    record.backend["settings"] = session.settings()
-    if scenario == "Server":
-        low, high = (f / latency_s for f in SERVER_SEARCH_RANGE)
-        search = search_server_qps(session, samples, base, low, high, plan_for(profile).server_search_steps, outdir)
-        record.extra["server_search"] = search.rows()
-        result = search.best or search.tries[-1]
-        top_met = search.best is search.tries[0]
-        record.metrics["server_max_qps"] = metric(
-            search.best.settings.server_target_qps if search.best else None, "queries/s",
-            f"highest target QPS whose p99 stayed under {search.bound_ms:.2f} ms, bisection over "
-            f"{len(search.tries)} LoadGen Server runs" + (" (the top of the range met the bound: the "
-                                                          "maximum may be higher)" if top_met else ""))
-        if top_met:
-            record.warnings.append("Server search: the top of the range met the latency bound")
-    else:
-        result = run_loadgen(session, samples, base, outdir)
+    with edgeai_bench.exclusive():  # the device is this test's until the LoadGen runs end
+        latency_s = calibrate_latency(session, samples[0], runs=max(5, profile.warmup_count))
+        base = LoadGenSettings(scenario, profile.min_duration_s, profile.min_count, latency_s,
+                               max_duration_s=profile.timeout_s,
+                               server_latency_bound_s=SERVER_BOUND_LATENCIES * latency_s)
+        outdir = edgeai_session.store.path / "loadgen" / _slug(request.node.name)
+        record = edgeai_bench.new_record(model, {"name": f"loadgen_{scenario}", "loadgen": base.to_dict()})
+        record.backend["settings"] = session.settings()
+        if scenario == "Server":
+            low, high = (f / latency_s for f in SERVER_SEARCH_RANGE)
+            search = search_server_qps(session, samples, base, low, high, plan_for(profile).server_search_steps, outdir)
+            record.extra["server_search"] = search.rows()
+            result = search.best or search.tries[-1]
+            top_met = search.best is search.tries[0]
+            record.metrics["server_max_qps"] = metric(
+                search.best.settings.server_target_qps if search.best else None, "queries/s",
+                f"highest target QPS whose p99 stayed under {search.bound_ms:.2f} ms, bisection over "
+                f"{len(search.tries)} LoadGen Server runs" + (" (the top of the range met the bound: the "
+                                                              "maximum may be higher)" if top_met else ""))
+            if top_met:
+                record.warnings.append("Server search: the top of the range met the latency bound")
+        else:
+            result = run_loadgen(session, samples, base, outdir)
     record.metrics.update(result.metrics())
     record.extra["loadgen"] = result.to_dict()
     record.extra["loadgen_verdict"] = result.verdict
@@ -243,7 +248,8 @@ def test_edgetpu_model_switch(edgeai_device, edgeai_model, edgeai_bench, edgeai_
         models = [edgeai_model(n) for n in names]
         sessions = {m.name: edgeai_bench.load(m) for m in models}
         feeds = {m.name: default_feeds(sessions[m.name], m) for m in models}
-        result = measure_switching(sessions, feeds, rounds, label=label)
+        with edgeai_bench.exclusive():
+            result = measure_switching(sessions, feeds, rounds, label=label)
         record = edgeai_bench.new_record(None, {"name": "model_switch", "label": label, "models": names})
         record.model = {"name": "+".join(names), "members": [m.describe() for m in models]}
         record.metrics.update(switching_metrics(result))
@@ -263,8 +269,9 @@ def test_edgetpu_cluster(edgeai_device, edgeai_model, edgeai_bench, edgeai_claim
     sessions = [backend_load(model, d) for d in tpus]
     try:
         workers = [Worker(d.name, s, default_feeds(s, model)) for d, s in zip(tpus, sessions)]
-        result = compare_placement(workers, edgeai_session.profile.min_duration_s,
-                                   timeout_s=edgeai_session.profile.timeout_s)
+        with edgeai_bench.exclusive():
+            result = compare_placement(workers, edgeai_session.profile.min_duration_s,
+                                       timeout_s=edgeai_session.profile.timeout_s)
     finally:
         for s in sessions:
             s.close()

@@ -97,7 +97,8 @@ def test_planned_split_against_execution(edgeai_device, edgeai_workload, edgeai_
         "tier_compute": "this host's per-block latency for every tier (one machine plays every tier)"})
     try:
         study = _study(str(model.path))
-        planned = study_plan(study, links, tiers, repeats=profile.min_count)
+        with edgeai_bench.exclusive():  # per-block timing: nothing else on this device meanwhile
+            planned = study_plan(study, links, tiers, repeats=profile.min_count)
     except EdgeAIError as exc:
         edgeai_bench.fail_record(record, str(exc))
         raise
@@ -110,8 +111,9 @@ def test_planned_split_against_execution(edgeai_device, edgeai_workload, edgeai_
         "block_names": list(planned.problem.names), "boundary_bytes": list(planned.problem.boundary_bytes)})
     edgeai_bench.save(record)  # the plan is on disk before anything is executed
     try:
-        measured = run_plan(study, planned, runs=profile.min_count, warmup=profile.warmup_count,
-                            timeout_s=profile.timeout_s)
+        with edgeai_bench.exclusive():
+            measured = run_plan(study, planned, runs=profile.min_count, warmup=profile.warmup_count,
+                                timeout_s=profile.timeout_s)
     except EdgeAIError as exc:
         record.samples["latency_ns"] = [s * 1e9 for s in getattr(exc, "partial", [])]
         edgeai_bench.fail_record(record, str(exc))

@@ -76,3 +76,19 @@ def test_records_ride_on_report_properties_and_leave_none_behind():
     [back] = take_records(properties)
     assert properties == [("owner", "lab")]
     assert back.to_dict() == record.to_dict()
+
+
+def test_a_suite_timing_work_of_its_own_holds_the_device(tmp_path):
+    """Bench.exclusive() takes the same lock as a measurement, so nothing on the device overlaps it."""
+    from pytest_edgeai.bench import Bench
+    from pytest_edgeai.devices import builtin_cpu
+    from pytest_edgeai.measure.profiles import get_profile
+
+    bench = Bench(builtin_cpu(), "concurrency", "t", get_profile("quick"), save=lambda r: None)
+    with bench.exclusive() as waited:
+        assert waited >= 0
+        with pytest.raises(DeviceUnavailable, match="held by another measurement"):
+            with device_lock(builtin_cpu(), None, 0.2):
+                pass
+    with device_lock(builtin_cpu(), None, 0.2):  # released on leaving
+        pass
