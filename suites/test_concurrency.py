@@ -150,12 +150,8 @@ def test_concurrent_models(edgeai_device, edgeai_model, edgeai_bench, edgeai_ses
     edgeai_bench.save(record)
 
 
-def test_dynamic_placement(edgeai_device, edgeai_model, edgeai_bench, edgeai_claims, edgeai_session):
-    """Shortest-queue dispatch over several devices against the best single device."""
-    model = edgeai_model(LOADGEN_MODEL)
-    others = [d for d in edgeai_session.devices
-              if d.name != edgeai_device.name and edgeai_session.availability(d).attached]
-    devices = [edgeai_device, *others] if others else split_device(edgeai_device, 2)
+def _placement(bench, profile, model, devices):
+    """Each device alone, then all behind the shortest-queue dispatcher; sessions warmed, then closed."""
     sessions = []
     try:
         workers = []
@@ -165,12 +161,20 @@ def test_dynamic_placement(edgeai_device, edgeai_model, edgeai_bench, edgeai_cla
             feeds = default_feeds(session, model)
             session.run(feeds)
             workers.append(Worker(device.name, session, feeds))
-        with edgeai_bench.exclusive():
-            result = compare_placement(workers, edgeai_session.profile.min_duration_s,
-                                       timeout_s=edgeai_session.profile.timeout_s)
+        with bench.exclusive():
+            return compare_placement(workers, profile.min_duration_s, timeout_s=profile.timeout_s)
     finally:
         for session in sessions:
             session.close()
+
+
+def test_dynamic_placement(edgeai_device, edgeai_model, edgeai_bench, edgeai_claims, edgeai_session):
+    """Shortest-queue dispatch over several devices against the best single device."""
+    model = edgeai_model(LOADGEN_MODEL)
+    others = [d for d in edgeai_session.devices
+              if d.name != edgeai_device.name and edgeai_session.availability(d).attached]
+    devices = [edgeai_device, *others] if others else split_device(edgeai_device, 2)
+    result = _placement(edgeai_bench, edgeai_session.profile, model, devices)
     record = edgeai_bench.new_record(model, {"name": "dynamic_placement", "devices": [d.name for d in devices],
                                              "split": not others})
     record.extra["placement"] = result.to_dict()
@@ -227,6 +231,7 @@ def test_loadgen(edgeai_device, edgeai_model, edgeai_bench, edgeai_session, scen
     record.metrics.update(result.metrics())
     record.extra["loadgen"] = result.to_dict()
     record.extra["loadgen_verdict"] = result.verdict
+    assert result.verdict in ("VALID", "INVALID"), f"LoadGen wrote no verdict; summary fields: {result.fields}"
     if result.verdict != "VALID":
         unmet = [k for k, v in result.fields.items() if k.endswith("satisfied") and v.upper().startswith("NO")]
         record.warnings.append(f"LoadGen verdict {result.verdict} ({', '.join(unmet) or 'see summary'}); "
@@ -255,6 +260,8 @@ def test_edgetpu_model_switch(edgeai_device, edgeai_model, edgeai_bench, edgeai_
         record.metrics.update(switching_metrics(result))
         record.extra["switching"] = result.to_dict()
         edgeai_bench.save(record)
+        assert set(result.alone_ms) == set(result.alternating_ms) == {m.name for m in models}, \
+            f"{label}: not every model was timed both alone and alternating"
 
 
 @pytest.mark.edgetpu
@@ -266,15 +273,7 @@ def test_edgetpu_cluster(edgeai_device, edgeai_model, edgeai_bench, edgeai_claim
     if edgeai_device.name != tpus[0].name:
         pytest.skip(f"the cluster is measured once, from {tpus[0].name}")
     model = edgeai_model(LOADGEN_MODEL)
-    sessions = [backend_load(model, d) for d in tpus]
-    try:
-        workers = [Worker(d.name, s, default_feeds(s, model)) for d, s in zip(tpus, sessions)]
-        with edgeai_bench.exclusive():
-            result = compare_placement(workers, edgeai_session.profile.min_duration_s,
-                                       timeout_s=edgeai_session.profile.timeout_s)
-    finally:
-        for s in sessions:
-            s.close()
+    result = _placement(edgeai_bench, edgeai_session.profile, model, tpus)
     record = edgeai_bench.new_record(model, {"name": "edgetpu_cluster", "devices": [d.name for d in tpus]})
     record.metrics.update(placement_metrics(result))
     record.extra["placement"] = result.to_dict()
