@@ -17,6 +17,7 @@ import pytest
 
 from pytest_edgeai.devices import TIERS
 from pytest_edgeai.errors import EdgeAIError
+from pytest_edgeai.results.record import metric
 from pytest_edgeai.split.network import links_from_config
 from pytest_edgeai.split.study import LOSSLESS, load_onnx, run_plan, study_cuts, study_plan
 
@@ -31,10 +32,6 @@ def _study(path: str):
 def _onnx_only(model) -> None:
     if model.format != "onnx":
         pytest.skip(f"the split study cuts ONNX graphs; {model.name} is {model.format}")
-
-
-def _metric(value, unit: str, source: str, method: str = "measured") -> dict:
-    return {"value": value, "unit": unit, "method": method, "source": source}
 
 
 def _extra(claims, name: str, model: str, key: str, default):
@@ -62,14 +59,14 @@ def test_bytes_per_cut(edgeai_device, edgeai_workload, edgeai_bench, edgeai_clai
         raise
     fmt = study.wire.input_format
     record.metrics.update({
-        "input_raw_bytes": _metric(study.wire.input_raw_bytes, "bytes", "uint8 pixels (tensor bytes if not an image)"),
-        "input_compressed_bytes": _metric(study.wire.input_compressed_bytes, "bytes", f"{fmt}, mean over inputs"),
-        "best_cut_saving": _metric(best[1] if best else None, "x",
+        "input_raw_bytes": metric(study.wire.input_raw_bytes, "bytes", "uint8 pixels (tensor bytes if not an image)"),
+        "input_compressed_bytes": metric(study.wire.input_compressed_bytes, "bytes", f"{fmt}, mean over inputs"),
+        "best_cut_saving": metric(best[1] if best else None, "x",
                                    f"{fmt} input bytes / bytes at the best cut ({encoding}, cuts >= {before} "
                                    f"layers before the output): {best[0].name if best else 'none'}"),
-        "saving_depth_layers": _metric(depth, "layers",
+        "saving_depth_layers": metric(depth, "layers",
                                        f"layers after the earliest cut that saves ({depth_encoding}); 0: none saves"),
-        "single_tensor_cuts": _metric(len(study.cuts), "cuts", "cuts where one tensor crosses"),
+        "single_tensor_cuts": metric(len(study.cuts), "cuts", "cuts where one tensor crosses"),
     })
     record.extra.update({"cuts": study.table(), "unavailable_codecs": study.wire.unavailable,
                          "best_cut": best[0].name if best else None, "layers": study.graph.size})
@@ -104,7 +101,7 @@ def test_planned_split_against_execution(edgeai_device, edgeai_workload, edgeai_
         raise
     best = planned.chosen
     record.scenario["constraints"] = [c.describe() for c in planned.constraints]
-    record.metrics["predicted_latency_ms"] = _metric(best.latency_s * 1e3, "ms", best.describe(), "predicted")
+    record.metrics["predicted_latency_ms"] = metric(best.latency_s * 1e3, "ms", best.describe(), "predicted")
     record.extra.update({
         "plans": [p.to_dict() for p in planned.plans], "boundaries": planned.boundaries,
         "block_latency_s": list(planned.problem.latency_s[tiers[0]]),
@@ -120,10 +117,10 @@ def test_planned_split_against_execution(edgeai_device, edgeai_workload, edgeai_
         raise
     record.samples["latency_ns"] = [s * 1e9 for s in measured.latencies_s]
     record.metrics.update({
-        "measured_latency_ms": _metric(measured.median_s * 1e3, "ms",
+        "measured_latency_ms": metric(measured.median_s * 1e3, "ms",
                                        f"median of {len(measured.latencies_s)} split runs over shaped links"),
-        "prediction_error": _metric(measured.prediction_error, "fraction", "|measured - predicted| / measured"),
-        "max_abs_output_error": _metric(measured.max_abs_error, "abs",
+        "prediction_error": metric(measured.prediction_error, "fraction", "|measured - predicted| / measured"),
+        "max_abs_output_error": metric(measured.max_abs_error, "abs",
                                         "split outputs against the whole model's"),
     })
     edgeai_bench.save(record)

@@ -3,6 +3,8 @@
 Every test measures first, records, then checks the claims devices.toml states for the device.
 """
 
+from pytest_edgeai.results.record import metric
+
 
 def test_single_stream(edgeai_device, edgeai_workload, edgeai_bench, edgeai_claims):
     """Latency of one sample at a time (MLPerf SingleStream): p90 is the figure of merit."""
@@ -24,10 +26,10 @@ def test_batch_sweep(edgeai_device, edgeai_workload, edgeai_bench, edgeai_claims
         speedup = records[best_batch].metric("throughput_ips") / base
         derived = edgeai_bench.derived(
             edgeai_workload, "batching_speedup", inputs=list(records.values()), batches=batches,
-            metrics={"batching_speedup": {
-                "value": speedup, "unit": "x", "method": "measured",
-                "source": f"best offline throughput over batches > 1 (batch {best_batch}) / batch 1, same test"},
-                "best_batch": {"value": best_batch, "unit": "batch", "method": "measured",
-                               "source": "batch with the highest offline throughput"}})
+            metrics={"batching_speedup": metric(
+                speedup, "x", f"best offline throughput over batches > 1 (batch {best_batch}) / batch 1, "
+                              f"same test", method="derived"),
+                "best_batch": metric(best_batch, "batch", "batch with the highest offline throughput",
+                                     method="derived")})
         edgeai_claims.check("min_batching_speedup", speedup, edgeai_workload.name, derived)
     edgeai_claims.assert_met()

@@ -79,3 +79,12 @@ def test_every_record_field_is_documented():
     doc = (Path(__file__).resolve().parents[1] / "docs" / "record-schema.md").read_text()
     undocumented = [f for f in Record.__dataclass_fields__ if f"| `{f}` |" not in doc]
     assert undocumented == []
+
+
+def test_a_metric_says_how_it_was_obtained_and_refuses_unknown_methods():
+    from pytest_edgeai.results.record import metric
+
+    assert metric(2.0, "x", "a / b", method="derived") == {"value": 2.0, "unit": "x", "method": "derived",
+                                                           "source": "a / b"}
+    with pytest.raises(ValueError, match="not one of measured, derived, predicted, estimated"):
+        metric(1.0, "x", "guess", method="made up")

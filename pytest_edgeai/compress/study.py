@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import EdgeAIError
 from ..measure.inputs import make_feeds
+from ..results.record import metric
 from .base import Calibration, MethodUnavailable, QuantizationError
 from .fidelity import Fidelity, compare, run_over, score_output
 from .variants import make_variant
@@ -121,9 +122,7 @@ def _metrics(model: Model, variant: Model, fp32: Record, measured: Record,
     speed, base_speed = measured.metric("throughput_ips"), fp32.metric("throughput_ips")
     same = f"on {fidelity.samples} deterministic inputs, against fp32 {model.name}"
 
-    def m(value: Any, unit: str, source: str, method: str = "measured") -> dict[str, Any]:
-        return {"value": value, "unit": unit, "method": method, "source": source}
-
+    m = metric
     out = {
         "size_bytes": m(size, "bytes", "file size of the variant"),
         "size_reduction": m(base / size, "x", "fp32 file size / variant file size", "derived"),

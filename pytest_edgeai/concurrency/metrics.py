@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..results.record import metric
 from .memory import MIB
 
 if TYPE_CHECKING:
@@ -14,10 +15,6 @@ if TYPE_CHECKING:
     from .tenants import Step
 
 Metrics = dict[str, dict[str, Any]]
-
-
-def metric(value: float | int | None, unit: str, source: str, method: str = "measured") -> dict[str, Any]:
-    return {"value": value, "unit": unit, "method": method, "source": source}
 
 
 def _worst(rows: list[dict[str, Any]], key: str) -> float | None:

@@ -10,13 +10,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..results.record import metric
 from .base import EnergyReading
 
 Metric = dict[str, Any]
-
-
-def _metric(value: float, unit: str, method: str, source: str) -> Metric:
-    return {"value": value, "unit": unit, "method": method, "source": source}
 
 
 def energy_metrics(reading: EnergyReading | None, inferences: int, throughput_ips: float,
@@ -28,8 +25,8 @@ def energy_metrics(reading: EnergyReading | None, inferences: int, throughput_ip
     """
     out: dict[str, Metric] = {}
     if price_usd:
-        out["inferences_per_s_per_usd"] = _metric(
-            throughput_ips / price_usd, "inferences/s/USD", "measured",
+        out["inferences_per_s_per_usd"] = metric(
+            throughput_ips / price_usd, "inferences/s/USD", method="derived", source=
             f"measured throughput {throughput_ips:.4g} inferences/s / price_usd {price_usd:g} from devices.toml")
     if reading is None or inferences <= 0:
         return out
@@ -37,20 +34,24 @@ def energy_metrics(reading: EnergyReading | None, inferences: int, throughput_ip
     where = f"{reading.source}; covers {reading.covers}; {reading.duration_s:.3g} s window"
     queries = queries or inferences
     j_per_inf = reading.joules / inferences
-    out["joules_per_inference"] = _metric(j_per_inf, "J", method, f"{reading.joules:.4g} J / {inferences} inferences; {where}")
-    out["mj_per_query"] = _metric(reading.joules / queries * 1e3, "mJ", method,
-                                  f"{reading.joules:.4g} J / {queries} queries; {where}")
-    out["mean_w"] = _metric(reading.mean_w, "W", method, where)
+    out["joules_per_inference"] = metric(j_per_inf, "J", method=method,
+                                         source=f"{reading.joules:.4g} J / {inferences} inferences; {where}")
+    out["mj_per_query"] = metric(reading.joules / queries * 1e3, "mJ", method=method,
+                                 source=f"{reading.joules:.4g} J / {queries} queries; {where}")
+    out["mean_w"] = metric(reading.mean_w, "W", method=method, source=where)
     if reading.peak_w is not None:
-        out["peak_w"] = _metric(reading.peak_w, "W", method, f"highest sample or counter slope; {where}")
+        out["peak_w"] = metric(reading.peak_w, "W", method=method,
+                               source=f"highest sample or counter slope; {where}")
     if reading.mean_w > 0:
-        out["inferences_per_s_per_w"] = _metric(throughput_ips / reading.mean_w, "inferences/s/W", method,
-                                                f"throughput {throughput_ips:.4g} inferences/s / mean {reading.mean_w:.4g} W; {where}")
+        out["inferences_per_s_per_w"] = metric(
+            throughput_ips / reading.mean_w, "inferences/s/W", method=method,
+            source=f"throughput {throughput_ips:.4g} inferences/s / mean {reading.mean_w:.4g} W; {where}")
     if reading.idle_w is not None and reading.above_idle_joules is not None:
         idle = f"idle baseline {reading.idle_w:.4g} W over {reading.idle_duration_s or 0:.3g} s; {where}"
-        out["idle_w"] = _metric(reading.idle_w, "W", method, idle)
-        out["mean_w_above_idle"] = _metric(reading.above_idle_mean_w or 0.0, "W", method, idle)
-        out["joules_per_inference_above_idle"] = _metric(reading.above_idle_joules / inferences, "J", method, idle)
+        out["idle_w"] = metric(reading.idle_w, "W", method=method, source=idle)
+        out["mean_w_above_idle"] = metric(reading.above_idle_mean_w or 0.0, "W", method=method, source=idle)
+        out["joules_per_inference_above_idle"] = metric(reading.above_idle_joules / inferences, "J",
+                                                        method=method, source=idle)
     return {k: v for k, v in out.items() if math.isfinite(v["value"])}
 
 

@@ -13,6 +13,14 @@ from typing import Any
 
 SCHEMA = "pytest-edgeai/result"
 SCHEMA_VERSION = 1
+METHODS = ("measured", "derived", "predicted", "estimated")
+
+
+def metric(value: Any, unit: str, source: str, method: str = "measured") -> dict[str, Any]:
+    """One metric as records hold it: the figure, its unit, and how it was obtained (``METHODS``)."""
+    if method not in METHODS:
+        raise ValueError(f"metric method {method!r} is not one of {', '.join(METHODS)}")
+    return {"value": value, "unit": unit, "method": method, "source": source}
 
 
 @dataclass
