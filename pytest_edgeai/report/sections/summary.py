@@ -14,7 +14,7 @@ class Summary:
     title = "Summary"
 
     def build(self, data: ReportData) -> dict[str, Any]:
-        claims = [c for r in data.records for c in r.claims]
+        claims = [{**c, "record": _measured_on(r)} for r in data.records for c in r.claims]
         order = {"fail": 0, "skip": 1, "pass": 2}
         claims.sort(key=lambda c: order.get(c.get("verdict"), 3))
         comparison = data.comparison
@@ -31,6 +31,14 @@ class Summary:
             "problems": data.problems,
             "record_count": len(data.records),
         }
+
+
+def _measured_on(record) -> str:
+    """What the claim was judged on (a variant, a scenario and batch), since one claim may be
+    checked against several records of the same model."""
+    scenario = record.scenario or {}
+    batch = f" batch {scenario['batch']}" if "batch" in scenario else ""
+    return f"{record.model.get('name', '?')}, {scenario.get('name', '?')}{batch}"
 
 
 SECTION = Summary()
