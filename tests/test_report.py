@@ -93,3 +93,14 @@ def test_comparison_and_trend_are_coloured_by_verdict(tmp_path):
     assert 'class="regressed"' in html and "Trend across runs" in html
     assert "entered at release v3" in html  # the first slow run is release v3
     assert html.count("<svg") >= 3
+
+
+def test_energy_section_takes_energy_metrics_only():
+    from pytest_edgeai.report.sections.energy import is_energy
+
+    for name, unit in (("joules_per_inference", "J"), ("mj_per_query", "mJ"), ("mean_w", "W"),
+                       ("inferences_per_s_per_w", "inferences/s/W"), ("inferences_per_s_per_usd", "inferences/s/USD")):
+        assert is_energy(name, unit), name
+    for name, unit in (("agreement_with_large", "fraction"), ("throughput_ips", "inferences/s"),
+                       ("latency_p90_ms", "ms"), ("wire_bytes", "bytes")):
+        assert not is_energy(name, unit), name

@@ -6,13 +6,15 @@ from typing import Any
 
 from . import ReportData, labels
 
-ENERGY_WORDS = ("joule", "energy", "power", "watt", "_w", "per_w", "per_usd", "per_dollar", "_mj", "_j")
+# whole words of a metric's name (split at "_"): "agreement_with_large" is not a per-watt figure
+ENERGY_WORDS = frozenset({"joule", "joules", "energy", "power", "watt", "watts", "w", "j", "mj", "usd", "dollar"})
 ENERGY_UNITS = ("j", "mj", "w", "mw")
 
 
 def is_energy(name: str, unit: str | None) -> bool:
     u = (unit or "").strip().lower()
-    return u in ENERGY_UNITS or u.endswith(("/w", "/$", "/usd")) or any(w in name.lower() for w in ENERGY_WORDS)
+    return (u in ENERGY_UNITS or u.endswith(("/w", "/$", "/usd"))
+            or not ENERGY_WORDS.isdisjoint(name.lower().split("_")))
 
 
 class Energy:
