@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from pytest_edgeai.errors import MeasurementError
 from pytest_edgeai.split.constraints import Pin

@@ -81,7 +81,7 @@ class Dispatcher:
 
         def serve(i: int) -> None:
             worker = self.workers[i]
-            while (item := queues[i].get()) is not _STOP:
+            while queues[i].get() is not _STOP:
                 t0 = time.monotonic_ns()
                 try:
                     worker.session.run(worker.feeds)

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..results.record import SCHEMA_VERSION, Record
+from ..results.record import Record
 from ..results.store import RECORDS_DIR, RUN_FILE, RunStore, _point_latest, write_json_atomic
 
 WORKERINPUT_KEY = "edgeai_run"
