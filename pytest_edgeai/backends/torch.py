@@ -29,7 +29,7 @@ OPTION_KEYS = ("device", "num_threads", "fp16")
 
 def _torch():
     return require("torch", "install the CPU or CUDA build of PyTorch for your platform, then "
-                            "pip install 'pytest-edgeai[torch]'")
+                            "pip install --no-deps onnx2torch")
 
 
 def torch_device(device: Device) -> str:
@@ -136,7 +136,7 @@ def onnx2torch_convert():
     except ImportError as exc:
         if not (exc.name or "").startswith("torchvision"):
             raise BackendError(f"ONNX models need onnx2torch on torch ({exc}): "
-                               f"pip install 'pytest-edgeai[torch]'") from None
+                               f"pip install --no-deps onnx2torch (after your platform's torch)") from None
         reason = "torchvision is not installed"
     except RuntimeError as exc:  # torchvision's C++ ops do not match this torch
         reason = (f"torchvision {distribution_version('torchvision')} does not match torch "
