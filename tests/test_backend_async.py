@@ -8,7 +8,6 @@ check of synchronisation (a lower bound on each sample), not a timing benchmark.
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -28,9 +27,8 @@ PROFILE = Profile("test", warmup_count=1, warmup_s=0.0, min_duration_s=0.0, min_
 class LateQueue:
     """A request pool whose requests complete DELAY_S after ``start`` returned, on a timer thread."""
 
-    def __init__(self, size: int = 2, wait_for_completion: bool = True):
+    def __init__(self, size: int = 2):
         self.size = size
-        self._wait = wait_for_completion
         self._slots = threading.Semaphore(size)
         self._timers: list[threading.Timer] = []
         self._callback = None
@@ -54,9 +52,8 @@ class LateQueue:
         self._slots.release()
 
     def wait_all(self):
-        if self._wait:
-            for t in self._timers:
-                t.join()
+        for t in self._timers:
+            t.join()
 
 
 class LateSession:
@@ -109,10 +106,41 @@ def test_drive_waits_for_every_request_before_stopping_the_clock():
     assert run.wall_ns >= 3 * DELAY_NS
 
 
+class ForgetfulQueue:
+    """A pool whose wait_all returns at once; its requests complete only when the test says so.
+
+    Completion is held back by the test, not by a timer, so the check cannot race the fake on a
+    loaded machine.
+    """
+
+    size = 8
+
+    def __init__(self):
+        self._pending: list = []
+        self._callback = None
+
+    def set_callback(self, callback):
+        self._callback = callback
+
+    def start(self, userdata):
+        self._pending.append(userdata)
+
+    def wait_idle(self):
+        pass
+
+    def wait_all(self):
+        pass
+
+    def complete_all(self):
+        for userdata in self._pending:
+            self._callback(userdata, None)
+
+
 def test_a_queue_that_does_not_wait_is_caught_not_measured():
-    with pytest.raises(MeasurementError, match="did not wait"):
-        drive(LateQueue(size=4, wait_for_completion=False), min_count=4, min_duration_s=0.0)
-    time.sleep(DELAY_S * 2)  # let the fake's timers finish before the next test
+    queue = ForgetfulQueue()
+    with pytest.raises(MeasurementError, match="4 requests submitted but 0 completed.*did not wait"):
+        drive(queue, min_count=4, min_duration_s=0.0)
+    queue.complete_all()  # late completions after the check change nothing
 
 
 def test_failed_requests_raise_with_the_first_error():
