@@ -1,26 +1,53 @@
 """Bench: what the ``edgeai_bench`` fixture hands a suite.
 
-It loads a model on the test's device, runs a scenario, and writes a record the moment the
-measurement ends, so nothing measured is lost if a claim fails or the session dies later.
+It measures a model on the test's device, or runs a suite's own study there, where the session
+says (an isolated worker by default: the pytest process never holds a runtime), and writes a record
+the moment a measurement ends, so nothing measured is lost if a claim fails or the session dies later.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .backends.base import get_backend
 from .errors import EdgeAIError
-from .lab.execute import MeasureRequest, MeasureResult, ModelCache, RuntimeFailure, execute
+from .lab.execute import CallRequest, MeasureRequest, MeasureResult, RuntimeFailure
 from .measure.scenarios import ProgressCallback
 from .results.record import Record
 
+from .models.model import Model
+
 if TYPE_CHECKING:
-    from .backends.base import Session
     from .devices import Device
+    from .lab.runner import EventCallback
     from .measure.profiles import Profile
-    from .models.model import Model
+
+
+class Lab(Protocol):
+    """Where a bench's work runs: the session's isolated workers (EdgeAISession is one)."""
+
+    def measure(self, request: MeasureRequest, progress: ProgressCallback | None = None) -> MeasureResult: ...
+
+    def call(self, request: CallRequest, on_event: EventCallback) -> Any: ...
+
+
+class Here:
+    """Without a session (a suite's pieces under test): everything in this process, unprotected."""
+
+    def __init__(self) -> None:
+        from .lab.inprocess import InProcessRunner
+
+        self._runner = InProcessRunner()
+
+    def measure(self, request: MeasureRequest, progress: ProgressCallback | None = None) -> MeasureResult:
+        return self._runner.measure(request, 0, progress)
+
+    def call(self, request: CallRequest, on_event: EventCallback) -> Any:
+        return self._runner.call(request, 0, on_event)
+
+    def close(self) -> None:
+        self._runner.close()
 
 
 class Bench:
@@ -29,8 +56,7 @@ class Bench:
     def __init__(self, device: Device, suite: str, test_id: str, profile: Profile,
                  save: Callable[[Record], Any], availability: dict[str, Any] | None = None,
                  progress: Callable[[str], ProgressCallback | None] | None = None,
-                 measure: Callable[[MeasureRequest, ProgressCallback | None], MeasureResult] | None = None,
-                 lock_timeout_s: float = -1):
+                 lab: Lab | None = None, lock_timeout_s: float = -1):
         self.device = device
         self.suite = suite
         self.test_id = test_id
@@ -38,24 +64,35 @@ class Bench:
         self._save = save
         self._availability = availability or {}
         self._progress = progress
-        self._sessions: dict[str, Session] = {}
-        self._cache: ModelCache | None = None
-        self._measure = measure or self._measure_here
+        self._own_lab = Here() if lab is None else None
+        self._lab: Lab = lab or self._own_lab
         self._lock_timeout_s = lock_timeout_s
         self.records: list[Record] = []
 
-    def load(self, model: Model) -> Session:
-        """The model loaded on this device, once per test."""
-        key = str(model.path)
-        if key not in self._sessions:
-            self._sessions[key] = get_backend(self.device.backend).load(model, self.device)
-        return self._sessions[key]
+    def call(self, fn: Callable[..., Any], *args: Any, events: dict[str, Callable[..., Any]] | None = None,
+             exclusive: bool = True, **kwargs: Any) -> Any:
+        """A suite's study, ``fn(*args, **kwargs)``, run where measurements run (an isolated worker by
+        default), so a runtime that crashes or hangs in it fails this test and not the session.
+        ``fn`` is a module-level function loading its own sessions; ``events`` are callbacks (``on_step``)
+        it is given, called here as it calls them there, so each step is recorded as it ends.
+        ``exclusive`` holds the device's lock for the duration, as a measurement does."""
+        handlers = events or {}
+        request = CallRequest(self.device, fn, args, kwargs, tuple(handlers), exclusive)
+        try:
+            return self._lab.call(request, lambda name, values: handlers[name](*values))
+        except EdgeAIError as exc:  # the run shows the study failed, and why, as it shows a measurement
+            model = next((a for a in args if isinstance(a, Model)), None)
+            detail = exc.detail if isinstance(exc, RuntimeFailure) else str(exc)
+            self.fail_record(self.new_record(model, {"name": getattr(fn, "__name__", "study")}), detail)
+            if isinstance(exc, RuntimeFailure):
+                raise EdgeAIError(f"{request.label}: the runtime failed: {exc.detail}") from exc
+            raise
 
     @contextmanager
     def exclusive(self) -> Iterator[float]:
-        """Hold the device's lock while a suite times work of its own (tenants, LoadGen, a split run),
-        so no other measurement on the same physical device overlaps it; yields the seconds waited.
-        Measure nothing through ``offline``/``single_stream`` inside: those take the lock themselves."""
+        """Hold the device's lock while a suite times work in processes of its own (a split run), so
+        no other measurement on the same physical device overlaps it; yields the seconds waited.
+        Measure nothing through ``offline``/``single_stream``/``call`` inside: those take the lock themselves."""
         from .lab.locks import device_lock
 
         with device_lock(self.device, None, self._lock_timeout_s) as waited:
@@ -75,7 +112,7 @@ class Bench:
         request = MeasureRequest(self.device, model, scenario, batch, self.profile, metered=metered)
         label = f"{self.device.name} {model.name} {scenario} b{batch}"
         try:
-            result = self._measure(request, self._progress(label) if self._progress else None)
+            result = self._lab.measure(request, self._progress(label) if self._progress else None)
         except RuntimeFailure as exc:  # a runtime failing mid-run: keep the record, say what happened
             self.fail_record(record, exc.detail)
             raise EdgeAIError(f"{request.label}: the runtime failed: {exc.detail}") from exc
@@ -96,11 +133,6 @@ class Bench:
                           queries=queries)
         self.save(record)
         return record
-
-    def _measure_here(self, request: MeasureRequest, progress: ProgressCallback | None) -> MeasureResult:
-        """Without a session's runner: measure in this process, the model kept loaded for the bench."""
-        self._cache = self._cache or ModelCache()
-        return execute(request, self._cache, progress=progress)
 
     def new_record(self, model: Model | None, scenario: dict[str, Any]) -> Record:
         backend = {"name": self.device.backend, **{k: self._availability.get(k) for k in
@@ -128,8 +160,5 @@ class Bench:
         self._save(record)
 
     def close(self) -> None:
-        if self._cache is not None:
-            self._cache.close()
-        for session in self._sessions.values():
-            session.close()
-        self._sessions.clear()
+        if self._own_lab is not None:
+            self._own_lab.close()

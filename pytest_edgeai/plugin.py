@@ -287,7 +287,7 @@ def edgeai_bench(request: pytest.FixtureRequest, edgeai_session: EdgeAISession, 
                   save=edgeai_session.save,
                   availability=asdict(edgeai_session.availability(edgeai_device)),
                   progress=None if quiet else (lambda label: ProgressLine(reporter, label)),
-                  measure=edgeai_session.measure, lock_timeout_s=edgeai_session.lock_timeout_s)
+                  lab=edgeai_session, lock_timeout_s=edgeai_session.lock_timeout_s)
     yield bench
     from .results.baseline import metric_properties
 

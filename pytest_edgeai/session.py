@@ -7,6 +7,7 @@ devices, models and benches.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,9 @@ from .backends.base import Availability
 from .devices import Device, probe, select
 from .errors import ConfigError, DeviceUnavailable, EdgeAIError
 from .lab import runshare
-from .lab.execute import MeasureRequest, MeasureResult
+from .lab.execute import CallRequest, MeasureRequest, MeasureResult
 from .lab.lost import LostDevices
-from .lab.runner import LOCK_WAIT_FACTOR, Runner, make_runner, parse_timeout
+from .lab.runner import LOCK_WAIT_FACTOR, EventCallback, Runner, make_runner, parse_timeout
 from .lab.runshare import RunPlan
 from .measure.scenarios import ProgressCallback
 from .measure.profiles import Profile, get_profile
@@ -134,13 +135,22 @@ class EdgeAISession:
     def measure(self, request: MeasureRequest, progress: ProgressCallback | None = None) -> MeasureResult:
         """Run one measurement where the options say (an isolated worker by default); a device that
         stops answering is marked lost for the rest of the run."""
+        request = replace(request, lock_timeout_s=self.lock_timeout_s)
+        return self._on_device(request.device, lambda runner: runner.measure(request, self.timeout_s, progress))
+
+    def call(self, request: CallRequest, on_event: EventCallback) -> Any:
+        """Run a suite's study where measurements run (see lab.execute.call); same time limit, same
+        consequence for a device that stops answering."""
+        request = replace(request, lock_timeout_s=self.lock_timeout_s)
+        return self._on_device(request.device, lambda runner: runner.call(request, self.timeout_s, on_event))
+
+    def _on_device(self, device: Device, use: Callable[[Runner], Any]) -> Any:
         if self._runner is None:
             self._runner = make_runner(isolated=not self.settings.option("edgeai_no_isolation"))
-        request = replace(request, lock_timeout_s=self.lock_timeout_s)
         try:
-            return self._runner.measure(request, self.timeout_s, progress)
+            return use(self._runner)
         except DeviceUnavailable as exc:
-            self.lost.mark(request.device, str(exc))
+            self.lost.mark(device, str(exc))
             raise
 
     def receive(self, record: Record) -> None:

@@ -13,7 +13,8 @@ import pytest
 
 from pytest_edgeai.bench import Bench
 from pytest_edgeai.compress import cascade, digits
-from pytest_edgeai.compress.fidelity import run_over, score_output
+from pytest_edgeai.backends.base import input_specs
+from pytest_edgeai.compress.fidelity import model_scores
 from pytest_edgeai.compress.study import METHODS, calibration_set, deterministic_feeds, study
 from pytest_edgeai.compress.variants import default_cache_dir
 from pytest_edgeai.config import Link
@@ -57,10 +58,10 @@ def test_quantised_variants(edgeai_device, edgeai_workload, edgeai_bench, edgeai
     if edgeai_session.profile.name != "full" and edgeai_workload.path.stat().st_size > LARGE_MODEL_BYTES:
         pytest.skip(f"{edgeai_workload.name} is {edgeai_workload.path.stat().st_size >> 20} MiB: quantising it "
                     f"takes minutes; run with --edgeai-profile full")
-    session = edgeai_bench.load(edgeai_workload)
+    specs = edgeai_bench.call(input_specs, edgeai_workload, edgeai_device)
     overrides = edgeai_workload.params.get("input_shapes")
-    feeds = deterministic_feeds(session.inputs, FIDELITY_SAMPLES, seed=0, overrides=overrides)
-    calib = deterministic_feeds(session.inputs, CALIBRATION_SAMPLES, seed=10_000, overrides=overrides)
+    feeds = deterministic_feeds(specs, FIDELITY_SAMPLES, seed=0, overrides=overrides)
+    calib = deterministic_feeds(specs, CALIBRATION_SAMPLES, seed=10_000, overrides=overrides)
     result = study(edgeai_bench, edgeai_workload, feeds, calibration_set(calib, 1), _cache_dir(edgeai_session))
     _report_skips(edgeai_bench, result)
     _check_variants(edgeai_claims, result, edgeai_workload.name)
@@ -99,7 +100,8 @@ def _tier_bench(edgeai_session, edgeai_bench, tier):
         if device.tier == tier and device.name != edgeai_bench.device.name \
                 and edgeai_session.availability(device).attached:
             return Bench(device, edgeai_bench.suite, edgeai_bench.test_id, edgeai_bench.profile,
-                         save=edgeai_session.save, availability=asdict(edgeai_session.availability(device)))
+                         save=edgeai_session.save, availability=asdict(edgeai_session.availability(device)),
+                         lab=edgeai_session, lock_timeout_s=edgeai_session.lock_timeout_s)
     return edgeai_bench
 
 
@@ -108,7 +110,7 @@ def test_cascade(workload, edgeai_device, edgeai_bench, edgeai_claims, edgeai_se
     """Small model on the device, large one across the link: latency, bytes, accuracy vs threshold."""
     built = digits.build(workload, _cache_dir(edgeai_session))
     small_rec = edgeai_bench.single_stream(built.small)
-    small_scores = _scores(edgeai_bench, built.small, built.inputs)
+    small_scores = edgeai_bench.call(model_scores, built.small, edgeai_device, built.inputs)
     raw, packed = cascade.input_bytes(built.inputs)
     links = _links(edgeai_session, edgeai_device)
     if not links:
@@ -121,7 +123,7 @@ def test_cascade(workload, edgeai_device, edgeai_bench, edgeai_claims, edgeai_se
         if remote.device.name not in by_device:  # the large model is measured once per device
             try:
                 by_device[remote.device.name] = (remote.single_stream(built.large),
-                                                 _scores(remote, built.large, built.inputs))
+                                                 remote.call(model_scores, built.large, remote.device, built.inputs))
             finally:
                 if remote is not edgeai_bench:
                     remote.close()
@@ -147,11 +149,6 @@ def test_cascade(workload, edgeai_device, edgeai_bench, edgeai_claims, edgeai_se
         observed = point.latency_reduction if name.startswith("min_") else point.accuracy_loss
         edgeai_claims.check(name, observed, claim_model, record)
     edgeai_claims.assert_met()
-
-
-def _scores(bench, model, inputs):
-    session = bench.load(model)
-    return run_over(session, {session.inputs[0].name: inputs}, score_output(session), chunk=len(inputs))
 
 
 def _headline_threshold(edgeai_claims, claim_model):

@@ -1,7 +1,9 @@
 """How many tenants fit on a device, and what do concurrent models and dynamic placement buy?
 
 Every test measures first, records (each step as it ends, so a later failure loses nothing),
-then checks the claims devices.toml states under [devices.NAME.claims.concurrency].
+then checks the claims devices.toml states under [devices.NAME.claims.concurrency]. Each study
+runs through ``edgeai_bench.call``: in the device's isolated worker by default, under the
+device's lock, so a runtime that crashes or hangs fails that test and the session goes on.
 
 - tenant sweep: N = 1, 2, 4, ... sessions of one model, as threads or as processes, each with
   its share of the cores; aggregate throughput, each tenant's percentiles, Jain's fairness.
@@ -23,18 +25,17 @@ import re
 import pytest
 
 from pytest_edgeai.concurrency.capacity import CapacityPlan, probe_capacity
-from pytest_edgeai.concurrency.dispatch import Worker, compare_placement
-from pytest_edgeai.concurrency.loadgen import (SCENARIOS, LoadGenSettings, calibrate_latency, run_loadgen,
-                                               search_server_qps)
+from pytest_edgeai.concurrency.loadgen import SCENARIOS
+from pytest_edgeai.concurrency.loadgen_study import ServerPlan, loadgen_study
 from pytest_edgeai.concurrency.memory import MIB, available_bytes, parameter_bytes
 from pytest_edgeai.concurrency.metrics import (capacity_metrics, metric, models_metrics, placement_metrics,
                                                step_metrics, switching_metrics)
 from pytest_edgeai.concurrency.models_together import run_concurrent_models
+from pytest_edgeai.concurrency.placement import measure_placement
 from pytest_edgeai.concurrency.plan import plan_for, window_for
 from pytest_edgeai.concurrency.processes import ProcessRunner
 from pytest_edgeai.concurrency.sweep import run_sweep
-from pytest_edgeai.concurrency.switching import measure_switching
-from pytest_edgeai.concurrency.tenants import backend_load, default_feeds
+from pytest_edgeai.concurrency.switching import switching_study
 from pytest_edgeai.concurrency.threaded import ThreadRunner
 from pytest_edgeai.concurrency.threads import plan_threads, split_device
 
@@ -75,9 +76,8 @@ def test_tenant_sweep(edgeai_device, edgeai_model, edgeai_bench, edgeai_claims, 
         record.samples["latency_ns"] = [ns for o in step.outcomes for ns in o.latencies_ns]
         edgeai_bench.save(record)
 
-    with edgeai_bench.exclusive():
-        sweep = run_sweep(model, edgeai_device, RUNNERS[mode](), window_for(profile), plan.max_tenants,
-                          on_step=record_step)
+    sweep = edgeai_bench.call(run_sweep, model, edgeai_device, RUNNERS[mode](), window_for(profile),
+                              plan.max_tenants, events={"on_step": record_step})
     summary = edgeai_bench.new_record(model, {"name": "tenant_sweep", "mode": mode, "limit": plan.max_tenants})
     summary.extra.update(sweep=sweep.rows(), stopped=sweep.stopped, plan=plan.to_dict(),
                          derived_from=[r.id for r in step_records])
@@ -114,8 +114,7 @@ def test_memory_capacity(edgeai_device, edgeai_model, edgeai_bench, edgeai_claim
     tenant_device, threads = plan_threads(edgeai_device, plan.capacity_max_tenants)
     cap = CapacityPlan(max_tenants=plan.capacity_max_tenants, budget_bytes=plan.budget_bytes(available[0]),
                        step_timeout_s=profile.timeout_s)
-    with edgeai_bench.exclusive():
-        result = probe_capacity(model, tenant_device, cap, available)
+    result = edgeai_bench.call(probe_capacity, model, tenant_device, cap, available)
     record = edgeai_bench.new_record(model, {"name": "memory_capacity", "max_tenants": cap.max_tenants,
                                              "budget_mb": cap.budget_bytes / MIB})
     record.metrics.update(capacity_metrics(result))
@@ -137,8 +136,8 @@ def test_memory_capacity(edgeai_device, edgeai_model, edgeai_bench, edgeai_claim
 def test_concurrent_models(edgeai_device, edgeai_model, edgeai_bench, edgeai_session):
     """Different models at once on one device, against each alone (Hao et al.'s CME)."""
     models = [edgeai_model(name) for name in TOGETHER_MODELS]
-    with edgeai_bench.exclusive():
-        result = run_concurrent_models(models, edgeai_device, ThreadRunner(), window_for(edgeai_session.profile))
+    result = edgeai_bench.call(run_concurrent_models, models, edgeai_device, ThreadRunner(),
+                               window_for(edgeai_session.profile))
     record = edgeai_bench.new_record(None, {"name": "concurrent_models", "models": list(TOGETHER_MODELS)})
     record.model = {"name": "+".join(TOGETHER_MODELS), "source": "zoo", "members": [m.describe() for m in models]}
     record.extra["concurrent_models"] = result.to_dict()
@@ -151,21 +150,8 @@ def test_concurrent_models(edgeai_device, edgeai_model, edgeai_bench, edgeai_ses
 
 
 def _placement(bench, profile, model, devices):
-    """Each device alone, then all behind the shortest-queue dispatcher; sessions warmed, then closed."""
-    sessions = []
-    try:
-        workers = []
-        for device in devices:
-            session = backend_load(model, device)
-            sessions.append(session)
-            feeds = default_feeds(session, model)
-            session.run(feeds)
-            workers.append(Worker(device.name, session, feeds))
-        with bench.exclusive():
-            return compare_placement(workers, profile.min_duration_s, timeout_s=profile.timeout_s)
-    finally:
-        for session in sessions:
-            session.close()
+    """Each device alone, then all behind the shortest-queue dispatcher (sessions loaded in the study)."""
+    return bench.call(measure_placement, model, devices, profile.min_duration_s, profile.timeout_s)
 
 
 def test_dynamic_placement(edgeai_device, edgeai_model, edgeai_bench, edgeai_claims, edgeai_session):
@@ -198,36 +184,26 @@ def test_loadgen(edgeai_device, edgeai_model, edgeai_bench, edgeai_session, scen
     """MLPerf LoadGen's scenarios on the device; its verdict and summary go into the record."""
     pytest.importorskip("mlperf_loadgen", reason="MLPerf LoadGen is not installed: pip install "
                                                  "'pytest-edgeai[loadgen]'")
-    from pytest_edgeai.measure.inputs import make_feeds
-
     model = edgeai_model(LOADGEN_MODEL)
     profile = edgeai_session.profile
-    session = edgeai_bench.load(model)
-    samples = [make_feeds(session.inputs, 1, seed=i, overrides=model.params.get("input_shapes"))
-               for i in range(LoadGenSettings.performance_sample_count)]
-    with edgeai_bench.exclusive():  # the device is this test's until the LoadGen runs end
-        latency_s = calibrate_latency(session, samples[0], runs=max(5, profile.warmup_count))
-        base = LoadGenSettings(scenario, profile.min_duration_s, profile.min_count, latency_s,
-                               max_duration_s=profile.timeout_s,
-                               server_latency_bound_s=SERVER_BOUND_LATENCIES * latency_s)
-        outdir = edgeai_session.store.path / "loadgen" / _slug(request.node.name)
-        record = edgeai_bench.new_record(model, {"name": f"loadgen_{scenario}", "loadgen": base.to_dict()})
-        record.backend["settings"] = session.settings()
-        if scenario == "Server":
-            low, high = (f / latency_s for f in SERVER_SEARCH_RANGE)
-            search = search_server_qps(session, samples, base, low, high, plan_for(profile).server_search_steps, outdir)
-            record.extra["server_search"] = search.rows()
-            result = search.best or search.tries[-1]
-            top_met = search.best is search.tries[0]
-            record.metrics["server_max_qps"] = metric(
-                search.best.settings.server_target_qps if search.best else None, "queries/s",
-                f"highest target QPS whose p99 stayed under {search.bound_ms:.2f} ms, bisection over "
-                f"{len(search.tries)} LoadGen Server runs" + (" (the top of the range met the bound: the "
-                                                              "maximum may be higher)" if top_met else ""))
-            if top_met:
-                record.warnings.append("Server search: the top of the range met the latency bound")
-        else:
-            result = run_loadgen(session, samples, base, outdir)
+    outdir = edgeai_session.store.path / "loadgen" / _slug(request.node.name)
+    server = ServerPlan(SERVER_BOUND_LATENCIES, SERVER_SEARCH_RANGE, plan_for(profile).server_search_steps)
+    # LoadGen stops a run at max_duration_s: half the time limit, so a slow run ends before it counts as a hang
+    study = edgeai_bench.call(loadgen_study, model, edgeai_device, scenario, profile, edgeai_session.timeout_s / 2,
+                              outdir, server, events={"on_run": lambda path: None})  # each run: a sign of life
+    record = edgeai_bench.new_record(model, {"name": f"loadgen_{scenario}", "loadgen": study.settings.to_dict()})
+    record.backend["settings"] = study.session_settings
+    result, search = study.result, study.search
+    if search is not None:
+        record.extra["server_search"] = search.rows()
+        top_met = search.best is search.tries[0]
+        record.metrics["server_max_qps"] = metric(
+            search.best.settings.server_target_qps if search.best else None, "queries/s",
+            f"highest target QPS whose p99 stayed under {search.bound_ms:.2f} ms, bisection over "
+            f"{len(search.tries)} LoadGen Server runs" + (" (the top of the range met the bound: the "
+                                                          "maximum may be higher)" if top_met else ""))
+        if top_met:
+            record.warnings.append("Server search: the top of the range met the latency bound")
     record.metrics.update(result.metrics())
     record.extra["loadgen"] = result.to_dict()
     record.extra["loadgen_verdict"] = result.verdict
@@ -251,10 +227,7 @@ def test_edgetpu_model_switch(edgeai_device, edgeai_model, edgeai_bench, edgeai_
             **{f"co-compiled ({g})": names for g, names in groups.items() if len(names) > 1}}
     for label, names in sets.items():
         models = [edgeai_model(n) for n in names]
-        sessions = {m.name: edgeai_bench.load(m) for m in models}
-        feeds = {m.name: default_feeds(sessions[m.name], m) for m in models}
-        with edgeai_bench.exclusive():
-            result = measure_switching(sessions, feeds, rounds, label=label)
+        result = edgeai_bench.call(switching_study, models, edgeai_device, rounds, label)
         record = edgeai_bench.new_record(None, {"name": "model_switch", "label": label, "models": names})
         record.model = {"name": "+".join(names), "members": [m.describe() for m in models]}
         record.metrics.update(switching_metrics(result))

@@ -10,23 +10,25 @@ compressibility, hence savings, can differ from published figures for trained mo
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
-
 import pytest
 
 from pytest_edgeai.devices import TIERS
 from pytest_edgeai.errors import EdgeAIError
 from pytest_edgeai.results.record import metric
 from pytest_edgeai.split.network import links_from_config
-from pytest_edgeai.split.study import LOSSLESS, load_onnx, run_plan, study_cuts, study_plan
+from pytest_edgeai.split.study import LOSSLESS, run_plan, study_file, study_plan
 
 INPUTS = 3  # deterministic inputs per model for the bytes study
+_STUDIES: dict[str, object] = {}  # the last two models' cut studies: both tests of a model use one
 
 
-@functools.lru_cache(maxsize=2)
-def _study(path: str):
-    return study_cuts(load_onnx(Path(path)), count=INPUTS)
+def _study(bench, path: str):
+    """The model's cut study, computed in the device's worker (onnxruntime runs there, not here)."""
+    if path not in _STUDIES:
+        if len(_STUDIES) >= 2:
+            _STUDIES.pop(next(iter(_STUDIES)))
+        _STUDIES[path] = bench.call(study_file, path, INPUTS, exclusive=False)  # bytes, not timing
+    return _STUDIES[path]
 
 
 def _onnx_only(model) -> None:
@@ -48,7 +50,7 @@ def test_bytes_per_cut(edgeai_device, edgeai_workload, edgeai_bench, edgeai_clai
         "input_set": "seeded synthetic scenes (gradients, shaded shapes, sigma-2 noise), not white noise",
         "activations": "onnxruntime CPU on this host"})
     try:
-        study = _study(str(model.path))
+        study = _study(edgeai_bench, str(model.path))
         encoding = _extra(edgeai_claims, "min_best_cut_saving", model.name, "encoding", LOSSLESS)
         before = int(_extra(edgeai_claims, "min_best_cut_saving", model.name, "before_last_layers", 0))
         depth_encoding = _extra(edgeai_claims, "max_saving_depth_layers", model.name, "encoding", LOSSLESS)
@@ -93,9 +95,8 @@ def test_planned_split_against_execution(edgeai_device, edgeai_workload, edgeai_
                                 "name": lk.name} for (s, d), lk in links.items()},
         "tier_compute": "this host's per-block latency for every tier (one machine plays every tier)"})
     try:
-        study = _study(str(model.path))
-        with edgeai_bench.exclusive():  # per-block timing: nothing else on this device meanwhile
-            planned = study_plan(study, links, tiers, repeats=profile.min_count)
+        study = _study(edgeai_bench, str(model.path))
+        planned = edgeai_bench.call(study_plan, study, links, tiers, repeats=profile.min_count)  # per-block timing
     except EdgeAIError as exc:
         edgeai_bench.fail_record(record, str(exc))
         raise

@@ -9,10 +9,11 @@ import onnx
 import pytest
 from conftest import build_tiny_model
 
-from pytest_edgeai.backends.base import get_backend
+from pytest_edgeai.backends.base import get_backend, input_specs
 from pytest_edgeai.bench import Bench
 from pytest_edgeai.compress import base, study, variants
 from pytest_edgeai.compress.base import CalibrationError, MethodUnavailable, QuantizationError
+from pytest_edgeai.compress.fidelity import model_scores
 from pytest_edgeai.devices import builtin_cpu
 from pytest_edgeai.errors import ModelError
 from pytest_edgeai.measure.profiles import Profile
@@ -148,8 +149,8 @@ def test_study_records_fp32_then_variants_and_keeps_fp32_when_a_method_fails(mlp
     monkeypatch.setattr(sys.modules[__name__], "_Missing", Missing, raising=False)
     saved = []
     bench = _bench(saved)
-    feeds = study.deterministic_feeds(bench.load(mlp).inputs, 8, seed=0)
-    labels = np.argmax(np.asarray(bench.load(mlp).run(feeds)[0]), axis=1)
+    feeds = study.deterministic_feeds(input_specs(mlp, builtin_cpu()), 8, seed=0)
+    labels = np.argmax(model_scores(mlp, builtin_cpu(), feeds), axis=1)
     result = study.study(bench, mlp, feeds, study.calibration_set(feeds, 1), tmp_path,
                          methods=("fp16", "refuses", "missing", "int8_static"), labels=labels,
                          classes=np.arange(4))

@@ -102,6 +102,16 @@ def get_backend(name: str) -> Backend:
     return _instances[name]
 
 
+def input_specs(model: Model, device: Device) -> list[TensorSpec]:
+    """What a model takes on a device, read from a session loaded for this alone (the runtime's view,
+    dynamic axes included)."""
+    session = get_backend(device.backend).load(model, device)
+    try:
+        return list(session.inputs)
+    finally:
+        session.close()
+
+
 def distribution_version(*names: str) -> str | None:
     """The installed version of the first distribution found among ``names``."""
     for dist in names:

@@ -16,7 +16,9 @@ import numpy as np
 from ..errors import MeasurementError
 
 if TYPE_CHECKING:
-    from ..backends.base import Session
+    from ..backends.base import Session, TensorSpec
+    from ..devices import Device
+    from ..models.model import Model
 
 
 @dataclass(frozen=True)
@@ -88,3 +90,23 @@ def run_over(session: Session, feeds: dict[str, np.ndarray], output: int, chunk:
         np.asarray(session.run({k: v[i:i + chunk] for k, v in feeds.items()})[output])
         for i in range(0, total, chunk)]
     return np.concatenate(parts, axis=0)
+
+
+def static_batch(specs: Sequence[TensorSpec]) -> int | None:
+    """The first input's batch size when the model fixes it, else None."""
+    first = specs[0].shape[0] if specs and specs[0].shape else None
+    return first if isinstance(first, int) and first > 0 else None
+
+
+def model_scores(model: Model, device: Device, feeds: dict[str, np.ndarray] | np.ndarray) -> np.ndarray:
+    """The model's score output over ``feeds`` (an array: its first input), on a session loaded for this
+    alone and closed after: a study the bench runs in the device's isolated worker."""
+    from ..backends.base import get_backend
+
+    session = get_backend(device.backend).load(model, device)
+    try:
+        if not isinstance(feeds, dict):
+            feeds = {session.inputs[0].name: feeds}
+        return run_over(session, feeds, score_output(session), static_batch(session.inputs) or 32)
+    finally:
+        session.close()

@@ -19,7 +19,7 @@ from ..errors import EdgeAIError
 from ..measure.inputs import make_feeds
 from ..results.record import metric
 from .base import Calibration, MethodUnavailable, QuantizationError
-from .fidelity import Fidelity, compare, run_over, score_output
+from .fidelity import Fidelity, compare, model_scores, static_batch
 from .variants import make_variant
 
 if TYPE_CHECKING:
@@ -62,11 +62,6 @@ class Study:
             raise QuantizationError("; ".join(self.errors))
 
 
-def static_batch(specs: Sequence[TensorSpec]) -> int | None:
-    first = specs[0].shape[0] if specs and specs[0].shape else None
-    return first if isinstance(first, int) and first > 0 else None
-
-
 def deterministic_feeds(specs: Sequence[TensorSpec], n: int, seed: int,
                         overrides: dict[str, list[int]] | None = None) -> dict[str, np.ndarray]:
     """``n`` seeded random samples (rounded up to whole static batches) stacked on axis 0."""
@@ -88,16 +83,13 @@ def study(bench: Bench, model: Model, feeds: dict[str, np.ndarray], calibration:
           params: dict[str, dict[str, Any]] | None = None) -> Study:
     """fp32 first, then every method; ``labels`` (with the score columns' ``classes``) adds accuracy."""
     fp32 = bench.offline(model, 1)
-    ref_session = bench.load(model)
-    chunk = static_batch(ref_session.inputs) or 32
-    reference = run_over(ref_session, feeds, score_output(ref_session), chunk)
+    reference = bench.call(model_scores, model, bench.device, feeds)
     result = Study(fp32)
     for method in methods:
         try:
             variant = make_variant(model, method, cache_dir, calibration, **(params or {}).get(method, {}))
             measured = bench.offline(variant, 1)
-            session = bench.load(variant)
-            candidate = run_over(session, feeds, score_output(session), chunk)
+            candidate = bench.call(model_scores, variant, bench.device, feeds)
             fidelity = compare(reference, candidate, top1=model.task != "detection")
         except MethodUnavailable as exc:
             result.variants.append(VariantResult(method, skipped=str(exc)))

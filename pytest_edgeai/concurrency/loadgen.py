@@ -12,6 +12,7 @@ import queue
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -223,14 +224,18 @@ class ServerSearch:
 
 
 def search_server_qps(session: Session, samples: list[dict[str, np.ndarray]], base: LoadGenSettings,
-                      low_qps: float, high_qps: float, steps: int, outdir: Path) -> ServerSearch:
+                      low_qps: float, high_qps: float, steps: int, outdir: Path,
+                      on_run: Callable[[str], None] | None = None) -> ServerSearch:
     """Try ``high_qps`` first (if it meets the bound, the range was too narrow: stop there), then
-    bisect between ``low_qps`` and ``high_qps`` for the remaining ``steps - 1`` tries."""
+    bisect between ``low_qps`` and ``high_qps`` for the remaining ``steps - 1`` tries;
+    ``on_run(outdir)`` after each."""
     search = ServerSearch(bound_ms=base.server_latency_bound_s * 1e3)
 
     def attempt(i: int, qps: float) -> bool:
         result = run_loadgen(session, samples, replace(base, server_target_qps=qps), outdir / f"step{i}-{qps:.1f}qps")
         search.tries.append(result)
+        if on_run is not None:
+            on_run(result.outdir)
         return search.met(result)
 
     if attempt(0, high_qps):

@@ -17,6 +17,8 @@ import numpy as np
 
 if TYPE_CHECKING:
     from ..backends.base import Session
+    from ..devices import Device
+    from ..models.model import Model
 
 
 @dataclass
@@ -61,3 +63,19 @@ def measure_switching(sessions: dict[str, Session], feeds: dict[str, dict[str, n
             turns[name].append(timed(name))
     alternating = {name: float(np.median(v)) / 1e6 for name, v in turns.items()}
     return SwitchResult(label, alone, alternating, rounds)
+
+
+def switching_study(models: list[Model], device: Device, rounds: int, label: str = "") -> SwitchResult:
+    """Load every model on ``device`` (one session each, as tenants of one TPU), time the switching,
+    close them all."""
+    from .tenants import backend_load, default_feeds
+
+    sessions: dict[str, Session] = {}
+    try:
+        for model in models:
+            sessions[model.name] = backend_load(model, device)
+        feeds = {m.name: default_feeds(sessions[m.name], m) for m in models}
+        return measure_switching(sessions, feeds, rounds, label=label)
+    finally:
+        for session in sessions.values():
+            session.close()

@@ -3,12 +3,17 @@
 Lock the device, load the model (kept loaded for the next request of the same model), read the clocks,
 run ``measure.scenarios.measure`` unchanged, read the clocks again. The result carries plain data only,
 so it crosses a process boundary as it is.
+
+A suite's own study (a tenant sweep, LoadGen, per-block profiling) runs the same way through
+:func:`call`: a module-level function called under the device's lock, its callbacks relayed back.
 """
 
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -93,6 +98,55 @@ class ModelCache:
 
 
 Notify = Callable[[str, Any], None]
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    """A suite's study on a device: ``fn(*args, **kwargs)``, with the keyword arguments named in
+    ``events`` given callbacks that relay their arguments to the caller (``notify("event", (name, args))``).
+    ``fn`` is a module-level function and every argument plain data, so the request pickles."""
+
+    device: Device
+    fn: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    events: tuple[str, ...] = ()
+    exclusive: bool = True  # hold the device's lock: the study times work on the device
+    lock_dir: str | None = None
+    lock_timeout_s: float = -1
+
+    @property
+    def label(self) -> str:
+        return f"{self.device.name}: {getattr(self.fn, '__qualname__', self.fn)}"
+
+
+def call(request: CallRequest, cache: ModelCache, notify: Notify | None = None) -> Any:
+    """Run a study where a measurement would run; a vendor exception becomes a :class:`RuntimeFailure`."""
+    tell = notify or (lambda event, value: None)
+    kwargs = dict(request.kwargs)
+    for name in request.events:
+        kwargs[name] = _relay(tell, name)
+    lock = (device_lock(request.device, Path(request.lock_dir) if request.lock_dir else None,
+                        request.lock_timeout_s) if request.exclusive else nullcontext(0.0))
+    with lock as waited:
+        tell("locked", waited)
+        cache.close()  # the study loads what it needs; a model kept loaded would only take memory from it
+        tell("phase", request.label)
+        try:
+            return request.fn(*request.args, **kwargs)
+        except EdgeAIError:
+            raise
+        except Exception as exc:  # where it was raised, since a worker's traceback does not come back
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            raise RuntimeFailure(f"{type(exc).__name__}: {exc} (at {Path(frame.filename).name}:{frame.lineno} "
+                                 f"in {frame.name})") from exc
+
+
+def _relay(tell: Notify, name: str) -> Callable[..., None]:
+    def relay(*args: Any) -> None:
+        tell("event", (name, args))
+
+    return relay
 
 
 def execute(request: MeasureRequest, cache: ModelCache, notify: Notify | None = None,

@@ -5,8 +5,11 @@ No protection: a native crash takes pytest down, and a hang is not cut off (a th
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..measure.scenarios import ProgressCallback
-from .execute import MeasureRequest, MeasureResult, ModelCache, execute
+from .execute import CallRequest, MeasureRequest, MeasureResult, ModelCache, call, execute
+from .runner import EventCallback
 
 
 class InProcessRunner:
@@ -17,9 +20,19 @@ class InProcessRunner:
 
     def measure(self, request: MeasureRequest, timeout_s: float,
                 progress: ProgressCallback | None = None) -> MeasureResult:
-        cache = self._caches.setdefault(request.device.name, ModelCache())
-        return execute(request, cache, progress=progress)
+        return execute(request, self._cache(request.device.name), progress=progress)
+
+    def call(self, request: CallRequest, timeout_s: float, on_event: EventCallback) -> Any:
+        return call_here(request, self._cache(request.device.name), on_event)
+
+    def _cache(self, name: str) -> ModelCache:
+        return self._caches.setdefault(name, ModelCache())
 
     def close(self) -> None:
         while self._caches:
             self._caches.popitem()[1].close()
+
+
+def call_here(request: CallRequest, cache: ModelCache, on_event: EventCallback) -> Any:
+    """A study in this process, its callbacks called directly."""
+    return call(request, cache, lambda event, value: on_event(*value) if event == "event" else None)

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from collections import deque
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ from typing import Any
 from .. import errors
 from ..errors import DeviceUnavailable, EdgeAIError, MeasurementError
 from ..measure.scenarios import ProgressCallback
-from .execute import MeasureRequest, MeasureResult, RuntimeFailure
+from .execute import CallRequest, MeasureRequest, MeasureResult, RuntimeFailure
+from .runner import EventCallback
 
 START_TIMEOUT_S = 60.0
 CLOSE_TIMEOUT_S = 5.0
@@ -110,29 +112,51 @@ class Worker:
 
     def measure(self, request: MeasureRequest, timeout_s: float,
                 progress: ProgressCallback | None = None) -> MeasureResult:
+        """One measurement: it must end within ``timeout_s`` of getting the device."""
+        def on_message(event: str, value: Any) -> bool:
+            if event == "progress" and progress is not None:
+                progress(value)
+            return False  # progress is not a sign of life: a measurement ends within its limit
+
+        return self._converse(("measure", request, progress is not None), request.label, timeout_s, on_message)
+
+    def call(self, request: CallRequest, timeout_s: float, on_event: EventCallback) -> Any:
+        """A study of many steps: it may not go ``timeout_s`` without relaying an event."""
+        def on_message(event: str, value: Any) -> bool:
+            if event == "event":
+                on_event(*value)
+                return True
+            return False
+
+        return self._converse(("call", request, False), request.label, timeout_s, on_message)
+
+    def _converse(self, message: tuple[Any, ...], label: str, timeout_s: float,
+                  on_message: Callable[[str, Any], bool]) -> Any:
+        """Send a request; answer its messages until it is done. The time limit starts once the device
+        is locked (waiting for the device is not a hang) and restarts when ``on_message`` says so."""
         self.phase = "the request"
-        self.conn.send(("measure", request, progress is not None))
+        self.conn.send(message)
         deadline = None
         while True:
             remaining = None if deadline is None else deadline - time.monotonic()
-            message = self._recv(remaining) if remaining is None or remaining > 0 else None
-            if message is None:
+            answer = self._recv(remaining) if remaining is None or remaining > 0 else None
+            if answer is None:
                 self.kill()
-                raise DeviceLost(f"{request.label}: no answer within {timeout_s:g} s (--edgeai-timeout) during "
+                raise DeviceLost(f"{label}: no answer within {timeout_s:g} s (--edgeai-timeout) during "
                                  f"{self.phase}; the isolated worker (pid {self.pid}) was killed")
-            event = message[0]
-            if event == "locked":  # the time limit counts from here: waiting for the device is not a hang
+            event = answer[0]
+            if event == "locked":
                 deadline = time.monotonic() + timeout_s
             elif event == "phase":
-                self.phase = message[1]
-            elif event == "progress" and progress is not None:
-                progress(message[1])
+                self.phase = answer[1]
             elif event == "done":
                 self.phase = "idle"
-                return message[1]
+                return answer[1]
             elif event == "error":
                 self.phase = "idle"
-                raise rebuild_error(*message[1:])
+                raise rebuild_error(*answer[1:])
+            elif on_message(event, answer[1]) and deadline is not None:
+                deadline = time.monotonic() + timeout_s
 
     def log_tail(self) -> str:
         """The worker's last words: from faulthandler's 'Fatal Python error' line when there is one."""
@@ -173,15 +197,24 @@ class IsolatedRunner:
 
     def measure(self, request: MeasureRequest, timeout_s: float,
                 progress: ProgressCallback | None = None) -> MeasureResult:
-        name = request.device.name
+        return self._with_worker(request.device.name, lambda worker: worker.measure(request, timeout_s, progress))
+
+    def call(self, request: CallRequest, timeout_s: float, on_event: EventCallback) -> Any:
+        return self._with_worker(request.device.name, lambda worker: worker.call(request, timeout_s, on_event))
+
+    def _with_worker(self, name: str, use: Callable[[Worker], Any]) -> Any:
+        """The device's worker (started when needed), replaced when it crashed or stopped answering."""
         if name not in self._workers:
             self._workers[name] = Worker(name)
         worker = self._workers[name]
         try:
-            return worker.measure(request, timeout_s, progress)
-        except (RuntimeCrashed, DeviceUnavailable):
-            self._workers.pop(name, None)
-            worker.kill()
+            return use(worker)
+        except BaseException as exc:
+            # kept: a worker that answered with an error of ours; replaced: one that crashed, stopped
+            # answering, or was left mid-conversation by the caller's own callback failing
+            if isinstance(exc, (RuntimeCrashed, DeviceUnavailable)) or not isinstance(exc, EdgeAIError):
+                self._workers.pop(name, None)
+                worker.kill()
             raise
 
     def close(self) -> None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from ..errors import ConfigError
 from ..measure.scenarios import ProgressCallback
-from .execute import MeasureRequest, MeasureResult
+from .execute import CallRequest, MeasureRequest, MeasureResult
 
 LOCK_WAIT_FACTOR = 4  # a device lock held longer than this many time limits is held by something stuck
+
+# on_event(name, args): a study's callback ``name`` was called with ``args`` (see execute.CallRequest)
+EventCallback = Callable[[str, tuple[Any, ...]], None]
 
 
 class Runner(Protocol):
@@ -16,6 +20,8 @@ class Runner(Protocol):
 
     def measure(self, request: MeasureRequest, timeout_s: float,
                 progress: ProgressCallback | None = None) -> MeasureResult: ...
+
+    def call(self, request: CallRequest, timeout_s: float, on_event: EventCallback) -> Any: ...
 
     def close(self) -> None: ...
 

@@ -1,5 +1,8 @@
 """The isolated worker: a child process that owns one device's runtime and measures on request.
 
+Requests are ``("measure", MeasureRequest, progress?)`` and ``("call", CallRequest, False)`` (a suite's
+study, see ``execute.call``).
+
 Started by ``isolation.Worker`` as ``python -m pytest_edgeai.lab.worker FD``; FD is its end of a socket
 pair carrying pickled messages. A native crash here kills this process only; faulthandler writes the
 Python stack of the crash to stderr (a log file the parent quotes). The worker exits when its parent
@@ -41,7 +44,7 @@ def error_message(exc: BaseException) -> tuple[str, str, str]:
 def serve(conn: Connection) -> None:
     from ..backends import base
     from ..errors import EdgeAIError
-    from .execute import ModelCache, execute
+    from .execute import ModelCache, call, execute
 
     _, builtin = conn.recv()  # the parent's backend registry, plug-ins a conftest added included
     base.BUILTIN.update(builtin)
@@ -55,10 +58,14 @@ def serve(conn: Connection) -> None:
                 return
             if message[0] == "close":
                 return
-            _, request, want_progress = message
+            kind, request, want_progress = message
+            notify = lambda event, value: conn.send((event, value))  # noqa: E731
             try:
-                result = execute(request, cache, notify=lambda event, value: conn.send((event, value)),
-                                 progress=(lambda p: conn.send(("progress", p))) if want_progress else None)
+                if kind == "call":
+                    result = call(request, cache, notify)
+                else:
+                    result = execute(request, cache, notify=notify,
+                                     progress=(lambda p: conn.send(("progress", p))) if want_progress else None)
                 conn.send(("done", result))
             except EdgeAIError as exc:
                 conn.send(("error", *error_message(exc)))

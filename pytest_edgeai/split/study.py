@@ -105,6 +105,11 @@ def study_cuts(model: onnx.ModelProto, count: int = 3, seed: int = 0) -> CutStud
     return CutStudy(graph, cuts, samples, report)
 
 
+def study_file(path: str, count: int = 3) -> CutStudy:
+    """:func:`study_cuts` of a model file: what a bench runs in the device's worker (a path pickles cheaply)."""
+    return study_cuts(load_onnx(Path(path)), count=count)
+
+
 @dataclass
 class PlanStudy:
     """A split problem built from measurements, its constraints and its best plans."""
