@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import EdgeAIError
-from .lab.execute import CallRequest, MeasureRequest, MeasureResult, RuntimeFailure
+from .lab.execute import CallRequest, CallResult, MeasureRequest, MeasureResult, RuntimeFailure
 from .measure.scenarios import ProgressCallback
 from .results.record import Record
 
@@ -29,7 +29,7 @@ class Lab(Protocol):
 
     def measure(self, request: MeasureRequest, progress: ProgressCallback | None = None) -> MeasureResult: ...
 
-    def call(self, request: CallRequest, on_event: EventCallback) -> Any: ...
+    def call(self, request: CallRequest, on_event: EventCallback) -> CallResult: ...
 
 
 class Here:
@@ -43,7 +43,7 @@ class Here:
     def measure(self, request: MeasureRequest, progress: ProgressCallback | None = None) -> MeasureResult:
         return self._runner.measure(request, 0, progress)
 
-    def call(self, request: CallRequest, on_event: EventCallback) -> Any:
+    def call(self, request: CallRequest, on_event: EventCallback) -> CallResult:
         return self._runner.call(request, 0, on_event)
 
     def close(self) -> None:
@@ -67,6 +67,7 @@ class Bench:
         self._own_lab = Here() if lab is None else None
         self._lab: Lab = lab or self._own_lab
         self._lock_timeout_s = lock_timeout_s
+        self._last_study: CallResult | None = None  # its clocks go into the records made from it
         self.records: list[Record] = []
 
     def call(self, fn: Callable[..., Any], *args: Any, events: dict[str, Callable[..., Any]] | None = None,
@@ -78,8 +79,9 @@ class Bench:
         ``exclusive`` holds the device's lock for the duration, as a measurement does."""
         handlers = events or {}
         request = CallRequest(self.device, fn, args, kwargs, tuple(handlers), exclusive)
+        self._last_study = None
         try:
-            return self._lab.call(request, lambda name, values: handlers[name](*values))
+            result = self._lab.call(request, lambda name, values: handlers[name](*values))
         except EdgeAIError as exc:  # the run shows the study failed, and why, as it shows a measurement
             model = next((a for a in args if isinstance(a, Model)), None)
             detail = exc.detail if isinstance(exc, RuntimeFailure) else str(exc)
@@ -87,6 +89,8 @@ class Bench:
             if isinstance(exc, RuntimeFailure):
                 raise EdgeAIError(f"{request.label}: the runtime failed: {exc.detail}") from exc
             raise
+        self._last_study = result
+        return result.value
 
     @contextmanager
     def exclusive(self) -> Iterator[float]:
@@ -108,6 +112,7 @@ class Bench:
     def run(self, model: Model, scenario: str, batch: int, metered: bool = False) -> Record:
         """Measure one scenario (load + measure run where the session says: an isolated worker by
         default); an error is recorded too, then raised with its message."""
+        self._last_study = None  # a measurement carries its own clocks
         record = self.new_record(model, {"name": scenario, "batch": batch, "profile": self.profile.to_dict()})
         request = MeasureRequest(self.device, model, scenario, batch, self.profile, metered=metered)
         label = f"{self.device.name} {model.name} {scenario} b{batch}"
@@ -137,8 +142,15 @@ class Bench:
     def new_record(self, model: Model | None, scenario: dict[str, Any]) -> Record:
         backend = {"name": self.device.backend, **{k: self._availability.get(k) for k in
                                                    ("runtime", "runtime_version") if k in self._availability}}
-        return Record(suite=self.suite, test_id=self.test_id, device=self.device.describe(),
-                      backend=backend, model=model.describe() if model else {}, scenario=scenario)
+        record = Record(suite=self.suite, test_id=self.test_id, device=self.device.describe(),
+                        backend=backend, model=model.describe() if model else {}, scenario=scenario)
+        study = self._last_study
+        if study is not None:  # made from the study that just ran: the clocks around it, as for a measurement
+            record.extra["clocks"] = study.clocks
+            if study.throttled:
+                record.extra["throttled"] = True
+                record.warnings.extend(f"throttled: {t}" for t in study.throttled)
+        return record
 
     def derived(self, model: Model | None, name: str, metrics: dict[str, dict[str, Any]],
                 inputs: list[Record], **scenario: Any) -> Record:

@@ -17,7 +17,7 @@ from .backends.base import Availability
 from .devices import Device, probe, select
 from .errors import ConfigError, DeviceUnavailable, EdgeAIError
 from .lab import runshare
-from .lab.execute import CallRequest, MeasureRequest, MeasureResult
+from .lab.execute import CallRequest, CallResult, MeasureRequest, MeasureResult
 from .lab.lost import LostDevices
 from .lab.runner import LOCK_WAIT_FACTOR, EventCallback, Runner, make_runner, parse_timeout
 from .lab.runshare import RunPlan
@@ -138,7 +138,7 @@ class EdgeAISession:
         request = replace(request, lock_timeout_s=self.lock_timeout_s)
         return self._on_device(request.device, lambda runner: runner.measure(request, self.timeout_s, progress))
 
-    def call(self, request: CallRequest, on_event: EventCallback) -> Any:
+    def call(self, request: CallRequest, on_event: EventCallback) -> CallResult:
         """Run a suite's study where measurements run (see lab.execute.call); same time limit, same
         consequence for a device that stops answering."""
         request = replace(request, lock_timeout_s=self.lock_timeout_s)

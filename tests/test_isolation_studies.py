@@ -63,6 +63,7 @@ def test_steps(edgeai_bench):
     seen = []
     pid = edgeai_bench.call(studies.steps, 3, events={"on_step": lambda i, p: seen.append((i, p))})
     assert seen == [(0, pid), (1, pid), (2, pid)]
+    edgeai_bench.save(edgeai_bench.new_record(None, {"name": "study_summary"}))
     with open("pids.txt", "a") as fh:
         fh.write(f"{pid}\\n")
 
@@ -102,6 +103,8 @@ def test_a_study_runs_in_the_worker_and_relays_its_steps_in_order(studies_dir):
     run(studies_dir, "steps").assert_outcomes(passed=1)
     [pid] = (studies_dir.path / "pids.txt").read_text().split()
     assert int(pid) != os.getpid()
+    [summary] = records(studies_dir)
+    assert set(summary["extra"]["clocks"]) == {"before", "after"}  # read around the study, in the worker
 
 
 def test_without_isolation_a_study_runs_in_the_pytest_process(studies_dir):
@@ -144,7 +147,7 @@ SUITE = Path(__file__).resolve().parents[1] / "suites" / "test_concurrency.py"
 
 def test_the_concurrency_suite_survives_a_runtime_that_segfaults_under_concurrent_models(bench_dir):  # noqa: F811
     """The real suite: its concurrent-models study crashes on one device, the other device still runs."""
-    shutil.copy(SUITE, bench_dir.path / "test_concurrency.py")
+    shutil.copy(SUITE, bench_dir.path / "test_suite_concurrency.py")  # unique: tests/ has a test_concurrency
     (bench_dir.path / "test_bench.py").unlink()
     result = bench_dir.runpytest("--device", "segfault,ok", "-k", "concurrent_models", *QUICK)
     result.assert_outcomes(passed=1, failed=1)
@@ -152,3 +155,23 @@ def test_the_concurrency_suite_survives_a_runtime_that_segfaults_under_concurren
     failed = [r for r in records(bench_dir) if r["status"] == "error"]
     assert [(r["device"]["name"], r["scenario"]["name"]) for r in failed] == [("segfault", "run_concurrent_models")]
     assert "SIGSEGV" in failed[0]["error"]
+
+
+def test_records_made_from_a_throttled_study_say_so_and_a_later_measurement_does_not(monkeypatch, tiny_model):
+    from pytest_edgeai.bench import Bench
+    from pytest_edgeai.devices import builtin_cpu
+    from pytest_edgeai.lab import clocks
+    from pytest_edgeai.measure.profiles import Profile
+    from pytest_edgeai.models.model import model_from_file
+
+    monkeypatch.setattr(clocks, "throttling", lambda device, before, after: ["cpu0 ended at 40% of its maximum"])
+    bench = Bench(builtin_cpu(), "concurrency", "t", Profile("t", 1, 0.0, 0.0, 3, 30), save=lambda r: None)
+    try:
+        assert bench.call(len, "abc") == 3
+        made = bench.new_record(None, {"name": "from_the_study"})
+        assert made.extra["throttled"] is True and made.warnings == ["throttled: cpu0 ended at 40% of its maximum"]
+        monkeypatch.setattr(clocks, "throttling", lambda device, before, after: [])
+        measured = bench.offline(model_from_file(tiny_model))
+        assert "throttled" not in measured.extra and not any(w.startswith("throttled") for w in measured.warnings)
+    finally:
+        bench.close()

@@ -120,7 +120,16 @@ class CallRequest:
         return f"{self.device.name}: {getattr(self.fn, '__qualname__', self.fn)}"
 
 
-def call(request: CallRequest, cache: ModelCache, notify: Notify | None = None) -> Any:
+@dataclass
+class CallResult:
+    """What the study returned, and the clocks around it (a long sweep is where a device heats up)."""
+
+    value: Any
+    clocks: dict[str, Any]  # {"before": snapshot, "after": snapshot}
+    throttled: list[str]
+
+
+def call(request: CallRequest, cache: ModelCache, notify: Notify | None = None) -> CallResult:
     """Run a study where a measurement would run; a vendor exception becomes a :class:`RuntimeFailure`."""
     tell = notify or (lambda event, value: None)
     kwargs = dict(request.kwargs)
@@ -132,8 +141,12 @@ def call(request: CallRequest, cache: ModelCache, notify: Notify | None = None) 
         tell("locked", waited)
         cache.close()  # the study loads what it needs; a model kept loaded would only take memory from it
         tell("phase", request.label)
+        before = clocks.snapshot(request.device)
         try:
-            return request.fn(*request.args, **kwargs)
+            value = request.fn(*request.args, **kwargs)
+            after = clocks.snapshot(request.device)
+            return CallResult(value, {"before": before, "after": after},
+                              clocks.throttling(request.device, before, after))
         except EdgeAIError:
             raise
         except Exception as exc:  # where it was raised, since a worker's traceback does not come back

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..measure.scenarios import ProgressCallback
-from .execute import CallRequest, MeasureRequest, MeasureResult, ModelCache, call, execute
+from .execute import CallRequest, CallResult, MeasureRequest, MeasureResult, ModelCache, call, execute
 from .runner import EventCallback
 
 
@@ -22,7 +22,7 @@ class InProcessRunner:
                 progress: ProgressCallback | None = None) -> MeasureResult:
         return execute(request, self._cache(request.device.name), progress=progress)
 
-    def call(self, request: CallRequest, timeout_s: float, on_event: EventCallback) -> Any:
+    def call(self, request: CallRequest, timeout_s: float, on_event: EventCallback) -> CallResult:
         return call_here(request, self._cache(request.device.name), on_event)
 
     def _cache(self, name: str) -> ModelCache:
@@ -33,6 +33,6 @@ class InProcessRunner:
             self._caches.popitem()[1].close()
 
 
-def call_here(request: CallRequest, cache: ModelCache, on_event: EventCallback) -> Any:
+def call_here(request: CallRequest, cache: ModelCache, on_event: EventCallback) -> CallResult:
     """A study in this process, its callbacks called directly."""
     return call(request, cache, lambda event, value: on_event(*value) if event == "event" else None)

@@ -23,7 +23,7 @@ from typing import Any
 from .. import errors
 from ..errors import DeviceUnavailable, EdgeAIError, MeasurementError
 from ..measure.scenarios import ProgressCallback
-from .execute import CallRequest, MeasureRequest, MeasureResult, RuntimeFailure
+from .execute import CallRequest, CallResult, MeasureRequest, MeasureResult, RuntimeFailure
 from .runner import EventCallback
 
 START_TIMEOUT_S = 60.0
@@ -120,7 +120,7 @@ class Worker:
 
         return self._converse(("measure", request, progress is not None), request.label, timeout_s, on_message)
 
-    def call(self, request: CallRequest, timeout_s: float, on_event: EventCallback) -> Any:
+    def call(self, request: CallRequest, timeout_s: float, on_event: EventCallback) -> CallResult:
         """A study of many steps: it may not go ``timeout_s`` without relaying an event."""
         def on_message(event: str, value: Any) -> bool:
             if event == "event":
@@ -199,7 +199,7 @@ class IsolatedRunner:
                 progress: ProgressCallback | None = None) -> MeasureResult:
         return self._with_worker(request.device.name, lambda worker: worker.measure(request, timeout_s, progress))
 
-    def call(self, request: CallRequest, timeout_s: float, on_event: EventCallback) -> Any:
+    def call(self, request: CallRequest, timeout_s: float, on_event: EventCallback) -> CallResult:
         return self._with_worker(request.device.name, lambda worker: worker.call(request, timeout_s, on_event))
 
     def _with_worker(self, name: str, use: Callable[[Worker], Any]) -> Any:

@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 from ..errors import ConfigError
 from ..measure.scenarios import ProgressCallback
-from .execute import CallRequest, MeasureRequest, MeasureResult
+from .execute import CallRequest, CallResult, MeasureRequest, MeasureResult
 
 LOCK_WAIT_FACTOR = 4  # a device lock held longer than this many time limits is held by something stuck
 
@@ -21,7 +21,7 @@ class Runner(Protocol):
     def measure(self, request: MeasureRequest, timeout_s: float,
                 progress: ProgressCallback | None = None) -> MeasureResult: ...
 
-    def call(self, request: CallRequest, timeout_s: float, on_event: EventCallback) -> Any: ...
+    def call(self, request: CallRequest, timeout_s: float, on_event: EventCallback) -> CallResult: ...
 
     def close(self) -> None: ...
 
