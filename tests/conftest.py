@@ -36,6 +36,18 @@ def build_tiny_model(path: Path, features: int = 16, classes: int = 4, seed: int
     return path
 
 
+SUITES = Path(__file__).resolve().parents[1] / "suites"
+
+
+def copy_suite(name: str, directory: Path) -> Path:
+    """suites/test_NAME.py into a pytester directory as test_suite_NAME.py (tests/ has modules named like
+    the suites, and one process cannot import two test_concurrency modules), still recorded as suite NAME."""
+    path = directory / f"test_suite_{name}.py"
+    path.write_text((SUITES / f"test_{name}.py").read_text(encoding="utf-8")
+                    + f"\n\npytestmark = pytest.mark.edgeai_suite({name!r})\n", encoding="utf-8")
+    return path
+
+
 @pytest.fixture
 def tiny_model(tmp_path: Path) -> Path:
     return build_tiny_model(tmp_path / "tiny.onnx")

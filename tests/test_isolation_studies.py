@@ -9,10 +9,9 @@ worker imports, as the suites' studies live in pytest_edgeai.
 from __future__ import annotations
 
 import os
-import shutil
-from pathlib import Path
 
 import pytest
+from conftest import copy_suite
 from test_isolation import QUICK, bench_dir, records  # noqa: F401  (bench_dir is a fixture)
 
 STUDIES = '''
@@ -142,12 +141,9 @@ def test_a_python_error_in_a_study_is_one_line_that_says_where(studies_dir):
     result.stdout.fnmatch_lines(["*the runtime failed: KeyError: 'missing' (at studies.py:* in broken)*"])
 
 
-SUITE = Path(__file__).resolve().parents[1] / "suites" / "test_concurrency.py"
-
-
 def test_the_concurrency_suite_survives_a_runtime_that_segfaults_under_concurrent_models(bench_dir):  # noqa: F811
     """The real suite: its concurrent-models study crashes on one device, the other device still runs."""
-    shutil.copy(SUITE, bench_dir.path / "test_suite_concurrency.py")  # unique: tests/ has a test_concurrency
+    copy_suite("concurrency", bench_dir.path)
     (bench_dir.path / "test_bench.py").unlink()
     result = bench_dir.runpytest("--device", "segfault,ok", "-k", "concurrent_models", *QUICK)
     result.assert_outcomes(passed=1, failed=1)

@@ -81,6 +81,12 @@ class Backend(Protocol):
     def load(self, model: Model, device: Device) -> Session: ...
 
 
+def adopt_registry(registry: dict[str, str]) -> None:
+    """In a child process: the parent's backends, plug-ins a conftest registered included (a spawned
+    process imports this module afresh and would know only the built-in ones and entry points)."""
+    BUILTIN.update(registry)
+
+
 def known_backends() -> list[str]:
     """Every backend name a devices.toml may use: built-in and installed plug-ins."""
     return registry.names(BUILTIN, ENTRY_POINT_GROUP)

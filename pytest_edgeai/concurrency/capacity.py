@@ -18,6 +18,7 @@ import multiprocessing as mp
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..backends.base import BUILTIN, adopt_registry
 from .memory import MIB, probe_for
 from .tenants import Loader, backend_load, default_feeds, describe_error
 
@@ -57,9 +58,11 @@ def _limit_address_space(extra_mb: float) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def _capacity_main(model: Model, device: Device, loader: Loader, plan: CapacityPlan, conn) -> None:
+def _capacity_main(model: Model, device: Device, loader: Loader, plan: CapacityPlan, conn,
+                   registry: dict[str, str]) -> None:
     sessions = []  # held until the end: each one occupies its memory
     try:
+        adopt_registry(registry)
         probe = probe_for(device)
         if plan.address_space_mb is not None:
             _limit_address_space(plan.address_space_mb)
@@ -170,7 +173,7 @@ def probe_capacity(model: Model, device: Device, plan: CapacityPlan, available: 
     result = CapacityResult(plan, *available)
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_capacity_main, args=(model, device, loader, plan, child),
+    proc = ctx.Process(target=_capacity_main, args=(model, device, loader, plan, child, dict(BUILTIN)),
                        name="edgeai-capacity", daemon=True)
     proc.start()
     child.close()

@@ -12,12 +12,15 @@ import multiprocessing as mp
 import time
 from typing import Any
 
+from ..backends.base import BUILTIN, adopt_registry
 from .tenants import (Feeder, Loader, LoadingRunner, TenantOutcome, TenantSpec, Window, describe_error, drive,
                       feeds_for)
 
 
-def _tenant_main(spec: TenantSpec, loader: Loader, feeder: Feeder | None, conn, barrier, times) -> None:
+def _tenant_main(spec: TenantSpec, loader: Loader, feeder: Feeder | None, conn, barrier, times,
+                 registry: dict[str, str]) -> None:
     try:
+        adopt_registry(registry)
         session = loader(spec.model, spec.device)
         feeds = feeds_for(session, spec, feeder)
         session.run(feeds)
@@ -43,7 +46,8 @@ class ProcessRunner(LoadingRunner):
         try:
             for spec in tenants:
                 parent, child = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=_tenant_main, args=(spec, self.loader, self.feeder, child, barrier, times),
+                proc = ctx.Process(target=_tenant_main, args=(spec, self.loader, self.feeder, child, barrier, times,
+                                                                   dict(BUILTIN)),
                                    name=f"edgeai-{spec.name}", daemon=True)
                 proc.start()
                 child.close()

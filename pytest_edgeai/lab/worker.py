@@ -46,8 +46,8 @@ def serve(conn: Connection) -> None:
     from ..errors import EdgeAIError
     from .execute import ModelCache, call, execute
 
-    _, builtin = conn.recv()  # the parent's backend registry, plug-ins a conftest added included
-    base.BUILTIN.update(builtin)
+    _, registry = conn.recv()
+    base.adopt_registry(registry)
     conn.send(("ready", os.getpid()))
     cache = ModelCache()
     try:

@@ -1,0 +1,86 @@
+"""The concurrency suite's memory-capacity test, driven through pytester on fake backends whose
+tenants take a set amount of real memory: nothing fits in the budget -> skipped with the reason,
+nothing loads -> failed, never passed with an observed maximum of 0. The backend is registered from a
+conftest, so the probe's spawned child must learn of it from the parent."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import copy_suite
+
+from pytest_edgeai.backends import base
+
+QUICK = ("--edgeai-profile", "quick", "-p", "no:cacheprovider", "-p", "no:randomly", "-rs")
+
+BACKEND = '''
+import numpy as np
+from pytest_edgeai.backends.base import Availability, TensorSpec
+
+
+class Session:
+    inputs = [TensorSpec("x", ("N", 4), "float32")]
+    outputs = [TensorSpec("y", ("N", 4), "float32")]
+
+    def __init__(self, mib):
+        self.ballast = np.ones(mib << 18, np.float32)  # mib MiB, written: resident, not just mapped
+
+    def run(self, feeds):
+        return [feeds["x"]]
+
+    def settings(self):
+        return {}
+
+    def close(self):
+        self.ballast = None
+
+
+class Backend:
+    name = "ballast"
+
+    def probe(self, device):
+        return Availability(True, runtime="ballast", runtime_version="0")
+
+    def load(self, model, device):
+        return Session(int(device.options["mib"]))
+'''
+
+DEVICES = "".join(f'''
+[devices.{name}]
+kind = "cpu"
+backend = "ballast"
+[devices.{name}.options]
+mib = {mib}
+''' for name, mib in (("light", 1), ("heavy", 300)))
+
+
+@pytest.fixture
+def lab(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.Pytester:
+    monkeypatch.setattr(base, "BUILTIN", dict(base.BUILTIN))
+    monkeypatch.setattr(base, "_instances", {})
+    monkeypatch.setenv("EDGEAI_LOCK_DIR", str(tmp_path / "locks"))
+    pytester.makepyfile(ballast=BACKEND, conftest='from pytest_edgeai.backends import base\n'
+                                                  'base.BUILTIN["ballast"] = "ballast:Backend"\n')
+    pytester.makefile(".toml", devices=DEVICES)
+    copy_suite("concurrency", pytester.path)
+    return pytester
+
+
+def test_a_tenant_larger_than_the_budget_skips_the_capacity_test_and_keeps_the_record(lab):
+    result = lab.runpytest("--device", "heavy,light", "-k", "memory_capacity", *QUICK)
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*SKIPPED*mobilenet_v2 on heavy: no tenant fitted in the profile's memory budget "
+                                 "of 256 MiB (one tenant with its runtime took 3* MiB)*"])
+    run = (lab.path / "reports" / "latest").resolve()
+    by_device = {r["device"]["name"]: r for r in (json.loads(p.read_text()) for p in (run / "records").glob("*.json"))}
+    assert by_device["heavy"]["metrics"]["observed_max_tenants"]["value"] == 0
+    assert by_device["light"]["metrics"]["observed_max_tenants"]["value"] > 0
+
+
+def test_a_tenant_that_cannot_load_fails_the_capacity_test(lab):
+    (lab.path / "devices.toml").write_text(DEVICES.replace("mib = 1", 'mib = "one"'))
+    result = lab.runpytest("--device", "light", "-k", "memory_capacity", *QUICK)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*mobilenet_v2 on light: not even one tenant loaded: tenant 1 failed: ValueError*"])
