@@ -83,6 +83,10 @@ def test_broken(edgeai_bench):
     edgeai_bench.call(studies.broken)
 
 
+def test_unpicklable(edgeai_bench):
+    edgeai_bench.call(lambda: 1)
+
+
 def test_after(edgeai_bench, edgeai_model):
     edgeai_bench.offline(edgeai_model("tiny.onnx"))
 '''
@@ -171,3 +175,10 @@ def test_records_made_from_a_throttled_study_say_so_and_a_later_measurement_does
         assert "throttled" not in measured.extra and not any(w.startswith("throttled") for w in measured.warnings)
     finally:
         bench.close()
+
+
+def test_a_study_that_cannot_be_sent_says_what_a_study_must_be(studies_dir):
+    result = run(studies_dir, "unpicklable or after")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*ok: test_unpicklable.<locals>.<lambda>: cannot be sent to the isolated worker*"
+                                 "a study is a module-level function and its arguments plain data*"])

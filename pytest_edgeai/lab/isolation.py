@@ -8,6 +8,7 @@ a fresh worker; a measurement that outlives its time limit is killed and its dev
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import socket
 import subprocess
@@ -135,7 +136,11 @@ class Worker:
         """Send a request; answer its messages until it is done. The time limit starts once the device
         is locked (waiting for the device is not a hang) and restarts when ``on_message`` says so."""
         self.phase = "the request"
-        self.conn.send(message)
+        try:
+            self.conn.send(message)  # pickled whole before a byte is sent: a failure leaves the worker in step
+        except (pickle.PicklingError, AttributeError, TypeError) as exc:
+            raise EdgeAIError(f"{label}: cannot be sent to the isolated worker ({type(exc).__name__}: {exc}); "
+                              f"a study is a module-level function and its arguments plain data") from None
         deadline = None
         while True:
             remaining = None if deadline is None else deadline - time.monotonic()
