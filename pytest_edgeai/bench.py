@@ -1,7 +1,7 @@
 """Bench: what the ``edgeai_bench`` fixture hands a suite.
 
 It measures a model on the test's device, or runs a suite's own study there, where the session
-says (an isolated worker by default: the pytest process never holds a runtime), and writes a record
+says (an isolated worker by default: the pytest process loads no model), and writes a record
 the moment a measurement ends, so nothing measured is lost if a claim fails or the session dies later.
 """
 
