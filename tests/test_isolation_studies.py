@@ -42,6 +42,12 @@ def slow_but_alive(n, every_s, on_step):
 
 def broken():
     return {}["missing"]
+
+
+def vanish():
+    from pytest_edgeai.errors import DeviceUnavailable
+
+    raise DeviceUnavailable("fake accelerator fell off the USB bus mid-study")
 '''
 
 TESTS = '''
@@ -81,6 +87,10 @@ def test_alive(edgeai_bench):
 
 def test_broken(edgeai_bench):
     edgeai_bench.call(studies.broken)
+
+
+def test_vanish(edgeai_bench):
+    edgeai_bench.call(studies.vanish)
 
 
 def test_unpicklable(edgeai_bench):
@@ -137,6 +147,15 @@ def test_a_study_that_keeps_relaying_steps_outlives_the_time_limit(studies_dir):
     """2.4 s of work against a 1.5 s limit: each relayed step is a sign of life and restarts the limit."""
     run(studies_dir, "alive", "--edgeai-timeout", "1.5").assert_outcomes(passed=1)
     assert len([r for r in records(studies_dir) if r["scenario"]["name"] == "study_step"]) == 4
+
+
+def test_a_device_that_vanishes_during_a_study_is_lost_for_the_rest_of_the_run(studies_dir):
+    result = run(studies_dir, "vanish or after")
+    result.assert_outcomes(failed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*SKIPPED*device ok was lost earlier in this run: fake accelerator fell off the "
+                                 "USB bus mid-study*"])
+    [failed] = records(studies_dir)
+    assert failed["scenario"]["name"] == "vanish" and failed["status"] == "error"
 
 
 def test_a_python_error_in_a_study_is_one_line_that_says_where(studies_dir):
