@@ -7,7 +7,7 @@ the moment a measurement ends, so nothing measured is lost if a claim fails or t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -71,14 +71,15 @@ class Bench:
         self.records: list[Record] = []
 
     def call(self, fn: Callable[..., Any], *args: Any, events: dict[str, Callable[..., Any]] | None = None,
-             exclusive: bool = True, **kwargs: Any) -> Any:
+             exclusive: bool = True, also_lock: Sequence[Device] = (), **kwargs: Any) -> Any:
         """A suite's study, ``fn(*args, **kwargs)``, run where measurements run (an isolated worker by
         default), so a runtime that crashes or hangs in it fails this test and not the session.
         ``fn`` is a module-level function loading its own sessions; ``events`` are callbacks (``on_step``)
         it is given, called here as it calls them there, so each step is recorded as it ends.
-        ``exclusive`` holds the device's lock for the duration, as a measurement does."""
+        ``exclusive`` holds the device's lock for the duration, as a measurement does, and those of the
+        ``also_lock`` devices when the study times work on them too."""
         handlers = events or {}
-        request = CallRequest(self.device, fn, args, kwargs, tuple(handlers), exclusive)
+        request = CallRequest(self.device, fn, args, kwargs, tuple(handlers), exclusive, tuple(also_lock))
         self._last_study = None
         try:
             result = self._lab.call(request, lambda name, values: handlers[name](*values))

@@ -156,9 +156,11 @@ def test_concurrent_models(edgeai_device, edgeai_model, edgeai_bench, edgeai_ses
     edgeai_bench.save(record)
 
 
-def _placement(bench, profile, model, devices):
-    """Each device alone, then all behind the shortest-queue dispatcher (sessions loaded in the study)."""
-    return bench.call(measure_placement, model, devices, profile.min_duration_s, profile.timeout_s)
+def _placement(bench, profile, model, devices, others):
+    """Each device alone, then all behind the shortest-queue dispatcher (sessions loaded in the study),
+    holding the locks of the ``others`` (attached devices besides the bench's) too."""
+    return bench.call(measure_placement, model, devices, profile.min_duration_s, profile.timeout_s,
+                      also_lock=others)
 
 
 def test_dynamic_placement(edgeai_device, edgeai_model, edgeai_bench, edgeai_claims, edgeai_session):
@@ -167,7 +169,7 @@ def test_dynamic_placement(edgeai_device, edgeai_model, edgeai_bench, edgeai_cla
     others = [d for d in edgeai_session.devices
               if d.name != edgeai_device.name and edgeai_session.availability(d).attached]
     devices = [edgeai_device, *others] if others else split_device(edgeai_device, 2)
-    result = _placement(edgeai_bench, edgeai_session.profile, model, devices)
+    result = _placement(edgeai_bench, edgeai_session.profile, model, devices, others)
     record = edgeai_bench.new_record(model, {"name": "dynamic_placement", "devices": [d.name for d in devices],
                                              "split": not others})
     record.extra["placement"] = result.to_dict()
@@ -253,7 +255,7 @@ def test_edgetpu_cluster(edgeai_device, edgeai_model, edgeai_bench, edgeai_claim
     if edgeai_device.name != tpus[0].name:
         pytest.skip(f"the cluster is measured once, from {tpus[0].name}")
     model = edgeai_model(LOADGEN_MODEL)
-    result = _placement(edgeai_bench, edgeai_session.profile, model, tpus)
+    result = _placement(edgeai_bench, edgeai_session.profile, model, tpus, tpus[1:])
     record = edgeai_bench.new_record(model, {"name": "edgetpu_cluster", "devices": [d.name for d in tpus]})
     record.metrics.update(placement_metrics(result))
     record.extra["placement"] = result.to_dict()

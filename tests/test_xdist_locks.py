@@ -91,3 +91,39 @@ def test_a_suite_timing_work_of_its_own_holds_the_device(tmp_path):
                 pass
     with device_lock(builtin_cpu(), None, 0.2):  # released on leaving
         pass
+
+
+def test_a_study_spanning_devices_holds_every_lock_taken_in_one_order(tmp_path, monkeypatch):
+    """Placement times work on several devices: all their locks, taken sorted by key (two such studies
+    over overlapping devices then cannot each hold one lock and wait for the other), released after."""
+    from pytest_edgeai.bench import Bench
+    from pytest_edgeai.devices import builtin_cpu
+    from pytest_edgeai.lab import locks
+    from pytest_edgeai.measure.profiles import get_profile
+
+    monkeypatch.setenv("EDGEAI_LOCK_DIR", str(tmp_path))
+    taken = []
+    real_lock = locks.device_lock
+
+    def recording_lock(device, directory=None, timeout_s=-1):
+        taken.append(device_key(device))
+        return real_lock(device, directory, timeout_s)
+
+    monkeypatch.setattr(locks, "device_lock", recording_lock)
+    cpu = builtin_cpu()
+
+    def study():
+        for device in (cpu, TPU):
+            with pytest.raises(DeviceUnavailable, match="held by another measurement"):
+                with real_lock(device, None, 0.1):
+                    pass
+        return "both held"
+
+    bench = Bench(TPU, "concurrency", "t", get_profile("quick"), save=lambda r: None)
+    try:
+        assert bench.call(study, also_lock=[cpu, TPU]) == "both held"
+    finally:
+        bench.close()
+    assert taken == [device_key(cpu), device_key(TPU)]  # sorted, not the bench's own device first
+    with real_lock(TPU, None, 0.1), real_lock(cpu, None, 0.1):  # both released
+        pass

@@ -23,7 +23,7 @@ from ..errors import EdgeAIError
 from ..measure.inputs import make_feeds
 from ..measure.scenarios import ProgressCallback, measure
 from . import clocks
-from .locks import device_lock
+from .locks import device_lock, device_locks
 
 if TYPE_CHECKING:
     from ..backends.base import Session
@@ -112,6 +112,7 @@ class CallRequest:
     kwargs: dict[str, Any] = field(default_factory=dict)
     events: tuple[str, ...] = ()
     exclusive: bool = True  # hold the device's lock: the study times work on the device
+    also_lock: tuple[Device, ...] = ()  # other devices the study times work on (placement), when exclusive
     lock_dir: str | None = None
     lock_timeout_s: float = -1
 
@@ -135,8 +136,8 @@ def call(request: CallRequest, cache: ModelCache, notify: Notify | None = None) 
     kwargs = dict(request.kwargs)
     for name in request.events:
         kwargs[name] = _relay(tell, name)
-    lock = (device_lock(request.device, Path(request.lock_dir) if request.lock_dir else None,
-                        request.lock_timeout_s) if request.exclusive else nullcontext(0.0))
+    lock = (device_locks((request.device, *request.also_lock), Path(request.lock_dir) if request.lock_dir else None,
+                         request.lock_timeout_s) if request.exclusive else nullcontext(0.0))
     with lock as waited:
         tell("locked", waited)
         cache.close()  # the study loads what it needs; a model kept loaded would only take memory from it

@@ -10,8 +10,8 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,3 +55,12 @@ def device_lock(device: Device, directory: Path | None = None,
         yield time.monotonic() - t0
     finally:
         lock.release()
+
+
+@contextmanager
+def device_locks(devices: Iterable[Device], directory: Path | None = None, timeout_s: float = -1) -> Iterator[float]:
+    """Several devices' locks (a study spanning them), taken in one global order, by key, so two holders
+    of overlapping sets cannot each wait for the other; yields the seconds spent waiting in all."""
+    unique = {device_key(d): d for d in devices}
+    with ExitStack() as stack:
+        yield sum(stack.enter_context(device_lock(unique[key], directory, timeout_s)) for key in sorted(unique))
