@@ -219,7 +219,7 @@ def test_loadgen(edgeai_device, edgeai_model, edgeai_bench, edgeai_session, scen
     assert result.verdict in ("VALID", "INVALID"), f"LoadGen wrote no verdict; summary fields: {result.fields}"
     if result.verdict != "VALID":
         unmet = [k for k, v in result.fields.items() if k.endswith("satisfied") and v.upper().startswith("NO")]
-        record.warnings.append(f"LoadGen verdict {result.verdict} ({', '.join(unmet) or 'see summary'}); "
+        record.warnings.append(f"LoadGen verdict {result.verdict} (not met: {', '.join(unmet) or 'see summary'}); "
                                f"profile {profile.name} runs {profile.min_duration_s:g} s, official runs 600 s")
     edgeai_bench.save(record)
 
