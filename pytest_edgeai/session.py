@@ -29,6 +29,13 @@ from .results.record import Record
 from .results.store import RUN_FILE, RunStore, load_run
 
 
+PROBE_TIMEOUT_S = 60.0  # a device that takes longer to say whether it is there is stuck
+
+
+def _no_events(name: str, args: tuple[Any, ...]) -> None:
+    """A probe relays nothing."""
+
+
 @dataclass
 class Settings:
     """The options as resolved from the command line, ini file and defaults."""
@@ -187,8 +194,22 @@ class EdgeAISession:
     def availability(self, device: Device) -> Availability:
         with self._lock:
             if device.name not in self._availability:
-                self._availability[device.name] = probe(device)
+                self._availability[device.name] = self._probe(device)
             return self._availability[device.name]
+
+    def _probe(self, device: Device) -> Availability:
+        """Ask the backend whether the device is attached, in the device's isolated worker when isolation
+        is on: a vendor's probe (enumerating USB, loading a delegate) can crash or hang as well."""
+        if self.settings.option("edgeai_no_isolation"):
+            return probe(device)
+        request = CallRequest(device, probe, (device,), exclusive=False)  # no timing: no lock
+        try:
+            found = self._on_device(device, lambda runner: runner.call(request, PROBE_TIMEOUT_S, _no_events)).value
+        except EdgeAIError as exc:
+            return Availability(False, f"probing it in its isolated worker failed: {exc}")
+        if not found.attached and self._runner is not None:
+            self._runner.release(device.name)  # nothing will run there: no idle worker for it
+        return found
 
     def model(self, workload: Workload | str) -> Model:
         """Resolve (and build, for zoo models) a workload once per session."""

@@ -23,6 +23,7 @@ from pytest_edgeai.backends.base import Availability, TensorSpec
 from pytest_edgeai.errors import DeviceUnavailable
 
 LOADS = Path(__file__).parent / "loads.txt"
+PROBES = Path(__file__).parent / "probes.txt"
 
 
 class FakeSession:
@@ -57,6 +58,12 @@ class FakeBackend:
     name = "fake"
 
     def probe(self, device):
+        if device.options["mode"] == "probe_segfault":
+            ctypes.string_at(0)
+        if device.options["mode"] == "probe_hang":
+            time.sleep(3600)
+        with PROBES.open("a") as fh:
+            fh.write(f"{device.name} {os.getpid()}\\n")
         return Availability(True, runtime="fake", runtime_version="0")
 
     def load(self, model, device):
@@ -77,7 +84,7 @@ kind = "cpu"
 backend = "fake"
 [devices.{name}.options]
 mode = "{name}"
-''' for name in ("ok", "segfault", "hang", "vanish", "vendor_error"))
+''' for name in ("ok", "segfault", "hang", "vanish", "vendor_error", "probe_segfault", "probe_hang"))
 
 TESTS = '''
 import pytest
@@ -159,3 +166,19 @@ def test_a_bad_timeout_is_a_usage_error(bench_dir):
     result = bench_dir.runpytest("--device", "ok", "--edgeai-timeout", "soon", *QUICK)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--edgeai-timeout soon: give a positive number of seconds*"])
+
+
+def test_a_probe_that_crashes_or_hangs_skips_its_device_and_the_session_goes_on(bench_dir, monkeypatch):
+    """Asking a vendor's runtime whether a device is there runs in the device's worker too."""
+    from pytest_edgeai import session
+
+    monkeypatch.setattr(session, "PROBE_TIMEOUT_S", 1.5)
+    result = bench_dir.runpytest("--device", "probe_segfault,probe_hang,ok", *QUICK, "-rs")
+    result.assert_outcomes(passed=2, skipped=4)
+    result.stdout.fnmatch_lines_random([
+        "*SKIPPED*device probe_segfault (cpu, fake) is not attached: probing it in its isolated worker failed: "
+        "the runtime crashed with SIGSEGV during probe_segfault: probe*",
+        "*SKIPPED*device probe_hang was lost earlier in this run: probe_hang: probe: no answer within 1.5 s*"])
+    assert [r["device"]["name"] for r in records(bench_dir)] == ["ok", "ok"]
+    [probed] = (bench_dir.path / "probes.txt").read_text().splitlines()
+    assert probed.split()[0] == "ok" and int(probed.split()[1]) != os.getpid()

@@ -28,6 +28,11 @@ class InProcessRunner:
     def _cache(self, name: str) -> ModelCache:
         return self._caches.setdefault(name, ModelCache())
 
+    def release(self, device_name: str) -> None:
+        cache = self._caches.pop(device_name, None)
+        if cache is not None:
+            cache.close()
+
     def close(self) -> None:
         while self._caches:
             self._caches.popitem()[1].close()

@@ -222,6 +222,11 @@ class IsolatedRunner:
                 worker.kill()
             raise
 
+    def release(self, device_name: str) -> None:
+        worker = self._workers.pop(device_name, None)
+        if worker is not None:
+            worker.close()
+
     def close(self) -> None:
         while self._workers:
             self._workers.popitem()[1].close()

@@ -23,6 +23,10 @@ class Runner(Protocol):
 
     def call(self, request: CallRequest, timeout_s: float, on_event: EventCallback) -> CallResult: ...
 
+    def release(self, device_name: str) -> None:
+        """Free what is held for a device nothing more will run on."""
+        ...
+
     def close(self) -> None: ...
 
 
