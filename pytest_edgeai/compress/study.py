@@ -20,7 +20,7 @@ from ..measure.inputs import make_feeds
 from ..results.record import metric
 from .base import Calibration, MethodUnavailable, QuantizationError
 from .fidelity import Fidelity, compare, model_scores, static_batch
-from .variants import make_variant
+from .variants import build_variant
 
 if TYPE_CHECKING:
     from ..backends.base import TensorSpec
@@ -87,7 +87,10 @@ def study(bench: Bench, model: Model, feeds: dict[str, np.ndarray], calibration:
     result = Study(fp32)
     for method in methods:
         try:
-            variant = make_variant(model, method, cache_dir, calibration, **(params or {}).get(method, {}))
+            variant = bench.call(build_variant, model, method, cache_dir, calibration,
+                                 (params or {}).get(method, {}), exclusive=False)  # building, not timing
+            if isinstance(variant, str):
+                raise MethodUnavailable(variant)
             measured = bench.offline(variant, 1)
             candidate = bench.call(model_scores, variant, bench.device, feeds)
             fidelity = compare(reference, candidate, top1=model.task != "detection")

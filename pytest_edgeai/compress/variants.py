@@ -56,3 +56,13 @@ def make_variant(model: Model, method: str, cache_dir: Path | None = None,
     return replace(model, name=f"{model.name}@{method}", path=path, source="variant",
                    params={**model.params, "variant_of": model.name, "method": method,
                            "quantization": dict(params)})
+
+
+def build_variant(model: Model, method: str, cache_dir: Path | None, calibration: Calibration | None,
+                  params: dict[str, Any]) -> Model | str:
+    """:func:`make_variant` as a study a bench runs in the device's worker (the quantisers run calibration
+    on a runtime): a method that is not installed comes back as its reason, a skip rather than a failure."""
+    try:
+        return make_variant(model, method, cache_dir, calibration, **params)
+    except MethodUnavailable as exc:
+        return str(exc)
