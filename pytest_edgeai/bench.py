@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .errors import EdgeAIError
 from .lab.execute import CallRequest, CallResult, MeasureRequest, MeasureResult, RuntimeFailure
 from .measure.scenarios import ProgressCallback
-from .results.record import Record
-
 from .models.model import Model
+from .results.record import Record
 
 if TYPE_CHECKING:
     from .devices import Device
