@@ -75,8 +75,9 @@ class Bench:
         default), so a runtime that crashes or hangs in it fails this test and not the session.
         ``fn`` is a module-level function loading its own sessions; ``events`` are callbacks (``on_step``)
         it is given, called here as it calls them there, so each step is recorded as it ends.
-        ``exclusive`` holds the device's lock for the duration, as a measurement does, and those of the
-        ``also_lock`` devices when the study times work on them too."""
+        ``exclusive`` (a study that times the device) holds the device's lock for the duration and reads
+        its clocks around it, as a measurement does, and holds the locks of the ``also_lock`` devices
+        when the study times work on them too; without it the model the worker keeps loaded stays."""
         handlers = events or {}
         request = CallRequest(self.device, fn, args, kwargs, tuple(handlers), exclusive, tuple(also_lock))
         self._last_study = None
@@ -145,7 +146,7 @@ class Bench:
         record = Record(suite=self.suite, test_id=self.test_id, device=self.device.describe(),
                         backend=backend, model=model.describe() if model else {}, scenario=scenario)
         study = self._last_study
-        if study is not None:  # made from the study that just ran: the clocks around it, as for a measurement
+        if study is not None and study.clocks:  # made from a timed study: the clocks around it, as for a measurement
             record.extra["clocks"] = study.clocks
             if study.throttled:
                 record.extra["throttled"] = True

@@ -201,3 +201,23 @@ def test_a_study_that_cannot_be_sent_says_what_a_study_must_be(studies_dir):
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*ok: test_unpicklable.<locals>.<lambda>: cannot be sent to the isolated worker*"
                                  "a study is a module-level function and its arguments plain data*"])
+
+
+def test_a_study_that_times_nothing_keeps_the_loaded_model_and_reads_no_clocks(tiny_model):
+    from pytest_edgeai.bench import Bench
+    from pytest_edgeai.devices import builtin_cpu
+    from pytest_edgeai.measure.profiles import Profile
+    from pytest_edgeai.models.model import model_from_file
+
+    model = model_from_file(tiny_model)
+    bench = Bench(builtin_cpu(), "split", "t", Profile("t", 1, 0.0, 0.0, 3, 30), save=lambda r: None)
+    try:
+        assert bench.offline(model).extra["model_load_s"] is not None
+        assert bench.call(len, "abc", exclusive=False) == 3
+        assert "clocks" not in bench.new_record(None, {"name": "bytes"}).extra
+        assert bench.offline(model).extra["model_load_s"] is None  # still loaded: not reloaded
+        bench.call(len, "abc")  # a timed study frees it, and reads the clocks
+        assert set(bench.new_record(None, {"name": "sweep"}).extra["clocks"]) == {"before", "after"}
+        assert bench.offline(model).extra["model_load_s"] is not None
+    finally:
+        bench.close()

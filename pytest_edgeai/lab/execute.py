@@ -123,11 +123,12 @@ class CallRequest:
 
 @dataclass
 class CallResult:
-    """What the study returned, and the clocks around it (a long sweep is where a device heats up)."""
+    """What the study returned, and, for a study that times the device, the clocks around it (a long
+    sweep is where a device heats up)."""
 
     value: Any
-    clocks: dict[str, Any]  # {"before": snapshot, "after": snapshot}
-    throttled: list[str]
+    clocks: dict[str, Any] = field(default_factory=dict)  # {"before": snapshot, "after": snapshot}
+    throttled: list[str] = field(default_factory=list)
 
 
 def call(request: CallRequest, cache: ModelCache, notify: Notify | None = None) -> CallResult:
@@ -140,11 +141,15 @@ def call(request: CallRequest, cache: ModelCache, notify: Notify | None = None) 
                          request.lock_timeout_s) if request.exclusive else nullcontext(0.0))
     with lock as waited:
         tell("locked", waited)
-        cache.close()  # the study loads what it needs; a model kept loaded would only take memory from it
+        timed = request.exclusive  # a study that times the device; a probe, a build or a bytes study does not
+        if timed:
+            cache.close()  # the study loads what it needs; a model kept loaded would take memory from it
         tell("phase", request.label)
-        before = clocks.snapshot(request.device)
+        before = clocks.snapshot(request.device) if timed else None
         try:
             value = request.fn(*request.args, **kwargs)
+            if before is None:
+                return CallResult(value)
             after = clocks.snapshot(request.device)
             return CallResult(value, {"before": before, "after": after},
                               clocks.throttling(request.device, before, after))
