@@ -130,6 +130,21 @@ class RunStore:
         self.update_meta(status=status, finished=time.time())
 
 
+def report_dir_problem(root: Path) -> str | None:
+    """Why runs cannot be written under ``root`` (checked before anything is measured), or None."""
+    path = Path(root)
+    try:
+        while not path.exists() and not path.is_symlink() and path != path.parent:
+            path = path.parent
+        if not path.is_dir():
+            return f"{path} is {'a dangling link' if path.is_symlink() and not path.exists() else 'not a directory'}"
+    except OSError as exc:  # a symlink loop, a name too long
+        return f"{path}: {exc.strerror or exc}"
+    if not os.access(path, os.W_OK | os.X_OK):
+        return f"{path} is not writable"
+    return None
+
+
 def point_latest(root: Path, path: Path) -> None:
     """Make ``root/latest`` name the run at ``path`` (a symlink, else latest.txt)."""
     link = root / LATEST
