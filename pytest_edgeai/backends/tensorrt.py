@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendError, ConfigError, ModelError
+from ..filecache import build_once
+from ..keys import Key
 from . import cuda, jetson
 from .base import Availability, TensorSpec
 from .device_options import check_keys, flag, positive_int, require
-from ..filecache import build_once
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,7 +29,10 @@ if TYPE_CHECKING:
     from ..devices import Device
     from ..models.model import Model
 
-OPTION_KEYS = ("fp16", "int8", "batch_min", "batch_opt", "batch_max", "workspace_mb", "device_id", "cache_dir")
+OPTION_KEYS = (Key("fp16", "bool", None), Key("int8", "bool", None), Key("batch_min", "integer", None, minimum=1),
+               Key("batch_opt", "integer", None, minimum=1), Key("batch_max", "integer", None, minimum=1),
+               Key("workspace_mb", "integer", None, minimum=1), Key("device_id", "integer", None, minimum=0),
+               Key("cache_dir", "string", None))
 CALIBRATION_SAMPLES = 16
 
 
@@ -52,6 +56,7 @@ class TensorRTBackend:
     """Builds (or reuses) a TensorRT engine for an ONNX model on a CUDA GPU."""
 
     name = "tensorrt"
+    OPTIONS = OPTION_KEYS
 
     def probe(self, device: Device) -> Availability:
         try:

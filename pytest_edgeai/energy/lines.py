@@ -15,19 +15,19 @@ import subprocess
 import tempfile
 from typing import IO
 
+from ..keys import Key
 from .base import MeterError, MeterUnavailable
-from .options import Option
 
 NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 DEFAULT_PATTERN = f"({NUMBER})"
 TERMINATE_WAIT_S = 1.0
 
 LINE_OPTIONS = (
-    Option("reports", "string", "watts", choices=("watts", "joules"),
+    Key("reports", "string", "watts", choices=("watts", "joules"),
            help="whether each value is power in watts or a cumulative energy in joules"),
-    Option("pattern", "string", DEFAULT_PATTERN,
+    Key("pattern", "string", DEFAULT_PATTERN,
            help="regular expression whose first group (or group 'value') is the number"),
-    Option("scale", "number", 1.0, minimum=0.0, above_minimum=True,
+    Key("scale", "number", 1.0, minimum=0.0, above_minimum=True,
            help="multiplier to watts or joules (0.001 for mW or mJ)"),
 )
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..keys import Key
 from .base import MeterUnavailable
 from .integrate import SensorInfo
-from .options import Option
 from .sampler import SampledMeter
 
 if TYPE_CHECKING:
@@ -40,8 +40,8 @@ class NvmlMeter(SampledMeter):
     # The counter neither wraps nor needs sampling, so by default it is read only at the window's
     # edges; the power query is cheap (0.05 ms) and is sampled at 10 Hz. rate_hz overrides both.
     DEFAULT_RATE_HZ = None
-    OPTIONS = (Option("index", "integer", 0, minimum=0, help="NVML device index"),
-               Option("mode", "string", "auto", choices=("auto", "energy", "power"),
+    OPTIONS = (Key("index", "integer", 0, minimum=0, help="NVML device index"),
+               Key("mode", "string", "auto", choices=("auto", "energy", "power"),
                       help="energy counter, sampled power, or the counter when supported"))
 
     def __init__(self, device: Device, rate_hz: float | None = None, index: int = 0, mode: str = "auto"):

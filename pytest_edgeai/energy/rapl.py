@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, did_you_mean
+from ..keys import Key
 from .base import MeterUnavailable
 from .integrate import SensorInfo
-from .options import ROOT, Option
+from .options import ROOT
 from .sampler import SampledMeter
 from .sysfs import read_number, read_text, under
 
@@ -103,7 +104,7 @@ def choose(zones: list[Zone], wanted: list[str] | None, where: str) -> list[Zone
 class RaplMeter(SampledMeter):
     """Cumulative joules summed over the chosen RAPL zones."""
 
-    OPTIONS = (ROOT, Option("zones", "strings", None,
+    OPTIONS = (ROOT, Key("zones", "strings", None,
                             help="zone directories or names to sum (default: every package-N zone)"))
     kind = "joules"
 
