@@ -143,7 +143,7 @@ def make_trt(cudart, version: str = "10.3.0"):
             except Exception as exc:
                 self.errors = [f"In node -1: {exc}"]
                 return False
-            dims = lambda v: [d.dim_value or -1 for d in v.type.tensor_type.shape.dim]  # noqa: E731
+            dims = lambda v: [d.dim_value or -1 for d in v.type.tensor_type.shape.dim]
             self.network.inputs = [Tensor(i.name, dims(i)) for i in proto.graph.input]
             self.network.outputs = [Tensor(o.name, dims(o)) for o in proto.graph.output]
             self.network.num_inputs = len(self.network.inputs)
@@ -445,7 +445,7 @@ def test_a_jetson_device_on_another_board_is_not_attached(fakes, tmp_path, monke
     from pytest_edgeai.backends import jetson
 
     monkeypatch.setattr(jetson, "board", lambda: {"board": "NVIDIA Jetson AGX Orin Developer Kit", "l4t": "36.4.3"})
-    monkeypatch.setattr(jetson, "state", lambda: {})
+    monkeypatch.setattr(jetson, "state", dict)
     nano = Device(name="orin_nano", kind="jetson", backend="tensorrt", options={"board": "Orin Nano"})
     agx = Device(name="agx", kind="jetson", backend="tensorrt", options={"board": "AGX Orin"})
     a = trtb.TensorRTBackend().probe(nano)

@@ -4,21 +4,20 @@ commands on PATH (the vendor boundaries), plus one real measurement carrying its
 from __future__ import annotations
 
 import sys
-import types
 from pathlib import Path
 
 import pytest
-
 from conftest import build_tiny_model
+from vendor_fakes import fake_cuda_runtime_bus_ids, fake_pynvml, install_cuda_runtime
+
 from pytest_edgeai.backends import jetson
 from pytest_edgeai.devices import Device, builtin_cpu
+from pytest_edgeai.energy import nvml as nvml_meter
 from pytest_edgeai.lab import clocks
 from pytest_edgeai.lab.execute import MeasureRequest, ModelCache, execute
 from pytest_edgeai.measure.profiles import Profile
 from pytest_edgeai.models.model import model_from_file
-from pytest_edgeai.energy import nvml as nvml_meter
 from pytest_edgeai.results import environment
-from vendor_fakes import fake_cuda_runtime_bus_ids, fake_pynvml, install_cuda_runtime
 
 GPU = Device(name="rtx", kind="gpu", backend="onnxruntime", options={"providers": ["CUDAExecutionProvider"]})
 EDGETPU = Device(name="coral", kind="edgetpu", backend="litert")

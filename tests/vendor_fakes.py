@@ -174,11 +174,11 @@ def fake_edgetpu_compiler(bin_dir: Path, version: str = "16.0.384591198", mapped
                 status = "Mapped to Edge TPU" if on_tpu else "Operation is working on an unsupported data type"
                 table.append(f"{{name:<30}} {{n:<10}} {{status}}")
             if "-s" in args:
-                print("\n".join(table))
+                print("\\n".join(table))
             shutil.copyfile(m, os.path.join(out, stem + "_edgetpu.tflite"))
             with open(os.path.join(out, stem + "_edgetpu.log"), "w") as log:
-                log.write(f"Edge TPU Compiler version {version}\nInput: {{m}}\nOutput: {{stem}}_edgetpu.tflite\n\n")
-                log.write("\n".join(table[3:]) + "\n")
+                log.write(f"Edge TPU Compiler version {version}\\nInput: {{m}}\\nOutput: {{stem}}_edgetpu.tflite\\n\\n")
+                log.write("\\n".join(table[3:]) + "\\n")
         """))
     script.chmod(0o755)
     return script
