@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..results.compare import Comparison, compare_runs
+from ..results.compare import Comparison, compare_runs, earlier_runs, run_release
 from ..results.history import History, build_history
-from ..results.release import run_release
 from ..results.store import Run, load_run
 from .sections import ReportData, all_sections
 from .sections.labels import number
@@ -68,7 +67,7 @@ def build_report(run_dir: Path, output: Path | None = None, *, baseline: Path | 
     run = load_run(run_dir)
     base_path = baseline or run.meta.get("baseline")
     if comparison is None and base_path:
-        comparison = compare_runs(load_run(base_path), run, tolerances)
+        comparison = compare_runs(load_run(base_path), run, tolerances, history=earlier_runs(run.path.parent, run))
     trend = None
     if history:
         others = [load_run(p) for p in history if Path(p).resolve() != run.path]

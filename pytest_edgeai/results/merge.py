@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EdgeAIError
+from .compare import run_release, run_started
 from .record import SCHEMA_VERSION
-from .release import run_release, run_started
 from .store import RECORDS_DIR, RUN_FILE, load_run, write_json_atomic
 
 
