@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from pytest_edgeai.errors import EdgeAIError
+from pytest_edgeai.results import store as store_module
 from pytest_edgeai.results import synthetic
 from pytest_edgeai.results.compare import (
     CHANGED,
@@ -243,18 +244,19 @@ def test_too_few_samples_for_p99_says_so(tmp_path):
     assert delta(compare_runs(base, new), "latency_p50_ms").verdict != TOO_FEW
 
 
-def test_bad_input_gets_a_verdict_saying_why(tmp_path):
+def test_bad_input_gets_a_verdict_saying_why(tmp_path, monkeypatch):
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 2)  # this pytest-edgeai reads a schema after 1
     rng = np.random.default_rng(0)
     with_samples = synthetic.latency_record("m", "single_stream", 1, 5.0, rng, 50)
+    with_samples.schema_version = 2
     bare = synthetic.latency_record("m", "single_stream", 1, 6.0, rng, 50)
-    bare.samples = {}
-    bare.schema_version = 0  # a baseline from an older schema, without samples
+    bare.samples = {}  # a baseline from the older schema 1, without samples
     del bare.metrics["latency_cv"]
     bare.metrics["latency_p90_ms"]["value"] = None
     with_samples.metrics["first_inference_ms"] = metric(3.0, "ms", "t")
     c = compare_runs(_run_with(tmp_path, bare), _run_with(tmp_path, with_samples))
     cv, p90, first = delta(c, "latency_cv"), delta(c, "latency_p90_ms"), delta(c, "first_inference_ms")
-    assert cv.verdict == NOT_COMPARED and "not recorded in the baseline" in cv.test and "schema 0" in cv.test
+    assert cv.verdict == NOT_COMPARED and "not recorded in the baseline" in cv.test and "schema 1" in cv.test
     assert p90.verdict == NOT_COMPARED and "no numeric value in the baseline" in p90.test
     assert first.verdict == NOT_COMPARED
     mean = delta(c, "latency_mean_ms")

@@ -62,7 +62,7 @@ import numpy as np
 
 from ..errors import EdgeAIError
 from .record import COMPARISONS, Record
-from .store import LATEST, RUN_FILE, Run, RunStore, list_runs, load_run, resolve_run
+from .store import LATEST, Run, RunStore, list_runs, load_run, read_meta, resolve_run
 
 # ---------------------------------------------------------------------------------------------
 # Identity
@@ -688,8 +688,8 @@ def summary_lines(comparison: Comparison, show: tuple[str, ...] = (REGRESSED, IM
     be compared and why."""
     counts = comparison.counts()
     head = ", ".join(f"{counts[v]} {v}" for v in VERDICTS if counts.get(v))
-    lines = [f"vs baseline {comparison.base.path}: {head or 'no metric in common'} "
-             f"(between-run noise from {comparison.history} earlier run(s))"]
+    lines = [(f"vs baseline {comparison.base.path}: {head or 'no metric in common'} "
+              f"(between-run noise from {comparison.history} earlier run(s))")]
     lines += [f"  {d.describe()}" for d in comparison.deltas if d.verdict in show]
     for verdict in (DRIFT, NOISE_UNKNOWN, TOO_FEW, NOT_COMPARED):
         hidden = [d for d in comparison.deltas if d.verdict == verdict and verdict not in show]
@@ -716,11 +716,7 @@ def run_release(meta: dict[str, Any]) -> str | None:
 
 def _meta(path: Path) -> dict[str, Any]:
     """run.json alone (not the records): enough to pick a run among hundreds."""
-    try:
-        meta = json.loads((path / RUN_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return meta if isinstance(meta, dict) else {}
+    return read_meta(path)[0]
 
 
 def find_run(ref: str | Path, report_dir: Path, exclude: Path | None = None) -> Path:
@@ -814,9 +810,8 @@ def metric_properties(records: list[Record]) -> list[tuple[str, object]]:
 
 def stamp_release(store: RunStore) -> str | None:
     """Write the run's release (--edgeai-release, else the git tag) into run.json as ``release``."""
-    try:
-        meta = json.loads((store.path / RUN_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    meta, problems = read_meta(store.path)
+    if problems:
         return None
     release = run_release(meta)
     store.update_meta(release=release)
