@@ -26,7 +26,7 @@ from .measure.profiles import Profile, get_profile
 from .models.model import Model, model_from_file, resolve_model
 from .results import environment
 from .results.record import Record
-from .results.store import RUN_FILE, RunStore, load_run
+from .results.store import RUN_FILE, RunStore, load_run, report_dir_problem
 
 
 PROBE_TIMEOUT_S = 60.0  # a device that takes longer to say whether it is there is stuck
@@ -74,6 +74,8 @@ class EdgeAISession:
         missing = [m for m in settings.models if not Path(m).is_file()]
         if missing:
             raise ConfigError([f"--edgeai-model {m}: no such file" for m in missing])
+        if (unusable := report_dir_problem(settings.report_dir)) is not None:
+            raise ConfigError([f"--edgeai-report-dir {settings.report_dir}: {unusable}"])
         self._workloads: list[Workload] | None = None
         self.store: RunStore | None = None
         self.records: list[Record] = []

@@ -276,6 +276,9 @@ def make_runner(isolated: bool) -> Runner:
     return IsolatedRunner() if isolated else InProcessRunner()
 
 
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
+
+
 def parse_timeout(value: object, default: float) -> float:
     """--edgeai-timeout: seconds a measurement (load + measure) may take before it counts as a hang."""
     if value in (None, ""):
@@ -284,6 +287,7 @@ def parse_timeout(value: object, default: float) -> float:
         seconds = float(str(value))
     except ValueError:
         seconds = 0.0
-    if not seconds > 0:
-        raise ConfigError([f"--edgeai-timeout {value}: give a positive number of seconds, e.g. 120"])
+    if not 0 < seconds <= MAX_TIMEOUT_S:  # inf or 1e400 would overflow every wait on it
+        raise ConfigError([f"--edgeai-timeout {value}: give a positive number of seconds up to "
+                           f"{MAX_TIMEOUT_S:g} (a week), e.g. 120"])
     return seconds
