@@ -3,8 +3,8 @@ tenant's footprint, observed by loading until memory (or the budget) runs out.
 
 Probes behind one protocol: process RSS for CPU runtimes, NVML for NVIDIA GPUs (pynvml imported
 lazily), host memory in use for Jetsons (GPU and host share it). The EdgeTPU's on-chip
-parameter cache (8 MiB) cannot be read, so there the footprint is the model's size, labelled an
-estimate.
+parameter cache (8 MiB) cannot be read, so there the footprint is the compiled int8 model's parameter
+memory from edgetpu_compiler's report (backends.litert.edgetpu_parameter_bytes), labelled an estimate.
 
 The loads run in a child process (lab.child) so that running out of memory ends one step of the
 probe, never the pytest session. ``address_space_mb`` caps the child's address space
@@ -132,11 +132,6 @@ def available_bytes(device: Device) -> tuple[int, str]:
     if kib is None:
         raise DeviceUnavailable(f"{device.name}: no memory_mb in devices.toml and no /proc/meminfo to read")
     return kib * 1024, "host MemAvailable (/proc/meminfo)"
-
-
-def parameter_bytes(model: Model) -> int:
-    """The model file's size: what an EdgeTPU must hold in its parameter cache."""
-    return model.path.stat().st_size
 
 
 
