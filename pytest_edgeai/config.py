@@ -15,7 +15,7 @@ from .backends.base import known_backends
 from .backends.device_options import declared_options, option_problems
 from .claims import ANY_MODEL, CLAIMS, ClaimSpec
 from .devices import KINDS, TIERS, Device, builtin_cpu
-from .energy.registry import check_meter
+from .energy.meter import check_meter
 from .errors import ConfigError, did_you_mean
 from .keys import is_number, shown
 

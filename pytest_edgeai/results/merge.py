@@ -10,16 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EdgeAIError
-from .release import run_release, run_started
-from .store import (
-    RECORDS_DIR,
-    RUN_FILE,
-    load_run,
-    new_run_id,
-    run_meta,
-    write_json_atomic,
-    write_record,
-)
+from .compare import run_release, run_started
+from .store import RECORDS_DIR, RUN_FILE, load_run, new_run_id, run_meta, write_json_atomic, write_record
 
 
 def merge_runs(sources: list[str | Path], output: Path, root: Path | None = None) -> tuple[Path, list[str]]:

@@ -9,14 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..keys import Key
-from .base import MeterUnavailable
-from .integrate import SensorInfo
-from .lines import DEFAULT_PATTERN, LINE_OPTIONS, LineParser
-from .stream import LineMeter
+from ...keys import Key
+from ..lines import DEFAULT_PATTERN, LINE_OPTIONS, LineMeter, LineParser
+from ..reading import MeterUnavailable, SensorInfo
 
 if TYPE_CHECKING:
-    from ..devices import Device
+    from ...devices import Device
 
 
 def _pyserial() -> Any:
