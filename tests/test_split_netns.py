@@ -19,14 +19,13 @@ import time
 
 import numpy as np
 import pytest
+from test_split_execute import two_input_feeds, two_input_model, whole
 
 from pytest_edgeai.errors import ConfigError
 from pytest_edgeai.split import netns
 from pytest_edgeai.split.cuts import GraphCuts
 from pytest_edgeai.split.execute import SplitExecutionError, SplitExecutor, StageSpec
 from pytest_edgeai.split.network import LinkProfile
-
-from test_split_execute import two_input_feeds, two_input_model, whole
 
 WHY = netns.unavailable()
 pytestmark = pytest.mark.skipif(WHY is not None, reason=f"kernel-shaped links: {WHY}")

@@ -261,6 +261,7 @@ class SplitExecutor:
             if hop and hop.relay:
                 next_port = self._relay(i, hop, next_port)
         head_ns = self._namespace(0)
+        assert next_port is not None  # there is at least one later stage
         if head_ns:
             with netns.inside(head_ns):
                 self._channel = connect(next_host, next_port, stages[1].tier, self.timeout_s, self._token,

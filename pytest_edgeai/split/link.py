@@ -42,7 +42,7 @@ KIND_TENSOR, KIND_CLOSE, KIND_HELLO = 1, 2, 3
 MAX_NDIM = 8
 TOKEN_BYTES = 32
 DEFAULT_MAX_MESSAGE = 64 << 20
-DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f2"), 3: np.dtype("u1"), 4: np.dtype("i1"),
+DTYPES: dict[int, np.dtype] = {1: np.dtype("<f4"), 2: np.dtype("<f2"), 3: np.dtype("u1"), 4: np.dtype("i1"),
           5: np.dtype("<i4"), 6: np.dtype("<i8"), 7: np.dtype("<f8"), 8: np.dtype("?")}
 DTYPE_CODES = {v: k for k, v in DTYPES.items()}
 CHUNK = 16 << 10
@@ -152,10 +152,10 @@ class Channel:
                     self.bucket.take(len(chunk))
                 left = deadline.remaining()
                 if left <= 0:
-                    raise socket.timeout
+                    raise TimeoutError
                 self.sock.settimeout(left)
                 self.sock.sendall(chunk)
-        except socket.timeout:
+        except TimeoutError:
             raise MeasurementError(f"sending to {self.peer}: {start} of {len(view)} bytes sent in "
                                    f"{self.timeout_s:g} s (the peer stopped reading)") from None
         except OSError as exc:
@@ -219,10 +219,10 @@ class Channel:
             left = deadline.remaining()
             try:
                 if left <= 0:
-                    raise socket.timeout
+                    raise TimeoutError
                 self.sock.settimeout(left)
                 data = self.sock.recv(min(n - len(buf), RECV_STEP))
-            except socket.timeout:
+            except TimeoutError:
                 raise MeasurementError(f"receiving {what} from {self.peer}: the message was not complete "
                                        f"within {deadline.seconds:g} s (after {len(buf)} of {n} bytes)") from None
             except OSError as exc:
@@ -262,7 +262,7 @@ def accept(srv: socket.socket, peer: str, timeout_s: float, token: bytes,
         srv.settimeout(left)
         try:
             sock, addr = srv.accept()
-        except socket.timeout:
+        except TimeoutError:
             break
         channel = Channel(sock, peer, min(left, timeout_s), max_message_bytes=TOKEN_BYTES)
         try:

@@ -149,14 +149,15 @@ def study_plan(study: CutStudy, links: Mapping[tuple[str, str], LinkProfile], ti
 
 
 def run_plan(study: CutStudy, planned: PlanStudy, runs: int = 5, warmup: int = 1,
-             timeout_s: float = 60.0) -> SplitMeasurement:
-    """Run the chosen plan in separate processes over shaped links; SplitExecutionError keeps partials."""
+             timeout_s: float = 60.0, network: str = "user") -> SplitMeasurement:
+    """Run the chosen plan in separate processes over shaped links (``network``: execute.NETWORKS);
+    SplitExecutionError keeps partials."""
     graph = study.graph
     stages, stage_links = stages_for(planned.chosen, planned.boundaries, planned.links)
     feeds = [{graph.boundary(0)[0]: s.tensor} for s in study.samples]
     feeds = (feeds * (runs // len(feeds) + 1))[:runs]
     reference = [_outputs(graph, f) for f in feeds]
-    with SplitExecutor(graph, stages, stage_links, timeout_s=timeout_s) as ex:
+    with SplitExecutor(graph, stages, stage_links, timeout_s=timeout_s, network=network) as ex:
         measured = ex.measure(feeds, warmup=warmup, reference=reference)
     measured.predicted_s = planned.chosen.latency_s
     return measured
