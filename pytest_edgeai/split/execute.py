@@ -1,7 +1,7 @@
 """Split execution for real: each stage of a plan in its own process, tensors over TCP.
 
-The first stage runs in this process and feeds the inputs; every later stage is a spawned
-process that receives its boundary tensors, runs its segment through the backend registry
+The first stage runs in this process and feeds the inputs; every later stage is a child
+process (lab.child, as are the delay relays and load generators) that receives its boundary tensors, runs its segment through the backend registry
 and sends the next boundary over the next link. Tensors travel in each link's encoding (the
 one the plan priced: ``raw+none``, ``fp16+zstd``, ``int8+lz4``...), decoded on the far side.
 The last stage reports when it finished, on the host's shared monotonic clock
@@ -24,7 +24,6 @@ the stage and its exit code; the latencies already measured stay on the executor
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import statistics
 import threading
@@ -37,6 +36,7 @@ import numpy as np
 import onnx
 
 from ..errors import ConfigError, EdgeAIError, MeasurementError
+from ..lab import child
 from . import netns
 from .cuts import GraphCuts, Segment
 from .link import DEFAULT_MAX_MESSAGE, Channel, accept, connect, listen, new_token
@@ -143,7 +143,7 @@ def _segment_payload(seg: Segment) -> tuple:
     return (seg.model.SerializeToString(), seg.start, seg.stop, seg.inputs, seg.outputs, seg.passthrough)
 
 
-def _stage_main(payload: tuple, cfg: StageConfig, conn) -> None:
+def _stage_main(conn, payload: tuple, cfg: StageConfig) -> None:
     """A later stage: receive, run, forward (or report the output and its finishing time)."""
     try:
         if cfg.namespace:
@@ -206,8 +206,8 @@ class SplitExecutor:
         self.encodings, self.network = tuple(encodings), network
         self.cpus = {t: frozenset(c) for t, c in (cpus or {}).items()}
         self.latencies_s: list[float] = []
-        self.processes: list[mp.process.BaseProcess] = []
-        self.helpers: list[mp.process.BaseProcess] = []  # delay relays and load generators
+        self.processes: list[child.Child] = []
+        self.helpers: list[child.Child] = []  # delay relays and load generators
         self._pipes: list = []
         self._helper_pipes: list = []
         self._inbox: list[deque] = []
@@ -217,7 +217,6 @@ class SplitExecutor:
         self._seq = 0
         self._token = new_token()
         self.lab: netns.Lab | None = None
-        self._ctx = mp.get_context("spawn")
         try:
             if network == "kernel":
                 self.lab = netns.Lab(links)
@@ -238,7 +237,6 @@ class SplitExecutor:
         next_host = "127.0.0.1"
         self._inbox = [deque() for _ in stages[1:]]
         for i in range(len(stages) - 1, 0, -1):  # last stage first: its port feeds the one before
-            parent, child = self._ctx.Pipe()
             hop = lab.hops[i - 1] if lab else None
             downstream = stages[i + 1].tier if i + 1 < len(stages) else None
             cfg = StageConfig(
@@ -250,12 +248,10 @@ class SplitExecutor:
                 encoding=self.encodings[i] if downstream else "raw+none", timeout_s=self.timeout_s,
                 threads=threads, token=self._token, cpus=self.cpus.get(stages[i].tier),
                 max_message_bytes=max_message_bytes)
-            proc = self._ctx.Process(target=_stage_main, daemon=True, name=f"edgeai-split-{stages[i].tier}",
-                                     args=(_segment_payload(self.graph.segment(stages[i].start, stages[i].stop)),
-                                           cfg, child))
-            proc.start()
+            proc = child.start(_stage_main, _segment_payload(self.graph.segment(stages[i].start, stages[i].stop)),
+                               cfg, name=f"split-{stages[i].tier}")
             self.processes.insert(0, proc)
-            self._pipes.insert(0, parent)
+            self._pipes.insert(0, proc.conn)
             next_port = self._expect(0, "port")[1]
             next_host = hop.address if hop else "127.0.0.1"
             if hop and hop.relay:
@@ -272,13 +268,11 @@ class SplitExecutor:
 
     def _relay(self, i: int, hop: netns.Hop, target_port: int) -> int:
         """Start the delay relay in front of stage i; the port its upstream connects to."""
-        parent, child = self._ctx.Pipe()
         link = self.links[i - 1]
-        proc = self._ctx.Process(target=netns.relay_main, daemon=True, name=f"edgeai-relay-{link.dst}",
-                                 args=(hop.receiver_ns, hop.address, target_port, link.one_way_s,
-                                       link.jitter_ms / 1e3, i, self.timeout_s, child))
-        proc.start()
+        proc = child.start(netns.relay_main, hop.receiver_ns, hop.address, target_port, link.one_way_s,
+                           link.jitter_ms / 1e3, i, self.timeout_s, name=f"relay-{link.dst}")
         self.helpers.append(proc)
+        parent = proc.conn
         self._helper_pipes.append(parent)
         if not parent.poll(self.timeout_s):
             raise SplitExecutionError(f"the delay relay into '{link.dst}' sent no port within "
@@ -298,10 +292,7 @@ class SplitExecutor:
             raise ConfigError(["a load generator runs in a tier's namespace: it needs network='kernel'"])
         cpus = sorted(self.cpus.get(tier) or os.sched_getaffinity(0))
         for _ in range(workers):
-            proc = self._ctx.Process(target=netns.load_main, daemon=True, name=f"edgeai-load-{tier}",
-                                     args=(ns, cpus, duty, 0.01, seconds))
-            proc.start()
-            self.helpers.append(proc)
+            self.helpers.append(child.start(netns.load_main, ns, cpus, duty, 0.01, seconds, name=f"load-{tier}"))
 
     def _drain(self) -> None:
         """Read every stage's pending messages: errors raise, byte counts are kept, the rest queued."""
@@ -463,9 +454,7 @@ class SplitExecutor:
         for proc in self.processes:
             proc.join(2.0)
         for proc in self.processes + self.helpers:
-            if proc.is_alive():
-                proc.kill()
-            proc.join(2.0)
+            proc.close()
         self._head.close()
         if self.lab is not None:
             self.lab.close()
