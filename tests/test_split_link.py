@@ -105,7 +105,7 @@ def test_peer_closing_mid_frame_is_reported_not_waited_on():
 
 
 def test_silent_peer_times_out():
-    tx, rx = pair(timeout=0.3)
+    _tx, rx = pair(timeout=0.3)
     with pytest.raises(MeasurementError, match="not complete within 0.3 s"):
         rx.receive_message()
 

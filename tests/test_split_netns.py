@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -35,36 +34,11 @@ PAYLOAD_FRACTION = 1448 / 1514
 RATE_TOLERANCE = (0.80, 1.02)  # measured goodput / (rate x PAYLOAD_FRACTION)
 
 
-def transfer(lab: netns.Lab, nbytes: int) -> tuple[float, int]:
-    """Seconds to push ``nbytes`` over TCP from namespace 0 to namespace 1, and the bytes received."""
-    with netns.inside(lab.names[1]):
-        srv = socket.create_server((lab.hops[0].address, 0))
-    got: dict[str, float] = {}
-
-    def receive() -> None:
-        conn, _ = srv.accept()
-        n = 0
-        while data := conn.recv(1 << 16):
-            n += len(data)
-        got["end"], got["n"] = time.perf_counter(), n
-
-    t = threading.Thread(target=receive)
-    t.start()
-    with netns.inside(lab.names[0]):
-        sock = socket.create_connection((lab.hops[0].address, srv.getsockname()[1]), timeout=30)
-    start = time.perf_counter()
-    sock.sendall(b"\0" * nbytes)
-    sock.close()
-    t.join(30)
-    srv.close()
-    return got["end"] - start, int(got["n"])
-
-
 def test_a_known_rate_is_reproduced_through_tcp_within_the_stated_tolerance():
     rate_mbps = 20.0
     with netns.Lab([LinkProfile("device", "edge", rate_mbps, 0.0)]) as lab:
         assert "tbf" in lab.qdiscs()[lab.names[0]] and "rate 20Mbit" in lab.qdiscs()[lab.names[0]]
-        seconds, n = transfer(lab, 750_000)  # 0.3 s at 20 Mbit/s
+        seconds, n = netns.measure_goodput(lab, 750_000)  # 0.3 s at 20 Mbit/s
     assert n == 750_000
     ratio = n * 8 / seconds / (rate_mbps * 1e6 * PAYLOAD_FRACTION)
     assert RATE_TOLERANCE[0] <= ratio <= RATE_TOLERANCE[1], f"goodput {ratio:.3f} x the shaped rate"
@@ -96,9 +70,9 @@ def test_a_lossy_link_is_slower_by_what_tcp_does_where_netem_exists():
             pytest.skip("this kernel lacks netem (tc: 'Specified qdisc kind is unknown'), so TCP loss "
                         "cannot be kernel-shaped here; the record says loss is modelled as lost goodput")
         assert lab.hops[0].shaping.loss == "kernel netem"
-        lossy_s, _ = transfer(lab, 1_000_000)
+        lossy_s, _ = netns.measure_goodput(lab, 1_000_000)
     with netns.Lab([clean]) as lab:
-        clean_s, _ = transfer(lab, 1_000_000)
+        clean_s, _ = netns.measure_goodput(lab, 1_000_000)
     # a token bucket at goodput x (1 - loss) predicts 1.0101 x; TCP's congestion control does far worse
     assert lossy_s / clean_s > 1.2
 
@@ -170,7 +144,7 @@ def test_a_bounded_load_generator_runs_in_the_tiers_namespace_and_stops_by_itsel
     model = two_input_model()
     graph = GraphCuts(model)
     stages = [StageSpec("device", 0, 1), StageSpec("edge", 1, 4)]
-    cpu = sorted(os.sched_getaffinity(0))[-1]
+    cpu = max(os.sched_getaffinity(0))
     with SplitExecutor(graph, stages, [LinkProfile("device", "edge", 100.0, 0.0)], timeout_s=20,
                        network="kernel", cpus={"edge": [cpu]}) as ex:
         ex.load("edge", duty=0.5, seconds=0.5)

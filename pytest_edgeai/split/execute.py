@@ -24,6 +24,7 @@ the stage and its exit code; the latencies already measured stay on the executor
 
 from __future__ import annotations
 
+import itertools
 import os
 import statistics
 import threading
@@ -31,6 +32,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Self
 
 import numpy as np
 import onnx
@@ -173,7 +175,7 @@ def _stage_main(conn, payload: tuple, cfg: StageConfig) -> None:
         conn.send(("closed",))
     except EdgeAIError as exc:
         conn.send(("error", f"stage '{cfg.tier}': {exc}"))
-    except Exception as exc:  # report the stage's own failure to the parent in words
+    except Exception as exc:  # noqa: BLE001 - report the stage's own failure to the parent in words
         conn.send(("error", f"stage '{cfg.tier}' failed: {type(exc).__name__}: {exc}"))
 
 
@@ -192,7 +194,7 @@ class SplitExecutor:
         if len(links) != len(stages) - 1 or len(stages) < 2:
             raise MeasurementError(f"{len(stages)} stages need {len(stages) - 1} links, got {len(links)}")
         if stages[0].start != 0 or stages[-1].stop != graph.size or any(
-                a.stop != b.start for a, b in zip(stages, stages[1:])):
+                a.stop != b.start for a, b in itertools.pairwise(stages)):
             raise MeasurementError(f"stages {[(s.start, s.stop) for s in stages]} do not cover "
                                    f"positions 0..{graph.size} in order")
         if network not in NETWORKS:
@@ -403,7 +405,7 @@ class SplitExecutor:
                 for _ in feeds:
                     done.append(self._expect(last, "done"))
                     slots.release()
-            except BaseException as exc:  # handed to the feeding thread below
+            except BaseException as exc:  # noqa: BLE001 - handed to the feeding thread below
                 failure.append(exc)
                 slots.release()
 
@@ -459,7 +461,7 @@ class SplitExecutor:
         if self.lab is not None:
             self.lab.close()
 
-    def __enter__(self) -> SplitExecutor:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -38,6 +38,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
+from typing import Self
 
 from ..errors import ConfigError, DeviceUnavailable, MeasurementError
 from .network import LinkProfile
@@ -63,7 +64,7 @@ def unavailable() -> str | None:
 
 
 def _run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
     if check and proc.returncode:
         raise MeasurementError(f"'{' '.join(cmd)}' failed: {(proc.stderr or proc.stdout).strip()}")
     return proc
@@ -166,8 +167,9 @@ def validate(link: LinkProfile) -> None:
     """ConfigError, one line, for a profile the kernel cannot shape."""
     rate = link.bandwidth_mbps * 1e6 * (1 - link.loss)
     if rate < MIN_RATE_BPS:
-        raise ConfigError([f"link {link.name or link.src + '->' + link.dst}: {rate:g} bit/s is below the "
-                           f"{MIN_RATE_BPS} bit/s a kernel-shaped link supports (tc counts bytes per second)"])
+        label = link.name or f"{link.src}->{link.dst}"
+        raise ConfigError([(f"link {label}: {rate:g} bit/s is below the {MIN_RATE_BPS} bit/s a kernel-shaped "
+                            "link supports (tc counts bytes per second)")])
 
 
 @dataclass(frozen=True)
@@ -251,11 +253,43 @@ class Lab:
                 self._reaper.kill()
                 self._reaper.wait(5)
 
-    def __enter__(self) -> Lab:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def measure_goodput(lab: Lab, nbytes: int, hop: int = 0, timeout_s: float = 60.0) -> tuple[float, int]:
+    """Push ``nbytes`` over TCP across hop ``hop`` of ``lab``: (seconds to the last byte received, bytes
+    received). What a kernel-shaped link really delivers, headers and TCP's behaviour included."""
+    h = lab.hops[hop]
+    with inside(h.receiver_ns):
+        srv = socket.create_server((h.address, 0))
+    srv.settimeout(timeout_s)
+    got: dict[str, float] = {}
+
+    def receive() -> None:
+        conn, _ = srv.accept()
+        conn.settimeout(timeout_s)
+        n = 0
+        while data := conn.recv(1 << 16):
+            n += len(data)
+        got["end"], got["n"] = time.perf_counter(), n
+        conn.close()
+
+    t = threading.Thread(target=receive, daemon=True)
+    t.start()
+    with inside(h.sender_ns):
+        sock = socket.create_connection((h.address, srv.getsockname()[1]), timeout=timeout_s)
+    start = time.perf_counter()
+    sock.sendall(bytes(nbytes))
+    sock.close()
+    t.join(timeout_s)
+    srv.close()
+    if "end" not in got:
+        raise MeasurementError(f"{nbytes} bytes did not cross {h.shaping.link} within {timeout_s:g} s")
+    return got["end"] - start, int(got["n"])
 
 
 def _tbf(ns: str, dev: str, rate_bps: float, parent: tuple[str, ...] = ("root",)) -> None:
@@ -277,14 +311,16 @@ def _has_netem(ns: str) -> bool:
 
 
 def _start_reaper(names: Sequence[str]) -> subprocess.Popen:
-    """A process that deletes ``names`` once its stdin closes, i.e. when this process ends however."""
+    """A process that deletes ``names`` once its stdin closes, i.e. when this process ends however.
+
+    Not a lab.child: those die with their parent by design, and this one must outlive it."""
     return subprocess.Popen([sys.executable, "-m", "pytest_edgeai.split.netns", *names],
                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True, close_fds=True)
 
 
-def relay_main(ns: str, host: str, target_port: int, delay_s: float, jitter_s: float, seed: int,
-               timeout_s: float, conn) -> None:
+def relay_main(conn, ns: str, host: str, target_port: int, delay_s: float, jitter_s: float, seed: int,
+               timeout_s: float) -> None:
     """Forward one TCP stream to 127.0.0.1:target_port, each chunk held for the delay (plus jitter).
 
     Chunks keep their order: a chunk is due at max(arrival + delay + jitter, previous due).
@@ -321,17 +357,19 @@ def relay_main(ns: str, host: str, target_port: int, delay_s: float, jitter_s: f
         # the stage's replies (none today) and its close come back unheld
         while up.recv(1 << 16):
             pass
-    except Exception as exc:  # the relay's failure, in words, for the executor to report
+    except Exception as exc:  # noqa: BLE001 - the relay's failure, in words, for the executor to report
         with contextlib.suppress(OSError):
             conn.send(("error", f"relay into '{ns}' failed: {type(exc).__name__}: {exc}"))
 
 
-def load_main(ns: str, cpus: Sequence[int], duty: float, period_s: float, seconds: float) -> None:
-    """A bounded CPU load: busy ``duty`` of every period on ``cpus``, for at most ``seconds``.
+def load_main(conn, ns: str | None, cpus: Sequence[int], duty: float, period_s: float, seconds: float) -> None:
+    """A bounded CPU load: busy ``duty`` of every period on ``cpus``, for at most ``seconds``
+    (in namespace ``ns`` when given: the loaded tier's).
 
     Stops at its time limit or as soon as its parent is gone, whichever comes first.
     """
-    enter(ns)
+    if ns:
+        enter(ns)
     os.sched_setaffinity(0, set(cpus))
     parent, end = os.getppid(), time.monotonic() + seconds
     while time.monotonic() < end and os.getppid() == parent:

@@ -84,8 +84,8 @@ def link_table(profiles: Iterable[LinkProfile]) -> Links:
     table: Links = {}
     for p in profiles:
         if (p.src, p.dst) in table:
-            raise ConfigError([f"links {table[(p.src, p.dst)].name!r} and {p.name!r} both go "
-                               f"{p.src} -> {p.dst}; keep one"])
+            raise ConfigError([(f"links {table[(p.src, p.dst)].name!r} and {p.name!r} both go "
+                                f"{p.src} -> {p.dst}; keep one")])
         table[(p.src, p.dst)] = p
     return table
 

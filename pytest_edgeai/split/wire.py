@@ -79,8 +79,8 @@ def parse_key(key: str) -> tuple[str, str]:
     encoding, _, codec = key.partition("+")
     codec = codec or "none"
     if encoding not in ENCODINGS or codec not in CODECS:
-        raise ConfigError([f"wire encoding {key!r} is not <encoding>+<codec> with encoding in "
-                           f"{', '.join(ENCODINGS)} and codec in {', '.join(CODECS)}"])
+        raise ConfigError([(f"wire encoding {key!r} is not <encoding>+<codec> with encoding in "
+                            f"{', '.join(ENCODINGS)} and codec in {', '.join(CODECS)}")])
     return encoding, codec
 
 
