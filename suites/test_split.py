@@ -97,7 +97,9 @@ def test_planned_split_against_execution(edgeai_device, edgeai_workload, edgeai_
         "tier_compute": "this host's per-block latency for every tier (one machine plays every tier)"})
     try:
         study = _study(edgeai_bench, str(model.path))
-        planned = edgeai_bench.call(study_plan, study, links, tiers, repeats=profile.min_count)  # per-block timing
+        encoding = _extra(edgeai_claims, "max_prediction_error", model.name, "encoding", "raw+none")
+        planned = edgeai_bench.call(study_plan, study, links, tiers, repeats=profile.min_count,  # per-block timing
+                                    encoding=encoding)
     except EdgeAIError as exc:
         edgeai_bench.fail_record(record, str(exc))
         raise
@@ -110,6 +112,7 @@ def test_planned_split_against_execution(edgeai_device, edgeai_workload, edgeai_
         "block_names": list(planned.problem.names), "boundary_bytes": list(planned.problem.boundary_bytes)})
     network = "user" if netns.unavailable() else "kernel"  # kernel-shaped where this process may
     record.scenario["network"] = network if network == "kernel" else f"user ({netns.unavailable()})"
+    record.scenario["wire_encoding"] = planned.encoding
     edgeai_bench.save(record)  # the plan is on disk before anything is executed
     try:
         with edgeai_bench.exclusive():
@@ -127,8 +130,12 @@ def test_planned_split_against_execution(edgeai_device, edgeai_workload, edgeai_
                                    f"|measured - predicted| / measured; link: {measured.link_method()}"),
         "max_abs_output_error": metric(measured.max_abs_error, "abs",
                                         "split outputs against the whole model's"),
+        "top1_agreement": metric(measured.top1_agreement, "fraction",
+                                 f"split outputs' argmax against the whole model's ({planned.encoding} on the wire)"),
     })
     record.extra["link_shaping"] = measured.shaping
+    if not measured.independent:
+        record.warnings.append(f"prediction_error: {measured.link_method()}")
     edgeai_bench.save(record)
     edgeai_claims.check("max_prediction_error", measured.prediction_error, model.name, record)
     edgeai_claims.assert_met()
