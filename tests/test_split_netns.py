@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from test_split_execute import two_input_feeds, two_input_model, whole
 
-from pytest_edgeai.errors import ConfigError
+from pytest_edgeai.errors import ConfigError, MeasurementError
 from pytest_edgeai.split import netns
 from pytest_edgeai.split.cuts import GraphCuts
 from pytest_edgeai.split.execute import SplitExecutionError, SplitExecutor, StageSpec
@@ -152,3 +152,14 @@ def test_a_bounded_load_generator_runs_in_the_tiers_namespace_and_stops_by_itsel
         gen.join(5)
         assert gen.exitcode == 0  # it ended at its bound, nobody killed it
         assert np.isfinite(ex.measure(two_input_feeds(1), warmup=0).median_s)
+
+
+def test_asking_for_netem_where_the_kernel_lacks_it_is_one_line_and_leaves_nothing():
+    before = set(netns.namespaces())
+    try:
+        with netns.Lab([LinkProfile("device", "edge", 10.0, 20.0, loss=0.01)], netem=True) as lab:
+            assert lab.hops[0].shaping.loss == "kernel netem"  # this kernel has netem: it was applied
+            assert "netem" in lab.qdiscs()[lab.names[0]]
+    except MeasurementError as exc:
+        assert "Specified qdisc kind is unknown" in str(exc) and "\n" not in str(exc).strip()
+    assert set(netns.namespaces()) == before
