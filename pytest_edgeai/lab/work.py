@@ -192,7 +192,7 @@ def execute(request: MeasureRequest, cache: ModelCache, notify: Notify | None = 
             result = _run_scenario(session, feeds, request, progress, window)
             after = clocks.snapshot(device)
             settings = session.settings()
-            timings = session.last_timings() if hasattr(session, "last_timings") else None
+            timings = session.timings(len(result.samples_ns)) if hasattr(session, "timings") else None
         except EdgeAIError:
             cache.close()
             raise
@@ -209,7 +209,7 @@ def execute(request: MeasureRequest, cache: ModelCache, notify: Notify | None = 
     if throttled:
         extra["throttled"] = True
     if timings:
-        extra["last_query_timings_ms"] = timings  # e.g. TensorRT: host-to-device, compute, device-to-host
+        extra["gpu_timings_ms"] = timings  # TensorRT, per timed query: H2D, compute, D2H (CUDA events), host
     return MeasureResult(metrics=result.metrics(), samples_ns=result.samples_ns,
                          warnings=[*result.warnings, *(f"throttled: {t}" for t in throttled)],
                          started_at=result.started_at, wall_ns=result.wall_ns, settings=settings, extra=extra,
