@@ -11,11 +11,16 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
+from pytest_edgeai.backends.base import input_specs
 from pytest_edgeai.bench import Bench
 from pytest_edgeai.compress import cascade, digits
-from pytest_edgeai.backends.base import input_specs
 from pytest_edgeai.compress.fidelity import model_scores
-from pytest_edgeai.compress.study import METHODS, calibration_set, fidelity_inputs, study
+from pytest_edgeai.compress.study import (
+    METHODS,
+    calibration_set,
+    fidelity_inputs,
+    study,
+)
 from pytest_edgeai.compress.variants import default_cache_dir
 from pytest_edgeai.config import Link
 

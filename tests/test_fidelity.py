@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pytest_edgeai.compress.fidelity import compare, degenerate, probabilities, top1_probability_change, top5_agreement
+from pytest_edgeai.compress.fidelity import (
+    compare,
+    degenerate,
+    probabilities,
+    top1_probability_change,
+    top5_agreement,
+)
 
 
 def test_a_reference_with_one_class_for_every_input_is_degenerate_not_perfect():

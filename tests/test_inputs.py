@@ -9,8 +9,20 @@ import pytest
 
 from pytest_edgeai.errors import ModelError
 from pytest_edgeai.models.inputs import (
-    ASSUMED, CALIBRATION, CROPS, EVALUATION, PHOTOS, TORCHVISION, calibration_photos, crop_views, decode_photo,
-    evaluation_photos, image_layout, preprocess_for, smooth_field)
+    ASSUMED,
+    CALIBRATION,
+    CROPS,
+    EVALUATION,
+    PHOTOS,
+    TORCHVISION,
+    calibration_photos,
+    crop_views,
+    decode_photo,
+    evaluation_photos,
+    image_layout,
+    preprocess_for,
+    smooth_field,
+)
 from pytest_edgeai.split.inputs import jpeg_bytes, png_bytes, samples_for
 
 pytest.importorskip("PIL", reason="the photographs are decoded with Pillow: pip install 'pytest-edgeai[photos]'")

@@ -16,7 +16,12 @@ from pytest_edgeai.errors import ModelError
 from pytest_edgeai.models import ZOO, build, mobilenet_v2
 from pytest_edgeai.models.graph import GraphBuilder
 from pytest_edgeai.models.inputs import CROPS, IMAGENET_LABELS, evaluation_photos
-from pytest_edgeai.models.weights import MOBILENET_V2_IMAGENET, TrainedWeights, read_state_dict, sha256_of
+from pytest_edgeai.models.weights import (
+    MOBILENET_V2_IMAGENET,
+    TrainedWeights,
+    read_state_dict,
+    sha256_of,
+)
 
 HAVE_WEIGHTS = MOBILENET_V2_IMAGENET.unavailable() is None
 HAVE_TORCH = importlib.util.find_spec("torch") is not None

@@ -109,8 +109,9 @@ def compare(reference: np.ndarray, candidate: np.ndarray, top1: bool = True) -> 
     if np.shape(reference)[0] == 0:
         raise MeasurementError("no samples to compare")
     has_classes = top1 and np.ndim(reference) >= 2 and np.shape(reference)[-1] > 1
-    common = dict(samples=int(np.shape(reference)[0]), mean_cosine=float(cosine_similarity(reference, candidate).mean()),
-                  max_abs_error=max_abs_error(reference, candidate))
+    common: dict[str, Any] = {"samples": int(np.shape(reference)[0]),
+                              "mean_cosine": float(cosine_similarity(reference, candidate).mean()),
+                              "max_abs_error": max_abs_error(reference, candidate)}
     why = degenerate(reference) if has_classes else None
     if not has_classes or why:
         return Fidelity(top1_agreement=None, degenerate=why, **common)

@@ -17,7 +17,12 @@ import numpy as np
 
 from ..errors import EdgeAIError
 from ..measure.inputs import make_feeds
-from ..models.inputs import calibration_photos, evaluation_photos, image_layout, preprocess_for
+from ..models.inputs import (
+    calibration_photos,
+    evaluation_photos,
+    image_layout,
+    preprocess_for,
+)
 from ..results.record import metric
 from .base import Calibration, MethodUnavailable, QuantizationError
 from .fidelity import Fidelity, compare, model_scores, static_batch

@@ -48,7 +48,8 @@ class Preprocess:
 
     def tensor(self, pixels: np.ndarray) -> np.ndarray:
         """[N, size, size, 3] uint8 views -> float32 in the model's layout."""
-        x = (pixels.astype(np.float32) / 255.0 - np.float32(self.mean)) / np.float32(self.std)
+        mean, std = np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)
+        x = (pixels.astype(np.float32) / np.float32(255.0) - mean) / std
         if self.layout == "NCHW":
             x = x.transpose(0, 3, 1, 2)
         return np.ascontiguousarray(x, dtype=np.float32)
@@ -85,16 +86,17 @@ def preprocess_from(params: dict[str, Any], size: int, layout: str) -> Preproces
 
 
 def preprocess_for(declared: Preprocess | None, params: dict[str, Any],
-                   shape: tuple[int | str, ...]) -> Preprocess:
+                   shape: tuple[int | str | None, ...]) -> Preprocess:
     """The preprocessing for a model input of ``shape``: the builder's, else the [models] params' or ASSUMED."""
     layout = image_layout(shape)
     if layout is None:
         raise ModelError(f"input shape {list(shape)} is not a fixed-size square RGB image (NCHW or NHWC)")
-    size = int(shape[2] if layout == "NCHW" else shape[1])
+    side = shape[2] if layout == "NCHW" else shape[1]
+    size = side if isinstance(side, int) else 0  # image_layout checked it is an int
     return declared.at(size, layout) if declared else preprocess_from(params, size, layout)
 
 
-def image_layout(shape: tuple[int | str, ...]) -> str | None:
+def image_layout(shape: tuple[int | str | None, ...]) -> str | None:
     """NCHW or NHWC when a 4-d input has 3 channels and a fixed square size there, else None."""
     if len(shape) != 4:
         return None
@@ -117,7 +119,7 @@ class Photo:
         if spec is None or not spec.submodule_search_locations:
             raise ModelError(f"photograph {self.name} comes with {self.credit.split(' ')[0]}, which is not "
                              f"installed: pip install 'pytest-edgeai[photos]'")
-        return Path(list(spec.submodule_search_locations)[0]) / self.relpath
+        return Path(next(iter(spec.submodule_search_locations))) / self.relpath
 
 
 def _skimage(name: str, file: str) -> Photo:
@@ -170,7 +172,7 @@ def crop_views(image: np.ndarray, preprocess: Preprocess, crops: tuple = CROPS) 
     h, w = image.shape[:2]
     out = []
     for scale, cy, cx in crops:
-        side = max(1, int(round(scale * min(h, w))))
+        side = max(1, round(scale * min(h, w)))
         top = int(np.clip(round(cy * h - side / 2), 0, h - side))
         left = int(np.clip(round(cx * w - side / 2), 0, w - side))
         region = Image.fromarray(image[top:top + side, left:left + side])

@@ -44,16 +44,17 @@ class Builder:
 
     def weights(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """What the model built with ``params`` carries: trained (source and hash) or seeded."""
-        chosen = params.get("weights", "seeded")
+        chosen = str(params.get("weights", "seeded"))
         return self.trained[chosen].describe() if chosen in self.trained else seeded(int(params.get("seed", 0)))
 
     def unavailable(self, params: Mapping[str, Any]) -> str | None:
         """Why the model cannot be built here (its trained weights are not installed), else None."""
-        chosen = {**self.defaults, **params}.get("weights")
+        chosen = str({**self.defaults, **params}.get("weights"))
         return self.trained[chosen].unavailable() if chosen in self.trained else None
 
 
-_MOBILENET = dict(task="classification", input_kind="image", preprocess=TORCHVISION, trained=mobilenet_v2.TRAINED)
+_MOBILENET: dict[str, Any] = {"task": "classification", "input_kind": "image", "preprocess": TORCHVISION,
+                              "trained": mobilenet_v2.TRAINED}
 ZOO: dict[str, Builder] = {b.name: b for b in (
     Builder("mobilenet_v2", 2, mobilenet_v2.build,
             "MobileNetV2 1.0, 224x224, torchvision layout (3.5 M params), seeded weights", **_MOBILENET),

@@ -119,10 +119,13 @@ class GraphCuts:
         total = 0
         for name in tensors:
             info = self._types.get(name)
-            dims = [d.dim_value if d.HasField("dim_value") else None for d in info.type.tensor_type.shape.dim] if info else [None]
-            if any(d is None for d in dims[1:]) or not dims:
+            if info is None:
                 return None
-            total += int(np.prod(dims[1:], dtype=np.int64))
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in info.type.tensor_type.shape.dim]
+            known = [d for d in dims[1:] if d is not None]
+            if len(known) != len(dims) - 1:
+                return None
+            total += int(np.prod(known, dtype=np.int64))
         return total
 
     def layer_depth(self, tensors: Sequence[str]) -> int:

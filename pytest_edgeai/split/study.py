@@ -18,10 +18,10 @@ import numpy as np
 import onnx
 
 from ..errors import ConfigError, ModelError
+from ..models.inputs import Preprocess, evaluation_photos, image_layout, preprocess_for
 from .constraints import Constraint, KeepInputOnDevice, Pin
 from .cuts import Cut, GraphCuts, layer_boundaries
 from .execute import SplitExecutor, SplitMeasurement, stages_for
-from ..models.inputs import Preprocess, evaluation_photos, image_layout, preprocess_for
 from .inputs import InputSample, samples_for
 from .network import LinkProfile
 from .planner import Plan, SplitProblem, plan
