@@ -59,7 +59,7 @@ def test_plan_is_executed_and_compared_with_its_prediction():
 
 
 def test_a_plan_priced_in_an_encoding_is_sent_in_it():
-    study = study_cuts(tiny_classifier(), count=2)
+    study = study_cuts(tiny_classifier(), 2, ASSUMED.at(16))
     links = {("device", "cloud"): LinkProfile("device", "cloud", 50.0, 4.0)}
     raw = study_plan(study, links, ["device", "cloud"], repeats=3, top=1)
     packed = study_plan(study, links, ["device", "cloud"], repeats=3, top=1, encoding="int8+zlib")
