@@ -162,7 +162,8 @@ def check_meter(device: Device, exam: Examination) -> None:
         exam.add("problem", f"meter {source}: {exc}")
         return
     try:
-        exam.add("ok", f"meter {source} is readable ({getattr(meter, 'info', None) and meter.info.covers})")
+        info = getattr(meter, "info", None)
+        exam.add("ok", f"meter {source} is readable" + (f" ({info.covers})" if info is not None else ""))
     finally:
         meter.close()
 
