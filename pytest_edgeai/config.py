@@ -174,7 +174,7 @@ class _Validator:
         device = Device(name=name, kind=kind, backend=backend, tier=tier, options=dict(options),
                         hardware_id=hardware_id, description=description, meter=dict(meter),
                         claims=tuple(claims), **numbers)
-        from .energy.registry import check_meter
+        from .energy.meter import check_meter
 
         self.problems.extend(f"{self.filename}: {problem}" for problem in check_meter(device))
         return device

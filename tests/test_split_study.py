@@ -50,3 +50,16 @@ def test_plan_is_executed_and_compared_with_its_prediction():
     measured = run_plan(study, planned, runs=3)
     assert measured.max_abs_error == 0.0 and len(measured.latencies_s) == 3
     assert measured.predicted_s == planned.chosen.latency_s and measured.prediction_error >= 0
+
+
+def test_a_plan_priced_in_an_encoding_is_sent_in_it():
+    study = study_cuts(tiny_classifier(), count=2)
+    links = {("device", "cloud"): LinkProfile("device", "cloud", 50.0, 4.0)}
+    raw = study_plan(study, links, ["device", "cloud"], repeats=3, top=1)
+    packed = study_plan(study, links, ["device", "cloud"], repeats=3, top=1, encoding="int8+zlib")
+    assert packed.encoding == "int8+zlib"
+    assert packed.problem.boundary_bytes[1] < raw.problem.boundary_bytes[1]  # priced in int8 + zlib
+    measured = run_plan(study, packed, runs=2)
+    assert len(measured.latencies_s) == 2 and measured.top1_agreement is not None
+    with pytest.raises(ConfigError, match="encoding 'int4\\+zlib' is not measured"):
+        study_plan(study, links, ["device", "cloud"], repeats=1, encoding="int4+zlib")

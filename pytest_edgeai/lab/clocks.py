@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..energy.nvml import nvml_handle
+from ..energy.meters.nvml import nvml_handle
 from ..results.environment import cpu_clocks
 
 if TYPE_CHECKING:

@@ -119,6 +119,7 @@ class PlanStudy:
     plans: list[Plan]
     boundaries: list[int]
     links: dict[tuple[str, str], LinkProfile]
+    encoding: str = "raw+none"  # how the cut tensors were priced, and so how they are sent
 
     @property
     def chosen(self) -> Plan:
@@ -126,37 +127,41 @@ class PlanStudy:
 
 
 def study_plan(study: CutStudy, links: Mapping[tuple[str, str], LinkProfile], tiers: Sequence[str],
-               repeats: int = 5, top: int = 5) -> PlanStudy:
+               repeats: int = 5, top: int = 5, encoding: str = "raw+none") -> PlanStudy:
     """Profile each block on this host and plan the split over the study's cuts.
 
     Every tier's per-block latency is this host's (one machine plays every tier), so the
     cheapest plan would keep everything on the device; the raw input stays on the first tier
     and the last block is pinned to the last tier, which makes the plan cross the links.
-    Bytes at each boundary are the raw tensors the executor sends.
+    Bytes at each cut are the study's mean bytes in ``encoding`` (a wire key, 'fp16+zstd'), the
+    encoding the executor then sends them in.
     """
     graph, first = study.graph, study.samples[0]
     feed = {graph.boundary(0)[0]: first.tensor}
     boundaries = [0, *(c.index for c in study.cuts), graph.size]
     compute = block_latencies(graph, boundaries, feed, repeats=repeats)
     values = activations(graph, [c.tensors[0] for c in study.cuts], [feed], threads=1)[0]
-    nbytes = [float(first.tensor.nbytes), *(float(values[c.tensors[0]].nbytes) for c in study.cuts),
+    study.size(study.wire.cuts[0], encoding)  # ConfigError naming the known encodings if unmeasured
+    nbytes = [float(first.tensor.nbytes), *(row.sizes[encoding] for row in study.wire.cuts),
               float(sum(v.nbytes for v in _outputs(graph, feed).values()))]
     problem = SplitProblem(tuple(tiers), {t: compute for t in tiers}, nbytes, dict(links),
                            block_names=tuple(f"{a}:{b}" for a, b in zip(boundaries, boundaries[1:])))
     constraints: list[Constraint] = [KeepInputOnDevice(), Pin(problem.blocks - 1, tiers[-1])]
     plans = plan(problem, "latency", constraints, top=top)
-    return PlanStudy(problem, constraints, plans, boundaries, dict(links))
+    return PlanStudy(problem, constraints, plans, boundaries, dict(links), encoding)
 
 
 def run_plan(study: CutStudy, planned: PlanStudy, runs: int = 5, warmup: int = 1,
-             timeout_s: float = 60.0) -> SplitMeasurement:
-    """Run the chosen plan in separate processes over shaped links; SplitExecutionError keeps partials."""
+             timeout_s: float = 60.0, network: str = "user") -> SplitMeasurement:
+    """Run the chosen plan in separate processes over shaped links (``network``: execute.NETWORKS);
+    SplitExecutionError keeps partials."""
     graph = study.graph
     stages, stage_links = stages_for(planned.chosen, planned.boundaries, planned.links)
     feeds = [{graph.boundary(0)[0]: s.tensor} for s in study.samples]
     feeds = (feeds * (runs // len(feeds) + 1))[:runs]
     reference = [_outputs(graph, f) for f in feeds]
-    with SplitExecutor(graph, stages, stage_links, timeout_s=timeout_s) as ex:
+    with SplitExecutor(graph, stages, stage_links, timeout_s=timeout_s, network=network,
+                       encodings=[planned.encoding] * len(stage_links)) as ex:
         measured = ex.measure(feeds, warmup=warmup, reference=reference)
     measured.predicted_s = planned.chosen.latency_s
     return measured

@@ -17,13 +17,12 @@ import importlib
 import os
 from typing import TYPE_CHECKING, Any, Literal
 
-from .base import MeterUnavailable
-from .integrate import SensorInfo
-from .options import Option
-from .sampler import SampledMeter
+from ..options import Option
+from ..reading import MeterUnavailable, SensorInfo
+from ..sampling import SampledMeter
 
 if TYPE_CHECKING:
-    from ..devices import Device
+    from ...devices import Device
 
 ENERGY_UPDATE_S = 0.1  # the counter updates every 20-100 ms; the slower bound is the safe one
 POWER_AVERAGE_S = 1.0
