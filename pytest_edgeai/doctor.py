@@ -24,8 +24,7 @@ from .backends.edgetpu import COMPILER
 from .backends.litert import is_edgetpu
 from .backends.openvino import targets
 from .devices import Device, probe
-from .energy.base import MeterUnavailable
-from .energy.registry import make_meter
+from .energy import MeterUnavailable, make_meter
 from .errors import EdgeAIError
 
 PACKAGE = "pytest-edgeai"
