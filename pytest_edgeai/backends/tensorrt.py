@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendError, ConfigError, ModelError
 from ..filecache import build_once
+from ..keys import Key
 from . import cuda, jetson
 from .asynchronous import AsyncProgress, AsyncRun, drive
 from .base import Availability, TensorSpec
@@ -47,9 +48,13 @@ if TYPE_CHECKING:
     from ..devices import Device
     from ..models.model import Model
 
-OPTION_KEYS = ("fp16", "int8", "shapes", "batch_min", "batch_opt", "batch_max", "workspace_mb", "device_id",
-               "cache_dir", "streams", "cuda_graph", "board")
 SHAPES = ("static", "dynamic")
+OPTION_KEYS = (Key("fp16", "bool", None), Key("int8", "bool", None), Key("shapes", "string", None, choices=SHAPES, ignore_case=True),
+               Key("batch_min", "integer", None, minimum=1), Key("batch_opt", "integer", None, minimum=1),
+               Key("batch_max", "integer", None, minimum=1), Key("workspace_mb", "integer", None, minimum=1),
+               Key("device_id", "integer", None, minimum=0), Key("cache_dir", "string", None),
+               Key("streams", "integer", None, minimum=1), Key("cuda_graph", "bool", None),
+               Key("board", "string", None))
 SUPPORTED = ((8, 6), (12, 0))  # [8.6, 12): the majors whose API this module follows
 SUPPORTED_TEXT = "8.6, 10.x or 11.x"
 STRONGLY_TYPED_FROM = (11, 0)
@@ -99,6 +104,7 @@ class TensorRTBackend:
     """Builds (or reuses) TensorRT engines for an ONNX model on a CUDA GPU or a Jetson."""
 
     name = "tensorrt"
+    OPTIONS = OPTION_KEYS
 
     def probe(self, device: Device) -> Availability:
         try:
