@@ -67,6 +67,10 @@ class OnnxRuntimeBackend:
                 f"onnxruntime {version} (available: {', '.join(available)}): "
                 + "; ".join(ort_gpu.missing_reason(p, available, distribution) for p in missing),
                 runtime=self.name, runtime_version=version)
+        if "TensorrtExecutionProvider" in requested_providers(device):
+            problem = ort_gpu.tensorrt_provider_problem(version, distribution_version(*ort_gpu.TENSORRT_DISTRIBUTIONS))
+            if problem:
+                return Availability(False, problem, runtime=self.name, runtime_version=version)
         return Availability(True, runtime=self.name, runtime_version=version,
                             details={"providers": available,
                                      "distribution": next((d for d in DISTRIBUTIONS

@@ -168,7 +168,7 @@ class OpenVINOSession:
         self.inputs = [_spec(p) for p in ov_model.inputs]
         self.outputs = [_spec(p) for p in ov_model.outputs]
 
-    def _shapes(self, feeds: dict[str, np.ndarray] | None) -> dict[str, list[int]] | None:
+    def _shapes(self, feeds: dict[str, np.ndarray] | None) -> dict[str, list[int | str | None]] | None:
         """The static shapes to compile for: the feeds', or (before any feed) batch 1; None = as read."""
         if not self._static:
             return None
