@@ -159,7 +159,9 @@ def conditions(quick: bool) -> None:
     constraints = [KeepInputOnDevice(), Pin(graph.size - 1, "cloud")]
     sweep_rates, loads = (10.0, 100.0, 400.0), (0.0, 0.9)
     planned, changes = sweep(graph, boundaries, fs[0], ["edge", "cloud"], links, ("edge", "cloud"), "edge", cpus,
-                             sweep_rates, loads, sizes, constraints, repeats=5)
+                             sweep_rates, loads, sizes, constraints, repeats=15)
+    print("   cloud blocks, ms (unloaded): " + ", ".join(f"{s * 1e3:.1f}" for s in planned[0].problem.latency_s["cloud"])
+          + "; boundary kB: " + ", ".join(f"{b / 1e3:.0f}" for b in sizes))
     for p in planned:
         print(f"   {p.condition.describe():24} best {p.plan.describe()}  (edge blocks, ms: "
               + ", ".join(f"{s * 1e3:.1f}" for s in p.loaded_block_s) + ")")
