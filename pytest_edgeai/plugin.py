@@ -263,8 +263,23 @@ def edgeai_device(request: pytest.FixtureRequest, edgeai_session: EdgeAISession)
 
 @pytest.fixture
 def edgeai_workload(request: pytest.FixtureRequest, edgeai_session: EdgeAISession):
-    """A model the suites run (parametrised over the zoo, [models] and --edgeai-model files)."""
-    return edgeai_session.model(request.param)
+    """A model the suites run (parametrised over the zoo, [models] and --edgeai-model files); a zoo model
+    whose trained weights are not installed skips with what to install (never built seeded instead)."""
+    from .models.zoo import ZOO
+
+    builder = ZOO.get(request.param.ref)
+    reason = builder.unavailable(request.param.params) if builder else None
+    if reason:
+        pytest.skip(f"{request.param.name}: {reason}")
+    model = edgeai_session.model(request.param)
+    if "edgeai_device" in request.fixturenames:  # a format the device's runtime cannot run: a skip in every suite
+        from .backends.base import refusal
+
+        device = request.getfixturevalue("edgeai_device")
+        why = refusal(device, model)
+        if why:
+            pytest.skip(f"{model.name} on {device.name} ({device.backend}): {why}")
+    return model
 
 
 @pytest.fixture(scope="session")

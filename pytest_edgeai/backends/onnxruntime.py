@@ -67,15 +67,23 @@ class OnnxRuntimeBackend:
                 f"onnxruntime {version} (available: {', '.join(available)}): "
                 + "; ".join(ort_gpu.missing_reason(p, available, distribution) for p in missing),
                 runtime=self.name, runtime_version=version)
+        if "TensorrtExecutionProvider" in requested_providers(device):
+            problem = ort_gpu.tensorrt_provider_problem(version, distribution_version(*ort_gpu.TENSORRT_DISTRIBUTIONS))
+            if problem:
+                return Availability(False, problem, runtime=self.name, runtime_version=version)
         return Availability(True, runtime=self.name, runtime_version=version,
                             details={"providers": available,
                                      "distribution": next((d for d in DISTRIBUTIONS
                                                            if distribution_version(d)), "onnxruntime")})
 
+    def refuses(self, model: Model, device: Device) -> str | None:
+        return None if model.format == "onnx" else f"onnxruntime runs .onnx models, not {model.format}"
+
     def load(self, model: Model, device: Device) -> OnnxRuntimeSession:
         ort = _ort()
-        if model.format != "onnx":
-            raise ModelError(f"{model.path}: onnxruntime runs .onnx models, not {model.format}")
+        why = self.refuses(model, device)
+        if why:
+            raise ModelError(f"{model.path}: {why}")
         options, providers, provider_options = _session_options(ort, device)
         try:
             session = ort.InferenceSession(str(model.path), sess_options=options, providers=providers,

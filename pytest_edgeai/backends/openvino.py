@@ -130,6 +130,9 @@ class OpenVINOBackend:
         return Availability(True, runtime=self.name, runtime_version=version,
                             details={"available_devices": available})
 
+    def refuses(self, model: Model, device: Device) -> str | None:
+        return None if model.format in FORMATS else f"OpenVINO reads {', '.join(FORMATS)} models, not {model.format}"
+
     def load(self, model: Model, device: Device) -> OpenVINOSession:
         ov = _ov()
         dev = device_string(device)
@@ -165,7 +168,7 @@ class OpenVINOSession:
         self.inputs = [_spec(p) for p in ov_model.inputs]
         self.outputs = [_spec(p) for p in ov_model.outputs]
 
-    def _shapes(self, feeds: dict[str, np.ndarray] | None) -> dict[str, list[int]] | None:
+    def _shapes(self, feeds: dict[str, np.ndarray] | None) -> dict[str, list[int | str | None]] | None:
         """The static shapes to compile for: the feeds', or (before any feed) batch 1; None = as read."""
         if not self._static:
             return None

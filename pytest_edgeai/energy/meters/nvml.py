@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import importlib
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ...keys import Key
 from ..reading import MeterUnavailable, SensorInfo
@@ -127,7 +127,7 @@ class NvmlMeter(SampledMeter):
                                covers=f"GPU board ({name}), {matched}",
                                update_period_s=ENERGY_UPDATE_S if self.kind == "joules" else POWER_AVERAGE_S)
 
-    def _pick_kind(self, mode: str, gpu: str) -> str:
+    def _pick_kind(self, mode: str, gpu: str) -> Literal["watts", "joules"]:
         nv = self._nv
         if mode in ("auto", "energy"):
             try:
