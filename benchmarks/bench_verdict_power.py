@@ -6,7 +6,7 @@ Run: python benchmarks/bench_verdict_power.py [--profile standard] [--history 6]
 Every figure is measured on this machine, now. Each "run" is a run directory written through the real
 store, holding the canary (the real frozen model, pytest_edgeai.canary, on onnxruntime) and
 ``--workloads`` single-stream measurements of a fake backend whose query is a fixed number of
-128x128 matrix products, timed by the real loop (measure.scenarios.measure) at the given profile.
+64x64 matrix products (one BLAS thread), timed by the real loop (measure.scenarios.measure) at the given profile.
 Configuration A does W products a query; B5 and B20 do 5% and 20% more (a release slower by a known
 factor). After ``--history`` runs of A, each trial measures A, B5 and B20 in turn and asks the real
 command line, ``pytest-edgeai compare BASE NEW``, with the earlier A runs of the report directory as
@@ -19,6 +19,11 @@ The claims' power (claims.py) is not measured here.
 """
 
 from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # before numpy loads its BLAS:
+    os.environ.setdefault(_var, "1")  # one thread a query, so a busy neighbour does not thrash a pool
 
 import argparse
 import contextlib
@@ -42,13 +47,13 @@ from pytest_edgeai.results.compare import CANARY_SUITE, compare_runs, earlier_ru
 from pytest_edgeai.results.record import Record
 from pytest_edgeai.results.store import RunStore, load_run
 
-SIZE = 128
-BASE_WORK = 20  # matrix products a query in configuration A
+SIZE = 64
+BASE_WORK = 20  # matrix products a query in configuration A (about a millisecond on this VM when quiet)
 NOTE = "benchmarks/bench_verdict_power.py: a fake backend (matrix products), timed for real"
 
 
 class FakeSession:
-    """A backend session whose query costs ``work`` 128x128 matrix products: its true speed is known."""
+    """A backend session whose query costs ``work`` 64x64 matrix products: its true speed is known."""
 
     def __init__(self, work: int):
         rng = np.random.default_rng(0)
@@ -66,7 +71,9 @@ class OrtSession:
     def __init__(self, path: Path):
         import onnxruntime as ort
 
-        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1  # as the fake: one thread, so both see the machine alike
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def run(self, feeds):
         return self.session.run(None, feeds)

@@ -262,6 +262,13 @@ def test_bad_input_gets_a_verdict_saying_why(tmp_path, monkeypatch):
     mean = delta(c, "latency_mean_ms")
     assert mean.verdict == NOISE_UNKNOWN and "no per-query samples" in mean.test
     assert UNCHANGED not in {d.verdict for d in c.deltas if d.metric in ("latency_cv", "latency_p90_ms")}
+    hostile = synthetic.latency_record("m", "single_stream", 1, 5.0, rng, 50)
+    hostile.samples["latency_ns"] = ["fast", None]  # a broken record the store did not stop: no traceback
+    hostile.scenario["batch"] = "many"
+    other = synthetic.latency_record("m", "single_stream", 1, 9.0, rng, 50)
+    other.scenario = dict(hostile.scenario)
+    c = compare_runs(Run(tmp_path / "a", {}, [hostile]), Run(tmp_path / "b", {}, [other]))
+    assert delta(c, "latency_mean_ms").verdict == NOISE_UNKNOWN
 
 
 def test_samples_that_do_not_reproduce_the_figure_are_not_its_evidence(tmp_path):

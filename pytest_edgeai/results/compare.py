@@ -487,10 +487,14 @@ def samples_evidence(b: Record, n: Record, names: list[str]) -> tuple[dict[str, 
     """Within-run evidence for the metrics the records' samples reproduce; quantiles without enough
     samples are named with the count they need."""
     bs, ns = b.samples.get("latency_ns") or [], n.samples.get("latency_ns") or []
-    if not bs or not ns:
+    try:
+        arrays = {"base": np.asarray(bs, dtype=np.float64), "new": np.asarray(ns, dtype=np.float64)}
+    except (TypeError, ValueError):  # not a list of numbers: no evidence, the verdict says what is missing
         return {}, {}
-    arrays = {"base": np.asarray(bs, dtype=np.float64), "new": np.asarray(ns, dtype=np.float64)}
-    batches = {"base": b.scenario.get("batch") or 1, "new": n.scenario.get("batch") or 1}
+    if arrays["base"].ndim != 1 or arrays["new"].ndim != 1 or not len(bs) or not len(ns):
+        return {}, {}
+    batches = {side: (batch if isinstance(batch, int) and not isinstance(batch, bool) and batch > 0 else 1)
+               for side, batch in (("base", b.scenario.get("batch")), ("new", n.scenario.get("batch")))}
     reproduced, too_few = [], {}
     for name in names:
         q, sign = SAMPLE_STATISTICS[name]
