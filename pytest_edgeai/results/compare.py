@@ -384,8 +384,8 @@ class MetricDelta:
     unit: str
     base: float | None
     new: float | None
-    ratio: float | None
-    ratio_ci: tuple[float, float] | None  # the range of new/base the noise allows (1 - ALPHA)
+    ratio: float | None  # new/base as judged: corrected by the canary where ``drift`` is set (raw for DRIFT)
+    ratio_ci: tuple[float, float] | None  # the range of that ratio the noise allows (1 - ALPHA)
     p_value: float | None
     significant: bool | None  # None: could not be judged
     tolerance: float
@@ -410,8 +410,10 @@ class MetricDelta:
             return f"{self.label} {self.metric}: {self.verdict}: {self.test}"
         ci = f" [{self.ratio_ci[0] - 1:+.1%}, {self.ratio_ci[1] - 1:+.1%}]" if self.ratio_ci else ""
         p = f", p={self.p_value:.2g}" if self.p_value is not None else ""
+        raw = (f"; {self.new / self.base - 1:+.1%} before the canary's correction"
+               if self.drift and self.base and self.verdict != DRIFT else "")
         return (f"{self.label} {self.metric}: {self.base:.4g} -> {self.new:.4g} {self.unit} "
-                f"({self.change:+.1%}{ci}{p}; tolerance {self.tolerance:.0%}): {said}")
+                f"({self.change:+.1%}{ci}{p}{raw}; tolerance {self.tolerance:.0%}): {said}")
 
 
 @dataclass
