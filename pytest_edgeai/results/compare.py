@@ -21,7 +21,7 @@ against how much the figure varies BETWEEN runs of the same bench, estimated fro
 - the history: the same measurement in up to ``MAX_RUNS`` earlier runs in the store (as Conbench's
   lookback and Perfherder's back window). sigma = the root mean square of successive differences of
   ln(value) / sqrt(2) (von Neumann), a difference more than ``STEP_CUT`` robust sds out set aside as a
-  step (an earlier release that changed the figure is not noise). At least ``MIN_RUNS`` earlier runs are needed (pyperf and asv repeat whole
+  step (an earlier release that changed the figure is not noise; at most one in ``STEP_EVERY``). At least ``MIN_RUNS`` earlier runs are needed (pyperf and asv repeat whole
   processes for the same reason); with fewer the verdict is "between-run noise unknown: N more runs
   needed", never a regression;
 - independent repeated windows in both records (a metric's ``windows``: asv's rounds, pyperf's
@@ -38,9 +38,9 @@ strict because a comparison judges hundreds of metrics at once (Perfherder asks 
 
 **Machine drift** (the canary). Every run measures a fixed reference workload on each device
 (``CANARY_SUITE`` records, pytest_edgeai.canary), as Chromium's perf bots run a reference build beside
-the one under test. A timing or rate is corrected by the canary's factor on its device; a change the
-correction brings within tolerance is "machine drift", not a regression, and the history of corrected
-values gives the noise when enough runs have a canary.
+the one under test. A timing or rate is corrected by the canary's factor on its device, unless the
+history shows the correction does not lower that figure's between-run noise (a control variate is used
+where it tracks); a change the correction brings within tolerance is "machine drift", not a regression.
 
 **Verdicts** (direction-aware; tolerance t as a fraction, from devices.toml [tolerances.SUITE], then
 ``DEFAULT_TOLERANCES``, then ``DEFAULT_TOLERANCE``; ``fail_on`` overrides them all): regressed /
@@ -212,6 +212,7 @@ ALPHA = 0.001
 MIN_RUNS = 5  # earlier runs of the same measurement before a between-run noise is estimated
 MAX_RUNS = 20  # the lookback (Perfherder's back window is 12-24 runs)
 STEP_CUT = 4.0  # a successive difference this many robust sds out is a step in the history, not noise
+STEP_EVERY = 6  # ...but at most one difference in six is set aside: a heavy tail is noise, not steps
 MIN_WINDOWS = 3  # independent windows per record before they count as evidence
 MIN_TAIL = 10  # samples beyond a quantile for it to be compared: p99 needs 1000, p90 100, p50 20
 RESAMPLES = 499
@@ -307,16 +308,18 @@ def within_run(base: list[float], new: list[float], names: list[str]) -> dict[st
 def history_noise(values: list[float], what: str) -> Evidence | None:
     """Between-run noise from a run-ordered series of one figure: the successive differences of ln, those
     beyond STEP_CUT robust standard deviations set aside as steps (a release that changed the figure
-    is not noise), the rest giving sigma = sqrt(mean(d^2) / 2)."""
+    is not noise; at most one in STEP_EVERY), the rest giving sigma = sqrt(mean(d^2) / 2)."""
     x = np.log(np.asarray([v for v in values if v > 0], dtype=np.float64))
     if x.size < MIN_RUNS:
         return None
     d = np.diff(x)
     robust = float(np.median(np.abs(d))) / 0.6745  # the sd of a difference, from its median
-    kept = d[np.abs(d) <= STEP_CUT * robust] if robust > 0 else d
+    order = np.argsort(-np.abs(d))[: d.size // STEP_EVERY]  # the largest, at most one in STEP_EVERY
+    steps = [i for i in order if robust > 0 and abs(d[i]) > STEP_CUT * robust]
+    kept = np.delete(d, steps)
     sigma = float(np.sqrt(np.mean(kept ** 2) / 2.0))
-    steps = f", {d.size - kept.size} step(s) set aside" if kept.size < d.size else ""
-    return Evidence(f"between-run noise {sigma:.1%} from {x.size} earlier runs{what}{steps}",
+    aside = f", {len(steps)} step(s) set aside" if steps else ""
+    return Evidence(f"between-run noise {sigma:.1%} from {x.size} earlier runs{what}{aside}",
                     sigma * math.sqrt(2.0), float(kept.size), between_runs=True)
 
 
@@ -557,7 +560,14 @@ def compare_metric(pair: Pair, name: str, tolerances: dict[str, dict[str, float]
 
     raw = nv / bv
     kind = speed_kind(name, unit)
-    drift = pair.drift if kind else None
+    plain = history_noise(pair.history.get(name, []), "")
+    corrected = (history_noise(pair.corrected_history.get(name, []), ", corrected by the canary")
+                 if pair.drift and kind else None)
+    # The canary corrects a timing unless the history shows it does not track this one (the correction
+    # then only adds the canary's own noise): as a control variate, used where it lowers the variance.
+    tracks = pair.drift is not None and kind != 0 and not (
+        plain is not None and (corrected is None or corrected.se >= plain.se))
+    drift = pair.drift if tracks else None
     ratio = raw * (drift ** kind) if drift else raw  # time / f, rate * f
     if drift and abs(raw - 1.0) > tol and abs(ratio - 1.0) <= tol and abs(drift - 1.0) > tol:
         return delta(DRIFT, f"the canary on this device changed by {drift - 1:+.1%} in time per query too: "
@@ -566,8 +576,7 @@ def compare_metric(pair: Pair, name: str, tolerances: dict[str, dict[str, float]
 
     sources: list[Evidence] = []
     windows = window_noise(be.get("windows") or [], ne.get("windows") or [])
-    corrected = history_noise(pair.corrected_history.get(name, []), ", corrected by the canary") if drift else None
-    history = corrected or history_noise(pair.history.get(name, []), "")
+    history = corrected if drift and corrected else plain
     sources += [e for e in (windows, history) if e is not None]
     floor = pair.within.get(name) or interval_evidence(be.get("ci95"), ne.get("ci95"))
     if floor is not None:
