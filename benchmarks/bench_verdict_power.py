@@ -101,12 +101,14 @@ def write_run(root: Path, extra: float, args, canary) -> Path:
     return store.path
 
 
-def judged(base: Path, new: Path) -> tuple[int, Counter]:
-    """The CLI's exit code for ``compare base new``, and the throughput verdicts (same comparison)."""
+def judged(base: Path, new: Path) -> tuple[int, Counter, Counter]:
+    """The CLI's exit code for ``compare base new``, the throughput verdicts and the regressed metrics
+    (of the same comparison)."""
     with contextlib.redirect_stdout(io.StringIO()):
         code = cli(["compare", str(base), str(new)])
     c = compare_runs(load_run(base), load_run(new), history=earlier_runs(new.parent, load_run(new)))
-    return code, Counter(d.verdict for d in c.deltas if d.metric == "throughput_ips")
+    return (code, Counter(d.verdict for d in c.deltas if d.metric == "throughput_ips"),
+            Counter(d.metric for d in c.regressions))
 
 
 def rate(hits: int, n: int) -> str:
@@ -128,16 +130,17 @@ def main() -> None:
     try:
         canary = OrtSession(canary_model(root / "cache").path)
         runs = [write_run(root / "reports", 0.0, args, canary) for _ in range(args.history)]
-        aa = Counter()
+        aa, false_metrics = Counter(), Counter()
         ab = {0.05: Counter(), 0.20: Counter()}
         verdicts = {0.05: Counter(), 0.20: Counter()}
         for t in range(args.trials):
             current = write_run(root / "reports", 0.0, args, canary)
-            aa_code, _ = judged(runs[-1], current)
+            aa_code, _, regressed = judged(runs[-1], current)
             aa[aa_code] += 1
+            false_metrics.update(regressed)
             for extra in ab:
                 slow = write_run(root / "reports", extra, args, canary)
-                code, v = judged(current, slow)
+                code, v, _ = judged(current, slow)
                 ab[extra][code] += 1
                 verdicts[extra].update(v)
                 shutil.rmtree(slow)
@@ -152,7 +155,8 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
     print(f"\nprofile {args.profile}, {args.workloads} workloads a run, history {args.history}+ runs, "
           f"{args.trials} trials, {args.load} extra busy processes, {time.time() - started:.0f} s")
-    print(f"A/A false-regression rate (compare exits 1): {rate(aa[1], sum(aa.values()))}")
+    print(f"A/A false-regression rate (compare exits 1): {rate(aa[1], sum(aa.values()))}; "
+          f"metrics falsely regressed: {dict(false_metrics)}")
     for extra, counts in ab.items():
         print(f"A/B +{extra:.0%} work a query, detection rate (exit 1): {rate(counts[1], sum(counts.values()))}; "
               f"throughput verdicts: {dict(verdicts[extra])}")
