@@ -138,10 +138,10 @@ def main() -> None:
             aa_code, _, regressed = judged(runs[-1], current)
             aa[aa_code] += 1
             false_metrics.update(regressed)
-            for extra in ab:
+            for extra, exits in ab.items():
                 slow = write_run(root / "reports", extra, args, canary)
                 code, v, _ = judged(current, slow)
-                ab[extra][code] += 1
+                exits[code] += 1
                 verdicts[extra].update(v)
                 shutil.rmtree(slow)
             runs.append(current)
