@@ -187,7 +187,7 @@ class PlanStudy:
 
 
 def study_plan(study: CutStudy, links: Mapping[tuple[str, str], LinkProfile], tiers: Sequence[str],
-               repeats: int = 5, top: int = 5, encoding: str = "raw+none",
+               repeats: int = 5, top: int = 5, encoding: str = "raw+none", objective: str = "latency",
                precision: Mapping[str, str] | None = None, trained: bool = False) -> PlanStudy:
     """Profile each block on this host and plan the split over the study's cuts.
 
@@ -214,7 +214,7 @@ def study_plan(study: CutStudy, links: Mapping[tuple[str, str], LinkProfile], ti
                            block_names=tuple(f"{a}:{b}" for a, b in itertools.pairwise(boundaries)),
                            tier_bytes=sizes)
     constraints: list[Constraint] = [KeepInputOnDevice(), Pin(problem.blocks - 1, tiers[-1])]
-    plans = plan(problem, "latency", constraints, top=top)
+    plans = plan(problem, objective, constraints, top=top)
     planned = PlanStudy(problem, constraints, plans, boundaries, dict(links), encoding, precision)
     planned.agreement = [plan_agreement(study, planned, p, trained) for p in plans]
     return planned
@@ -263,8 +263,9 @@ def plan_agreement(study: CutStudy, planned: PlanStudy, chosen: Plan, trained: b
 
 def run_plan(study: CutStudy, planned: PlanStudy, runs: int = 5, warmup: int = 1,
              timeout_s: float = 60.0, network: str = "user") -> SplitMeasurement:
-    """Run the chosen plan in separate processes over shaped links (``network``: execute.NETWORKS), each
-    link carrying what its sending tier sends; SplitExecutionError keeps partials."""
+    """Run the chosen plan in separate processes over shaped links (``network``: execute.NETWORKS),
+    one inference at a time, or pipelined when the plan's objective is throughput, each link carrying
+    what its sending tier sends; SplitExecutionError keeps partials."""
     graph = study.graph
     stages, stage_links = stages_for(planned.chosen, planned.boundaries, planned.links)
     feeds = [{graph.boundary(0)[0]: s.tensor} for s in study.samples]
@@ -272,7 +273,11 @@ def run_plan(study: CutStudy, planned: PlanStudy, runs: int = 5, warmup: int = 1
     reference = [_outputs(graph, f) for f in feeds]
     with SplitExecutor(graph, stages, stage_links, timeout_s=timeout_s, network=network,
                        encodings=planned.encodings(planned.chosen)) as ex:
-        measured = ex.measure(feeds, warmup=warmup, reference=reference)
+        if planned.chosen.objective == "throughput":
+            measured = ex.measure_pipelined(feeds, warmup=warmup, reference=reference)
+            measured.predicted_throughput_per_s = planned.chosen.throughput_per_s
+        else:
+            measured = ex.measure(feeds, warmup=warmup, reference=reference)
     measured.predicted_s = planned.chosen.latency_s
     return measured
 
