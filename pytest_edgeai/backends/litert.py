@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendError, ConfigError, ModelError
+from ..keys import Key
 from . import edgetpu
 from .base import Availability, TensorSpec, distribution_version
 from .device_options import check_keys, choice, flag, positive_int
@@ -28,8 +30,11 @@ if TYPE_CHECKING:
     from ..devices import Device
     from ..models.model import Model
 
-OPTION_KEYS = ("num_threads", "delegate", "delegate_options", "device", "quantization", "compile",
-               "co_compile", "cache_dir", "sysfs_root")
+OPTION_KEYS = (Key("num_threads", "integer", None, minimum=1), Key("delegate", "string", None),
+               Key("delegate_options", "table", None), Key("device", "string", None),
+               Key("quantization", "string", None, choices=("fp32", "int8"), ignore_case=True),
+               Key("compile", "bool", None), Key("co_compile", "list", None), Key("cache_dir", "string", None),
+               Key("sysfs_root", "string", None))
 EDGETPU_RUNTIMES = (("tflite_runtime.interpreter", ("tflite-runtime",)),)  # the ABI libedgetpu is built for
 RUNTIMES = (("ai_edge_litert.interpreter", ("ai-edge-litert",)),
             ("tflite_runtime.interpreter", ("tflite-runtime",)),
@@ -90,6 +95,7 @@ class LiteRTBackend:
     """Loads .tflite models (converting ONNX) into a LiteRT interpreter, with an optional delegate."""
 
     name = "litert"
+    OPTIONS = OPTION_KEYS
 
     def probe(self, device: Device) -> Availability:
         tpu = is_edgetpu(device)
@@ -106,6 +112,18 @@ class LiteRTBackend:
             if problem:
                 return Availability(False, problem, runtime=self.name, runtime_version=version, details=details)
         return Availability(True, runtime=self.name, runtime_version=version, details=details)
+
+    def refuses(self, model: Model, device: Device) -> str | None:
+        """LiteRT runs .tflite; ONNX only through the converter (tensorflow + onnx2tf), looked up, not imported."""
+        if model.format == "tflite":
+            return None
+        if model.format != "onnx":
+            return f"LiteRT runs .tflite models (ONNX through a converter), not {model.format}"
+        missing = [m for m in ("tensorflow", "onnx2tf") if importlib.util.find_spec(m) is None]
+        if missing:
+            return (f"LiteRT runs .tflite; converting this ONNX model needs {' and '.join(missing)}, not installed: "
+                    "pip install 'pytest-edgeai[tflite-convert]', or give a .tflite model")
+        return None
 
     def load(self, model: Model, device: Device) -> LiteRTSession:
         return self.load_together([model], device)[0]
