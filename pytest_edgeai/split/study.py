@@ -173,7 +173,8 @@ class PlanStudy:
 
 
 def study_plan(study: CutStudy, links: Mapping[tuple[str, str], LinkProfile], tiers: Sequence[str],
-               repeats: int = 5, top: int = 5, encoding: str = "raw+none") -> PlanStudy:
+               repeats: int = 5, top: int = 5, encoding: str = "raw+none", objective: str = "latency",
+               ) -> PlanStudy:
     """Profile each block on this host and plan the split over the study's cuts.
 
     Every tier's per-block latency is this host's (one machine plays every tier), so the
@@ -186,20 +187,20 @@ def study_plan(study: CutStudy, links: Mapping[tuple[str, str], LinkProfile], ti
     feed = {graph.boundary(0)[0]: first.tensor}
     boundaries = [0, *(c.index for c in study.cuts), graph.size]
     compute = block_latencies(graph, boundaries, feed, repeats=repeats)
-    values = activations(graph, [c.tensors[0] for c in study.cuts], [feed], threads=1)[0]
     study.size(study.wire.cuts[0], encoding)  # ConfigError naming the known encodings if unmeasured
     nbytes = [float(first.tensor.nbytes), *(row.sizes[encoding] for row in study.wire.cuts),
               float(sum(v.nbytes for v in _outputs(graph, feed).values()))]
     problem = SplitProblem(tuple(tiers), {t: compute for t in tiers}, nbytes, dict(links),
                            block_names=tuple(f"{a}:{b}" for a, b in zip(boundaries, boundaries[1:])))
     constraints: list[Constraint] = [KeepInputOnDevice(), Pin(problem.blocks - 1, tiers[-1])]
-    plans = plan(problem, "latency", constraints, top=top)
+    plans = plan(problem, objective, constraints, top=top)
     return PlanStudy(problem, constraints, plans, boundaries, dict(links), encoding)
 
 
 def run_plan(study: CutStudy, planned: PlanStudy, runs: int = 5, warmup: int = 1,
              timeout_s: float = 60.0, network: str = "user") -> SplitMeasurement:
-    """Run the chosen plan in separate processes over shaped links (``network``: execute.NETWORKS);
+    """Run the chosen plan in separate processes over shaped links (``network``: execute.NETWORKS),
+    one inference at a time, or pipelined when the plan's objective is throughput;
     SplitExecutionError keeps partials."""
     graph = study.graph
     stages, stage_links = stages_for(planned.chosen, planned.boundaries, planned.links)
@@ -208,7 +209,11 @@ def run_plan(study: CutStudy, planned: PlanStudy, runs: int = 5, warmup: int = 1
     reference = [_outputs(graph, f) for f in feeds]
     with SplitExecutor(graph, stages, stage_links, timeout_s=timeout_s, network=network,
                        encodings=[planned.encoding] * len(stage_links)) as ex:
-        measured = ex.measure(feeds, warmup=warmup, reference=reference)
+        if planned.chosen.objective == "throughput":
+            measured = ex.measure_pipelined(feeds, warmup=warmup, reference=reference)
+            measured.predicted_throughput_per_s = planned.chosen.throughput_per_s
+        else:
+            measured = ex.measure(feeds, warmup=warmup, reference=reference)
     measured.predicted_s = planned.chosen.latency_s
     return measured
 
