@@ -42,6 +42,12 @@ def _onnx_only(model) -> None:
         pytest.skip(f"the split study cuts ONNX graphs; {model.name} is {model.format}")
 
 
+def _precision(device) -> dict[str, str]:
+    """The device tier's precision: an EdgeTPU (or an int8-converting device) sends int8 activations."""
+    int8 = device.kind == "edgetpu" or device.options.get("quantization") == "int8"
+    return {device.tier: "int8"} if int8 else {}
+
+
 def _extra(claims, name: str, model: str, key: str, default):
     spec = claims.spec(name, model)
     return spec.extras.get(key, default) if spec else default
@@ -119,15 +125,20 @@ def test_planned_split_against_execution(edgeai_device, edgeai_workload, edgeai_
         study = _study(edgeai_bench, model)
         encoding = _extra(edgeai_claims, "max_prediction_error", model.name, "encoding", "raw+none")
         planned = edgeai_bench.call(study_plan, study, links, tiers, repeats=profile.min_count,  # per-block timing
-                                    encoding=encoding)
+                                    encoding=encoding, precision=_precision(edgeai_device),
+                                    trained=model.weights.get("kind") == "trained")
     except EdgeAIError as exc:
         edgeai_bench.fail_record(record, str(exc))
         raise
     best = planned.chosen
     record.scenario["constraints"] = [c.describe() for c in planned.constraints]
     record.metrics["predicted_latency_ms"] = metric(best.latency_s * 1e3, "ms", best.describe(), "predicted")
+    record.scenario["tier_precision"] = planned.precision or "fp32 on every tier"
+    record.metrics["plan_top1_agreement"] = metric(planned.agreement[0]["top1_agreement"], "fraction",
+                                                   f"the chosen plan's wire encodings ({planned.agreement[0]['method']})")
     record.extra.update({
-        "plans": [p.to_dict() for p in planned.plans], "boundaries": planned.boundaries,
+        "plans": [{**p.to_dict(), "accuracy": a} for p, a in zip(planned.plans, planned.agreement)],
+        "boundaries": planned.boundaries,
         "block_latency_s": list(planned.problem.latency_s[tiers[0]]),
         "block_names": list(planned.problem.names), "boundary_bytes": list(planned.problem.boundary_bytes)})
     network = "user" if netns.unavailable() else "kernel"  # kernel-shaped where this process may
