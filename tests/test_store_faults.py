@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -189,3 +190,17 @@ def test_export_and_merge_outputs_that_cannot_be_written_are_one_line(run, tmp_p
     assert not missing.parent.exists()
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_deep_nesting_is_refused_even_when_a_library_raised_the_recursion_limit(run):
+    """json's C parser recurses on the C stack: with the limit raised (hypothesis and torch raise it), 100,000
+    levels overflowed it and killed the process (exit 139). Run apart so a crash fails this test alone."""
+    import subprocess
+
+    (run / RECORDS_DIR / "deep.json").write_text(deep(100_000))
+    code = ("import sys; sys.setrecursionlimit(10**6)\n"
+            "from pytest_edgeai.results.store import load_run\n"
+            f"print(load_run({str(run)!r}).problems)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert "deep.json: nested too deeply to be a record" in done.stdout

@@ -13,6 +13,7 @@ import errno
 import json
 import math
 import os
+import re
 import stat
 import time
 import uuid
@@ -212,6 +213,8 @@ def read_json(path: Path, limit: int = MAX_FILE_BYTES) -> tuple[Any, str | None]
         os.close(fd)
     if len(raw) > limit:
         return None, f"larger than the {limit} bytes a reader accepts"
+    if _nesting_exceeds(raw, MAX_DEPTH):  # before json's C parser, whose stack a raised recursion limit lets overflow
+        return None, "nested too deeply to be a record"
     try:
         return json.loads(raw.decode("utf-8")), None
     except RecursionError:
@@ -342,6 +345,26 @@ def _number(value: Any) -> bool:
 
 def _finite(value: Any) -> bool:
     return _number(value) and math.isfinite(float(value))
+
+
+_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _nesting_exceeds(raw: bytes, limit: int) -> bool:
+    """Whether JSON text nests arrays and objects deeper than ``limit`` (strings skipped; counted
+    only when there are enough brackets to matter, so a normal record costs two byte counts)."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    depth = 0
+    for token in _TOKENS.finditer(raw):
+        char = token.group()[:1]
+        if char in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in (b"]", b"}"):
+            depth -= 1
+    return False
 
 
 def _too_deep(data: Any) -> bool:
