@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import build_tiny_model
+
 from pytest_edgeai.report.charts import distribution_chart, line_chart
 from pytest_edgeai.report.html import build_report
 from pytest_edgeai.results import synthetic

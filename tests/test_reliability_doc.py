@@ -25,5 +25,5 @@ def test_every_test_named_in_the_reliability_promises_exists():
     named = named_tests(text)
     assert len(named) > 30
     missing = [f"{f}::{n}" for f, n in named
-               if not (ROOT / f).is_file() or not re.search(rf"^def {n}\(", (ROOT / f).read_text(), re.M)]
+               if not (ROOT / f).is_file() or not re.search(rf"^def {n}\(", (ROOT / f).read_text(), re.MULTILINE)]
     assert missing == []
