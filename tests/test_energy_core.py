@@ -14,7 +14,6 @@ from pytest_edgeai.claims import CLAIMS, ClaimSpec
 from pytest_edgeai.devices import Device
 from pytest_edgeai.energy import EnergyReading, MeterError, MeterUnavailable, energy_metrics, make_meter, measure_idle
 from pytest_edgeai.energy import registry
-from pytest_edgeai.energy.compare import Found, find_against, judge_ratio, latest_metric
 from pytest_edgeai.energy.integrate import SensorInfo, build_reading, energy_between
 from pytest_edgeai.energy.sampler import SampledMeter
 from pytest_edgeai.energy.window import MeterWindow
@@ -327,30 +326,3 @@ def test_energy_claims_are_defined_and_parse_from_devices_toml():
     with pytest.raises(ConfigError, match="unknown key"):
         config_mod.parse({"devices": {"tpu": {"kind": "edgetpu", "backend": "onnxruntime", "claims": {
             "energy": {"min_ips_per_usd_ratio": {"threshold": 10, "againts": "cloud"}}}}}})
-
-
-def test_latest_metric_picks_the_newest_matching_record():
-    recs = [energy_record("cloud", "m", 1.0, 10), energy_record("cloud", "m", 2.0, 20),
-            energy_record("cloud", "other", 9.0, 30), energy_record("tpu", "m", 9.0, 40)]
-    assert latest_metric(recs, "cloud", "m", "inferences_per_s_per_usd").value == 2.0
-    assert latest_metric(recs, "gpu", "m", "inferences_per_s_per_usd") is None
-
-
-def test_find_against_reads_earlier_runs(tmp_path):
-    old = RunStore.create(tmp_path, {})
-    old.write(energy_record("cloud", "m", 0.25, 5))
-    current = RunStore.create(tmp_path, {})
-    found = find_against([], tmp_path, current.path, "cloud", "m", "inferences_per_s_per_usd")
-    assert found.value == 0.25 and found.where == str(old.path)
-
-
-def test_ratio_claim_pass_fail_and_skip():
-    spec = ClaimSpec("energy", "min_ips_per_usd_ratio", 10.0, extras={"against": "cloud"})
-    ok = judge_ratio(spec, "tpu", "m", 5.0, Found(0.25, "abc", "this run"), "inferences_per_s_per_usd")
-    assert ok.verdict == "pass" and ok.observed == pytest.approx(20.0) and "against cloud" in ok.message
-    bad = judge_ratio(spec, "tpu", "m", 1.0, Found(0.25, "abc", "this run"), "inferences_per_s_per_usd")
-    assert bad.verdict == "fail"
-    none = judge_ratio(spec, "tpu", "m", 5.0, None, "inferences_per_s_per_usd")
-    assert none.verdict == "skip" and "no inferences_per_s_per_usd result for device 'cloud'" in none.message
-    unnamed = judge_ratio(ClaimSpec("energy", "min_ips_per_usd_ratio", 10.0), "tpu", "m", 5.0, None, "x")
-    assert unnamed.verdict == "skip" and "against" in unnamed.message
