@@ -323,10 +323,11 @@ def judge(spec: ClaimSpec, device: str, model: str, observed: Estimate | float |
     return ClaimResult(**base, **judged, verdict=verdict, margin=margin, message=f"{head} ({how})")
 
 
-def unchecked(spec: ClaimSpec, device: str, model: str, message: str) -> ClaimResult:
-    """A claim that cannot be checked here, with the reason."""
+def unchecked(spec: ClaimSpec, device: str, model: str, message: str, verdict: str = UNCHECKED) -> ClaimResult:
+    """A claim with no figure to judge: not checkable here (with the reason), or missed because what it
+    asks about does not exist (no cut saves any bytes)."""
     return ClaimResult(suite=spec.suite, name=spec.name, model=model, device=device, threshold=spec.threshold,
-                       observed=None, unit=spec.definition.unit, verdict=UNCHECKED, message=message)
+                       observed=None, unit=spec.definition.unit, verdict=verdict, message=message)
 
 
 class ClaimChecker:

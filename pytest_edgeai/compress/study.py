@@ -38,6 +38,7 @@ class VariantResult:
     fidelity: Fidelity | None = None
     error: str | None = None  # the method failed on this model
     skipped: str | None = None  # the method is not installed here
+    model: Model | None = None  # the variant itself, for a ratio measured side by side with fp32
 
     @property
     def ok(self) -> bool:
@@ -107,7 +108,7 @@ def study(bench: Bench, model: Model, feeds: dict[str, np.ndarray], calibration:
             metrics.update(_accuracy(reference, candidate, labels, classes))
         record = bench.derived(variant, "compression", metrics, inputs=[fp32, measured], method=method,
                                source_model=model.name, fidelity_samples=fidelity.samples)
-        result.variants.append(VariantResult(method, record=record, fidelity=fidelity))
+        result.variants.append(VariantResult(method, record=record, fidelity=fidelity, model=variant))
     return result
 
 
