@@ -330,6 +330,16 @@ def unchecked(spec: ClaimSpec, device: str, model: str, message: str, verdict: s
                        observed=None, unit=spec.definition.unit, verdict=verdict, message=message)
 
 
+def _from_record(observed: Estimate | float | None, record: Any) -> Estimate | float | None:
+    """A bare figure read from the record (``record.metric("throughput_ips")``) is judged on the interval
+    the record gives that metric; any other bare number is a deterministic figure."""
+    if isinstance(observed, (int, float)) and record is not None:
+        for name, entry in record.metrics.items():
+            if entry.get("value") == observed and entry.get("ci95"):
+                return recorded_estimate(record, name)
+    return observed
+
+
 class ClaimChecker:
     """The claims of one device in one suite, checked against a test's records.
 
@@ -370,7 +380,7 @@ class ClaimChecker:
             if record is not None and all(r is not record for r in self._seen):
                 self._seen.append(record)
             return None
-        result = judge(spec, self.device.name, model, observed, estimated=estimated)
+        result = judge(spec, self.device.name, model, _from_record(observed, record), estimated=estimated)
         while result.verdict == INCONCLUSIVE and more is not None and result.rounds < self.max_rounds:
             again = more()
             if again is None or again.rounds <= result.rounds:
@@ -430,8 +440,8 @@ def recorded_estimate(rec: Any, metric: str) -> Estimate | None:
         return None
     ci = entry.get("ci95")
     if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(isinstance(c, (int, float)) for c in ci):
-        return Estimate(float(value), float(ci[0]), float(ci[1]), f"the record's interval of {metric}",
-                        int(entry.get("rounds", 1)))
+        return Estimate(float(value), float(ci[0]), float(ci[1]),
+                        f"{metric}'s recorded interval: {entry.get('ci95_basis') or 'ci95'}", int(entry.get("rounds", 1)))
     return Estimate(float(value), -math.inf, math.inf, f"{metric} from one window, no interval recorded", 1)
 
 

@@ -80,9 +80,10 @@ def test_bytes_per_cut(edgeai_device, edgeai_workload, edgeai_bench, edgeai_clai
         "input_compressed_bytes": metric(study.wire.input_compressed_bytes, "bytes", f"{fmt}, mean over inputs"),
         "best_cut_saving": metric(best[1] if best else None, "x",
                                    f"{fmt} input bytes / bytes at the best cut ({encoding}, cuts >= {before} "
-                                   f"layers before the output): {best[0].name if best else 'none'}"),
+                                   f"layers before the output): {best[0].name if best else 'none'}", "derived"),
         "saving_depth_layers": metric(depth, "layers",
-                                       f"layers after the earliest cut that saves ({depth_encoding}); 0: none saves"),
+                                       f"layers after the earliest cut that saves ({depth_encoding}); 0: none saves",
+                                       "derived"),
         "single_tensor_cuts": metric(len(study.cuts), "cuts", "cuts where one tensor crosses"),
     })
     record.extra.update({"cuts": study.table(), "unavailable_codecs": study.wire.unavailable,
