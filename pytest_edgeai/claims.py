@@ -58,7 +58,7 @@ CLAIMS: dict[str, dict[str, ClaimDef]] = {}
 def define(suite: str, name: str, unit: str, description: str, extra_fields: tuple[str, ...] = (),
            device_dependent: bool = True, models: tuple[str, ...] = ()) -> ClaimDef:
     """Register a claim; suites and plug-ins call this at import time (or declare it with the marker)."""
-    if not (name.startswith("min_") or name.startswith("max_")):
+    if not name.startswith(("min_", "max_")):
         raise ValueError(f"claim name {name!r} must start with min_ or max_")
     claim = ClaimDef(suite, name, unit, description, extra_fields, device_dependent, models)
     CLAIMS.setdefault(suite, {})[name] = claim
@@ -85,6 +85,8 @@ define("throughput", "max_p90_latency_ms", "ms",
        "single-stream p90 latency must not exceed this")
 define("throughput", "min_batching_speedup", "x",
        "the best batch's offline throughput over batch 1's, measured in interleaved rounds")
+define("throughput", "min_edgetpu_op_fraction", "fraction",
+       "operations edgetpu_compiler mapped to the Edge TPU over all operations of the compiled model")
 
 define("energy", "max_joules_per_inference", "J",
        "energy over the offline batch-1 window divided by the inferences in it (total, not above idle)")
@@ -193,14 +195,15 @@ def spec_problems(spec: ClaimSpec, known_models: Collection[str]) -> list[tuple[
         out.append((f"{spec.threshold:g} is met by anything: a minimum must be above 0", "a number > 0"))
     names = set(known_models) | set(cdef.models if cdef else ())
     if spec.model != ANY_MODEL and spec.model not in names:
-        out.append((f"model {spec.model!r} names no workload{did_you_mean(spec.model, names)}, so this claim "
-                    f"would never be checked", f"{', '.join(sorted(names))}, '*' (or add [models.{spec.model}])"))
+        what = f"model {spec.model!r} names no workload{did_you_mean(spec.model, names)}, so this claim would never be checked"
+        out.append((what, f"{', '.join(sorted(names))}, '*' (or add [models.{spec.model}])"))
     marked = spec.extras.get("device_independent")
     if marked is not None and not isinstance(marked, bool):
         out.append((f"device_independent = {marked!r} must be true or false", "true, false"))
     elif cdef is not None and not cdef.device_dependent and marked is not True:
-        out.append((f"{spec.name} does not depend on the device ({cdef.description.split(';')[0]}): "
-                    f"say device_independent = true so no one reads it as the device's", "device_independent = true"))
+        what = (f"{spec.name} does not depend on the device ({cdef.description.split(';')[0]}): "
+                f"say device_independent = true so no one reads it as the device's")
+        out.append((what, "device_independent = true"))
     elif cdef is not None and cdef.device_dependent and marked is True:
         out.append((f"{spec.name} is measured on the device: device_independent = true is not true of it",
                     "leave device_independent out"))
@@ -293,14 +296,14 @@ def judge(spec: ClaimSpec, device: str, model: str, observed: Estimate | float |
     where = f"{spec.name} for {model} on {device}"
     est = _as_estimate(observed)
     value = None if est is None else est.value
-    base = dict(suite=spec.suite, name=spec.name, model=model, device=device,
-                threshold=spec.threshold, observed=value, unit=cdef.unit)
+    base: dict[str, Any] = {"suite": spec.suite, "name": spec.name, "model": model, "device": device,
+                            "threshold": spec.threshold, "observed": value, "unit": cdef.unit}
     if est is None or not math.isfinite(est.value) or math.isnan(est.low) or math.isnan(est.high):
         why = est.basis if est is not None else "nothing was measured"
         return ClaimResult(**base, verdict=UNCHECKED,
                            message=f"{where}: {why} to compare with {op} {spec.threshold:g} {cdef.unit}")
     interval = [est.low, est.high]
-    judged = dict(interval=interval, basis=est.basis, rounds=est.rounds)
+    judged: dict[str, Any] = {"interval": interval, "basis": est.basis, "rounds": est.rounds}
     if estimated and not spec.extras.get("allow_estimate", False):
         return ClaimResult(**base, **judged, verdict=UNCHECKED,
                            message=f"{where}: observed {est.value:.4g} {cdef.unit} is an estimate, "

@@ -15,7 +15,14 @@ from dataclasses import asdict
 
 import pytest
 
-from pytest_edgeai.claims import estimate_metric, find_against, judge_ratio, rounds_estimate, rounds_ratio, unchecked
+from pytest_edgeai.claims import (
+    estimate_metric,
+    find_against,
+    judge_ratio,
+    rounds_estimate,
+    rounds_ratio,
+    unchecked,
+)
 from pytest_edgeai.measure.rounds import Interleaved, round_profile
 from pytest_edgeai.results.store import list_runs, load_run
 

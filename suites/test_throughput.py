@@ -31,6 +31,10 @@ def test_single_stream(edgeai_device, edgeai_workload, edgeai_bench, edgeai_clai
         return _p90(windows)
 
     edgeai_claims.check("max_p90_latency_ms", _p90(windows), edgeai_workload.name, windows[0], more=more)
+    if edgeai_device.kind == "edgetpu":  # how much of the model the compiler put on the TPU (a fixed figure)
+        report = windows[0].backend.get("settings", {}).get("edgetpu_compiler", {})
+        edgeai_claims.check("min_edgetpu_op_fraction", report.get("ops_on_tpu_fraction"), edgeai_workload.name,
+                            windows[0])
     edgeai_claims.assert_met()
 
 

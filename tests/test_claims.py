@@ -8,8 +8,22 @@ import math
 import pytest
 
 from pytest_edgeai import config as config_mod
-from pytest_edgeai.claims import (CLAIMS, INCONCLUSIVE, MET, MISSED, NO_CLAIMS, UNCHECKED, ClaimChecker, ClaimSpec, Found,
-                                  collected_problems, judge, judge_ratio, latest_metric, ratio_of)
+from pytest_edgeai.claims import (
+    CLAIMS,
+    INCONCLUSIVE,
+    MET,
+    MISSED,
+    NO_CLAIMS,
+    UNCHECKED,
+    ClaimChecker,
+    ClaimSpec,
+    Found,
+    collected_problems,
+    judge,
+    judge_ratio,
+    latest_metric,
+    ratio_of,
+)
 from pytest_edgeai.devices import Device
 from pytest_edgeai.errors import ConfigError
 from pytest_edgeai.measure.rounds import Estimate

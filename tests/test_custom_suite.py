@@ -21,8 +21,8 @@ DEVICE = '[devices.cpu]\nkind = "cpu"\nbackend = "onnxruntime"\n[devices.cpu.opt
 def readme_example() -> tuple[str, str]:
     """The python and toml blocks of the README's "Writing your own suite" section."""
     section = README.read_text().split("## Writing your own suite", 1)[1].split("\n## ", 1)[0]
-    python = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    toml = re.search(r"```toml\n(.*?)```", section, re.S).group(1)
+    python = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
+    toml = re.search(r"```toml\n(.*?)```", section, re.DOTALL).group(1)
     return python, toml
 
 
@@ -60,8 +60,8 @@ def test_a_claim_the_suite_does_not_declare_is_a_usage_error(suite):
     suite.makefile(".toml", devices=DEVICE + "[devices.cpu.claims.mine]\nmin_inference_per_s = 20\n")
     result = suite.runpytest("--device", "cpu", *QUICK)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*devices.cpu.claims.mine.min_inference_per_s: suite 'mine' declares no claim "
-                                 "'min_inference_per_s' (did you mean 'min_inferences_per_s'?)*"])
+    result.stderr.fnmatch_lines([("*devices.cpu.claims.mine.min_inference_per_s: suite 'mine' declares no claim "
+                                  "'min_inference_per_s' (did you mean 'min_inferences_per_s'?)*")])
     assert "Traceback" not in result.stderr.str()
 
 

@@ -10,16 +10,21 @@ import types
 import pytest
 
 from pytest_edgeai import config as config_mod
-from pytest_edgeai.claims import CLAIMS, ClaimSpec
+from pytest_edgeai.claims import CLAIMS
 from pytest_edgeai.devices import Device
-from pytest_edgeai.energy import EnergyReading, MeterError, MeterUnavailable, energy_metrics, make_meter, measure_idle
-from pytest_edgeai.energy import registry
+from pytest_edgeai.energy import (
+    EnergyReading,
+    MeterError,
+    MeterUnavailable,
+    energy_metrics,
+    make_meter,
+    measure_idle,
+    registry,
+)
 from pytest_edgeai.energy.integrate import SensorInfo, build_reading, energy_between
 from pytest_edgeai.energy.sampler import SampledMeter
 from pytest_edgeai.energy.window import MeterWindow
 from pytest_edgeai.errors import ConfigError
-from pytest_edgeai.results.record import Record
-from pytest_edgeai.results.store import RunStore
 
 INFO = SensorInfo("fake", "a fake rail", update_period_s=0.01)
 
@@ -309,11 +314,6 @@ def test_the_window_covers_only_what_lies_between_its_edges():
 
 
 # ---------------------------------------------------------------- claims
-
-def energy_record(dev: str, model: str, ips_usd: float, created: float) -> Record:
-    return Record(suite="energy", test_id="t", device={"name": dev}, backend={}, model={"name": model},
-                  scenario={}, metrics={"inferences_per_s_per_usd": {"value": ips_usd}}, created=created)
-
 
 def test_energy_claims_are_defined_and_parse_from_devices_toml():
     assert set(CLAIMS["energy"]) >= {"max_joules_per_inference", "min_inferences_per_s_per_w",

@@ -255,6 +255,7 @@ def fake_pynvml(energy_supported: bool = True, init_fails: bool = False) -> type
     return types.SimpleNamespace(
         NVMLError=FakeNVMLError, NVMLError_NotSupported=FakeNotSupported, state=state,
         nvmlInit=init, nvmlShutdown=shutdown, nvmlDeviceGetHandleByIndex=lambda i: ("gpu", i),
+        nvmlDeviceGetCount=lambda: 1,
         nvmlDeviceGetName=lambda h: b"Fake A100", nvmlDeviceGetTotalEnergyConsumption=energy,
         nvmlDeviceGetPowerUsage=lambda h: state.power_mw)
 
@@ -265,7 +266,7 @@ def test_nvml_energy_counter(monkeypatch):
     meter = make_meter(device(source="nvml", rate_hz=SLOW))
     r = window(meter, lambda: setattr(nv.state, "energy_mj", 1_012_500))
     assert r.joules == pytest.approx(12.5)
-    assert r.source == "nvml energy counter" and r.covers == "GPU 0 board (Fake A100)"
+    assert r.source == "nvml energy counter" and r.covers.startswith("GPU board (Fake A100), NVML index 0")
     assert r.update_period_s == pytest.approx(0.1)
     assert nv.state.shutdowns == 1
 

@@ -2,8 +2,8 @@
 
 Probes behind one protocol: process RSS for CPU runtimes, NVML for NVIDIA GPUs (pynvml imported
 lazily), host memory in use for Jetsons (GPU and host share it). The EdgeTPU's on-chip
-parameter cache (8 MiB) cannot be read, so there the footprint is the model's size, labelled an
-estimate.
+parameter cache (8 MiB) cannot be read, so there the footprint is the compiled int8 model's parameter
+memory from edgetpu_compiler's report (backends.litert.edgetpu_parameter_bytes), labelled an estimate.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from ..errors import DeviceUnavailable
 
 if TYPE_CHECKING:
     from ..devices import Device
-    from ..models.model import Model
 
 MIB = 1 << 20
 
@@ -117,7 +116,3 @@ def available_bytes(device: Device) -> tuple[int, str]:
         raise DeviceUnavailable(f"{device.name}: no memory_mb in devices.toml and no /proc/meminfo to read")
     return kib * 1024, "host MemAvailable (/proc/meminfo)"
 
-
-def parameter_bytes(model: Model) -> int:
-    """The model file's size: what an EdgeTPU must hold in its parameter cache."""
-    return model.path.stat().st_size

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..backends.base import get_backend
+
 if TYPE_CHECKING:
     from ..backends.base import Session
     from ..devices import Device
@@ -65,15 +67,21 @@ def measure_switching(sessions: dict[str, Session], feeds: dict[str, dict[str, n
     return SwitchResult(label, alone, alternating, rounds)
 
 
-def switching_study(models: list[Model], device: Device, rounds: int, label: str = "") -> SwitchResult:
+def switching_study(models: list[Model], device: Device, rounds: int, label: str = "",
+                    together: bool = False) -> SwitchResult:
     """Load every model on ``device`` (one session each, as tenants of one TPU), time the switching,
-    close them all."""
+    close them all. ``together``: the backend loads them as one group (LiteRT co-compiles them for the
+    EdgeTPU, so they share its parameter cache)."""
     from .tenants import backend_load, default_feeds
 
     sessions: dict[str, Session] = {}
     try:
-        for model in models:
-            sessions[model.name] = backend_load(model, device)
+        backend = get_backend(device.backend)
+        if together and hasattr(backend, "load_together"):
+            sessions.update(zip([m.name for m in models], backend.load_together(models, device)))
+        else:
+            for model in models:
+                sessions[model.name] = backend_load(model, device)
         feeds = {m.name: default_feeds(sessions[m.name], m) for m in models}
         return measure_switching(sessions, feeds, rounds, label=label)
     finally:

@@ -99,7 +99,7 @@ def _t(confidence: float, df: int) -> float:
     return float(stats.t.ppf(0.5 + confidence / 2, df))
 
 
-def mean_estimate(values: Sequence[float], what: str, confidence: float = CONFIDENCE) -> Estimate:
+def mean_estimate(values: Sequence[float | None], what: str, confidence: float = CONFIDENCE) -> Estimate:
     """The mean of independent rounds' figures, with a t-interval from their spread (unbounded with
     one round: one window says nothing about how much another would differ)."""
     x = [float(v) for v in values if v is not None and math.isfinite(v)]
@@ -113,7 +113,7 @@ def mean_estimate(values: Sequence[float], what: str, confidence: float = CONFID
                     f"{confidence:.0%} t-interval over {len(x)} rounds' {what}", len(x))
 
 
-def ratio_estimate(numerator: Sequence[float], denominator: Sequence[float], what: str,
+def ratio_estimate(numerator: Sequence[float | None], denominator: Sequence[float | None], what: str,
                    confidence: float = CONFIDENCE) -> Estimate:
     """The ratio of two arms measured in the same rounds: geometric mean of the per-round ratios, with
     a t-interval of their logarithms."""

@@ -27,10 +27,10 @@ from .locks import device_lock, device_locks
 
 if TYPE_CHECKING:
     from ..backends.base import Session
-    from ..energy.base import EnergyReading
-    from ..measure.scenarios import Measurement
     from ..devices import Device
+    from ..energy.base import EnergyReading
     from ..measure.profiles import Profile
+    from ..measure.scenarios import Measurement
     from ..models.model import Model
 
 
@@ -52,6 +52,7 @@ class MeasureRequest:
     lock_dir: str | None = None
     lock_timeout_s: float = -1  # -1: wait as long as it takes
     metered: bool = False  # read the device's power meter over exactly the timed loop
+    timeout_s: float | None = None  # from getting the device to the result; past it, a hang (None: no limit)
 
     @property
     def label(self) -> str:
@@ -115,6 +116,7 @@ class CallRequest:
     also_lock: tuple[Device, ...] = ()  # other devices the study times work on (placement), when exclusive
     lock_dir: str | None = None
     lock_timeout_s: float = -1
+    timeout_s: float | None = None  # the longest the study may go without relaying an event (None: no limit)
 
     @property
     def label(self) -> str:
@@ -187,7 +189,7 @@ def execute(request: MeasureRequest, cache: ModelCache, notify: Notify | None = 
             result = _run_scenario(session, feeds, request, progress, window)
             after = clocks.snapshot(device)
             settings = session.settings()
-            timings = session.last_timings() if hasattr(session, "last_timings") else None
+            timings = session.timings(len(result.samples_ns)) if hasattr(session, "timings") else None
         except EdgeAIError:
             cache.close()
             raise
@@ -204,7 +206,7 @@ def execute(request: MeasureRequest, cache: ModelCache, notify: Notify | None = 
     if throttled:
         extra["throttled"] = True
     if timings:
-        extra["last_query_timings_ms"] = timings  # e.g. TensorRT: host-to-device, compute, device-to-host
+        extra["gpu_timings_ms"] = timings  # TensorRT, per timed query: H2D, compute, D2H (CUDA events), host
     return MeasureResult(metrics=result.metrics(), samples_ns=result.samples_ns,
                          warnings=[*result.warnings, *(f"throttled: {t}" for t in throttled)],
                          started_at=result.started_at, wall_ns=result.wall_ns, settings=settings, extra=extra,
