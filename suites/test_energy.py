@@ -23,7 +23,7 @@ from pytest_edgeai.claims import (
     rounds_ratio,
     unchecked,
 )
-from pytest_edgeai.measure.rounds import Interleaved, round_profile
+from pytest_edgeai.measure.rounds import Interleaved
 from pytest_edgeai.results.store import list_runs, load_run
 
 PER_USD = "inferences_per_s_per_usd"
@@ -71,7 +71,7 @@ def _measure_and_judge(model, bench, other, claims, session, ratio_specs):
     """Rounds of metered windows (side by side with ``other`` when given), the pooled figures, the verdicts;
     returns why energy was not measured, or None."""
     name, device = model.name, bench.device.name
-    profile = round_profile(session.profile)
+    profile = session.profile  # each round a full window: a meter needs it longer than its update period
     arms = [lambda r: bench.offline(model, batch=1, metered=True, profile=profile, round=r)]
     if other is not None:
         arms.append(lambda r: other.offline(model, batch=1, metered=True, profile=profile, round=r))
@@ -90,7 +90,7 @@ def _measure_and_judge(model, bench, other, claims, session, ratio_specs):
             est = figure(metric)
             if est.rounds:
                 method = "derived" if metric == PER_USD else ("estimated" if estimated else "measured")
-                pooled.metrics[metric] = estimate_metric(est, unit, f"mean of {est.rounds} metered rounds' {metric}",
+                pooled.metrics[metric] = estimate_metric(est, unit, f"geometric mean of {est.rounds} metered rounds' {metric}",
                                                          method)
         pooled.extra["derived_from"] = [r.id for r in mine]
         bench.save(pooled)

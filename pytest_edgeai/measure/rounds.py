@@ -100,16 +100,24 @@ def _t(confidence: float, df: int) -> float:
 
 
 def mean_estimate(values: Sequence[float | None], what: str, confidence: float = CONFIDENCE) -> Estimate:
-    """The mean of independent rounds' figures, with a t-interval from their spread (unbounded with
-    one round: one window says nothing about how much another would differ)."""
+    """The centre of independent rounds' figures, with a t-interval from their spread (unbounded with one
+    round: one window says nothing about how much another would differ). Rates, energies and times are
+    positive and vary by factors, so for positive figures this is the geometric mean with the interval of
+    the logs (never below zero); otherwise the arithmetic mean."""
     x = [float(v) for v in values if v is not None and math.isfinite(v)]
     if not x:
         return Estimate(math.nan, math.nan, math.nan, f"no {what} measured", 0)
-    mean = statistics.fmean(x)
+    positive = all(v > 0 for v in x)
+    scale = [math.log(v) for v in x] if positive else x
+    centre = statistics.fmean(scale)
+    value = math.exp(centre) if positive else centre
     if len(x) < 2:
-        return Estimate(mean, -math.inf, math.inf, f"{what} from 1 round: no interval without a second", 1)
-    half = _t(confidence, len(x) - 1) * statistics.stdev(x) / math.sqrt(len(x))
-    return Estimate(mean, mean - half, mean + half,
+        return Estimate(value, -math.inf, math.inf, f"{what} from 1 round: no interval without a second", 1)
+    half = _t(confidence, len(x) - 1) * statistics.stdev(scale) / math.sqrt(len(x))
+    if positive:
+        return Estimate(value, math.exp(centre - half), math.exp(centre + half),
+                        f"geometric mean of {len(x)} rounds' {what}, {confidence:.0%} t-interval of their logs", len(x))
+    return Estimate(value, centre - half, centre + half,
                     f"{confidence:.0%} t-interval over {len(x)} rounds' {what}", len(x))
 
 
