@@ -276,8 +276,9 @@ def _settle(est: Estimate, threshold: float) -> str:
     """How many rounds would separate the interval from the threshold, if the spread stayed as it is."""
     gap = abs(est.value - threshold)
     half = max(est.high - est.value, est.value - est.low)
-    if est.rounds < 2 or not math.isfinite(half):
-        return "at least 2 independent rounds (there is no interval from one)"
+    if not math.isfinite(half):
+        return ("more evidence: the interval is unbounded (too few rounds, or too few queries for the quantile); "
+                "a longer profile (--edgeai-profile standard or full)")
     if gap == 0:
         return "nothing at this spread: the figure sits on the threshold; move the threshold or the bench"
     needed = math.ceil(est.rounds * (half / gap) ** 2) + 1
