@@ -72,6 +72,31 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("selected", nargs="*", metavar="DEVICE", help="device names or kinds (default: every device)")
+    shared_option(p, "devices_file")
+
+
+@command("doctor", "what this machine lacks to run each device, one line per problem with its fix; exit 1 "
+                   "if a named device (or every device of a named kind) cannot run", _doctor_args)
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from . import config as config_mod
+    from .devices import KINDS, select
+    from .doctor import examine, verdict
+
+    path = Path(args.devices_file) if args.devices_file else Path("devices.toml")
+    cfg = config_mod.load(path) if path.is_file() or args.devices_file else config_mod.builtin()
+    exams = [examine(d) for d in select(cfg, args.selected or ["all"])]
+    for exam in exams:
+        d = exam.device
+        print(f"{d.name} ({d.kind}, {d.backend}): {'can run' if exam.can_run else 'CANNOT RUN'}")
+        for f in exam.findings:
+            print(f"  {f.level}: {f.text}")
+    named = {w for w in args.selected if w in cfg.devices}
+    kinds = {w for w in args.selected if w in KINDS and w not in cfg.devices}
+    return verdict(exams, named or ({e.device.name for e in exams} if not args.selected else set()), kinds)
+
+
 def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN",
                    help="run directories or 'latest'; several: the last is reported, all form the history")
@@ -98,7 +123,7 @@ def _problems(problems: list[str], what: str) -> None:
          _report_args)
 def cmd_report(args: argparse.Namespace) -> int:
     from .report.html import build_report
-    from .results.release import find_run
+    from .results.compare import find_run
     from .results.store import resolve_run
 
     root = Path(args.edgeai_report_dir)
@@ -126,8 +151,7 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
          _compare_args)
 def cmd_compare(args: argparse.Namespace) -> int:
     from .errors import ConfigError
-    from .results.compare import REGRESSED, compare_runs, parse_fraction, summary_lines
-    from .results.release import find_run
+    from .results.compare import REGRESSED, compare_runs, earlier_runs, find_run, parse_fraction, summary_lines
     from .results.store import load_run
 
     try:
@@ -137,7 +161,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     root = Path(args.edgeai_report_dir)
     new = load_run(args.new, root)
     base = load_run(find_run(args.base, root, exclude=new.path))
-    comparison = compare_runs(base, new, _tolerances(args.devices_file), fail_on)
+    comparison = compare_runs(base, new, _tolerances(args.devices_file), fail_on,
+                              history=earlier_runs(new.path.parent, new))
     shown = tuple({d.verdict for d in comparison.deltas}) if args.all else (REGRESSED, "improved", "changed")
     for line in summary_lines(comparison, shown):
         print(line)

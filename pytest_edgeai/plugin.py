@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 KIND_MARKERS = ("cpu", "gpu", "edgetpu", "ncs2", "npu", "jetson")
 DEVICE_FIXTURES = ("edgeai_device", "edgeai_bench", "edgeai_claims")
 SESSION_KEY = pytest.StashKey["EdgeAISession"]()
-BASELINE_KEY = pytest.StashKey[object]()  # results.baseline.Outcome of this session
+BASELINE_KEY = pytest.StashKey[object]()  # results.compare.Outcome of this session
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -280,7 +280,14 @@ def edgeai_device(request: pytest.FixtureRequest, edgeai_session: EdgeAISession)
 
 @pytest.fixture
 def edgeai_workload(request: pytest.FixtureRequest, edgeai_session: EdgeAISession):
-    """A model the suites run (parametrised over the zoo, [models] and --edgeai-model files)."""
+    """A model the suites run (parametrised over the zoo, [models] and --edgeai-model files); a zoo model
+    whose trained weights are not installed skips with what to install (never built seeded instead)."""
+    from .models.zoo import ZOO
+
+    builder = ZOO.get(request.param.ref)
+    reason = builder.unavailable(request.param.params) if builder else None
+    if reason:
+        pytest.skip(f"{request.param.name}: {reason}")
     return edgeai_session.model(request.param)
 
 
@@ -306,7 +313,7 @@ def edgeai_bench(request: pytest.FixtureRequest, edgeai_session: EdgeAISession, 
                   progress=None if quiet else (lambda label: ProgressLine(reporter, label)),
                   lab=edgeai_session, lock_timeout_s=edgeai_session.lock_timeout_s)
     yield bench
-    from .results.baseline import metric_properties
+    from .results.compare import metric_properties
 
     request.node.user_properties.extend(metric_properties(bench.records))  # JUnit XML properties
     bench.close()
@@ -366,7 +373,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def _against_baseline(session: pytest.Session, s: EdgeAISession):
     """--edgeai-baseline: compare this run, keep the outcome for the summary, and under
     --edgeai-fail-on-regression fail the session on a regression or a baseline that cannot be found."""
-    from .results.baseline import against_baseline, stamp_release
+    from .results.compare import against_baseline, stamp_release
 
     stamp_release(s.store)
     fail = bool(s.settings.option("edgeai_fail_on_regression"))

@@ -27,22 +27,39 @@ import pytest
 
 from pytest_edgeai.backends.litert import edgetpu_parameter_bytes
 from pytest_edgeai.claims import estimate_metric
-from pytest_edgeai.concurrency.capacity import CapacityPlan, probe_capacity
-from pytest_edgeai.concurrency.loadgen import SCENARIOS
-from pytest_edgeai.concurrency.loadgen_study import ServerPlan, loadgen_study
-from pytest_edgeai.concurrency.memory import MIB, available_bytes
-from pytest_edgeai.concurrency.metrics import (capacity_metrics, metric, models_metrics, placement_metrics,
-                                               step_metrics, switching_metrics)
-from pytest_edgeai.concurrency.models_together import run_concurrent_models
-from pytest_edgeai.concurrency.placement import measure_placement
-from pytest_edgeai.concurrency.plan import plan_for, window_for
-from pytest_edgeai.concurrency.processes import ProcessRunner
-from pytest_edgeai.concurrency.sweep import run_sweep, run_tenants
-from pytest_edgeai.concurrency.switching import switching_study
-from pytest_edgeai.concurrency.threaded import ThreadRunner
-from pytest_edgeai.concurrency.threads import plan_threads, split_device
-from pytest_edgeai.measure.rounds import Estimate, Interleaved, ratio_estimate, round_profile
+from pytest_edgeai.concurrency import (
+    MIB,
+    SCENARIOS,
+    CapacityPlan,
+    ProcessRunner,
+    ServerPlan,
+    ThreadRunner,
+    available_bytes,
+    capacity_metrics,
+    loadgen_study,
+    measure_placement,
+    models_metrics,
+    placement_metrics,
+    plan_for,
+    plan_threads,
+    probe_capacity,
+    run_concurrent_models,
+    run_sweep,
+    run_tenants,
+    split_device,
+    step_metrics,
+    switching_metrics,
+    switching_study,
+    window_for,
+)
+from pytest_edgeai.measure.rounds import (
+    Estimate,
+    Interleaved,
+    ratio_estimate,
+    round_profile,
+)
 from pytest_edgeai.measure.stats import quantile_ci
+from pytest_edgeai.results.record import metric
 
 SWEEP_MODELS = ("mobilenet_v2", "cnn_trad_fpool3")
 CAPACITY_MODEL = "mobilenet_v2"

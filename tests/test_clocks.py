@@ -12,7 +12,7 @@ from vendor_fakes import fake_cuda_runtime_bus_ids, fake_pynvml, install_cuda_ru
 
 from pytest_edgeai.backends import jetson
 from pytest_edgeai.devices import Device, builtin_cpu
-from pytest_edgeai.energy import nvml as nvml_meter
+from pytest_edgeai.energy.meters import nvml as nvml_meter
 from pytest_edgeai.lab import clocks
 from pytest_edgeai.lab.work import MeasureRequest, ModelCache, execute
 from pytest_edgeai.measure.profiles import Profile

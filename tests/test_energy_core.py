@@ -10,20 +10,21 @@ import types
 import pytest
 
 from pytest_edgeai import config as config_mod
+from pytest_edgeai import energy
 from pytest_edgeai.claims import CLAIMS
 from pytest_edgeai.devices import Device
 from pytest_edgeai.energy import (
     EnergyReading,
+    IdleBaseline,
     MeterError,
     MeterUnavailable,
+    MeterWindow,
     energy_metrics,
     make_meter,
     measure_idle,
-    registry,
 )
-from pytest_edgeai.energy.integrate import SensorInfo, build_reading, energy_between
-from pytest_edgeai.energy.sampler import SampledMeter
-from pytest_edgeai.energy.window import MeterWindow
+from pytest_edgeai.energy.reading import SensorInfo, build_reading, energy_between
+from pytest_edgeai.energy.sampling import SampledMeter
 from pytest_edgeai.errors import ConfigError
 
 INFO = SensorInfo("fake", "a fake rail", update_period_s=0.01)
@@ -209,10 +210,10 @@ def test_every_option_problem_is_reported_at_once():
 
 
 def test_check_meter_for_config_validation():
-    assert registry.check_meter(device(source="rapl", zones=[1])) == [
+    assert energy.check_meter(device(source="rapl", zones=[1])) == [
         "devices.dut.meter.zones: [1] is not a string or a non-empty array of strings"]
-    assert registry.check_meter(device(source="rapl", idle_s=2)) == []
-    assert registry.idle_seconds(device(source="rapl", idle_s=2)) == 2.0
+    assert energy.check_meter(device(source="rapl", idle_s=2)) == []
+    assert energy.idle_seconds(device(source="rapl", idle_s=2)) == 2.0
 
 
 def test_bad_pattern_is_a_config_error():
@@ -221,21 +222,21 @@ def test_bad_pattern_is_a_config_error():
 
 
 def test_a_lab_meter_from_an_entry_point(monkeypatch):
-    from pytest_edgeai.energy.options import Option
+    from pytest_edgeai.keys import Key
 
     class LabMeter(FakeMeter):
-        OPTIONS = (Option("channel", "integer", 0),)
+        OPTIONS = (Key("channel", "integer", 0),)
 
         def __init__(self, dev, rate_hz, channel):
             super().__init__(watts=float(channel), rate_hz=rate_hz)
 
     ep = types.SimpleNamespace(name="labmeter", load=lambda: LabMeter)
     monkeypatch.setattr("pytest_edgeai.registry.entry_points",
-                        lambda group: {"labmeter": ep} if group == registry.ENTRY_POINT_GROUP else {})
+                        lambda group: {"labmeter": ep} if group == energy.ENTRY_POINT_GROUP else {})
     meter = make_meter(device(source="labmeter", channel=7))
     meter.start()
     assert meter.stop().mean_w == pytest.approx(7.0)
-    assert "labmeter" in registry.known_sources()
+    assert "labmeter" in energy.known_sources()
     with pytest.raises(ConfigError, match="channel"):
         make_meter(device(source="labmeter", channel="x"))
 
@@ -262,8 +263,6 @@ def test_energy_metrics_estimated_and_without_meter_or_price():
 
 
 def test_energy_metrics_above_idle_and_batched_queries():
-    from pytest_edgeai.energy.base import IdleBaseline
-
     r = reading(joules=10.0, duration=2.0).with_baseline(IdleBaseline(1.0, 1.0, False))
     m = energy_metrics(r, inferences=80, throughput_ips=40.0, price_usd=None, queries=10)
     assert m["joules_per_inference_above_idle"]["value"] == pytest.approx(8.0 / 80)

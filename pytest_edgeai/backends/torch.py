@@ -15,6 +15,7 @@ import types
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendError, ConfigError, ModelError
+from ..keys import Key
 from .base import Availability, TensorSpec, distribution_version
 from .device_options import check_keys, flag, positive_int, require
 
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
     from ..devices import Device
     from ..models.model import Model
 
-OPTION_KEYS = ("device", "num_threads", "fp16")
+OPTION_KEYS = (Key("device", "string", None), Key("num_threads", "integer", None, minimum=1),
+               Key("fp16", "bool", None))
 
 
 def _torch():
@@ -43,6 +45,7 @@ class TorchBackend:
     """Loads an nn.Module (TorchScript, pickled, or converted from ONNX) onto a torch device."""
 
     name = "torch"
+    OPTIONS = OPTION_KEYS
 
     def probe(self, device: Device) -> Availability:
         try:

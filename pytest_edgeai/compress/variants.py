@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from ..models.model import Model
 from .. import filecache
+from ..models.model import Model
 from .base import Calibration, MethodUnavailable, QuantizationError, get_method
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..backends.base import get_backend
+from ..energy import EnergyReading, MeterWindow
 from ..errors import EdgeAIError
 from ..measure.inputs import make_feeds
 from ..measure.scenarios import ProgressCallback, measure
@@ -28,7 +29,6 @@ from .locks import device_lock, device_locks
 if TYPE_CHECKING:
     from ..backends.base import Session
     from ..devices import Device
-    from ..energy.base import EnergyReading
     from ..measure.profiles import Profile
     from ..measure.scenarios import Measurement
     from ..models.model import Model
@@ -179,7 +179,7 @@ def execute(request: MeasureRequest, cache: ModelCache, notify: Notify | None = 
     lock_dir = Path(request.lock_dir) if request.lock_dir else None
     with device_lock(device, lock_dir, request.lock_timeout_s) as waited:
         tell("locked", waited)
-        window = _meter_window(device) if request.metered else None
+        window = MeterWindow.for_device(device) if request.metered else None
         try:
             tell("phase", "loading the model")
             session, load_s = cache.get(device, request.model)
@@ -213,14 +213,8 @@ def execute(request: MeasureRequest, cache: ModelCache, notify: Notify | None = 
                          energy=window.reading if window else None, energy_reason=window.reason if window else None)
 
 
-def _meter_window(device: Device):
-    from ..energy.window import MeterWindow
-
-    return MeterWindow.for_device(device)
-
-
 def _run_scenario(session: Session, feeds, request: MeasureRequest, progress: ProgressCallback | None,
-                  window) -> Measurement:
+                  window: MeterWindow | None) -> Measurement:
     """The synchronous loop, or the request pool when the runtime was set up for throughput."""
     from ..backends.asynchronous import AsyncSession
 

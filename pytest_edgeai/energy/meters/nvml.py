@@ -15,15 +15,14 @@ from __future__ import annotations
 import functools
 import importlib
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from .base import MeterUnavailable
-from .integrate import SensorInfo
-from .options import Option
-from .sampler import SampledMeter
+from ...keys import Key
+from ..reading import MeterUnavailable, SensorInfo
+from ..sampling import SampledMeter
 
 if TYPE_CHECKING:
-    from ..devices import Device
+    from ...devices import Device
 
 ENERGY_UPDATE_S = 0.1  # the counter updates every 20-100 ms; the slower bound is the safe one
 POWER_AVERAGE_S = 1.0
@@ -100,9 +99,9 @@ class NvmlMeter(SampledMeter):
     # The counter neither wraps nor needs sampling, so by default it is read only at the window's
     # edges; the power query is cheap (0.05 ms) and is sampled at 10 Hz. rate_hz overrides both.
     DEFAULT_RATE_HZ = None
-    OPTIONS = (Option("pci_bus_id", "string", "", help="the GPU's PCI bus id (default: the one the device's "
+    OPTIONS = (Key("pci_bus_id", "string", "", help="the GPU's PCI bus id (default: the one the device's "
                                                         "CUDA index maps to)"),
-               Option("mode", "string", "auto", choices=("auto", "energy", "power"),
+               Key("mode", "string", "auto", choices=("auto", "energy", "power"),
                       help="energy counter, sampled power, or the counter when supported"))
 
     def __init__(self, device: Device, rate_hz: float | None = None, pci_bus_id: str = "", mode: str = "auto"):
@@ -128,7 +127,7 @@ class NvmlMeter(SampledMeter):
                                covers=f"GPU board ({name}), {matched}",
                                update_period_s=ENERGY_UPDATE_S if self.kind == "joules" else POWER_AVERAGE_S)
 
-    def _pick_kind(self, mode: str, gpu: str) -> str:
+    def _pick_kind(self, mode: str, gpu: str) -> Literal["watts", "joules"]:
         nv = self._nv
         if mode in ("auto", "energy"):
             try:

@@ -9,14 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .base import MeterUnavailable
-from .integrate import SensorInfo
-from .lines import DEFAULT_PATTERN, LINE_OPTIONS, LineParser
-from .options import Option
-from .stream import LineMeter
+from ...keys import Key
+from ..lines import DEFAULT_PATTERN, LINE_OPTIONS, LineMeter, LineParser
+from ..reading import MeterUnavailable, SensorInfo
 
 if TYPE_CHECKING:
-    from ..devices import Device
+    from ...devices import Device
 
 
 def _pyserial() -> Any:
@@ -58,11 +56,11 @@ class SerialMeter(LineMeter):
     """Readings a USB meter prints on a serial port."""
 
     OPTIONS = (
-        Option("port", "string", help="serial device, e.g. /dev/ttyUSB0"),
-        Option("baudrate", "integer", 9600, minimum=1),
-        Option("timeout_s", "number", 0.5, minimum=0.0, above_minimum=True,
+        Key("port", "string", help="serial device, e.g. /dev/ttyUSB0"),
+        Key("baudrate", "integer", 9600, minimum=1),
+        Key("timeout_s", "number", 0.5, minimum=0.0, above_minimum=True,
                help="read timeout; bounds how long stopping can wait"),
-        Option("covers", "string", "what the USB meter is wired to (not stated)"),
+        Key("covers", "string", "what the USB meter is wired to (not stated)"),
         *LINE_OPTIONS,
     )
 

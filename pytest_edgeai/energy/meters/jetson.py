@@ -19,17 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError, did_you_mean
-from .base import MeterUnavailable
-from .integrate import SensorInfo
-from .lines import ProcessLines
-from .options import ROOT, Option
-from .sampler import SampledMeter
-from .stream import LineMeter
-from .sysfs import read_number, read_text, under
+from ...errors import ConfigError, did_you_mean
+from ...keys import Key
+from ..lines import LineMeter, ProcessLines
+from ..options import ROOT
+from ..reading import MeterUnavailable, SensorInfo
+from ..sampling import SampledMeter, read_number, read_text, under
 
 if TYPE_CHECKING:
-    from ..devices import Device
+    from ...devices import Device
 
 TOTAL_RAILS = ("VDD_IN", "POM_5V_IN")
 HWMON_GLOBS = ("sys/class/hwmon/hwmon*", "sys/bus/i2c/drivers/ina3221/*/hwmon/hwmon*")
@@ -162,7 +160,7 @@ def open_jetson(device: Device, rate_hz: float = 10.0, root: str = "/", rail: st
 
 open_jetson.OPTIONS = (  # type: ignore[attr-defined]
     ROOT,
-    Option("rail", "string", "auto", help=f"the rail to read (auto: {' then '.join(TOTAL_RAILS)})"),
-    Option("layout", "string", "auto", choices=LAYOUTS, help="where to read the monitor"),
-    Option("tegrastats", "string", "tegrastats", help="the tegrastats program, for the fallback"),
+    Key("rail", "string", "auto", help=f"the rail to read (auto: {' then '.join(TOTAL_RAILS)})"),
+    Key("layout", "string", "auto", choices=LAYOUTS, help="where to read the monitor"),
+    Key("tegrastats", "string", "tegrastats", help="the tegrastats program, for the fallback"),
 )

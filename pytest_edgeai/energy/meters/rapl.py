@@ -14,15 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError, did_you_mean
-from .base import MeterUnavailable
-from .integrate import SensorInfo
-from .options import ROOT, Option
-from .sampler import SampledMeter
-from .sysfs import read_number, read_text, under
+from ...errors import ConfigError, did_you_mean
+from ...keys import Key
+from ..options import ROOT
+from ..reading import MeterUnavailable, SensorInfo
+from ..sampling import SampledMeter, read_number, read_text, under
 
 if TYPE_CHECKING:
-    from ..devices import Device
+    from ...devices import Device
 
 POWERCAP = "/sys/class/powercap"
 ZONE_DIR = re.compile(r"^(intel|amd)-rapl:(\d+)(?::(\d+))?$")  # not intel-rapl-mmio: it duplicates package-N
@@ -103,7 +102,7 @@ def choose(zones: list[Zone], wanted: list[str] | None, where: str) -> list[Zone
 class RaplMeter(SampledMeter):
     """Cumulative joules summed over the chosen RAPL zones."""
 
-    OPTIONS = (ROOT, Option("zones", "strings", None,
+    OPTIONS = (ROOT, Key("zones", "strings", None,
                             help="zone directories or names to sum (default: every package-N zone)"))
     kind = "joules"
 
