@@ -8,8 +8,15 @@ import math
 import pytest
 
 from pytest_edgeai.measure.profiles import PROFILES
-from pytest_edgeai.measure.rounds import (Interleaved, best_of, interleave, mean_estimate, ratio_estimate,
-                                          round_order, round_profile)
+from pytest_edgeai.measure.rounds import (
+    Interleaved,
+    best_of,
+    interleave,
+    mean_estimate,
+    ratio_estimate,
+    round_order,
+    round_profile,
+)
 
 
 def test_rounds_alternate_their_order():
