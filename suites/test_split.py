@@ -92,7 +92,7 @@ def test_bytes_per_cut(edgeai_device, edgeai_workload, edgeai_bench, edgeai_clai
         "best_cut_saving_vs_jpeg": metric(jpeg[k_best] if k_best is not None and study.jpeg_bytes else None, "x",
                                            f"JPEG input bytes / bytes at the same cut ({encoding})", "derived"),
         "saving_depth_layers": metric(depth, "layers", f"network layers after the earliest cut that saves "
-                                                       f"({depth_encoding}); 0: none saves"),
+                                                       f"({depth_encoding}); 0: none saves", "derived"),
         "layer_boundaries": metric(len(study.cuts), "cuts", "single-tensor cuts, one per layer boundary"),
     })
     if at_scope:
