@@ -2,7 +2,7 @@
 
 Options shared with the pytest plugin (--devices-file, --device, --edgeai-report-dir) come from
 options.py, so the two never drift apart. Every subcommand turns an EdgeAIError into one line
-on stderr and exit status 2.
+on stderr and exit status 2, and so is a path that cannot be read or written.
 """
 
 from __future__ import annotations
@@ -231,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command][2](args)
     except EdgeAIError as exc:
         print(f"pytest-edgeai {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # an output path that cannot be written, a run directory that cannot be read
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"pytest-edgeai {args.command}: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
 
 

@@ -217,7 +217,7 @@ class _Validator:
                         hardware_id=hardware_id, description=description, meter=dict(meter),
                         claims=tuple(claims), **numbers)
         found = self.options_of(backend) if backend else None
-        if found is not None:
+        if backend and found is not None:
             self.problems.extend(f"{self.filename}: {p}" for p in option_problems(device, found, backend))
         self.problems.extend(f"{self.filename}: {problem}" for problem in check_meter(device))
         return device

@@ -6,11 +6,17 @@ batching speed-up is a ratio of windows that saw the same machine, with an inter
 per-round ratios; a claim left inconclusive measures more rounds, up to the profile's budget.
 """
 
+from dataclasses import asdict
+
 import numpy as np
+import pytest
 
 from pytest_edgeai.claims import estimate_metric, rounds_estimate, rounds_ratio
 from pytest_edgeai.measure.rounds import Estimate, Interleaved, best_of, round_profile
 from pytest_edgeai.measure.stats import quantile_ci
+from pytest_edgeai.models.detection import NmsConfig, summaries, time_pipeline
+from pytest_edgeai.models.inputs import CROPS, evaluation_photos
+from pytest_edgeai.results.record import metric
 
 
 def _p90(records) -> Estimate:
@@ -101,3 +107,28 @@ def test_batch_sweep(edgeai_device, edgeai_workload, edgeai_bench, edgeai_claims
 
         edgeai_claims.check("min_batching_speedup", fill(best, est), model.name, derived, more=more_speedup)
     edgeai_claims.assert_met()
+
+
+def test_detection_pipeline(edgeai_device, edgeai_workload, edgeai_bench, edgeai_session):
+    """A detector as published figures time it: the model, then box decoding + NMS (TFLite_Detection_PostProcess's
+    behaviour) on the host, timed apart and together on the same queries over real photographs."""
+    model = edgeai_workload
+    if model.task != "detection" or model.preprocess is None:
+        pytest.skip(f"{model.name} is not a zoo detector: it has no SSD post-processing stage")
+    views = evaluation_photos(model.preprocess).tensors()[::len(CROPS)]
+    queries = edgeai_session.profile.min_count
+    timing = edgeai_bench.call(time_pipeline, model, edgeai_device, views, queries,
+                               edgeai_session.profile.warmup_count)
+    stats = summaries(timing)
+    record = edgeai_bench.new_record(model, {"name": "detection_pipeline", "queries": queries, "batch": 1,
+                                             "postprocess": {**asdict(NmsConfig()), "where": "numpy on the host"},
+                                             "input_set": evaluation_photos(model.preprocess).describe()})
+    record.samples.update({"latency_ns": timing.total_ns, "model_ns": timing.model_ns,
+                           "postprocess_ns": timing.postprocess_ns})
+    for key, label in (("model_ns", "model"), ("postprocess_ns", "postprocess"), ("total_ns", "pipeline")):
+        record.metrics[f"{label}_latency_median_ms"] = metric(
+            stats[key]["median_ms"], "ms", f"median of {queries} batch-1 queries: {label}, timed in one loop")
+        record.metrics[f"{label}_latency_p90_ms"] = metric(stats[key]["p90_ms"], "ms", f"p90 of the same: {label}")
+    record.metrics["detections_per_image"] = metric(float(np.mean(timing.detections)), "detections",
+                                                    "mean kept after NMS (seeded weights: the boxes mean nothing)")
+    edgeai_bench.save(record)
