@@ -136,6 +136,7 @@ class Bench:
             if study.throttled:
                 record.extra["throttled"] = True
                 record.warnings.extend(f"throttled: {t}" for t in study.throttled)
+            record.warnings.extend(study.reclaimed)
         return record
 
     def derived(self, model: Model | None, name: str, metrics: dict[str, dict[str, Any]],

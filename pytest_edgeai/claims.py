@@ -536,10 +536,15 @@ def rounds_ratio(numerator: Iterable[Any], denominator: Iterable[Any], metric: s
                           [r.metric(metric) if r.status == "ok" else None for r in denominator], what, confidence)
 
 
-def estimate_metric(est: Estimate, unit: str, source: str, method: str = "derived") -> dict[str, Any]:
-    """An estimate as a record's metric: the figure, the interval it is judged on, and where that comes from."""
+def estimate_metric(est: Estimate, unit: str, source: str, method: str = "derived",
+                    windows: Iterable[float | None] = ()) -> dict[str, Any]:
+    """An estimate as a record's metric: the figure, the interval it is judged on, and where that comes from;
+    ``windows`` is the figure in each independent round, what a comparison between runs reads."""
     out = metric(est.value, unit, source, method)
     if all(math.isfinite(x) for x in (est.value, est.low, est.high)):
         out["ci95"] = [est.low, est.high]
     out.update(ci95_basis=est.basis, rounds=est.rounds)
+    per_round = list(windows)
+    if per_round and all(isinstance(v, (int, float)) and math.isfinite(v) for v in per_round):
+        out["windows"] = per_round
     return out

@@ -91,7 +91,7 @@ def _measure_and_judge(model, bench, other, claims, session, ratio_specs):
             if est.rounds:
                 method = "derived" if metric == PER_USD else ("estimated" if estimated else "measured")
                 pooled.metrics[metric] = estimate_metric(est, unit, f"geometric mean of {est.rounds} metered rounds' {metric}",
-                                                         method)
+                                                         method, windows=[r.metric(metric) for r in mine])
         pooled.extra["derived_from"] = [r.id for r in mine]
         bench.save(pooled)
 

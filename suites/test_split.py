@@ -10,6 +10,8 @@ The record says which weights the model carries: only mobilenet_v2_imagenet is t
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -21,6 +23,7 @@ from pytest_edgeai.measure.stats import median_ci
 from pytest_edgeai.results.record import metric
 from pytest_edgeai.split import netns
 from pytest_edgeai.split.network import links_from_config
+from pytest_edgeai.split.planner import plan
 from pytest_edgeai.split.study import LOSSLESS, run_plan, study_file, study_plan
 
 INPUTS = 6  # the centre view of each evaluation photograph (or seeded fields for non-image inputs)
@@ -41,6 +44,12 @@ def _study(bench, model):
 def _onnx_only(model) -> None:
     if model.format != "onnx":
         pytest.skip(f"the split study cuts ONNX graphs; {model.name} is {model.format}")
+
+
+def _precision(device) -> dict[str, str]:
+    """The device tier's precision: an EdgeTPU (or an int8-converting device) sends int8 activations."""
+    int8 = device.kind == "edgetpu" or device.options.get("quantization") == "int8"
+    return {device.tier: "int8"} if int8 else {}
 
 
 def _extra(claims, name: str, model: str, key: str, default):
@@ -137,15 +146,20 @@ def test_planned_split_against_execution(edgeai_device, edgeai_workload, edgeai_
         study = _study(edgeai_bench, model)
         encoding = _extra(edgeai_claims, "max_prediction_error", model.name, "encoding", "raw+none")
         planned = edgeai_bench.call(study_plan, study, links, tiers, repeats=profile.min_count,  # per-block timing
-                                    encoding=encoding)
+                                    encoding=encoding, precision=_precision(edgeai_device),
+                                    trained=model.weights.get("kind") == "trained")
     except EdgeAIError as exc:
         edgeai_bench.fail_record(record, str(exc))
         raise
     best = planned.chosen
     record.scenario["constraints"] = [c.describe() for c in planned.constraints]
     record.metrics["predicted_latency_ms"] = metric(best.latency_s * 1e3, "ms", best.describe(), "predicted")
+    record.scenario["tier_precision"] = planned.precision or "fp32 on every tier"
+    record.metrics["plan_top1_agreement"] = metric(planned.agreement[0]["top1_agreement"], "fraction",
+                                                   f"the chosen plan's wire encodings ({planned.agreement[0]['method']})")
     record.extra.update({
-        "plans": [p.to_dict() for p in planned.plans], "boundaries": planned.boundaries,
+        "plans": [{**p.to_dict(), "accuracy": a} for p, a in zip(planned.plans, planned.agreement)],
+        "boundaries": planned.boundaries,
         "block_latency_s": list(planned.problem.latency_s[tiers[0]]),
         "block_names": list(planned.problem.names), "boundary_bytes": list(planned.problem.boundary_bytes)})
     network = "user" if netns.unavailable() else "kernel"  # kernel-shaped where this process may
@@ -165,7 +179,7 @@ def test_planned_split_against_execution(edgeai_device, edgeai_workload, edgeai_
         "measured_latency_ms": metric(measured.median_s * 1e3, "ms",
                                        f"median of {len(measured.latencies_s)} split runs over shaped links"),
         "prediction_error": metric(measured.prediction_error, "fraction",
-                                   f"|measured - predicted| / measured; link: {measured.link_method()}"),
+                                   f"|measured - predicted| / measured; link: {measured.link_method()}", "derived"),
         "max_abs_output_error": metric(measured.max_abs_error, "abs",
                                         "split outputs against the whole model's"),
         "top1_agreement": metric(measured.top1_agreement, "fraction",
@@ -174,6 +188,26 @@ def test_planned_split_against_execution(edgeai_device, edgeai_workload, edgeai_
     record.extra["link_shaping"] = measured.shaping
     if not measured.independent:
         record.warnings.append(f"prediction_error: {measured.link_method()}")
+    edgeai_bench.save(record)
+    # the throughput objective's plan over the same profile, run as a pipeline (each tier on a different query)
+    piped_plan = replace(planned, plans=plan(planned.problem, "throughput", planned.constraints))
+    record.extra["throughput_plan"] = piped_plan.chosen.to_dict()
+    try:
+        with edgeai_bench.exclusive():
+            piped = run_plan(study, piped_plan, runs=max(2, profile.min_count), warmup=profile.warmup_count,
+                             timeout_s=profile.timeout_s, network=network)
+    except EdgeAIError as exc:
+        edgeai_bench.fail_record(record, f"pipelined throughput plan: {exc}")
+        raise
+    record.metrics.update({
+        "predicted_throughput_per_s": metric(piped_plan.chosen.throughput_per_s, "1/s",
+                                             piped_plan.chosen.describe(), "predicted"),
+        "measured_throughput_per_s": metric(piped.throughput_per_s, "1/s",
+                                            f"pipelined, {piped.extra['window']} in flight: (completions - 1) / "
+                                            "(last - first completion)"),
+        "throughput_error": metric(piped.throughput_error, "fraction",
+                                   f"|measured - predicted| / measured; link: {piped.link_method()}", "derived"),
+    })
     edgeai_bench.save(record)
     edgeai_claims.check("max_prediction_error", _error_estimate(measured, best.latency_s), model.name, record)
     edgeai_claims.assert_met()

@@ -60,7 +60,8 @@ def test_batch_sweep(edgeai_device, edgeai_workload, edgeai_bench, edgeai_claims
         for b, rec in pooled.items():
             est = rounds_estimate(rounds[b], "throughput_ips", f"batch-{b} throughputs")
             rec.metrics["throughput_ips"] = estimate_metric(
-                est, "inferences/s", f"geometric mean of {est.rounds} interleaved rounds' offline throughput at batch {b}")
+                est, "inferences/s", f"geometric mean of {est.rounds} interleaved rounds' offline throughput at batch {b}",
+                windows=[r.metric("throughput_ips") for r in rounds[b]])
             rec.extra["derived_from"] = [r.id for r in rounds[b]]
             edgeai_bench.save(rec)
 
