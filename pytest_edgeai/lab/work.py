@@ -187,10 +187,7 @@ def execute(request: MeasureRequest, cache: ModelCache, notify: Notify | None = 
             tell("phase", "loading the model")
             session, load_s = cache.get(device, request.model)
             feeds = make_feeds(session.inputs, request.batch, overrides=request.model.params.get("input_shapes"))
-            if window is not None:
-                tell("phase", "the idle power baseline")
-                window.idle()
-            tell("phase", "the measurement")
+            tell("phase", "the measurement")  # the idle baseline is read inside, after the warm-up
             before = clocks.snapshot(device)
             result = _run_scenario(session, feeds, request, progress, window)
             after = clocks.snapshot(device)

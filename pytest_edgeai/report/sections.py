@@ -181,6 +181,7 @@ class SuiteSection:
 
 
 SHOW = 15  # the rest are in the comparison and trend sections
+CSS = {"met": "pass", "missed": "fail", "inconclusive": "warn", "skip": "skip"}
 
 
 class Summary:
@@ -188,13 +189,16 @@ class Summary:
     title = "Summary"
 
     def build(self, data: ReportData) -> dict[str, Any]:
-        claims = [{**c, "record": _measured_on(r)} for r in data.records for c in r.claims]
-        order = {"fail": 0, "skip": 1, "pass": 2}
-        claims.sort(key=lambda c: order.get(c.get("verdict"), 3))
+        claims = [{**c, "record": _measured_on(r), "css": CSS.get(c.get("verdict"), "skip")}
+                  for r in data.records for c in r.claims]
+        order = {"missed": 0, "inconclusive": 1, "skip": 2, "met": 3}
+        claims.sort(key=lambda c: order.get(c.get("verdict"), 4))
         comparison = data.comparison
         return {
             "claims": claims,
-            "failed": [c for c in claims if c.get("verdict") == "fail"],
+            "failed": [c for c in claims if c.get("verdict") == "missed"],
+            "inconclusive": [c for c in claims if c.get("verdict") == "inconclusive"],
+            "unclaimed": sorted({r.extra["claims_note"] for r in data.records if r.extra.get("claims_note")}),
             "regressions": comparison.regressions[:SHOW] if comparison else [],
             "regression_count": len(comparison.regressions) if comparison else 0,
             "improvements": comparison.by_verdict("improved") if comparison else [],
