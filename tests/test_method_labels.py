@@ -148,3 +148,7 @@ def test_every_figure_of_the_concurrency_suite_is_labelled_truthfully(pytester, 
     names = {n for r in records for n in r["metrics"]}
     assert {"predicted_max_tenants", "aggregate_speedup_interleaved_at_2", "throughput_ips"} <= names
     assert problems(records) == []
+    # a step's percentiles are the worst tenant's and its throughput the sum: its samples stay per tenant
+    steps = [r for r in records if r["scenario"].get("name") == "tenants" and r["status"] == "ok"]
+    assert steps and all("latency_ns" not in r["samples"] for r in steps)
+    assert {len(r["samples"]) for r in steps} == {r["scenario"]["tenants"] for r in steps}

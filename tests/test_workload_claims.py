@@ -19,7 +19,7 @@ kind = "cpu"
 backend = "onnxruntime"
 
 [devices.cpu.claims.split]
-min_best_cut_saving = { "*" = { threshold = 1000.0, encoding = "int8+zstd" } }
+min_best_cut_saving = { "*" = { threshold = 1000.0, encoding = "int8+zstd", device_independent = true } }
 """
 
 
