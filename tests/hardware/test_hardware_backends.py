@@ -115,6 +115,7 @@ def test_edgetpu_runs_a_compiled_int8_model(kind, hardware_device):
     session = get_backend("litert").load(model, hardware_device)
     s = session.settings()
     assert s["delegate"] == "edgetpu" and s["library"] and s["edgetpu_compiled"] != "no (runs on the CPU)"
+    assert s["edgetpu_compiler"]["ops_on_tpu"] > 0 and s["batch"] == 1
     spec = session.inputs[0]
     x = np.zeros((1, *spec.shape[1:]), dtype=spec.dtype)
     out = session.run({spec.name: x})
