@@ -110,7 +110,10 @@ def test_openvino_accelerator_agrees(kind, hardware_device):
 
 @pytest.mark.parametrize("kind", [pytest.param(k, marks=pytest.mark.hardware(k)) for k in ("edgetpu", "edgetpu_pci")])
 def test_edgetpu_runs_a_compiled_int8_model(kind, hardware_device):
-    pytest.importorskip("onnx2tf", reason="converting the zoo's ONNX to int8 TFLite needs tensorflow and onnx2tf")
+    from pytest_edgeai.backends.tflite_convert import converter_missing
+
+    if converter_missing():
+        pytest.skip(converter_missing())
     model = resolve_model("cnn_trad_fpool3")
     session = get_backend("litert").load(model, hardware_device)
     s = session.settings()
