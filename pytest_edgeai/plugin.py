@@ -51,8 +51,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "device(*names_or_kinds): run only on these devices (names or kinds)")
     for kind in KIND_MARKERS:
         config.addinivalue_line("markers", f"{kind}: run only on devices of kind {kind}")
-    config.addinivalue_line("markers", "edgeai_suite(name): the suite a test's records and claims belong to "
-                                       "(default: the module name without test_)")
+    config.addinivalue_line("markers", "edgeai_suite(name, claims={'min_x': 'unit'}): the suite a test's records "
+                                       "and claims belong to (default: the module name without test_), and the "
+                                       "claims a suite of your own declares")
     from .errors import EdgeAIError
     from .session import EdgeAISession, Settings
 
@@ -193,6 +194,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     s = _session(config)
+    _declare_claims(s, items)
     keep, drop = [], []
     for item in items:
         targets = _marker_targets(item)
@@ -205,6 +207,21 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+def _declare_claims(s: EdgeAISession, items: list[pytest.Item]) -> None:
+    """Custom suites' claims from their markers; then devices.toml's claims are checked against them."""
+    import warnings
+
+    from .claims import collected_problems
+
+    marks = (item.get_closest_marker("edgeai_suite") for item in items)
+    declared = {str(m.args[0]): m.kwargs["claims"] for m in marks if m and m.args and "claims" in m.kwargs}
+    errors, notes = collected_problems(declared, s.config.devices.values())
+    if errors:
+        raise pytest.UsageError("pytest-edgeai: " + "\n  ".join(dict.fromkeys(errors)))
+    for note in notes:
+        warnings.warn(pytest.PytestConfigWarning(note), stacklevel=1)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -316,7 +333,8 @@ def edgeai_claims(request: pytest.FixtureRequest, edgeai_session: EdgeAISession,
     from .claims import ClaimChecker
 
     return ClaimChecker(edgeai_device, _suite_name(request), save=edgeai_session.save,
-                        fail=lambda msg: pytest.fail(msg, pytrace=False), skip=pytest.skip)
+                        fail=lambda msg: pytest.fail(msg, pytrace=False), skip=pytest.skip, xfail=pytest.xfail,
+                        strict=edgeai_session.settings.strict, max_rounds=edgeai_session.profile.max_rounds)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_crash import wait_for
 
 from pytest_edgeai.devices import Device
 from pytest_edgeai.errors import DeviceUnavailable
@@ -96,14 +97,6 @@ def gone(pid: int) -> bool:
         return True
     return state == "Z"
 
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (found := condition()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} within {timeout:.0f} s")
-        time.sleep(0.05)
-    return found
 
 
 def test_a_worker_spinning_in_native_code_dies_with_its_killed_pytest_and_the_next_run_gets_the_lock(

@@ -171,7 +171,9 @@ class MeterWindow:
     def __call__(self, edge: str) -> None:
         if self.meter is None:
             return
-        if edge == "start":
+        if edge == "idle":
+            self.idle()
+        elif edge == "start":
             try:
                 self.meter.start()
                 self._running = True

@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..backends.asynchronous import AsyncSession
 from ..backends.base import get_backend
 from ..energy import EnergyReading, MeterWindow
 from ..errors import EdgeAIError
+from ..measure.asynchronous import measure_async
 from ..measure.inputs import make_feeds
 from ..measure.scenarios import ProgressCallback, measure
 from . import clocks
@@ -187,10 +189,7 @@ def execute(request: MeasureRequest, cache: ModelCache, notify: Notify | None = 
             tell("phase", "loading the model")
             session, load_s = cache.get(device, request.model)
             feeds = make_feeds(session.inputs, request.batch, overrides=request.model.params.get("input_shapes"))
-            if window is not None:
-                tell("phase", "the idle power baseline")
-                window.idle()
-            tell("phase", "the measurement")
+            tell("phase", "the measurement")  # the idle baseline is read inside, after the warm-up
             before = clocks.snapshot(device)
             result = _run_scenario(session, feeds, request, progress, window)
             after = clocks.snapshot(device)
@@ -222,10 +221,6 @@ def execute(request: MeasureRequest, cache: ModelCache, notify: Notify | None = 
 def _run_scenario(session: Session, feeds, request: MeasureRequest, progress: ProgressCallback | None,
                   window: MeterWindow | None) -> Measurement:
     """The synchronous loop, or the request pool when the runtime was set up for throughput."""
-    from ..backends.asynchronous import AsyncSession
-
     if request.scenario == "offline" and isinstance(session, AsyncSession) and session.prefers_async():
-        from ..measure.asynchronous import measure_async
-
         return measure_async(session, feeds, request.batch, request.profile, progress, window)
     return measure(session, feeds, request.scenario, request.batch, request.profile, progress, window)
