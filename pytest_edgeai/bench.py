@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import EdgeAIError
-from .lab.execute import CallRequest, CallResult, MeasureRequest, MeasureResult, RuntimeFailure
+from .errors import EdgeAIError, RuntimeFailure
+from .lab.execute import CallRequest, CallResult, MeasureRequest, MeasureResult
 from .measure.scenarios import ProgressCallback
 from .models.model import Model
 from .results.record import Record
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 class Lab(Protocol):
-    """Where a bench's work runs: the session's isolated workers (EdgeAISession is one)."""
+    """Where a bench's work runs: the session's isolated workers (EdgeAIRun is one)."""
 
     def measure(self, request: MeasureRequest, progress: ProgressCallback | None = None) -> MeasureResult: ...
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, NoReturn
 
-ANY_MODEL = "*"
+from .devices import ANY_MODEL
 
 
 @dataclass(frozen=True)

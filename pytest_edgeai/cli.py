@@ -48,7 +48,8 @@ def _devices_args(p: argparse.ArgumentParser) -> None:
 @command("devices", "list configured devices and runtimes found, attached or not and why", _devices_args)
 def cmd_devices(args: argparse.Namespace) -> int:
     from . import config as config_mod
-    from .devices import probe, select
+    from .backends.base import probe
+    from .selection import select
     from .options import split_list
     from .report.terminal import format_table
 

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .claims import ANY_MODEL, CLAIMS, ClaimSpec
-from .devices import KINDS, TIERS, Device, builtin_cpu
+from .backends.base import known_backends
+from .claims import CLAIMS, ClaimSpec
+from .devices import ANY_MODEL, KINDS, TIERS, Device, builtin_cpu
+from .energy.registry import check_meter
 from .errors import ConfigError, did_you_mean
 
 TOP_KEYS = ("devices", "models", "links", "tolerances")
@@ -152,8 +154,6 @@ class _Validator:
         return value
 
     def device(self, name: str, table: Any) -> Device | None:
-        from .backends.base import known_backends
-
         where = f"devices.{name}"
         if not isinstance(table, dict):
             self.problem(where, f"must be a table, not {_kind(table)}")
@@ -174,8 +174,6 @@ class _Validator:
         device = Device(name=name, kind=kind, backend=backend, tier=tier, options=dict(options),
                         hardware_id=hardware_id, description=description, meter=dict(meter),
                         claims=tuple(claims), **numbers)
-        from .energy.registry import check_meter
-
         self.problems.extend(f"{self.filename}: {problem}" for problem in check_meter(device))
         return device
 

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING
 import pytest
 
 from .options import BY_DEST, OPTIONS, split_list
+from .registry import distribution_version
 
 if TYPE_CHECKING:
-    from .session import EdgeAISession
+    from .run import EdgeAIRun
 
 KIND_MARKERS = ("cpu", "gpu", "edgetpu", "ncs2", "npu", "jetson")
 DEVICE_FIXTURES = ("edgeai_device", "edgeai_bench", "edgeai_claims")
-SESSION_KEY = pytest.StashKey["EdgeAISession"]()
+SESSION_KEY = pytest.StashKey["EdgeAIRun"]()
 BASELINE_KEY = pytest.StashKey[object]()  # results.baseline.Outcome of this session
 
 
@@ -54,7 +55,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "edgeai_suite(name): the suite a test's records and claims belong to "
                                        "(default: the module name without test_)")
     from .errors import EdgeAIError
-    from .session import EdgeAISession, Settings
+    from .run import EdgeAIRun, Settings
 
     def path(dest: str) -> Path | None:
         value = _value(config, dest)
@@ -80,7 +81,7 @@ def pytest_configure(config: pytest.Config) -> None:
         values={o.dest: _value(config, o.dest) for o in OPTIONS},
     )
     try:
-        config.stash[SESSION_KEY] = s = EdgeAISession(settings)
+        config.stash[SESSION_KEY] = s = EdgeAIRun(settings)
     except EdgeAIError as exc:
         raise pytest.UsageError(f"pytest-edgeai: {exc}") from None
     from .lab import xdist
@@ -94,7 +95,7 @@ def pytest_configure(config: pytest.Config) -> None:
 class _XdistController:
     """Hooks of the xdist controller: records measured by workers arrive with their test reports."""
 
-    def __init__(self, s: EdgeAISession):
+    def __init__(self, s: EdgeAIRun):
         self.s = s
 
     @pytest.hookimpl(tryfirst=True)
@@ -145,13 +146,11 @@ def pytest_configure_node(node) -> None:
         node.workerinput[runshare.WORKERINPUT_KEY] = runshare.for_worker(s.shared_run, bool(node.gateway.spec.popen))
 
 
-def _session(config: pytest.Config) -> EdgeAISession:
+def _session(config: pytest.Config) -> EdgeAIRun:
     return config.stash[SESSION_KEY]
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    from .backends.base import distribution_version
-
     s = _session(config)
     where = s.config.path or "built-in (no devices.toml)"
     devices = ", ".join(f"{d.name} ({d.kind}, {d.backend} {distribution_version(d.backend) or ''})".replace(" )", ")")
@@ -232,7 +231,7 @@ def _suite_name(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def edgeai_session(pytestconfig: pytest.Config) -> EdgeAISession:
+def edgeai_session(pytestconfig: pytest.Config) -> EdgeAIRun:
     """The session state: config, selected devices, the open run."""
     s = _session(pytestconfig)
     if s.store is None:
@@ -241,13 +240,13 @@ def edgeai_session(pytestconfig: pytest.Config) -> EdgeAISession:
 
 
 @pytest.fixture(scope="session")
-def edgeai_config(edgeai_session: EdgeAISession):
+def edgeai_config(edgeai_session: EdgeAIRun):
     """The validated devices.toml (or the built-in config)."""
     return edgeai_session.config
 
 
 @pytest.fixture
-def edgeai_device(request: pytest.FixtureRequest, edgeai_session: EdgeAISession):
+def edgeai_device(request: pytest.FixtureRequest, edgeai_session: EdgeAIRun):
     """The device under test (parametrised over the selected devices); skips if not attached."""
     device = request.param
     availability = edgeai_session.availability(device)
@@ -262,19 +261,19 @@ def edgeai_device(request: pytest.FixtureRequest, edgeai_session: EdgeAISession)
 
 
 @pytest.fixture
-def edgeai_workload(request: pytest.FixtureRequest, edgeai_session: EdgeAISession):
+def edgeai_workload(request: pytest.FixtureRequest, edgeai_session: EdgeAIRun):
     """A model the suites run (parametrised over the zoo, [models] and --edgeai-model files)."""
     return edgeai_session.model(request.param)
 
 
 @pytest.fixture(scope="session")
-def edgeai_model(edgeai_session: EdgeAISession):
+def edgeai_model(edgeai_session: EdgeAIRun):
     """A factory: ``edgeai_model("mobilenet_v2")`` or ``edgeai_model("path/to/model.onnx")``."""
     return edgeai_session.model
 
 
 @pytest.fixture
-def edgeai_bench(request: pytest.FixtureRequest, edgeai_session: EdgeAISession, edgeai_device):
+def edgeai_bench(request: pytest.FixtureRequest, edgeai_session: EdgeAIRun, edgeai_device):
     """Runs scenarios on the test's device and records each result as it is produced."""
     from dataclasses import asdict
 
@@ -296,7 +295,7 @@ def edgeai_bench(request: pytest.FixtureRequest, edgeai_session: EdgeAISession, 
 
 
 @pytest.fixture
-def edgeai_claims(request: pytest.FixtureRequest, edgeai_session: EdgeAISession, edgeai_device):
+def edgeai_claims(request: pytest.FixtureRequest, edgeai_session: EdgeAIRun, edgeai_device):
     """The claims of this device in this suite: ``check(...)`` then ``assert_met()``."""
     from .claims import ClaimChecker
 
@@ -345,7 +344,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     s.report_path = write_report(s.store.path, comparison=outcome.comparison)
 
 
-def _against_baseline(session: pytest.Session, s: EdgeAISession):
+def _against_baseline(session: pytest.Session, s: EdgeAIRun):
     """--edgeai-baseline: compare this run, keep the outcome for the summary, and under
     --edgeai-fail-on-regression fail the session on a regression or a baseline that cannot be found."""
     from .results.baseline import against_baseline, stamp_release

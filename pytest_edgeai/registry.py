@@ -1,4 +1,5 @@
-"""Plug-in lookup shared by backends and meters: built-ins by "module:attr", others by entry point.
+"""What is installed: plug-in lookup shared by backends and meters (built-ins by "module:attr", others
+by entry point), and the versions of installed distributions.
 
 Built-ins are imported only when named, so a missing optional runtime costs nothing until a
 devices.toml asks for it.
@@ -27,3 +28,13 @@ def load(name: str, builtin: dict[str, str], group: str) -> Any | None:
         return getattr(importlib.import_module(module_name), attr)
     eps = entry_points(group)
     return eps[name].load() if name in eps else None
+
+
+def distribution_version(*names: str) -> str | None:
+    """The installed version of the first distribution found among ``names``."""
+    for dist in names:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return None

@@ -12,13 +12,13 @@ import pytest
 from pytest_edgeai import config as config_mod
 from pytest_edgeai.claims import CLAIMS, ClaimSpec
 from pytest_edgeai.devices import Device
-from pytest_edgeai.energy import EnergyReading, MeterError, MeterUnavailable, energy_metrics, make_meter, measure_idle
+from pytest_edgeai.energy import EnergyReading, energy_metrics, make_meter, measure_idle
 from pytest_edgeai.energy import registry
 from pytest_edgeai.energy.compare import Found, find_against, judge_ratio, latest_metric
 from pytest_edgeai.energy.integrate import SensorInfo, build_reading, energy_between
 from pytest_edgeai.energy.sampler import SampledMeter
 from pytest_edgeai.energy.window import MeterWindow
-from pytest_edgeai.errors import ConfigError
+from pytest_edgeai.errors import ConfigError, MeterError, MeterUnavailable
 from pytest_edgeai.results.record import Record
 from pytest_edgeai.results.store import RunStore
 

@@ -170,9 +170,9 @@ def test_a_bad_timeout_is_a_usage_error(bench_dir):
 
 def test_a_probe_that_crashes_or_hangs_skips_its_device_and_the_session_goes_on(bench_dir, monkeypatch):
     """Asking a vendor's runtime whether a device is there runs in the device's worker too."""
-    from pytest_edgeai import session
+    from pytest_edgeai import run
 
-    monkeypatch.setattr(session, "PROBE_TIMEOUT_S", 1.5)
+    monkeypatch.setattr(run, "PROBE_TIMEOUT_S", 1.5)
     result = bench_dir.runpytest("--device", "probe_segfault,probe_hang,ok", *QUICK, "-rs")
     result.assert_outcomes(passed=2, skipped=4)
     result.stdout.fnmatch_lines_random([

@@ -9,10 +9,10 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from pytest_edgeai.errors import MeasurementError
+from pytest_edgeai.errors import MeasurementError, SplitExecutionError
 from pytest_edgeai.split.constraints import Pin
 from pytest_edgeai.split.cuts import GraphCuts
-from pytest_edgeai.split.execute import SplitExecutionError, SplitExecutor, StageSpec, stages_for
+from pytest_edgeai.split.execute import SplitExecutor, StageSpec, stages_for
 from pytest_edgeai.split.network import LinkProfile
 from pytest_edgeai.split.planner import SplitProblem, plan
 from pytest_edgeai.split.profile import block_latencies

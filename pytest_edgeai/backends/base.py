@@ -8,7 +8,6 @@ the device is attached. Backend modules import their runtime lazily, inside ``pr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .. import registry
@@ -108,6 +107,16 @@ def get_backend(name: str) -> Backend:
     return _instances[name]
 
 
+def probe(device: Device) -> Availability:
+    """Ask the device's backend whether it is attached; never raises for a missing runtime."""
+    try:
+        return get_backend(device.backend).probe(device)
+    except ConfigError as exc:
+        return Availability(False, str(exc))
+    except Exception as exc:  # a vendor runtime failing in its own probe
+        return Availability(False, f"{device.backend} probe failed: {type(exc).__name__}: {exc}")
+
+
 def input_specs(model: Model, device: Device) -> list[TensorSpec]:
     """What a model takes on a device, read from a session loaded for this alone (the runtime's view,
     dynamic axes included)."""
@@ -116,13 +125,3 @@ def input_specs(model: Model, device: Device) -> list[TensorSpec]:
         return list(session.inputs)
     finally:
         session.close()
-
-
-def distribution_version(*names: str) -> str | None:
-    """The installed version of the first distribution found among ``names``."""
-    for dist in names:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    return None

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendError, ConfigError, ModelError
+from ..registry import distribution_version
 from . import edgetpu
-from .base import Availability, TensorSpec, distribution_version
+from .base import Availability, TensorSpec
 from .device_options import check_keys, choice, flag, positive_int
 
 if TYPE_CHECKING:

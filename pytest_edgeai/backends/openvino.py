@@ -12,8 +12,9 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendError, ConfigError, ModelError
+from ..registry import distribution_version
 from .asynchronous import AsyncProgress, AsyncRun, drive
-from .base import Availability, TensorSpec, distribution_version
+from .base import Availability, TensorSpec
 from .device_options import check_keys, choice, positive_int
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ MYRIAD_LAST = (2022, 3)  # the last OpenVINO release with the MYRIAD (NCS2) plug
 VIRTUAL = ("AUTO", "HETERO", "MULTI", "BATCH")
 
 
-def _ov():
+def openvino_module():
     """The openvino module with Core/AsyncInferQueue at top level (2023.1+) or under .runtime."""
     try:
         import openvino
@@ -98,7 +99,7 @@ class OpenVINOBackend:
 
     def probe(self, device: Device) -> Availability:
         try:
-            ov = _ov()
+            ov = openvino_module()
             dev = device_string(device)
             check_keys(device, OPTION_KEYS, "openvino")
         except (BackendError, ConfigError) as exc:
@@ -120,7 +121,7 @@ class OpenVINOBackend:
                             details={"available_devices": available})
 
     def load(self, model: Model, device: Device) -> OpenVINOSession:
-        ov = _ov()
+        ov = openvino_module()
         dev = device_string(device)
         config = compile_config(device)
         nireq = positive_int(device, "num_requests")

@@ -16,11 +16,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import filecache
 from ..errors import BackendError, ConfigError, ModelError
+from ..filecache import build_once
 from . import cuda, jetson
 from .base import Availability, TensorSpec
 from .device_options import check_keys, flag, positive_int, require
-from ..filecache import build_once
 
 if TYPE_CHECKING:
     import numpy as np
@@ -101,9 +102,7 @@ class TensorRTBackend:
 def engine_path(model: Model, opts: dict[str, Any], version: str, identity: dict[str, Any], device: Device) -> Path:
     key = json.dumps([model.sha256(), {k: v for k, v in opts.items() if k != "device_id"}, version,
                       identity["gpu"], identity["compute_capability"]], sort_keys=True)
-    from ..models.zoo import default_cache_dir
-
-    cache = Path(device.options.get("cache_dir") or default_cache_dir().parent / "tensorrt")
+    cache = Path(device.options.get("cache_dir") or filecache.cache_dir("tensorrt"))
     return cache / f"{model.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.engine"
 
 

@@ -15,7 +15,8 @@ import types
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendError, ConfigError, ModelError
-from .base import Availability, TensorSpec, distribution_version
+from ..registry import distribution_version
+from .base import Availability, TensorSpec
 from .device_options import check_keys, flag, positive_int, require
 
 if TYPE_CHECKING:

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import EdgeAIError
+from ..errors import EdgeAIError, MethodUnavailable, QuantizationError
 from ..measure.inputs import make_feeds
 from ..results.record import metric
-from .base import Calibration, MethodUnavailable, QuantizationError
+from .base import Calibration
 from .fidelity import Fidelity, compare, model_scores, static_batch
 from .variants import build_variant
 

@@ -5,7 +5,8 @@
 Vendor libraries (pynvml, pyserial, psutil) are imported only when a meter needs them.
 """
 
-from .base import EnergyReading, IdleBaseline, Meter, MeterError, MeterUnavailable, measure_idle
+from ..errors import MeterError, MeterUnavailable
+from .base import EnergyReading, IdleBaseline, Meter, measure_idle
 from .metrics import energy_metrics, record_energy
 from .registry import BUILTIN, ENTRY_POINT_GROUP, check_meter, idle_seconds, known_sources, make_meter
 

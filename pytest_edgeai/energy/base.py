@@ -12,17 +12,9 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from ..errors import EdgeAIError, MeasurementError
+from ..errors import EdgeAIError, MeasurementError, MeterError
 
 SampleKind = Literal["watts", "joules"]
-
-
-class MeterUnavailable(EdgeAIError):
-    """The configured meter cannot read here; the message is the skip reason."""
-
-
-class MeterError(MeasurementError):
-    """A meter failed while measuring (its command died, it printed garbage, a read failed)."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from typing import TYPE_CHECKING
 
-from .base import MeterUnavailable
+from ..errors import MeterUnavailable
 from .integrate import SensorInfo
 from .lines import DEFAULT_PATTERN, LINE_OPTIONS, LineParser, ProcessLines, argv_of
 from .options import Option

@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError
-from .base import MeterUnavailable
+from ..errors import ConfigError, MeterUnavailable
 from .integrate import SensorInfo
 from .options import ROOT
 from .sampler import SampledMeter

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError, did_you_mean
-from .base import MeterUnavailable
+from ..errors import ConfigError, MeterUnavailable, did_you_mean
 from .integrate import SensorInfo
 from .lines import ProcessLines
 from .options import ROOT, Option

@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from typing import IO
 
-from .base import MeterError, MeterUnavailable
+from ..errors import ConfigError, MeterError, MeterUnavailable
 from .options import Option
 
 NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
@@ -39,10 +39,8 @@ class LineParser:
         try:
             self.regex = re.compile(pattern)
         except re.error as exc:
-            from ..errors import ConfigError
             raise ConfigError([f"{where}.pattern: {pattern!r} is not a valid regular expression: {exc}"]) from None
         if self.regex.groups < 1:
-            from ..errors import ConfigError
             raise ConfigError([f"{where}.pattern: {pattern!r} needs a group around the number, e.g. ({NUMBER})"])
         self.scale = scale
 

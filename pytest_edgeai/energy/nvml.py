@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .base import MeterUnavailable
+from ..errors import MeterUnavailable
 from .integrate import SensorInfo
 from .options import Option
 from .sampler import SampledMeter

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError, did_you_mean
-from .base import MeterUnavailable
+from ..errors import ConfigError, MeterUnavailable, did_you_mean
 from .integrate import SensorInfo
 from .options import ROOT, Option
 from .sampler import SampledMeter

@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import registry
-from ..errors import ConfigError, did_you_mean
-from .base import Meter, MeterUnavailable
+from ..errors import ConfigError, MeterUnavailable, did_you_mean
+from .base import Meter
 from .options import COMMON, validate
 
 if TYPE_CHECKING:

@@ -12,7 +12,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from .base import EnergyReading, IdleBaseline, MeterError, SampleKind
+from ..errors import MeterError
+from .base import EnergyReading, IdleBaseline, SampleKind
 from .integrate import SensorInfo, build_reading
 
 JOIN_TIMEOUT_S = 2.0

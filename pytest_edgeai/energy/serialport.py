@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .base import MeterUnavailable
+from ..errors import MeterUnavailable
 from .integrate import SensorInfo
 from .lines import DEFAULT_PATTERN, LINE_OPTIONS, LineParser
 from .options import Option

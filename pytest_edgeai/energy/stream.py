@@ -13,7 +13,7 @@ import subprocess
 from collections.abc import Callable
 from typing import Protocol
 
-from .base import MeterError
+from ..errors import MeterError
 from .sampler import SampledMeter
 
 

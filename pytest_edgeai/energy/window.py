@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import EnergyReading, Meter, MeterError, MeterUnavailable, measure_idle
+from ..errors import MeterError, MeterUnavailable
+from .base import EnergyReading, Meter, measure_idle
 from .registry import idle_seconds, make_meter
 
 if TYPE_CHECKING:

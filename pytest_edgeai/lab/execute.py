@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..backends.base import get_backend
-from ..errors import EdgeAIError
+from ..errors import EdgeAIError, RuntimeFailure
 from ..measure.inputs import make_feeds
 from ..measure.scenarios import ProgressCallback, measure
 from . import clocks
@@ -32,14 +32,6 @@ if TYPE_CHECKING:
     from ..devices import Device
     from ..measure.profiles import Profile
     from ..models.model import Model
-
-
-class RuntimeFailure(EdgeAIError):
-    """The runtime raised something that is not ours (a vendor exception) while loading or measuring."""
-
-    def __init__(self, detail: str):
-        self.detail = detail
-        super().__init__(detail)
 
 
 @dataclass(frozen=True)

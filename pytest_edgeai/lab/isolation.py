@@ -21,35 +21,14 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from .. import errors
-from ..errors import DeviceUnavailable, EdgeAIError, MeasurementError
+from ..errors import DeviceLost, DeviceUnavailable, EdgeAIError, RuntimeCrashed, from_wire
 from ..measure.scenarios import ProgressCallback
-from .execute import CallRequest, CallResult, MeasureRequest, MeasureResult, RuntimeFailure
+from .execute import CallRequest, CallResult, MeasureRequest, MeasureResult
 from .runner import EventCallback
 
 START_TIMEOUT_S = 60.0
 CLOSE_TIMEOUT_S = 5.0
 LOG_TAIL_LINES = 40
-
-
-class RuntimeCrashed(MeasurementError):
-    """The runtime took its worker process down (a signal, or an exit in native code)."""
-
-
-class DeviceLost(DeviceUnavailable):
-    """The device stopped answering: a measurement outlived its time limit."""
-
-
-def rebuild_error(kind: str, type_name: str, message: str) -> EdgeAIError:
-    """The child's error as the same kind of exception here (errors do not all pickle faithfully)."""
-    if kind == "runtime":
-        return RuntimeFailure(message)
-    cls = getattr(errors, type_name, None)
-    if cls is errors.ConfigError:
-        return errors.ConfigError(message.splitlines())
-    if isinstance(cls, type) and issubclass(cls, EdgeAIError):
-        return cls(message)
-    return DeviceUnavailable(message) if kind == "unavailable" else EdgeAIError(message)
 
 
 def describe_exit(returncode: int) -> str:
@@ -159,7 +138,7 @@ class Worker:
                 return answer[1]
             elif event == "error":
                 self.phase = "idle"
-                raise rebuild_error(*answer[1:])
+                raise from_wire(*answer[1:])
             elif on_message(event, answer[1]) and deadline is not None:
                 deadline = time.monotonic() + timeout_s
 

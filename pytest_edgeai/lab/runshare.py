@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..results.record import Record
-from ..results.store import RECORDS_DIR, RUN_FILE, RunStore, _point_latest, write_json_atomic
+from ..results.store import RECORDS_DIR, RUN_FILE, RunStore, point_latest, write_json_atomic
 
 WORKERINPUT_KEY = "edgeai_run"
 RECORD_PROPERTY = "edgeai_record"
@@ -70,7 +70,7 @@ def open_shared_run(path: Path, run_id: str, meta: dict[str, Any]) -> RunStore:
                                   "run_id": run_id, "started": time.time(), "status": "running"})
         try:
             os.link(draft, target)  # atomic create-if-absent: exactly one process creates the run
-            _point_latest(path.parent, path)
+            point_latest(path.parent, path)
         except FileExistsError:
             pass
         finally:

@@ -31,19 +31,9 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, name="edgeai-parent-watch", daemon=True).start()
 
 
-def error_message(exc: BaseException) -> tuple[str, str, str]:
-    """(kind, type name, message): kind 'unavailable', 'runtime' or 'edgeai', for the parent to rebuild."""
-    from ..errors import DeviceUnavailable
-    from .execute import RuntimeFailure
-
-    kind = ("unavailable" if isinstance(exc, DeviceUnavailable) else
-            "runtime" if isinstance(exc, RuntimeFailure) else "edgeai")
-    return kind, type(exc).__name__, str(exc)
-
-
 def serve(conn: Connection) -> None:
     from ..backends import base
-    from ..errors import EdgeAIError
+    from ..errors import EdgeAIError, to_wire
     from .execute import ModelCache, call, execute
 
     _, registry = conn.recv()
@@ -68,9 +58,9 @@ def serve(conn: Connection) -> None:
                                      progress=(lambda p: conn.send(("progress", p))) if want_progress else None)
                 conn.send(("done", result))
             except EdgeAIError as exc:
-                conn.send(("error", *error_message(exc)))
+                conn.send(("error", *to_wire(exc)))
             except Exception as exc:  # e.g. a result that cannot be pickled: say so, keep serving
-                conn.send(("error", "edgeai", type(exc).__name__, f"isolated worker: {type(exc).__name__}: {exc}"))
+                conn.send(("error", "EdgeAIError", f"isolated worker: {type(exc).__name__}: {exc}", {}))
     finally:
         cache.close()
 

@@ -11,7 +11,6 @@ import difflib
 import hashlib
 import inspect
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +19,9 @@ from typing import Any
 import numpy as np
 import onnx
 
-from ..filecache import build_once
+from ..filecache import build_once, cache_dir
+from ..errors import UnknownModelError
 from . import cnn_trad_fpool3, inception_v4, mobilenet_v2, ssd_mobilenet
-
-
-class UnknownModelError(ValueError):
-    """A model name that is not in the zoo; the message suggests the closest names."""
 
 
 @dataclass(frozen=True)
@@ -104,10 +100,7 @@ def cache_key(name: str, **params: Any) -> str:
 
 def default_cache_dir() -> Path:
     """$EDGEAI_CACHE_DIR, else $XDG_CACHE_HOME/pytest-edgeai/models, else ~/.cache/..."""
-    if os.environ.get("EDGEAI_CACHE_DIR"):
-        return Path(os.environ["EDGEAI_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "pytest-edgeai" / "models"
+    return cache_dir("models")
 
 
 def cached_path(name: str, cache_dir: Path | None = None, **params: Any) -> Path:

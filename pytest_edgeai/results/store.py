@@ -43,7 +43,7 @@ class RunStore:
         (path / RECORDS_DIR).mkdir(parents=True)
         store = cls(path, run_id)
         store.write_meta({**meta, "run_id": run_id, "started": time.time(), "status": "running"})
-        _point_latest(Path(root), path)
+        point_latest(Path(root), path)
         return store
 
     def write_meta(self, meta: dict[str, Any]) -> None:
@@ -66,7 +66,8 @@ class RunStore:
         self.update_meta(status=status, finished=time.time())
 
 
-def _point_latest(root: Path, path: Path) -> None:
+def point_latest(root: Path, path: Path) -> None:
+    """Make reports/latest name the run at ``path`` (a symlink, or latest.txt where links are refused)."""
     link = root / LATEST
     tmp = root / f".{LATEST}.{uuid.uuid4().hex[:6]}"
     try:

@@ -23,20 +23,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from ..errors import EdgeAIError, MeasurementError
+from ..errors import EdgeAIError, MeasurementError, SplitExecutionError
 from .cuts import GraphCuts, Segment
 from .network import LinkProfile
 from .planner import Plan
 
 POLL_S = 0.05
-
-
-class SplitExecutionError(MeasurementError):
-    """Split execution stopped; ``partial`` holds the latencies measured before it did."""
-
-    def __init__(self, message: str, partial: list[float]):
-        super().__init__(message)
-        self.partial = list(partial)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..errors import MeasurementError
+from ..errors import FrameError, MeasurementError, PeerClosed
 from .network import LinkProfile
 
 MAGIC = b"EAIT"
@@ -34,14 +34,6 @@ DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f2"), 3: np.dtype("u1"), 4: np.dtype
           5: np.dtype("<i4"), 6: np.dtype("<i8"), 7: np.dtype("<f8"), 8: np.dtype("?")}
 DTYPE_CODES = {v: k for k, v in DTYPES.items()}
 CHUNK = 16 << 10
-
-
-class FrameError(MeasurementError):
-    """A peer sent something that is not a valid frame; nothing was allocated for it."""
-
-
-class PeerClosed(MeasurementError):
-    """The peer closed the connection (or died) in the middle of a message."""
 
 
 class TokenBucket:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..errors import ConfigError, ModelError
+from ..errors import ConfigError, ModelError, SplitExecutionError
 from .constraints import Constraint, KeepInputOnDevice, Pin
 from .cuts import Cut, GraphCuts
 from .execute import SplitExecutor, SplitMeasurement, stages_for

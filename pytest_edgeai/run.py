@@ -1,4 +1,5 @@
-"""The state of one pytest-edgeai session: config, selected devices, run store, records.
+"""The state of one pytest-edgeai run (a pytest session using the plugin): config, selected devices,
+run store, records. ("Session" elsewhere in the package means a model loaded on a device.)
 
 Plain Python: the plugin creates one in ``pytest_configure`` and its fixtures ask it for
 devices, models and benches.
@@ -13,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from . import config as config_mod
-from .backends.base import Availability
-from .devices import Device, probe, select
+from .backends.base import Availability, probe
+from .devices import Device
 from .errors import ConfigError, DeviceUnavailable, EdgeAIError
 from .lab import runshare
 from .lab.execute import CallRequest, CallResult, MeasureRequest, MeasureResult
@@ -27,6 +28,7 @@ from .models.model import Model, model_from_file, resolve_model
 from .results import environment
 from .results.record import Record
 from .results.store import RUN_FILE, RunStore, load_run
+from .selection import select
 
 
 PROBE_TIMEOUT_S = 60.0  # a device that takes longer to say whether it is there is stuck
@@ -65,7 +67,7 @@ class Workload:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-class EdgeAISession:
+class EdgeAIRun:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.profile: Profile = get_profile(settings.profile)
