@@ -9,44 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from .errors import EdgeAIError, RuntimeFailure
-from .lab.execute import CallRequest, CallResult, MeasureRequest, MeasureResult
+from .lab.locks import device_lock
+from .lab.runners import InProcessRunner, Runner
+from .lab.work import CallRequest, CallResult, MeasureRequest
 from .measure.scenarios import ProgressCallback
 from .models.model import Model
 from .results.record import Record
 
 if TYPE_CHECKING:
     from .devices import Device
-    from .lab.runner import EventCallback
     from .measure.profiles import Profile
-
-
-class Lab(Protocol):
-    """Where a bench's work runs: the session's isolated workers (EdgeAIRun is one)."""
-
-    def measure(self, request: MeasureRequest, progress: ProgressCallback | None = None) -> MeasureResult: ...
-
-    def call(self, request: CallRequest, on_event: EventCallback) -> CallResult: ...
-
-
-class Here:
-    """Without a session (a suite's pieces under test): everything in this process, unprotected."""
-
-    def __init__(self) -> None:
-        from .lab.inprocess import InProcessRunner
-
-        self._runner = InProcessRunner()
-
-    def measure(self, request: MeasureRequest, progress: ProgressCallback | None = None) -> MeasureResult:
-        return self._runner.measure(request, 0, progress)
-
-    def call(self, request: CallRequest, on_event: EventCallback) -> CallResult:
-        return self._runner.call(request, 0, on_event)
-
-    def close(self) -> None:
-        self._runner.close()
 
 
 class Bench:
@@ -55,7 +30,7 @@ class Bench:
     def __init__(self, device: Device, suite: str, test_id: str, profile: Profile,
                  save: Callable[[Record], Any], availability: dict[str, Any] | None = None,
                  progress: Callable[[str], ProgressCallback | None] | None = None,
-                 lab: Lab | None = None, lock_timeout_s: float = -1):
+                 lab: Runner | None = None, lock_timeout_s: float = -1):
         self.device = device
         self.suite = suite
         self.test_id = test_id
@@ -63,8 +38,10 @@ class Bench:
         self._save = save
         self._availability = availability or {}
         self._progress = progress
-        self._own_lab = Here() if lab is None else None
-        self._lab: Lab = lab or self._own_lab
+        # where the work runs: the session's runner, or, without a session (a suite's pieces under test),
+        # this process, unprotected
+        self._lab: Runner = lab if lab is not None else InProcessRunner()
+        self._own_lab = None if lab is not None else self._lab
         self._lock_timeout_s = lock_timeout_s
         self._last_study: CallResult | None = None  # its clocks go into the records made from it
         self.records: list[Record] = []
@@ -98,8 +75,6 @@ class Bench:
         """Hold the device's lock while a suite times work in processes of its own (a split run), so
         no other measurement on the same physical device overlaps it; yields the seconds waited.
         Measure nothing through ``offline``/``single_stream``/``call`` inside: those take the lock themselves."""
-        from .lab.locks import device_lock
-
         with device_lock(self.device, None, self._lock_timeout_s) as waited:
             yield waited
 

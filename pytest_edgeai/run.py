@@ -18,16 +18,16 @@ from .backends.base import Availability, probe
 from .devices import Device
 from .errors import ConfigError, DeviceUnavailable, EdgeAIError
 from .lab import runshare
-from .lab.execute import CallRequest, CallResult, MeasureRequest, MeasureResult
 from .lab.lost import LostDevices
-from .lab.runner import LOCK_WAIT_FACTOR, EventCallback, Runner, make_runner, parse_timeout
+from .lab.runners import LOCK_WAIT_FACTOR, EventCallback, Runner, make_runner, parse_timeout
+from .lab.work import CallRequest, CallResult, MeasureRequest, MeasureResult
 from .lab.runshare import RunPlan
 from .measure.scenarios import ProgressCallback
 from .measure.profiles import Profile, get_profile
 from .models.model import Model, model_from_file, resolve_model
 from .results import environment
 from .results.record import Record
-from .results.store import RUN_FILE, RunStore, load_run
+from .results.store import RUN_FILE, RunStore, load_run, report_dir_problem
 from .selection import select
 
 
@@ -76,6 +76,8 @@ class EdgeAIRun:
         missing = [m for m in settings.models if not Path(m).is_file()]
         if missing:
             raise ConfigError([f"--edgeai-model {m}: no such file" for m in missing])
+        if (unusable := report_dir_problem(settings.report_dir)) is not None:
+            raise ConfigError([f"--edgeai-report-dir {settings.report_dir}: {unusable}"])
         self._workloads: list[Workload] | None = None
         self.store: RunStore | None = None
         self.records: list[Record] = []
@@ -144,14 +146,14 @@ class EdgeAIRun:
     def measure(self, request: MeasureRequest, progress: ProgressCallback | None = None) -> MeasureResult:
         """Run one measurement where the options say (an isolated worker by default); a device that
         stops answering is marked lost for the rest of the run."""
-        request = replace(request, lock_timeout_s=self.lock_timeout_s)
-        return self._on_device(request.device, lambda runner: runner.measure(request, self.timeout_s, progress))
+        request = replace(request, lock_timeout_s=self.lock_timeout_s, timeout_s=self.timeout_s)
+        return self._on_device(request.device, lambda runner: runner.measure(request, progress))
 
     def call(self, request: CallRequest, on_event: EventCallback) -> CallResult:
-        """Run a suite's study where measurements run (see lab.execute.call); same time limit, same
+        """Run a suite's study where measurements run (see lab.work.call); same time limit, same
         consequence for a device that stops answering."""
-        request = replace(request, lock_timeout_s=self.lock_timeout_s)
-        return self._on_device(request.device, lambda runner: runner.call(request, self.timeout_s, on_event))
+        request = replace(request, lock_timeout_s=self.lock_timeout_s, timeout_s=self.timeout_s)
+        return self._on_device(request.device, lambda runner: runner.call(request, on_event))
 
     def _on_device(self, device: Device, use: Callable[[Runner], Any]) -> Any:
         if self._runner is None:
@@ -188,6 +190,10 @@ class EdgeAIRun:
         if self.store is not None:
             workeroutput[runshare.ENVIRONMENT_OUTPUT_KEY] = environment.capture(self.settings.rootdir)
 
+    def release(self, device_name: str) -> None:
+        if self._runner is not None:
+            self._runner.release(device_name)
+
     def close(self) -> None:
         if self._runner is not None:
             self._runner.close()
@@ -204,13 +210,13 @@ class EdgeAIRun:
         is on: a vendor's probe (enumerating USB, loading a delegate) can crash or hang as well."""
         if self.settings.option("edgeai_no_isolation"):
             return probe(device)
-        request = CallRequest(device, probe, (device,), exclusive=False)  # no timing: no lock
+        request = CallRequest(device, probe, (device,), exclusive=False, timeout_s=PROBE_TIMEOUT_S)  # no timing: no lock
         try:
-            found = self._on_device(device, lambda runner: runner.call(request, PROBE_TIMEOUT_S, _no_events)).value
+            found = self._on_device(device, lambda runner: runner.call(request, _no_events)).value
         except EdgeAIError as exc:
             return Availability(False, f"probing it in its isolated worker failed: {exc}")
-        if not found.attached and self._runner is not None:
-            self._runner.release(device.name)  # nothing will run there: no idle worker for it
+        if not found.attached:
+            self.release(device.name)  # nothing will run there: no idle worker for it
         return found
 
     def model(self, workload: Workload | str) -> Model:

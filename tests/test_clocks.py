@@ -13,7 +13,7 @@ from conftest import build_tiny_model
 from pytest_edgeai.backends import jetson
 from pytest_edgeai.devices import Device, builtin_cpu
 from pytest_edgeai.lab import clocks
-from pytest_edgeai.lab.execute import MeasureRequest, ModelCache, execute
+from pytest_edgeai.lab.work import MeasureRequest, ModelCache, execute
 from pytest_edgeai.measure.profiles import Profile
 from pytest_edgeai.models.model import model_from_file
 from pytest_edgeai.results import environment

@@ -38,7 +38,7 @@ def workers_of(test_dir: Path) -> list[int]:
     pids = []
     for proc in Path("/proc").iterdir():
         try:
-            if b"pytest_edgeai.lab.worker" in (proc / "cmdline").read_bytes() and \
+            if b"pytest_edgeai.lab.child" in (proc / "cmdline").read_bytes() and \
                     str(test_dir).encode() in (proc / "environ").read_bytes():
                 pids.append(int(proc.name))
         except (OSError, ValueError):

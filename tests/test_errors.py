@@ -14,8 +14,8 @@ from pytest_edgeai import errors
 from pytest_edgeai.devices import Device
 from pytest_edgeai.errors import (ConfigError, DeviceUnavailable, EdgeAIError, MeterError, PlanError,
                                   RuntimeFailure, SplitExecutionError, from_wire, to_wire)
-from pytest_edgeai.lab.execute import CallRequest
-from pytest_edgeai.lab.isolation import IsolatedRunner
+from pytest_edgeai.lab.runners import IsolatedRunner
+from pytest_edgeai.lab.work import CallRequest
 
 PACKAGE = Path(errors.__file__).parent
 
@@ -86,7 +86,7 @@ def test_an_error_raised_in_the_isolated_worker_reaches_the_caller_as_its_type(s
     runner = IsolatedRunner()
     try:
         with pytest.raises(cls) as caught:
-            runner.call(CallRequest(device=device, fn=study, exclusive=False), 60.0, lambda *a: None)
+            runner.call(CallRequest(device=device, fn=study, exclusive=False, timeout_s=60.0), lambda *a: None)
     finally:
         runner.close()
     assert type(caught.value) is cls and "isolated worker" not in str(caught.value)

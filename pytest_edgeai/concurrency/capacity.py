@@ -1,7 +1,7 @@
 """How many tenants fit: predicted from a tenant's footprint, observed by loading until memory
 (or the budget) runs out.
 
-The loads run in a spawned child process so that running out of memory ends one step of the
+The loads run in a child process (lab.child) so that running out of memory ends one step of the
 probe, never the pytest session. ``address_space_mb`` caps the child's address space
 (RLIMIT_AS, relative to what it uses once started) so a test can provoke a real allocation
 failure cheaply. The first tenant's footprint includes the runtime's one-off cost (its
@@ -14,11 +14,11 @@ and the observed maximum is the largest N whose memory in use stays within the b
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-from ..backends.base import BUILTIN, adopt_registry
+from ..lab import child
 from .memory import MIB, probe_for
 from .tenants import Loader, backend_load, default_feeds, describe_error
 
@@ -58,11 +58,9 @@ def _limit_address_space(extra_mb: float) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def _capacity_main(model: Model, device: Device, loader: Loader, plan: CapacityPlan, conn,
-                   registry: dict[str, str]) -> None:
+def _capacity_main(conn: Connection, model: Model, device: Device, loader: Loader, plan: CapacityPlan) -> None:
     sessions = []  # held until the end: each one occupies its memory
     try:
-        adopt_registry(registry)
         probe = probe_for(device)
         if plan.address_space_mb is not None:
             _limit_address_space(plan.address_space_mb)
@@ -171,12 +169,8 @@ def probe_capacity(model: Model, device: Device, plan: CapacityPlan, available: 
                    loader: Loader = backend_load) -> CapacityResult:
     """Load tenants one by one in a child process until the budget, the cap or a failure."""
     result = CapacityResult(plan, *available)
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_capacity_main, args=(model, device, loader, plan, child, dict(BUILTIN)),
-                       name="edgeai-capacity", daemon=True)
-    proc.start()
-    child.close()
+    proc = child.start(_capacity_main, model, device, loader, plan, name="capacity")
+    parent = proc.conn
     try:
         while True:
             next_n = len(result.steps) + 1
@@ -201,9 +195,7 @@ def probe_capacity(model: Model, device: Device, plan: CapacityPlan, available: 
                 break
     finally:
         proc.join(timeout=5)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
+        proc.close()
     result.stopped = _why_stopped(result)
     return result
 

@@ -1,32 +1,31 @@
-"""Tenants as processes (multiprocessing spawn): one session per process, as a runtime that
+"""Tenants as processes (started by lab.child): one session per process, as a runtime that
 lets one process own a device (the EdgeTPU) or a lab's serving setup would have it.
 
-Each child loads its model, runs it once, says it is ready, waits at the shared barrier and
-sends back its latencies. A child that fails sends its reason; one that goes silent past the
-timeout is killed and reported hung.
+Each child loads its model, runs it once, says it is ready, waits for the shared window (sent to
+every child once all are ready) and sends back its latencies. A child that fails sends its reason;
+one that goes silent past the timeout is killed and reported hung.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import time
+from multiprocessing.connection import Connection
 from typing import Any
 
-from ..backends.base import BUILTIN, adopt_registry
+from ..lab import child
 from .tenants import (Feeder, Loader, LoadingRunner, TenantOutcome, TenantSpec, Window, describe_error, drive,
                       feeds_for)
 
 
-def _tenant_main(spec: TenantSpec, loader: Loader, feeder: Feeder | None, conn, barrier, times,
-                 registry: dict[str, str]) -> None:
+def _tenant_main(conn: Connection, spec: TenantSpec, loader: Loader, feeder: Feeder | None) -> None:
     try:
-        adopt_registry(registry)
         session = loader(spec.model, spec.device)
         feeds = feeds_for(session, spec, feeder)
         session.run(feeds)
         conn.send(("ready", session.settings()))
-        barrier.wait()
-        conn.send(("done", drive(session, feeds, times[0], times[1])))
+        order = conn.recv()  # ("go", start_ns, end_ns) on the host's monotonic clock, or ("stop",)
+        if order[0] == "go":
+            conn.send(("done", drive(session, feeds, order[1], order[2])))
         session.close()
     except Exception as exc:
         conn.send(("error", describe_error(exc)))
@@ -38,38 +37,27 @@ class ProcessRunner(LoadingRunner):
     mode = "process"
 
     def run(self, tenants: list[TenantSpec], window: Window) -> list[TenantOutcome]:
-        ctx = mp.get_context("spawn")
-        barrier = ctx.Barrier(len(tenants) + 1)
-        times = ctx.Array("q", 2)
         outcomes = [TenantOutcome(t.name, t.model.name) for t in tenants]
-        pipes, procs = [], []
+        procs: list[child.Child] = []
         try:
             for spec in tenants:
-                parent, child = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=_tenant_main, args=(spec, self.loader, self.feeder, child, barrier, times,
-                                                                   dict(BUILTIN)),
-                                   name=f"edgeai-{spec.name}", daemon=True)
-                proc.start()
-                child.close()
-                pipes.append(parent)
-                procs.append(proc)
+                procs.append(child.start(_tenant_main, spec, self.loader, self.feeder, name=f"tenant-{spec.name}"))
             load_timeout = window.timeout_s
-            for outcome, pipe in zip(outcomes, pipes):
-                kind, payload = _receive(pipe, load_timeout, "loading")
+            for outcome, proc in zip(outcomes, procs):
+                kind, payload = _receive(proc.conn, load_timeout, "loading")
                 if kind != "ready":
                     outcome.error = f"load failed: {payload}"
-                    barrier.abort()
                     for other in outcomes:
                         if other.ok and other is not outcome:
                             other.error = f"not run: {outcome.name} could not be loaded"
                     return outcomes
                 outcome.settings = payload
             start = time.monotonic_ns() + int(window.warmup_s * 1e9)
-            times[0], times[1] = start, start + int(window.duration_s * 1e9)
-            barrier.wait(timeout=window.timeout_s)
+            for proc in procs:
+                proc.conn.send(("go", start, start + int(window.duration_s * 1e9)))
             limit = window.warmup_s + window.duration_s + window.timeout_s
-            for outcome, pipe in zip(outcomes, pipes):
-                kind, payload = _receive(pipe, limit, "measuring")
+            for outcome, proc in zip(outcomes, procs):
+                kind, payload = _receive(proc.conn, limit, "measuring")
                 if kind == "done":
                     outcome.latencies_ns = list(payload)
                 else:
@@ -77,13 +65,16 @@ class ProcessRunner(LoadingRunner):
             return outcomes
         finally:
             for proc in procs:
-                proc.join(timeout=1.0)
                 if proc.is_alive():
-                    proc.kill()
-                    proc.join()
+                    try:
+                        proc.conn.send(("stop",))
+                    except OSError:
+                        pass  # it is going anyway
+                proc.join(timeout=1.0)
+                proc.close()
 
 
-def _receive(pipe, timeout_s: float, doing: str) -> tuple[str, Any]:
+def _receive(pipe: Connection, timeout_s: float, doing: str) -> tuple[str, Any]:
     """The child's next message, or why there is none (it died, or it went silent)."""
     if not pipe.poll(timeout_s):
         return "hung", f"hung: no answer within {timeout_s:g} s while {doing}"

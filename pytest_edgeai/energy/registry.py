@@ -91,3 +91,8 @@ def make_meter(device: Device) -> Meter:
     options.pop("idle_s", None)
     factory = meter_factory(source, f"devices.{device.name}.meter")
     return factory(device, **options)
+
+
+def adopt_registry(found: dict[str, str]) -> None:
+    """In a child process: the parent's meters, a conftest's included (see lab.child)."""
+    BUILTIN.update(found)

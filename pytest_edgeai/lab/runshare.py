@@ -12,16 +12,14 @@ The directory is created by whoever needs it first, so a session that measures n
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ..results.record import Record
-from ..results.store import RECORDS_DIR, RUN_FILE, RunStore, point_latest, write_json_atomic
+from ..results.store import RECORDS_DIR, RunStore, create_run_file, new_run_id, point_latest, run_dir_name, run_meta
 
 WORKERINPUT_KEY = "edgeai_run"
 RECORD_PROPERTY = "edgeai_record"
@@ -37,8 +35,8 @@ class RunPlan:
 
 
 def plan_run(report_dir: Path) -> RunPlan:
-    run_id = uuid.uuid4().hex[:8]
-    path = Path(report_dir).resolve() / f"{time.strftime('%Y%m%d-%H%M%S')}-{run_id}"
+    run_id = new_run_id()
+    path = Path(report_dir).resolve() / run_dir_name(run_id)
     return RunPlan(str(path), run_id, socket.gethostname())
 
 
@@ -62,20 +60,9 @@ def local_path(plan: RunPlan, report_dir: Path) -> Path:
 def open_shared_run(path: Path, run_id: str, meta: dict[str, Any]) -> RunStore:
     """Join the run at ``path``, creating it (run.json, the 'latest' link) if nobody has yet."""
     (path / RECORDS_DIR).mkdir(parents=True, exist_ok=True)
-    store = RunStore(path, run_id)
-    target = path / RUN_FILE
-    if not target.exists():
-        draft = path / f".{RUN_FILE}.{uuid.uuid4().hex[:6]}"
-        write_json_atomic(draft, {"schema": "pytest-edgeai/run", "schema_version": 1, **meta,
-                                  "run_id": run_id, "started": time.time(), "status": "running"})
-        try:
-            os.link(draft, target)  # atomic create-if-absent: exactly one process creates the run
-            point_latest(path.parent, path)
-        except FileExistsError:
-            pass
-        finally:
-            draft.unlink(missing_ok=True)
-    return store
+    if create_run_file(path, run_meta(run_id, **meta, started=time.time(), status="running")):
+        point_latest(path.parent, path)
+    return RunStore(path, run_id)
 
 
 def record_properties(records: list[Record]) -> list[tuple[str, str]]:

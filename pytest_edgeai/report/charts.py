@@ -27,8 +27,9 @@ def _pyplot():
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    # one salt per chart: the ids of clip paths and markers stay unique when charts share a page
-    plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": f"edgeai{next(_SALT)}", "font.size": 8,
+    # one salt per chart: the ids of clip paths and markers stay unique when charts share a page;
+    # no mathtext: a '$' in a device or model name is text, not a formula that fails to parse
+    plt.rcParams.update({"text.parse_math": False, "svg.fonttype": "none", "svg.hashsalt": f"edgeai{next(_SALT)}", "font.size": 8,
                          "axes.prop_cycle": matplotlib.cycler(color=PALETTE)})
     return plt
 

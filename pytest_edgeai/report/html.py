@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import EdgeAIError
 from ..results.compare import Comparison, compare_runs
 from ..results.history import History, build_history
 from ..results.release import run_release
@@ -67,15 +68,22 @@ def build_report(run_dir: Path, output: Path | None = None, *, baseline: Path | 
     """
     run = load_run(run_dir)
     base_path = baseline or run.meta.get("baseline")
+    unavailable = []
     if comparison is None and base_path:
-        comparison = compare_runs(load_run(base_path), run, tolerances)
+        try:
+            comparison = compare_runs(load_run(base_path), run, tolerances)
+        except EdgeAIError as exc:  # a baseline deleted since: the run is still reported
+            unavailable.append(f"baseline {base_path}: {exc}; reported without a comparison")
     trend = None
     if history:
         others = [load_run(p) for p in history if Path(p).resolve() != run.path]
         trend = build_history(others + [run], tolerances)
     target = Path(output) if output else run.path / REPORT_FILE
-    target.write_text(render(run, comparison, trend), encoding="utf-8")
-    problems = list(run.problems) + (trend.problems if trend else []) + (
+    try:
+        target.write_text(render(run, comparison, trend), encoding="utf-8")
+    except OSError as exc:
+        raise EdgeAIError(f"{target}: cannot write the report: {exc.strerror or exc}") from None
+    problems = list(run.problems) + unavailable + (trend.problems if trend else []) + (
         [f"baseline: {p}" for p in comparison.base.problems] if comparison else [])
     return Report(target, list(dict.fromkeys(problems)))
 

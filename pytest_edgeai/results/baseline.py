@@ -7,7 +7,6 @@ job must see, not a silent pass.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from ..errors import EdgeAIError
 from .compare import Comparison, compare_runs, summary_lines
 from .record import Record
 from .release import find_run, run_release
-from .store import RUN_FILE, RunStore, load_run
+from .store import RunStore, load_run, read_meta
 
 
 @dataclass
@@ -69,9 +68,8 @@ def metric_properties(records: list[Record]) -> list[tuple[str, object]]:
 
 def stamp_release(store: RunStore) -> str | None:
     """Write the run's release (--edgeai-release, else the git tag) into run.json as ``release``."""
-    try:
-        meta = json.loads((store.path / RUN_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    meta, problems = read_meta(store.path)
+    if problems:
         return None
     release = run_release(meta)
     store.update_meta(release=release)

@@ -6,14 +6,12 @@ Records keep their ids and their original run_id; run.json lists the sources it 
 from __future__ import annotations
 
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 from ..errors import EdgeAIError
-from .record import SCHEMA_VERSION
 from .release import run_release, run_started
-from .store import RECORDS_DIR, RUN_FILE, load_run, write_json_atomic
+from .store import RECORDS_DIR, RUN_FILE, load_run, new_run_id, run_meta, write_json_atomic, write_record
 
 
 def merge_runs(sources: list[str | Path], output: Path, root: Path | None = None) -> tuple[Path, list[str]]:
@@ -33,8 +31,7 @@ def merge_runs(sources: list[str | Path], output: Path, root: Path | None = None
                                 f"sources?); kept once")
                 continue
             seen.add(record.id)
-            write_json_atomic(output / RECORDS_DIR / f"{int(record.created * 1000):014d}-{record.id}.json",
-                              record.to_dict())
+            write_record(output, record)
             kept += 1
         env = run.meta.get("environment") or {}
         described.append({"path": str(run.path), "run_id": run.meta.get("run_id") or run.path.name,
@@ -44,14 +41,12 @@ def merge_runs(sources: list[str | Path], output: Path, root: Path | None = None
     (output / RECORDS_DIR).mkdir(parents=True, exist_ok=True)
     releases = {d["release"] for d in described}
     incomplete = [d["run_id"] for d in described if d["status"] != "complete"]
-    write_json_atomic(output / RUN_FILE, {
-        "schema": "pytest-edgeai/run", "schema_version": SCHEMA_VERSION, "run_id": uuid.uuid4().hex[:8],
-        "started": min(d["started"] for d in described), "finished": time.time(),
-        "status": "complete" if not incomplete else f"incomplete sources: {', '.join(incomplete)}",
-        "release": releases.pop() if len(releases) == 1 else None,
-        "environment": described[0]["environment"] if described else {},
-        "profile": runs[0].meta.get("profile") if runs else None,
-        "sources": [{k: v for k, v in d.items() if k != "environment"} for d in described],
-        "merge_problems": problems,
-    })
+    write_json_atomic(output / RUN_FILE, run_meta(
+        new_run_id(), started=min(d["started"] for d in described), finished=time.time(),
+        status="complete" if not incomplete else f"incomplete sources: {', '.join(incomplete)}",
+        release=releases.pop() if len(releases) == 1 else None,
+        environment=described[0]["environment"] if described else {},
+        profile=runs[0].meta.get("profile") if runs else None,
+        sources=[{k: v for k, v in d.items() if k != "environment"} for d in described],
+        merge_problems=problems))
     return output, problems

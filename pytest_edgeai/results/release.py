@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from ..errors import EdgeAIError
-from .store import LATEST, RUN_FILE, Run, list_runs, resolve_run
+from .store import LATEST, Run, list_runs, read_meta, resolve_run
 
 RELEASE_PREFIX = "release:"
 
@@ -53,8 +52,4 @@ def find_run(ref: str | Path, report_dir: Path, exclude: Path | None = None) -> 
 
 def _meta(path: Path) -> dict[str, Any]:
     """run.json alone (not the records): enough to pick a run among hundreds."""
-    try:
-        meta = json.loads((path / RUN_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return meta if isinstance(meta, dict) else {}
+    return read_meta(path)[0]

@@ -1,7 +1,7 @@
 """Split execution for real: each stage of a plan in its own process, tensors over shaped TCP.
 
-The first stage runs in this process and feeds the inputs; every later stage is a spawned
-process that receives its boundary tensors on 127.0.0.1, runs its segment with onnxruntime
+The first stage runs in this process and feeds the inputs; every later stage is a child
+process (lab.child) that receives its boundary tensors on 127.0.0.1, runs its segment with onnxruntime
 and sends the next boundary over the next link (shaped by link.Channel). The last stage
 reports when it finished, on the host's shared monotonic clock (CLOCK_MONOTONIC, one host),
 so an inference's latency runs from feeding the first stage to the last stage's output:
@@ -14,7 +14,6 @@ and in the error (``partial``).
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import statistics
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,6 +23,7 @@ import numpy as np
 import onnx
 
 from ..errors import EdgeAIError, MeasurementError, SplitExecutionError
+from ..lab import child
 from .cuts import GraphCuts, Segment
 from .network import LinkProfile
 from .planner import Plan
@@ -66,8 +66,8 @@ def _segment_payload(seg: Segment) -> tuple:
     return (seg.model.SerializeToString(), seg.start, seg.stop, seg.inputs, seg.outputs, seg.passthrough)
 
 
-def _stage_main(payload: tuple, tier: str, upstream: str, downstream: str | None, next_port: int | None,
-                link: LinkProfile | None, timeout_s: float, threads: int, conn) -> None:
+def _stage_main(conn, payload: tuple, tier: str, upstream: str, downstream: str | None, next_port: int | None,
+                link: LinkProfile | None, timeout_s: float, threads: int) -> None:
     """A later stage: receive, run, forward (or report the output and its finishing time)."""
     from .link import accept, connect, listen
     from .runner import SegmentSession
@@ -115,24 +115,21 @@ class SplitExecutor:
                                    f"positions 0..{graph.size} in order")
         self.graph, self.stages, self.links, self.timeout_s = graph, tuple(stages), tuple(links), timeout_s
         self.latencies_s: list[float] = []
-        self.processes: list[mp.process.BaseProcess] = []
+        self.processes: list[child.Child] = []
         self._pipes: list = []
         self._head = SegmentSession(graph.segment(stages[0].start, stages[0].stop), threads=threads)
         self._channel = None
         self._seq = 0
-        ctx = mp.get_context("spawn")
         next_port = None
         try:
             for i in range(len(stages) - 1, 0, -1):  # last stage first: its port feeds the one before
-                parent, child = ctx.Pipe()
                 downstream = stages[i + 1].tier if i + 1 < len(stages) else None
-                proc = ctx.Process(target=_stage_main, daemon=True, name=f"edgeai-split-{stages[i].tier}",
-                                   args=(_segment_payload(graph.segment(stages[i].start, stages[i].stop)),
-                                         stages[i].tier, stages[i - 1].tier, downstream, next_port,
-                                         links[i] if downstream else None, timeout_s, threads, child))
-                proc.start()
+                proc = child.start(_stage_main, _segment_payload(graph.segment(stages[i].start, stages[i].stop)),
+                                   stages[i].tier, stages[i - 1].tier, downstream, next_port,
+                                   links[i] if downstream else None, timeout_s, threads,
+                                   name=f"split-{stages[i].tier}")
                 self.processes.insert(0, proc)
-                self._pipes.insert(0, parent)
+                self._pipes.insert(0, proc.conn)
                 next_port = self._expect(0, "port")[1]
             from .link import connect
 
@@ -208,9 +205,7 @@ class SplitExecutor:
             self._channel = None
         for proc in self.processes:
             proc.join(2.0)
-            if proc.is_alive():
-                proc.kill()
-                proc.join(2.0)
+            proc.close()
 
     def __enter__(self) -> SplitExecutor:
         return self

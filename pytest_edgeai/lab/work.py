@@ -27,10 +27,10 @@ from .locks import device_lock, device_locks
 
 if TYPE_CHECKING:
     from ..backends.base import Session
-    from ..energy.base import EnergyReading
-    from ..measure.scenarios import Measurement
     from ..devices import Device
+    from ..energy.base import EnergyReading
     from ..measure.profiles import Profile
+    from ..measure.scenarios import Measurement
     from ..models.model import Model
 
 
@@ -44,6 +44,7 @@ class MeasureRequest:
     lock_dir: str | None = None
     lock_timeout_s: float = -1  # -1: wait as long as it takes
     metered: bool = False  # read the device's power meter over exactly the timed loop
+    timeout_s: float | None = None  # from getting the device to the result; past it, a hang (None: no limit)
 
     @property
     def label(self) -> str:
@@ -107,6 +108,7 @@ class CallRequest:
     also_lock: tuple[Device, ...] = ()  # other devices the study times work on (placement), when exclusive
     lock_dir: str | None = None
     lock_timeout_s: float = -1
+    timeout_s: float | None = None  # the longest the study may go without relaying an event (None: no limit)
 
     @property
     def label(self) -> str:
