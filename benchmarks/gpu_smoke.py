@@ -57,9 +57,10 @@ def main() -> int:
             m = measure(session, feeds, "offline", batch, profile)
             s = m.summary
             extra = ""
-            if hasattr(session, "last_timings"):
-                t = session.last_timings()
-                extra = f"  last run: h2d {t['h2d_ms']:.3f} compute {t['compute_ms']:.3f} d2h {t['d2h_ms']:.3f} ms"
+            if hasattr(session, "timings"):
+                t = session.timings(s.count)
+                extra = (f"  per query p50: h2d {t['h2d_ms']['p50']:.3f} compute {t['compute_ms']['p50']:.3f} "
+                         f"d2h {t['d2h_ms']['p50']:.3f} ms")
             print(f"{device.name:16s} batch {batch:3d}: {m.throughput_ips:9.1f} inferences/s  latency p50 "
                   f"{s.median_ms:.3f} p90 {s.p90_ms:.3f} p99 {s.p99_ms:.3f} ms over {s.count} queries{extra}",
                   flush=True)

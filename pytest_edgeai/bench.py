@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from .energy import record_energy
 from .errors import EdgeAIError, RuntimeFailure
 from .lab.locks import device_lock
 from .lab.runners import InProcessRunner, Runner
@@ -106,8 +107,6 @@ class Bench:
         record.warnings.extend(result.warnings)
         record.extra.update(result.extra)
         if metered:
-            from .energy.metrics import record_energy
-
             queries = len(result.samples_ns)
             record_energy(record, result.energy, result.energy_reason, inferences=queries * batch,
                           throughput_ips=record.metric("throughput_ips"), price_usd=self.device.price_usd,

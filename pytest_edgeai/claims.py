@@ -48,6 +48,8 @@ define("throughput", "max_p90_latency_ms", "ms",
        "single-stream p90 latency must not exceed this")
 define("throughput", "min_batching_speedup", "x",
        "best offline throughput over the batch sweep divided by batch-1 throughput")
+define("throughput", "min_edgetpu_op_fraction", "fraction",
+       "operations edgetpu_compiler mapped to the Edge TPU over all operations of the compiled model")
 
 define("energy", "max_joules_per_inference", "J",
        "energy over the offline batch-1 window divided by the inferences in it (total, not above idle)")

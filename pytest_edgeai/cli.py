@@ -99,7 +99,7 @@ def _problems(problems: list[str], what: str) -> None:
          _report_args)
 def cmd_report(args: argparse.Namespace) -> int:
     from .report.html import build_report
-    from .results.release import find_run
+    from .results.compare import find_run
     from .results.store import resolve_run
 
     root = Path(args.edgeai_report_dir)
@@ -127,8 +127,7 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
          _compare_args)
 def cmd_compare(args: argparse.Namespace) -> int:
     from .errors import ConfigError
-    from .results.compare import REGRESSED, compare_runs, parse_fraction, summary_lines
-    from .results.release import find_run
+    from .results.compare import REGRESSED, compare_runs, earlier_runs, find_run, parse_fraction, summary_lines
     from .results.store import load_run
 
     try:
@@ -138,7 +137,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     root = Path(args.edgeai_report_dir)
     new = load_run(args.new, root)
     base = load_run(find_run(args.base, root, exclude=new.path))
-    comparison = compare_runs(base, new, _tolerances(args.devices_file), fail_on)
+    comparison = compare_runs(base, new, _tolerances(args.devices_file), fail_on,
+                              history=earlier_runs(new.path.parent, new))
     shown = tuple({d.verdict for d in comparison.deltas}) if args.all else (REGRESSED, "improved", "changed")
     for line in summary_lines(comparison, shown):
         print(line)

@@ -15,7 +15,7 @@ from typing import Any
 from .backends.base import known_backends
 from .claims import CLAIMS, ClaimSpec
 from .devices import ANY_MODEL, KINDS, TIERS, Device, builtin_cpu
-from .energy.registry import check_meter
+from .energy.meter import check_meter
 from .errors import ConfigError, did_you_mean
 
 TOP_KEYS = ("devices", "models", "links", "tolerances")

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 KIND_MARKERS = ("cpu", "gpu", "edgetpu", "ncs2", "npu", "jetson")
 DEVICE_FIXTURES = ("edgeai_device", "edgeai_bench", "edgeai_claims")
 SESSION_KEY = pytest.StashKey["EdgeAIRun"]()
-BASELINE_KEY = pytest.StashKey[object]()  # results.baseline.Outcome of this session
+BASELINE_KEY = pytest.StashKey[object]()  # results.compare.Outcome of this session
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -288,7 +288,7 @@ def edgeai_bench(request: pytest.FixtureRequest, edgeai_session: EdgeAIRun, edge
                   progress=None if quiet else (lambda label: ProgressLine(reporter, label)),
                   lab=edgeai_session, lock_timeout_s=edgeai_session.lock_timeout_s)
     yield bench
-    from .results.baseline import metric_properties
+    from .results.compare import metric_properties
 
     request.node.user_properties.extend(metric_properties(bench.records))  # JUnit XML properties
     bench.close()
@@ -347,7 +347,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def _against_baseline(session: pytest.Session, s: EdgeAIRun):
     """--edgeai-baseline: compare this run, keep the outcome for the summary, and under
     --edgeai-fail-on-regression fail the session on a regression or a baseline that cannot be found."""
-    from .results.baseline import against_baseline, stamp_release
+    from .results.compare import against_baseline, stamp_release
 
     stamp_release(s.store)
     fail = bool(s.settings.option("edgeai_fail_on_regression"))

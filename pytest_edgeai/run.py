@@ -7,14 +7,17 @@ devices, models and benches.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from . import config as config_mod
 from .backends.base import Availability, probe
+from .bench import Bench
+from .canary import NO_CANARY_ENV, canary_profile, measure_canary
 from .devices import Device
 from .errors import ConfigError, DeviceUnavailable, EdgeAIError
 from .lab import runshare
@@ -26,6 +29,7 @@ from .measure.scenarios import ProgressCallback
 from .measure.profiles import Profile, get_profile
 from .models.model import Model, model_from_file, resolve_model
 from .results import environment
+from .results.compare import CANARY_SUITE
 from .results.record import Record
 from .results.store import RUN_FILE, RunStore, load_run, report_dir_problem
 from .selection import select
@@ -93,6 +97,7 @@ class EdgeAIRun:
         self.outbox: list[Record] = []
         self.worker_environments: dict[str, dict[str, Any]] = {}
         self._runner: Runner | None = None
+        self._canaries: set[str] = set()  # devices whose canary this process measured
 
     def _load_config(self) -> config_mod.Config:
         path = self.settings.devices_file
@@ -146,8 +151,19 @@ class EdgeAIRun:
     def measure(self, request: MeasureRequest, progress: ProgressCallback | None = None) -> MeasureResult:
         """Run one measurement where the options say (an isolated worker by default); a device that
         stops answering is marked lost for the rest of the run."""
+        self._canary(request.device)
         request = replace(request, lock_timeout_s=self.lock_timeout_s, timeout_s=self.timeout_s)
         return self._on_device(request.device, lambda runner: runner.measure(request, progress))
+
+    def _canary(self, device: Device) -> None:
+        """Before a device's first measurement in this process: the reference workload (canary.py)."""
+        with self._lock:
+            if self.settings.option("edgeai_no_canary") or os.environ.get(NO_CANARY_ENV) or device.name in self._canaries:
+                return
+            self._canaries.add(device.name)
+        bench = Bench(device, CANARY_SUITE, "pytest-edgeai canary", canary_profile(self.profile), save=self.save,
+                      availability=asdict(self.availability(device)), lab=self, lock_timeout_s=self.lock_timeout_s)
+        measure_canary(bench, self.settings.cache_dir)
 
     def call(self, request: CallRequest, on_event: EventCallback) -> CallResult:
         """Run a suite's study where measurements run (see lab.work.call); same time limit, same

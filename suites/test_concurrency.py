@@ -24,20 +24,13 @@ import re
 
 import pytest
 
-from pytest_edgeai.concurrency.capacity import CapacityPlan, probe_capacity
-from pytest_edgeai.concurrency.loadgen import SCENARIOS
-from pytest_edgeai.concurrency.loadgen_study import ServerPlan, loadgen_study
-from pytest_edgeai.concurrency.memory import MIB, available_bytes, parameter_bytes
-from pytest_edgeai.concurrency.metrics import (capacity_metrics, metric, models_metrics, placement_metrics,
-                                               step_metrics, switching_metrics)
-from pytest_edgeai.concurrency.models_together import run_concurrent_models
-from pytest_edgeai.concurrency.placement import measure_placement
-from pytest_edgeai.concurrency.plan import plan_for, window_for
-from pytest_edgeai.concurrency.processes import ProcessRunner
-from pytest_edgeai.concurrency.sweep import run_sweep
-from pytest_edgeai.concurrency.switching import switching_study
-from pytest_edgeai.concurrency.threaded import ThreadRunner
-from pytest_edgeai.concurrency.threads import plan_threads, split_device
+from pytest_edgeai.backends.litert import edgetpu_parameter_bytes
+from pytest_edgeai.concurrency import (MIB, SCENARIOS, CapacityPlan, ProcessRunner, ServerPlan, ThreadRunner,
+                                      available_bytes, capacity_metrics, loadgen_study, measure_placement,
+                                      models_metrics, placement_metrics, plan_for, plan_threads, probe_capacity,
+                                      run_concurrent_models, run_sweep, split_device, step_metrics, switching_metrics,
+                                      switching_study, window_for)
+from pytest_edgeai.results.record import metric
 
 SWEEP_MODELS = ("mobilenet_v2", "cnn_trad_fpool3")
 CAPACITY_MODEL = "mobilenet_v2"
@@ -120,9 +113,9 @@ def test_memory_capacity(edgeai_device, edgeai_model, edgeai_bench, edgeai_claim
     record.metrics.update(capacity_metrics(result))
     record.extra.update(memory=result.to_dict(), threads=threads.to_dict())
     if edgeai_device.kind == "edgetpu":
-        size = parameter_bytes(model)
+        size, source = edgeai_bench.call(edgetpu_parameter_bytes, model, edgeai_device)
         record.metrics["parameter_cache_models"] = metric(
-            EDGETPU_CACHE_BYTES // size, "models", f"8 MiB parameter cache / model file size {size} B; "
+            EDGETPU_CACHE_BYTES // max(size, 1), "models", f"8 MiB parameter cache / {source}; "
             f"beyond this parameters stream from the host", method="estimated")
     if any(not s.ok for s in result.steps):
         record.warnings.append(f"capacity probe: {result.stopped}")
@@ -237,7 +230,8 @@ def test_edgetpu_model_switch(edgeai_device, edgeai_model, edgeai_bench, edgeai_
             **{f"co-compiled ({g})": names for g, names in groups.items() if len(names) > 1}}
     for label, names in sets.items():
         models = [edgeai_model(n) for n in names]
-        result = edgeai_bench.call(switching_study, models, edgeai_device, rounds, label)
+        result = edgeai_bench.call(switching_study, models, edgeai_device, rounds, label,
+                                   label.startswith("co-compiled"))
         record = edgeai_bench.new_record(None, {"name": "model_switch", "label": label, "models": names})
         record.model = {"name": "+".join(names), "members": [m.describe() for m in models]}
         record.metrics.update(switching_metrics(result))

@@ -10,6 +10,9 @@ def test_single_stream(edgeai_device, edgeai_workload, edgeai_bench, edgeai_clai
     """Latency of one sample at a time (MLPerf SingleStream): p90 is the figure of merit."""
     record = edgeai_bench.single_stream(edgeai_workload)
     edgeai_claims.check("max_p90_latency_ms", record.metric("latency_p90_ms"), edgeai_workload.name, record)
+    if edgeai_device.kind == "edgetpu":  # how much of the model the compiler put on the TPU (a fixed figure)
+        report = record.backend.get("settings", {}).get("edgetpu_compiler", {})
+        edgeai_claims.check("min_edgetpu_op_fraction", report.get("ops_on_tpu_fraction"), edgeai_workload.name, record)
     edgeai_claims.assert_met()
 
 

@@ -58,3 +58,9 @@ def private_device_locks(tmp_path_factory: pytest.TempPathFactory, monkeypatch: 
     """Device locks in a directory of this test session's own, so two test sessions on one host
     (a developer's and CI's) never queue behind each other's 'cpu'."""
     monkeypatch.setenv("EDGEAI_LOCK_DIR", str(tmp_path_factory.getbasetemp() / "device-locks"))
+
+
+@pytest.fixture(autouse=True)
+def no_canary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytester sessions skip the canary (a second of measuring each); tests/test_canary.py measures it."""
+    monkeypatch.setenv("EDGEAI_NO_CANARY", "1")

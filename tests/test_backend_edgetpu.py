@@ -100,8 +100,8 @@ def test_compile_co_compiles_and_caches(tmp_path, fake_compiler):
     a.write_bytes(b"A")
     b.write_bytes(b"B")
     out = edgetpu.compile_for_edgetpu([a, b], tmp_path / "cache", compiler=str(fake_compiler))
-    assert [p.name for p in out] == ["a_edgetpu.tflite", "b_edgetpu.tflite"]
-    assert out[0].read_bytes() == b"A" and out[0].parent == out[1].parent
+    assert [c.path.name for c in out] == ["a_edgetpu.tflite", "b_edgetpu.tflite"]
+    assert out[0].path.read_bytes() == b"A" and out[0].path.parent == out[1].path.parent
     again = edgetpu.compile_for_edgetpu([a, b], tmp_path / "cache", compiler=str(fake_compiler))
     assert again == out and (tmp_path / "runs").read_text().count("run") == 1
 
@@ -132,6 +132,57 @@ def test_coral_pycoral_is_recognised_by_its_contents(monkeypatch):
     assert edgetpu.coral_edgetpu_module() is unrelated
 
 
+def dpkg_status(path, package="libedgetpu1-max", version="16.0"):
+    """dpkg's status database (dpkg(1), /var/lib/dpkg/status: one stanza per package)."""
+    path.write_text(f"Package: libc6\nStatus: install ok installed\nVersion: 2.36-9\n\n"
+                    f"Package: {package}\nStatus: install ok installed\nArchitecture: amd64\nVersion: {version}\n\n")
+    return path
+
+
+def paired_runtime(monkeypatch, tmp_path, version="16.0", interpreter=("tflite_runtime.interpreter", "2.5.0.post1")):
+    monkeypatch.setattr(edgetpu, "DPKG_STATUS", dpkg_status(tmp_path / "status", version=version))
+    monkeypatch.setattr(edgetpu, "find_runtime", lambda: "libedgetpu.so.1")
+    monkeypatch.setattr(litert, "_edgetpu_interpreter", lambda: (FakeInterpreter, None, *interpreter))
+
+
+def test_the_installed_runtime_package_is_read_from_dpkg(tmp_path):
+    assert edgetpu.runtime_package(dpkg_status(tmp_path / "s")) == ("libedgetpu1-max", "16.0")
+    assert edgetpu.runtime_package(tmp_path / "absent") is None
+
+
+@pytest.mark.parametrize("package, interpreter, ok", [
+    ("16.0", ("tflite_runtime.interpreter", "2.5.0.post1"), True),
+    ("16.0", ("tflite_runtime.interpreter", "2.17.1"), False),
+    ("16.0tf2.17.1-1.bookworm", ("tflite_runtime.interpreter", "2.17.1"), True),
+    ("16.0tf2.17.1-1.bookworm", ("tflite_runtime.interpreter", "2.5.0.post1"), False),
+])
+def test_libedgetpu_pairs_only_with_the_tflite_runtime_of_its_tensorflow(package, interpreter, ok):
+    problem = edgetpu.pairing_problem(*interpreter, ("libedgetpu1-std", package))
+    assert (problem is None) == ok
+    if not ok:
+        assert "EdgeTpuDelegateForCustomOp failed to prepare" in problem and "pip install 'tflite-runtime==" in problem
+
+
+def test_the_probe_says_what_to_install_for_each_missing_piece(tmp_path, monkeypatch):
+    sysfs = fake_sysfs(tmp_path / "sys")
+    device = edgetpu_device(sysfs)
+    monkeypatch.setattr(litert, "interpreter_module", lambda runtimes=(): (_ for _ in ()).throw(BackendError(
+        "the Edge TPU delegate runs inside tflite_runtime (the ABI libedgetpu is built for), which is not importable")))
+    assert "runs inside tflite_runtime" in litert.LiteRTBackend().probe(device).reason
+    paired_runtime(monkeypatch, tmp_path)
+    monkeypatch.setattr(edgetpu, "DPKG_STATUS", tmp_path / "no-status")
+    monkeypatch.setattr(edgetpu, "find_runtime", lambda: None)
+    a = litert.LiteRTBackend().probe(device)
+    assert not a.attached and a.reason == ("libedgetpu.so.1 not found: install the Edge TPU runtime: sudo apt-get "
+                                           "install libedgetpu1-std (Coral's apt repository, "
+                                           "https://coral.ai/software/#edgetpu-runtime)")
+    paired_runtime(monkeypatch, tmp_path, interpreter=("ai_edge_litert.interpreter", "2.3.0"))
+    a = litert.LiteRTBackend().probe(device)
+    assert not a.attached and a.reason.startswith("libedgetpu1-max 16.0 is built against TensorFlow 2.5's TFLite ABI")
+    paired_runtime(monkeypatch, tmp_path)
+    assert litert.LiteRTBackend().probe(device).attached
+
+
 class FakeInterpreter:
     """Stands in for LiteRT's Interpreter so the delegate path runs without a TPU."""
 
@@ -156,6 +207,7 @@ def edgetpu_device(sysfs, **options) -> Device:
 
 def test_litert_probe_and_load_through_the_delegate(tmp_path, monkeypatch):
     sysfs = fake_sysfs(tmp_path / "sys")
+    paired_runtime(monkeypatch, tmp_path)
     model_path = tmp_path / "m_edgetpu.tflite"
     model_path.write_bytes(b"TFL3")
     backend = litert.LiteRTBackend()
@@ -165,8 +217,9 @@ def test_litert_probe_and_load_through_the_delegate(tmp_path, monkeypatch):
 
     delegate = object()
     calls = []
-    monkeypatch.setattr(litert, "interpreter_module",
-                        lambda: (FakeInterpreter, lambda lib, opts: calls.append(opts) or delegate, "fake", "0"))
+    monkeypatch.setattr(litert, "_edgetpu_interpreter",
+                        lambda: (FakeInterpreter, lambda lib, opts: calls.append(opts) or delegate,
+                                 "tflite_runtime.interpreter", "2.5.0.post1"))
     monkeypatch.setattr(edgetpu, "loaded_library", lambda: "/usr/lib/libedgetpu1-max/libedgetpu.so.1")
     session = backend.load(model_from_file(model_path), edgetpu_device(sysfs))
     assert calls == [{"device": "usb:0"}] and session._it.delegates == [delegate]
@@ -174,7 +227,8 @@ def test_litert_probe_and_load_through_the_delegate(tmp_path, monkeypatch):
     assert s["delegate"] == "edgetpu" and s["edgetpu_device"] == "usb:0" and s["edgetpu_compiled"] == "as given"
     assert s["library_variant"].startswith("max")
 
-    monkeypatch.setattr(litert, "interpreter_module", lambda: (FakeInterpreter, real_like_loader([]), "fake", "0"))
+    monkeypatch.setattr(litert, "_edgetpu_interpreter",
+                        lambda: (FakeInterpreter, real_like_loader([]), "tflite_runtime.interpreter", "2.5.0.post1"))
     with pytest.raises(BackendError, match="EdgeTPU usb:0 is in use by another process"):
         backend.load(model_from_file(model_path), edgetpu_device(sysfs))
 

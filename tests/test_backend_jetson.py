@@ -56,3 +56,40 @@ def test_a_hanging_command_times_out(bin_dir, monkeypatch):
     fake_command(bin_dir, "nvpmodel", "exec sleep 10")
     monkeypatch.setattr(jetson, "TIMEOUT_S", 0.2)
     assert "timed out" in jetson.power_mode()["nvpmodel_error"]
+
+
+def fake_board(root, model: str, release: str | None = "# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic"):
+    """/proc/device-tree/model (NUL-terminated, as the kernel exposes it) and /etc/nv_tegra_release
+    (Jetson Linux Developer Guide, "Identifying the release")."""
+    (root / "proc/device-tree").mkdir(parents=True)
+    (root / "proc/device-tree/model").write_bytes(model.encode() + b"\x00")
+    if release:
+        (root / "etc").mkdir()
+        (root / "etc/nv_tegra_release").write_text(release + "\n")
+    return root
+
+
+def test_the_board_and_its_release_are_identified(tmp_path):
+    root = fake_board(tmp_path, "NVIDIA Jetson Orin Nano Developer Kit")
+    found = jetson.board(root)
+    assert found == {"board": "NVIDIA Jetson Orin Nano Developer Kit", "l4t": "36.4.3"}
+    assert jetson.board_problem(found, "") is None and jetson.board_problem(found, "orin nano") is None
+
+
+def test_another_board_than_the_configured_one_is_refused_in_one_line(tmp_path):
+    found = jetson.board(fake_board(tmp_path, "NVIDIA Jetson AGX Orin Developer Kit"))
+    assert jetson.board_problem(found, "Orin Nano") == (
+        "this board is 'NVIDIA Jetson AGX Orin Developer Kit', not the configured 'Orin Nano' (options.board): "
+        "run it on that board")
+
+
+@pytest.mark.parametrize("model, release, why", [
+    ("NVIDIA Jetson Nano Developer Kit", "# R32 (release), REVISION: 7.1", "last JetPack is 4.6 (L4T R32, Python 3.6"),
+    ("NVIDIA Jetson Xavier NX Developer Kit", "# R35 (release), REVISION: 4.1", "last JetPack is 5.1 (L4T R35, Python 3.8"),
+    ("NVIDIA Jetson AGX Orin Developer Kit", "# R35 (release), REVISION: 4.1", "runs L4T R35.4.1 (JetPack 5 or older"),
+    ("QEMU Virtual Machine", None, "not a Jetson: /proc/device-tree/model is 'QEMU Virtual Machine'"),
+])
+def test_unsupported_boards_and_releases_say_why_and_what_is_supported(tmp_path, model, release, why):
+    problem = jetson.board_problem(jetson.board(fake_board(tmp_path, model, release)), "")
+    assert why in problem and "supported: Orin" in problem
+    assert jetson.board_problem(jetson.board(tmp_path / "none"), "") .startswith("not a Jetson: no /proc/device-tree")

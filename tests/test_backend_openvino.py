@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -100,3 +102,51 @@ def test_a_model_openvino_cannot_read_is_a_model_error(tmp_path):
                                             ("2026.4.1", (2026, 4)), ("custom", (0, 0))])
 def test_version_tuple(text, expected):
     assert ovb.version_tuple(text) == expected
+
+
+def npu_openvino(monkeypatch, compiled: list):
+    """Real OpenVINO with an "NPU" that behaves as the NPU plugin is documented to (OpenVINO docs, NPU
+    device, "Supported features": static shapes only; a dynamic model fails to compile). Underneath, the
+    CPU plugin computes, so outputs are real."""
+    import openvino as ov
+
+    class NpuCore(ov.Core):
+        @property
+        def available_devices(self):
+            return ["CPU", "NPU"]
+
+        def compile_model(self, model, device="CPU", config=None):
+            if device == "NPU":
+                if model.is_dynamic():
+                    raise RuntimeError("Exception from src/plugins/intel_npu/src/plugin/src/plugin.cpp:\n"
+                                       "NPU plugin: dynamic shapes are not supported")
+                compiled.append([tuple(p.get_shape()) for p in model.inputs])
+                device, config = "CPU", {}
+            return super().compile_model(model, device, config or {})
+
+    fake = types.SimpleNamespace(**{k: getattr(ov, k) for k in ("AsyncInferQueue", "Tensor", "get_version")},
+                                 Core=NpuCore)
+    monkeypatch.setattr(ovb, "_ov", lambda: fake)
+
+
+def test_npu_gets_a_model_reshaped_before_compiling_one_per_batch(tiny, monkeypatch):
+    compiled = []
+    npu_openvino(monkeypatch, compiled)
+    device = dev(device="NPU")
+    assert ovb.OpenVINOBackend().probe(device).attached
+    session = ovb.OpenVINOBackend().load(tiny, device)
+    ref = ort.InferenceSession(str(tiny.path))
+    for batch in (1, 4, 1, 4):
+        x = np.random.default_rng(batch).standard_normal((batch, 16)).astype(np.float32)
+        np.testing.assert_allclose(session.run({"input": x})[0], ref.run(None, {"input": x})[0], rtol=1e-5, atol=1e-6)
+    assert compiled == [[(1, 16)], [(4, 16)]]  # batch 1 at load, batch 4 once: one compiled model per batch
+    assert session.settings()["compiled_shapes"] == [{"input": (1, 16)}, {"input": (4, 16)}]
+    with pytest.raises(ConfigError, match="NPU accepts static shapes only"):
+        ovb.OpenVINOBackend().load(tiny, dev(device="NPU", static_shapes=False))
+
+
+def test_the_fake_npu_rejects_what_the_real_one_rejects(tiny, monkeypatch):
+    npu_openvino(monkeypatch, [])
+    core = ovb.openvino_module().Core()
+    with pytest.raises(RuntimeError, match="dynamic shapes are not supported"):
+        core.compile_model(core.read_model(str(tiny.path)), "NPU")  # what compiling before reshaping did

@@ -19,6 +19,8 @@ ONE = dict(batches=(1,), count=120, models=("mobilenet_v2",))
 
 @pytest.fixture
 def runs(tmp_path):
+    for i in range(5):  # earlier runs of the same bench: the between-run noise a comparison judges on
+        synthetic.write_run(tmp_path / "reports", 1.0, seed=10 + i, started=10.0 + i, **ONE)
     base = synthetic.write_run(tmp_path / "reports", 1.0, seed=1, release="v1", started=100.0, **ONE)
     same = synthetic.write_run(tmp_path / "reports", 1.0, seed=2, started=200.0, **ONE)
     slow = synthetic.write_run(tmp_path / "reports", 1.4, seed=3, started=300.0, **ONE)

@@ -1,4 +1,5 @@
-"""Comparison of runs: matching, significance, direction-aware verdicts, tolerances, baselines."""
+"""Comparison of runs: identity, the nature of each metric, between-run noise, the canary, verdicts,
+bad input, baselines."""
 
 from __future__ import annotations
 
@@ -9,23 +10,64 @@ import numpy as np
 import pytest
 
 from pytest_edgeai.errors import EdgeAIError
+from pytest_edgeai.results import store as store_module
 from pytest_edgeai.results import synthetic
-from pytest_edgeai.results.compare import (CHANGED, IMPROVED, NOISY, REGRESSED, UNCHANGED, compare_runs, judge,
-                                           parse_fraction, tolerance_for)
-from pytest_edgeai.results.direction import HIGHER, LOWER, UNKNOWN, direction
-from pytest_edgeai.results.record import Record
-from pytest_edgeai.results.release import find_run, run_release
-from pytest_edgeai.results.store import RunStore, load_run
+from pytest_edgeai.results.compare import (
+    CHANGED,
+    DRIFT,
+    EXACT,
+    HIGHER,
+    IMPROVED,
+    LOWER,
+    MEASURED,
+    MIN_RUNS,
+    NOISE_UNKNOWN,
+    NOISY,
+    NOT_COMPARED,
+    REGRESSED,
+    TOO_FEW,
+    UNCHANGED,
+    UNKNOWN,
+    block_bootstrap,
+    compare_runs,
+    direction,
+    find_run,
+    judge,
+    label,
+    min_samples,
+    nature,
+    parse_fraction,
+    record_key,
+    run_release,
+    samples_evidence,
+    summary_lines,
+    tolerance_for,
+)
+from pytest_edgeai.results.record import Record, metric
+from pytest_edgeai.results.store import Run, RunStore, load_run
 
 ONE = ("mobilenet_v2",)
 
 
 def run_of(root: Path, slowdown: float, seed: int, **kw) -> Path:
-    return synthetic.write_run(root, slowdown, seed=seed, batches=(1,), count=150, models=ONE, **kw)
+    kw.setdefault("count", 150)
+    return synthetic.write_run(root, slowdown, seed=seed, batches=(1,), models=ONE, **kw)
 
 
-def verdicts(comparison, metric: str) -> set[str]:
-    return {d.verdict for d in comparison.deltas if d.metric == metric}
+def history_of(root: Path, runs: int, drift_sigma: float = 0.0, canary: bool = False, seed: int = 100):
+    """``runs`` earlier runs of one build, the machine drifting by a lognormal factor between them."""
+    rng = np.random.default_rng(seed)
+    return [load_run(run_of(root, 1.0, seed=seed + i, started=float(i), canary=canary,
+                            drift=float(rng.lognormal(0.0, drift_sigma))))
+            for i in range(runs)]
+
+
+def verdicts(comparison, metric_name: str) -> set[str]:
+    return {d.verdict for d in comparison.deltas if d.metric == metric_name}
+
+
+def delta(comparison, metric_name: str):
+    return next(d for d in comparison.deltas if d.metric == metric_name)
 
 
 def test_direction_is_decided_from_name_and_unit():
@@ -40,27 +82,211 @@ def test_direction_is_decided_from_name_and_unit():
 @pytest.mark.parametrize("ratio, sense, significant, expected", [
     (1.02, HIGHER, True, UNCHANGED), (0.80, HIGHER, True, REGRESSED), (1.20, HIGHER, True, IMPROVED),
     (1.20, LOWER, True, REGRESSED), (0.80, LOWER, True, IMPROVED), (0.80, LOWER, False, NOISY),
-    (0.80, LOWER, None, NOISY), (1.5, UNKNOWN, True, CHANGED)])
+    (0.80, LOWER, None, NOISE_UNKNOWN), (1.5, UNKNOWN, True, CHANGED)])
 def test_verdicts_are_direction_aware_and_need_significance(ratio, sense, significant, expected):
     assert judge(ratio, sense, 0.05, significant) == expected
 
 
-def test_a_slower_run_regresses_throughput_and_latency_significantly(tmp_path):
-    base = load_run(run_of(tmp_path, 1.0, seed=1))
-    new = load_run(run_of(tmp_path, 1.3, seed=2))
+@pytest.mark.parametrize("name, unit, expected", [
+    ("input_compressed_bytes", "bytes", EXACT), ("size_reduction", "x", EXACT), ("agreement_with_large", "fraction", EXACT),
+    ("accuracy_cascade", "fraction", EXACT), ("single_tensor_cuts", "cuts", EXACT), ("best_cut_saving", "x", EXACT),
+    ("throughput_ips", "inferences/s", MEASURED), ("latency_p99_ms", "ms", MEASURED), ("joules_per_inference", "J", MEASURED),
+    ("batching_speedup", "x", MEASURED), ("mean_w", "W", MEASURED), ("something_new", "widgets", MEASURED)])
+def test_a_metric_knows_how_it_may_be_compared(name, unit, expected):
+    assert nature(name, {"unit": unit}) == expected
+    other = MEASURED if expected == EXACT else EXACT
+    assert nature(name, metric(1.0, unit, "t", comparison=other)) == other  # what the metric says wins
+    with pytest.raises(ValueError):
+        metric(1.0, unit, "t", comparison="roughly")
+
+
+def test_without_history_a_slower_run_says_how_many_runs_are_needed_not_regressed(tmp_path):
+    c = compare_runs(load_run(run_of(tmp_path, 1.0, seed=1)), load_run(run_of(tmp_path, 1.3, seed=2)))
+    d = delta(c, "throughput_ips")
+    assert d.verdict == NOISE_UNKNOWN and not c.regressions
+    assert f"between-run noise unknown: {MIN_RUNS - 1} more runs needed" in d.test
+    assert any("between-run noise unknown" in line for line in summary_lines(c))
+
+
+def test_with_a_quiet_history_a_slower_run_regresses_and_an_equal_one_does_not(tmp_path):
+    history = history_of(tmp_path, 6)
+    base = history[-1]
+    slow = load_run(run_of(tmp_path, 1.3, seed=50, started=100.0))
+    c = compare_runs(base, slow, history=history)
+    assert verdicts(c, "throughput_ips") == {REGRESSED} and verdicts(c, "latency_mean_ms") == {REGRESSED}
+    d = delta(c, "throughput_ips")
+    assert d.significant and "earlier runs" in d.test and d.ratio_ci[1] < 1.0
+    back = compare_runs(slow, base, history=history)  # dropped: only runs started before the new one count
+    assert not back.regressions
+    same = compare_runs(base, load_run(run_of(tmp_path, 1.0, seed=51, started=101.0)), history=history)
+    assert not same.regressions and not same.by_verdict(IMPROVED)
+
+
+def test_a_a_with_drifting_windows_does_not_regress(tmp_path):
+    """Runs of one build whose machine speed drifts by ~25% between runs: within-run samples would call
+    every one of them significant; between-run noise calls none a regression."""
+    history = history_of(tmp_path, 8, drift_sigma=0.25)
+    new = load_run(run_of(tmp_path, 1.0, seed=77, started=100.0, drift=0.7))  # the machine 30% faster...
+    newer = load_run(run_of(tmp_path, 1.0, seed=78, started=101.0, drift=1.4))  # ...then 40% slower
+    for base in history[-3:]:
+        for current in (new, newer):
+            c = compare_runs(base, current, history=history)
+            assert not c.regressions, [d.describe() for d in c.regressions]
+    assert verdicts(compare_runs(history[-1], newer, history=history), "throughput_ips") <= {NOISY, UNCHANGED}
+
+
+def test_everything_slower_with_the_canary_is_machine_drift(tmp_path):
+    base = load_run(run_of(tmp_path, 1.0, seed=1, started=1.0, canary=True))
+    new = load_run(run_of(tmp_path, 1.0, seed=2, started=2.0, canary=True, drift=1.35))
     c = compare_runs(base, new)
-    assert verdicts(c, "throughput_ips") == {REGRESSED}
-    assert verdicts(c, "latency_p99_ms") == {REGRESSED}
-    d = next(d for d in c.deltas if d.metric == "throughput_ips")
-    assert d.significant and d.p_value < 0.002 and d.ratio_ci[1] < 1.0 and "Mann-Whitney" in d.test
-    # and the other way round it is an improvement
-    back = compare_runs(new, base)
-    assert verdicts(back, "throughput_ips") == {IMPROVED} and not back.regressions
+    assert verdicts(c, "throughput_ips") == {DRIFT} and verdicts(c, "latency_p50_ms") == {DRIFT}
+    assert not c.regressions and "the machine, not the release" in delta(c, "throughput_ips").test
+    assert any(n.startswith("canary on cpu: +3") for n in c.notes)
+    # the release itself slower, the canary not: not drift (and with a history, a regression)
+    history = history_of(tmp_path / "h", 6, drift_sigma=0.2, canary=True)
+    slow = load_run(run_of(tmp_path, 1.3, seed=3, started=100.0, canary=True, drift=0.9))
+    c = compare_runs(history[-1], slow, history=history)
+    d = delta(c, "throughput_ips")
+    assert d.verdict == REGRESSED and "corrected by the canary" in d.test
 
 
-def test_the_same_distribution_is_not_a_regression(tmp_path):
-    c = compare_runs(load_run(run_of(tmp_path, 1.0, seed=1)), load_run(run_of(tmp_path, 1.0, seed=2)))
-    assert c.deltas and not c.regressions and not c.by_verdict(IMPROVED)
+def _energy_record(joules: float, windows: list[float] | None = None, extra_metrics: dict | None = None) -> Record:
+    r = Record(suite="energy", test_id="t", device=synthetic.device(), backend={"name": "onnxruntime"},
+               model={"name": "m"}, scenario={"name": "offline", "batch": 1})
+    r.metrics = {"joules_per_inference": metric(joules, "J", "meter", windows=windows), **(extra_metrics or {})}
+    return r
+
+
+def _run_with(root: Path, *records: Record, started: float | None = None) -> Run:
+    store = RunStore.create(root, {"environment": {}, "options": {}})
+    if started is not None:
+        store.update_meta(started=started)
+    for r in records:
+        store.write(r)
+    store.finish()
+    return load_run(store.path)
+
+
+def test_a_3x_rise_in_joules_per_inference_is_a_regression(tmp_path):
+    rng = np.random.default_rng(3)
+    history = [_run_with(tmp_path, _energy_record(0.01 * rng.lognormal(0, 0.05)), started=float(i)) for i in range(6)]
+    new = _run_with(tmp_path, _energy_record(0.03), started=10.0)
+    d = delta(compare_runs(history[-1], new, history=history), "joules_per_inference")
+    assert d.verdict == REGRESSED and d.significant
+    # per-window readings in the two records are evidence enough without a history
+    windows = compare_runs(_run_with(tmp_path, _energy_record(0.01, [0.0101, 0.0098, 0.0102, 0.0099])),
+                           _run_with(tmp_path, _energy_record(0.03, [0.031, 0.029, 0.030, 0.0305])))
+    d = delta(windows, "joules_per_inference")
+    assert d.verdict == REGRESSED and "repeated windows" in d.test
+    # a small rise within the windows' spread is too noisy to call
+    noisy = compare_runs(_run_with(tmp_path, _energy_record(0.010, [0.008, 0.012, 0.010])),
+                         _run_with(tmp_path, _energy_record(0.0115, [0.009, 0.014, 0.0115])))
+    assert delta(noisy, "joules_per_inference").verdict == NOISY
+
+
+def _split_record(compressed: int, saving: float) -> Record:
+    return Record(suite="split", test_id="t", device=synthetic.device(), backend={"name": "onnxruntime"},
+                  model={"name": "m"}, scenario={"name": "split_bytes_per_cut", "inputs": 5},
+                  metrics={"input_compressed_bytes": metric(compressed, "bytes", "png"),
+                           "best_cut_saving": metric(saving, "x", "bytes ratio"),
+                           "saving_depth_layers": metric(0, "layers", "none saves")})
+
+
+def test_a_change_in_bytes_per_cut_is_judged_exactly(tmp_path):
+    base = _run_with(tmp_path, _split_record(82_000, 7.5))
+    same = compare_runs(base, _run_with(tmp_path, _split_record(82_000, 7.5)))
+    assert {d.verdict for d in same.deltas} == {UNCHANGED}
+    c = compare_runs(base, _run_with(tmp_path, _split_record(83_640, 7.0)))  # +2% bytes, no history at all
+    assert delta(c, "input_compressed_bytes").verdict == REGRESSED
+    assert delta(c, "best_cut_saving").verdict == REGRESSED
+    assert "compared exactly" in delta(c, "input_compressed_bytes").test
+    assert delta(compare_runs(base, _run_with(tmp_path, _split_record(82_000, 7.5)), fail_on=0.05),
+                 "best_cut_saving").verdict == UNCHANGED
+
+
+def _tenant_record(tenants: int, mode: str, window_s: float, ips: float) -> Record:
+    return Record(suite="concurrency", test_id="t", device=synthetic.device(), backend={"name": "onnxruntime"},
+                  model={"name": "mobilenet_v2", "format": "onnx", "params": {}},
+                  scenario={"name": "tenants", "tenants": tenants, "mode": mode, "window_s": window_s},
+                  metrics={"throughput_ips": metric(ips, "inferences/s", "aggregate")})
+
+
+def test_tenant_sweep_records_with_different_tenant_counts_do_not_collide(tmp_path):
+    steps = [_tenant_record(t, mode, 2.0, 100.0 * t) for mode in ("threads", "processes") for t in (1, 2, 4)]
+    keys = {record_key(r) for r in steps}
+    assert len(keys) == 6
+    assert "tenants mode=threads tenants=4" in label(record_key(steps[2]))
+    # the same steps measured for longer in another run still pair, each with its own counterpart
+    again = [_tenant_record(t, mode, 5.0, 100.0 * t) for mode in ("threads", "processes") for t in (1, 2, 4)]
+    c = compare_runs(_run_with(tmp_path, *steps), _run_with(tmp_path, *again))
+    assert len(c.deltas) == 6 and not c.only_base and not c.only_new
+    assert all(d.ratio == pytest.approx(1.0) for d in c.deltas)
+
+
+def test_an_old_schema_1_record_pairs_with_a_new_one(tmp_path):
+    old = {"schema": "pytest-edgeai/result", "schema_version": 1, "suite": "throughput", "test_id": "t",
+           "device": {"name": "cpu", "kind": "cpu", "backend": "onnxruntime", "hardware_id": ""},
+           "backend": {"name": "onnxruntime"}, "model": {"name": "m", "format": "onnx", "params": {}},
+           "scenario": {"name": "offline", "batch": 4, "profile": {"name": "quick"}},
+           "metrics": {"throughput_ips": {"value": 100.0, "unit": "inferences/s", "method": "measured", "source": "s"}}}
+    new = Record.from_dict({**old, "scenario": {"name": "offline", "batch": 4, "profile": {"name": "standard"}}})
+    assert record_key(Record.from_dict(old)) == record_key(new)
+    assert record_key(new) != record_key(Record.from_dict({**old, "scenario": {"name": "offline", "batch": 8}}))
+
+
+def test_too_few_samples_for_p99_says_so(tmp_path):
+    rng = np.random.default_rng(0)
+    base = _run_with(tmp_path, synthetic.latency_record("m", "single_stream", 1, 5.0, rng, 40))
+    new = _run_with(tmp_path, synthetic.latency_record("m", "single_stream", 1, 9.0, rng, 40))
+    d = delta(compare_runs(base, new), "latency_p99_ms")
+    assert d.verdict == TOO_FEW and f"too few samples for p99 (need {min_samples(0.99)}, have 40 and 40)" in d.test
+    assert min_samples(0.99) == 1000 and min_samples(0.5) == 20
+    assert delta(compare_runs(base, new), "latency_p50_ms").verdict != TOO_FEW
+
+
+def test_bad_input_gets_a_verdict_saying_why(tmp_path, monkeypatch):
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 2)  # this pytest-edgeai reads a schema after 1
+    rng = np.random.default_rng(0)
+    with_samples = synthetic.latency_record("m", "single_stream", 1, 5.0, rng, 50)
+    with_samples.schema_version = 2
+    bare = synthetic.latency_record("m", "single_stream", 1, 6.0, rng, 50)
+    bare.samples = {}  # a baseline from the older schema 1, without samples
+    del bare.metrics["latency_cv"]
+    bare.metrics["latency_p90_ms"]["value"] = None
+    with_samples.metrics["first_inference_ms"] = metric(3.0, "ms", "t")
+    c = compare_runs(_run_with(tmp_path, bare), _run_with(tmp_path, with_samples))
+    cv, p90, first = delta(c, "latency_cv"), delta(c, "latency_p90_ms"), delta(c, "first_inference_ms")
+    assert cv.verdict == NOT_COMPARED and "not recorded in the baseline" in cv.test and "schema 1" in cv.test
+    assert p90.verdict == NOT_COMPARED and "no numeric value in the baseline" in p90.test
+    assert first.verdict == NOT_COMPARED
+    mean = delta(c, "latency_mean_ms")
+    assert mean.verdict == NOISE_UNKNOWN and "no per-query samples" in mean.test
+    assert UNCHANGED not in {d.verdict for d in c.deltas if d.metric in ("latency_cv", "latency_p90_ms")}
+
+
+def test_samples_that_do_not_reproduce_the_figure_are_not_its_evidence(tmp_path):
+    """An asynchronous figure (4 requests in flight) is not batch / mean latency of its samples."""
+    rng = np.random.default_rng(0)
+    records = [synthetic.latency_record("m", "offline", 1, 5.0, rng, 400) for _ in range(2)]
+    names = ["throughput_ips", "latency_mean_ms"]
+    assert set(samples_evidence(records[0], records[1], names)[0]) == set(names)  # synchronous: both stand
+    for r in records:
+        r.metrics["throughput_ips"]["value"] *= 4
+    within, _ = samples_evidence(records[0], records[1], names)
+    assert set(within) == {"latency_mean_ms"}
+    assert "block bootstrap" in within["latency_mean_ms"].source
+
+
+def test_the_block_bootstrap_sees_autocorrelation_that_iid_resampling_hides():
+    rng = np.random.default_rng(0)
+    n = 2000
+    slow_wander = np.repeat(rng.normal(0, 1.0, n // 100), 100)  # the machine's speed drifting in the window
+    x = 10.0 + slow_wander + rng.normal(0, 0.3, n)
+    block = block_bootstrap(x, {"mean": None})["mean"].std()
+    iid = np.random.default_rng(1).choice(x, size=(499, n)).mean(axis=1).std()
+    assert block > 2 * iid
+    white = 10.0 + rng.normal(0, 1.0, n)
+    assert block_bootstrap(white, {"mean": None})["mean"].std() == pytest.approx(1.0 / np.sqrt(n), rel=0.3)
 
 
 def test_tolerances_come_from_config_then_defaults_and_fail_on_overrides():
@@ -68,6 +294,7 @@ def test_tolerances_come_from_config_then_defaults_and_fail_on_overrides():
     assert tolerance_for("throughput", "throughput_ips", tol) == 0.2
     assert tolerance_for("energy", "throughput_ips", tol) == 0.05
     assert tolerance_for("throughput", "latency_p99_ms", None) == 0.10
+    assert tolerance_for("split", "input_compressed_bytes", None, exact=True) == 0.0
     assert tolerance_for("throughput", "throughput_ips", tol, fail_on=0.01) == 0.01
     assert parse_fraction("5%") == pytest.approx(0.05) and parse_fraction("0.05") == pytest.approx(0.05)
     with pytest.raises(ValueError):
@@ -75,45 +302,22 @@ def test_tolerances_come_from_config_then_defaults_and_fail_on_overrides():
 
 
 def test_a_wide_tolerance_turns_the_regression_into_unchanged(tmp_path):
-    base, new = load_run(run_of(tmp_path, 1.0, seed=1)), load_run(run_of(tmp_path, 1.3, seed=2))
-    assert not compare_runs(base, new, fail_on=0.5).regressions
-
-
-def _summary_record(value: float, ci: list[float] | None, device: str = "cpu") -> Record:
-    return Record(suite="energy", test_id="t", device=synthetic.device(device), backend={"name": "onnxruntime"},
-                  model={"name": "m"}, scenario={"name": "energy"},
-                  metrics={"joules_per_inference": {"value": value, "unit": "J", "method": "measured",
-                                                    "source": "test", **({"ci95": ci} if ci else {})},
-                           "best_batch": {"value": value * 10, "unit": "batch", "method": "measured", "source": "t"}})
-
-
-def _run_with(root: Path, *records: Record) -> Path:
-    store = RunStore.create(root, {"environment": {}, "options": {}})
-    for r in records:
-        store.write(r)
-    store.finish()
-    return store.path
-
-
-def test_without_samples_the_recorded_intervals_decide(tmp_path):
-    base = load_run(_run_with(tmp_path, _summary_record(1.0, [0.95, 1.05])))
-    apart = load_run(_run_with(tmp_path, _summary_record(1.5, [1.45, 1.55])))
-    overlap = load_run(_run_with(tmp_path, _summary_record(1.5, [0.9, 2.1])))
-    bare = load_run(_run_with(tmp_path, _summary_record(1.5, None)))
-    assert verdicts(compare_runs(base, apart), "joules_per_inference") == {REGRESSED}
-    assert verdicts(compare_runs(base, overlap), "joules_per_inference") == {NOISY}
-    d = next(d for d in compare_runs(base, bare).deltas if d.metric == "joules_per_inference")
-    assert d.verdict == NOISY and d.significant is None and "nothing to test" in d.test
-    # a metric with no better direction and no interval: beyond tolerance, nothing to test it with
-    assert verdicts(compare_runs(base, apart), "best_batch") == {NOISY}
+    history = history_of(tmp_path, 6)
+    new = load_run(run_of(tmp_path, 1.3, seed=2, started=100.0))
+    assert compare_runs(history[-1], new, history=history).regressions
+    assert not compare_runs(history[-1], new, fail_on=0.5, history=history).regressions
 
 
 def test_runs_that_share_no_device_say_so(tmp_path):
-    base = load_run(_run_with(tmp_path, _summary_record(1.0, None, device="edgetpu0")))
-    new = load_run(_run_with(tmp_path, _summary_record(1.0, None, device="cpu")))
+    base = _run_with(tmp_path, Record(suite="energy", test_id="t", device=synthetic.device("edgetpu0"),
+                                      backend={}, model={"name": "m"}, scenario={"name": "e"},
+                                      metrics={"joules_per_inference": metric(1.0, "J", "t")}))
+    new = _run_with(tmp_path, _energy_record(1.0))
     c = compare_runs(base, new)
     assert not c.deltas and c.only_base and c.only_new
     assert "share no measurement" in c.notes[0] and "edgetpu0" in c.notes[0]
+    lines = summary_lines(c)
+    assert any("only in the baseline, not measured in this run" in line for line in lines)
 
 
 def test_a_runtime_upgrade_is_matched_and_noted(tmp_path):
@@ -121,7 +325,7 @@ def test_a_runtime_upgrade_is_matched_and_noted(tmp_path):
     base = _run_with(tmp_path, synthetic.latency_record("m", "single_stream", 1, 5.0, rng, 50))
     new = _run_with(tmp_path, synthetic.latency_record("m", "single_stream", 1, 5.0, rng, 50,
                                                        runtime_version="1.18.0"))
-    c = compare_runs(load_run(base), load_run(new))
+    c = compare_runs(base, new)
     assert c.deltas and any("runtime_version 1.17.0 -> 1.18.0" in n for n in c.notes)
 
 

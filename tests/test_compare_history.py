@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from pytest_edgeai.results import synthetic
-from pytest_edgeai.results.changepoint import find_steps
+from pytest_edgeai.results.history import find_steps
 from pytest_edgeai.results.compare import IMPROVED, REGRESSED
 from pytest_edgeai.results.history import build_history
 from pytest_edgeai.results.store import load_run

@@ -9,15 +9,11 @@ from pathlib import Path
 import pytest
 
 from pytest_edgeai.backends.base import TensorSpec
-from pytest_edgeai.concurrency.dispatch import Dispatcher, Worker, compare_placement
-from pytest_edgeai.concurrency.fairness import fairness, jain_index
-from pytest_edgeai.concurrency.metrics import models_metrics, placement_metrics, step_metrics
-from pytest_edgeai.concurrency.models_together import run_concurrent_models
-from pytest_edgeai.concurrency.sweep import run_sweep, tenant_counts
-from pytest_edgeai.concurrency.switching import measure_switching
-from pytest_edgeai.concurrency.tenants import Window
-from pytest_edgeai.concurrency.threaded import ThreadRunner
-from pytest_edgeai.concurrency.threads import plan_threads, split_device
+from pytest_edgeai.concurrency.placement import Dispatcher, Worker, compare_placement, placement_metrics
+from pytest_edgeai.concurrency.studies import (measure_switching, models_metrics, run_concurrent_models, run_sweep,
+                                               tenant_counts)
+from pytest_edgeai.concurrency.tenants import (ThreadRunner, Window, fairness, jain_index, plan_threads, split_device,
+                                               step_metrics)
 from pytest_edgeai.devices import Device
 from pytest_edgeai.errors import BackendError
 from pytest_edgeai.models.model import Model

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from pytest_edgeai.backends.base import TensorSpec
-from pytest_edgeai.concurrency.capacity import CapacityPlan, probe_capacity
-from pytest_edgeai.concurrency.memory import MIB, NvmlProbe, available_bytes, gpu_index, probe_for
+from pytest_edgeai.concurrency.capacity import (MIB, CapacityPlan, NvmlProbe, available_bytes, gpu_index,
+                                                probe_capacity, probe_for)
 from pytest_edgeai.devices import Device
 from pytest_edgeai.models.model import Model
 

@@ -13,11 +13,9 @@ from pathlib import Path
 import pytest
 
 from pytest_edgeai.backends.base import TensorSpec
-from pytest_edgeai.concurrency.capacity import CapacityPlan, CapacityResult, CapacityStep, probe_capacity
-from pytest_edgeai.concurrency.memory import MIB, RssProbe, available_bytes
-from pytest_edgeai.concurrency.metrics import capacity_metrics
-from pytest_edgeai.concurrency.processes import ProcessRunner
-from pytest_edgeai.concurrency.tenants import TenantSpec, Window
+from pytest_edgeai.concurrency.capacity import (MIB, CapacityPlan, CapacityResult, CapacityStep, RssProbe,
+                                                available_bytes, capacity_metrics, probe_capacity)
+from pytest_edgeai.concurrency.tenants import ProcessRunner, TenantSpec, Window
 from pytest_edgeai.devices import Device
 from pytest_edgeai.models.model import Model
 

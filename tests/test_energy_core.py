@@ -10,14 +10,13 @@ import types
 import pytest
 
 from pytest_edgeai import config as config_mod
+from pytest_edgeai import energy
 from pytest_edgeai.claims import CLAIMS, ClaimSpec
 from pytest_edgeai.devices import Device
-from pytest_edgeai.energy import EnergyReading, energy_metrics, make_meter, measure_idle
-from pytest_edgeai.energy import registry
+from pytest_edgeai.energy import EnergyReading, IdleBaseline, MeterWindow, energy_metrics, make_meter, measure_idle
 from pytest_edgeai.energy.compare import Found, find_against, judge_ratio, latest_metric
-from pytest_edgeai.energy.integrate import SensorInfo, build_reading, energy_between
-from pytest_edgeai.energy.sampler import SampledMeter
-from pytest_edgeai.energy.window import MeterWindow
+from pytest_edgeai.energy.reading import SensorInfo, build_reading, energy_between
+from pytest_edgeai.energy.sampling import SampledMeter
 from pytest_edgeai.errors import ConfigError, MeterError, MeterUnavailable
 from pytest_edgeai.results.record import Record
 from pytest_edgeai.results.store import RunStore
@@ -205,10 +204,10 @@ def test_every_option_problem_is_reported_at_once():
 
 
 def test_check_meter_for_config_validation():
-    assert registry.check_meter(device(source="rapl", zones=[1])) == [
+    assert energy.check_meter(device(source="rapl", zones=[1])) == [
         "devices.dut.meter.zones: [1] is not a string or a non-empty array of strings"]
-    assert registry.check_meter(device(source="rapl", idle_s=2)) == []
-    assert registry.idle_seconds(device(source="rapl", idle_s=2)) == 2.0
+    assert energy.check_meter(device(source="rapl", idle_s=2)) == []
+    assert energy.idle_seconds(device(source="rapl", idle_s=2)) == 2.0
 
 
 def test_bad_pattern_is_a_config_error():
@@ -227,11 +226,11 @@ def test_a_lab_meter_from_an_entry_point(monkeypatch):
 
     ep = types.SimpleNamespace(name="labmeter", load=lambda: LabMeter)
     monkeypatch.setattr("pytest_edgeai.registry.entry_points",
-                        lambda group: {"labmeter": ep} if group == registry.ENTRY_POINT_GROUP else {})
+                        lambda group: {"labmeter": ep} if group == energy.ENTRY_POINT_GROUP else {})
     meter = make_meter(device(source="labmeter", channel=7))
     meter.start()
     assert meter.stop().mean_w == pytest.approx(7.0)
-    assert "labmeter" in registry.known_sources()
+    assert "labmeter" in energy.known_sources()
     with pytest.raises(ConfigError, match="channel"):
         make_meter(device(source="labmeter", channel="x"))
 
@@ -258,8 +257,6 @@ def test_energy_metrics_estimated_and_without_meter_or_price():
 
 
 def test_energy_metrics_above_idle_and_batched_queries():
-    from pytest_edgeai.energy.base import IdleBaseline
-
     r = reading(joules=10.0, duration=2.0).with_baseline(IdleBaseline(1.0, 1.0, False))
     m = energy_metrics(r, inferences=80, throughput_ips=40.0, price_usd=None, queries=10)
     assert m["joules_per_inference_above_idle"]["value"] == pytest.approx(8.0 / 80)

@@ -13,8 +13,8 @@ import pytest
 
 from pytest_edgeai.devices import Device
 from pytest_edgeai.energy import make_meter
-from pytest_edgeai.energy import rapl
-from pytest_edgeai.energy.jetson import tegrastats_power
+from pytest_edgeai.energy.meters import rapl
+from pytest_edgeai.energy.meters.jetson import tegrastats_power
 from pytest_edgeai.errors import ConfigError, MeterError, MeterUnavailable
 
 SLOW = 0.2  # Hz: the sampling thread stays asleep, so only the start and stop reads happen
@@ -255,6 +255,7 @@ def fake_pynvml(energy_supported: bool = True, init_fails: bool = False) -> type
     return types.SimpleNamespace(
         NVMLError=FakeNVMLError, NVMLError_NotSupported=FakeNotSupported, state=state,
         nvmlInit=init, nvmlShutdown=shutdown, nvmlDeviceGetHandleByIndex=lambda i: ("gpu", i),
+        nvmlDeviceGetCount=lambda: 1,
         nvmlDeviceGetName=lambda h: b"Fake A100", nvmlDeviceGetTotalEnergyConsumption=energy,
         nvmlDeviceGetPowerUsage=lambda h: state.power_mw)
 
@@ -265,7 +266,7 @@ def test_nvml_energy_counter(monkeypatch):
     meter = make_meter(device(source="nvml", rate_hz=SLOW))
     r = window(meter, lambda: setattr(nv.state, "energy_mj", 1_012_500))
     assert r.joules == pytest.approx(12.5)
-    assert r.source == "nvml energy counter" and r.covers == "GPU 0 board (Fake A100)"
+    assert r.source == "nvml energy counter" and r.covers.startswith("GPU board (Fake A100), NVML index 0")
     assert r.update_period_s == pytest.approx(0.1)
     assert nv.state.shutdowns == 1
 

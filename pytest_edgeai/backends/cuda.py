@@ -1,7 +1,10 @@
 """CUDA runtime calls through cuda-python, with errors a person can act on.
 
 cuda-python returns ``(error, value...)`` tuples instead of raising; :func:`call` unpacks them.
-The module moved from ``cuda.cudart`` to ``cuda.bindings.runtime`` (cuda-python 12.6+); both work.
+The runtime module is ``cuda.bindings.runtime`` since cuda-python 12.6; ``cuda.cudart`` was a
+trampoline to it in 12.x and is removed in 13.0 (cuda-bindings 13.0.0 release notes), so the new
+name is tried first. 13.0 also deprecates ``int(cuda_obj)`` for a handle: :func:`handle` uses
+``cuda.bindings.utils.get_cuda_native_handle`` where it exists.
 """
 
 from __future__ import annotations
@@ -19,6 +22,15 @@ def cudart():
         except ImportError:
             continue
     raise BackendError("cuda-python is not importable: pip install 'pytest-edgeai[tensorrt]' (cuda-python)")
+
+
+def handle(obj: Any) -> int:
+    """The native handle (an address) of a cuda-python object such as a stream, as TensorRT takes it."""
+    try:
+        from cuda.bindings.utils import get_cuda_native_handle
+    except ImportError:  # cuda-python 12.x before the utility module
+        return int(obj)
+    return int(get_cuda_native_handle(obj))
 
 
 def call(rt, fn: str, *args: Any) -> Any:

@@ -1,7 +1,10 @@
 """OpenVINO: the CPU here; GPU, NPU and MYRIAD (NCS2, OpenVINO <= 2022.3) where present.
 
-The zoo's ONNX is compiled directly. Shapes are made static per batch (OpenVINO's CPU plugin
-is faster on static shapes), so a new batch size recompiles once, inside warm-up. In
+The zoo's ONNX is compiled directly. Shapes are made static per batch: the model is reshaped BEFORE it
+is compiled, and each batch keeps its own compiled model (compiled once, inside warm-up). The NPU and
+MYRIAD plugins accept static shapes only (OpenVINO NPU device docs: "supports only static shapes";
+MYRIAD likewise), so there a dynamic model is never handed to compile_model; the CPU plugin is also
+faster on static shapes. ``static_shapes = false`` compiles the model as read (CPU/GPU only). In
 THROUGHPUT mode the session drives an AsyncInferQueue (see asynchronous.py), as OpenVINO's
 own benchmark_app does; a synchronous loop would leave all but one stream idle.
 """
@@ -15,7 +18,7 @@ from ..errors import BackendError, ConfigError, ModelError
 from ..registry import distribution_version
 from .asynchronous import AsyncProgress, AsyncRun, drive
 from .base import Availability, TensorSpec
-from .device_options import check_keys, choice, positive_int
+from .device_options import check_keys, choice, flag, positive_int
 
 if TYPE_CHECKING:
     import numpy as np
@@ -23,7 +26,9 @@ if TYPE_CHECKING:
     from ..devices import Device
     from ..models.model import Model
 
-OPTION_KEYS = ("device", "performance_hint", "num_streams", "num_requests", "inference_precision", "config")
+OPTION_KEYS = ("device", "performance_hint", "num_streams", "num_requests", "inference_precision", "config",
+               "static_shapes")
+STATIC_ONLY = ("NPU", "MYRIAD")  # plugins that reject dynamic shapes
 HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 PRECISIONS = ("f32", "f16", "bf16")
 FORMATS = ("onnx", "openvino-ir", "tflite")
@@ -132,42 +137,65 @@ class OpenVINOBackend:
             ov_model = core.read_model(str(model.path))
         except Exception as exc:  # OpenVINO raises RuntimeError with its own location lines
             raise ModelError(f"{model.path}: OpenVINO cannot read it: {ov_message(exc)}") from None
-        session = OpenVINOSession(ov, core, ov_model, dev, config, nireq, str(model.path))
+        static_only = any(t.upper().split(".")[0] in STATIC_ONLY for t in targets(dev))
+        static = flag(device, "static_shapes", True)
+        if static_only and not static:
+            raise ConfigError([f"devices.{device.name}.options.static_shapes: {dev} accepts static shapes only; "
+                               f"remove static_shapes = false"])
+        session = OpenVINOSession(ov, core, ov_model, dev, config, nireq, str(model.path), static)
         session.compile_for(None)  # fail now, not in the first timed call, on a rejected option
         return session
 
 
 class OpenVINOSession:
-    """A compiled model; recompiled once per input shape; sync ``run`` and pooled ``run_async``."""
+    """Compiled models, one per input shape (reshaped before compiling); sync ``run`` and pooled ``run_async``."""
 
-    def __init__(self, ov, core, ov_model, dev: str, config: dict[str, Any], nireq: int | None, path: str):
+    def __init__(self, ov, core, ov_model, dev: str, config: dict[str, Any], nireq: int | None, path: str,
+                 static: bool = True):
         self._ov, self._core, self._model = ov, core, ov_model
-        self._dev, self._config, self._nireq, self._path = dev, config, nireq, path
-        self._compiled = None
-        self._shapes: tuple | None = None
-        self._request = None
+        self._dev, self._config, self._nireq, self._path, self._static = dev, config, nireq, path, static
+        self._compiled: dict[tuple | None, Any] = {}
+        self._requests: dict[tuple | None, Any] = {}
+        self._current: tuple | None = None
         self.inputs = [_spec(p) for p in ov_model.inputs]
         self.outputs = [_spec(p) for p in ov_model.outputs]
 
-    def compile_for(self, feeds: dict[str, np.ndarray] | None):
-        """The compiled model for these input shapes (static), compiling when they change."""
-        shapes = None if feeds is None else tuple((k, v.shape) for k, v in sorted(feeds.items()))
-        if self._compiled is not None and (feeds is None or shapes == self._shapes):
-            return self._compiled
+    def _shapes(self, feeds: dict[str, np.ndarray] | None) -> dict[str, list[int]] | None:
+        """The static shapes to compile for: the feeds', or (before any feed) batch 1; None = as read."""
+        if not self._static:
+            return None
         if feeds is not None:
-            self._model.reshape({name: list(arr.shape) for name, arr in feeds.items()})
-        try:
-            self._compiled = self._core.compile_model(self._model, self._dev, self._config)
-        except Exception as exc:
-            raise BackendError(f"{self._path}: OpenVINO cannot compile it for {self._dev} with "
-                               f"{self._config}: {ov_message(exc)}") from None
-        self._shapes = shapes
-        self._request = self._compiled.create_infer_request()
-        return self._compiled
+            return {name: list(arr.shape) for name, arr in feeds.items()}
+        if all(None not in s.shape for s in self.inputs):
+            return None  # already static
+        return {s.name: [1 if d is None else d for d in s.shape] for s in self.inputs}
+
+    def compile_for(self, feeds: dict[str, np.ndarray] | None):
+        """The compiled model for these input shapes; reshaped and compiled the first time they are seen."""
+        if feeds is None and self._compiled:
+            return self._compiled[self._current]
+        shapes = self._shapes(feeds)
+        key = None if shapes is None else tuple(sorted((k, tuple(v)) for k, v in shapes.items()))
+        if key not in self._compiled:
+            model = self._model
+            if shapes is not None:
+                model = self._model.clone()
+                try:
+                    model.reshape(shapes)
+                except Exception as exc:
+                    raise BackendError(f"{self._path}: OpenVINO cannot reshape it to {shapes}: {ov_message(exc)}") from None
+            try:
+                self._compiled[key] = self._core.compile_model(model, self._dev, self._config)
+            except Exception as exc:
+                raise BackendError(f"{self._path}: OpenVINO cannot compile it for {self._dev} with "
+                                   f"{self._config} (shapes {shapes or 'as read'}): {ov_message(exc)}") from None
+            self._requests[key] = self._compiled[key].create_infer_request()
+        self._current = key
+        return self._compiled[key]
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         compiled = self.compile_for(feeds)
-        results = self._request.infer(feeds)  # synchronous: returns once outputs are on the host
+        results = self._requests[self._current].infer(feeds)  # synchronous: outputs are on the host after it
         return [results[out] for out in compiled.outputs]
 
     def prefers_async(self) -> bool:
@@ -206,10 +234,13 @@ class OpenVINOSession:
             "asynchronous": self.prefers_async(),
             "requested_config": dict(self._config),
             "openvino_version": distribution_version("openvino") or self._ov.get_version(),
+            "static_shapes": self._static,
+            "compiled_shapes": [dict(k) if k else "as read" for k in self._compiled],
         }
 
     def close(self) -> None:
-        self._compiled = self._request = None
+        self._compiled.clear()
+        self._requests.clear()
 
 
 class _InferQueue:

@@ -1,7 +1,9 @@
 """ONNX -> TFLite conversion (fp32, and full-integer int8 with a representative dataset).
 
 The path is onnx2tf (ONNX -> TensorFlow SavedModel, NCHW inputs transposed to NHWC) and then
-TensorFlow's own TFLiteConverter, which does the int8 calibration. Results are cached like the
+TensorFlow's own TFLiteConverter, which does the int8 calibration. With ``batch`` the model's dynamic
+batch is fixed to that number (onnx2tf's ``batch_size``: "fixes the dynamic batch size to the specified
+numeric batch size"), so every tensor has a static size, as edgetpu_compiler requires. Results are cached like the
 zoo: keyed by the model's bytes, the quantisation and the converter versions, filled under a
 file lock with an atomic rename, so parallel workers convert once.
 """
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
     from ..models.model import Model
 
 QUANTIZATIONS = ("fp32", "int8")
-CONVERTER_VERSION = 1  # bump when the conversion below changes: it invalidates caches
+CONVERTER_VERSION = 2  # bump when the conversion below changes: it invalidates caches
 CALIBRATION_SAMPLES = 32
 CALIBRATION_SEED = 0
 
@@ -54,24 +56,28 @@ def _tools():
     return onnx2tf, tf
 
 
-def cache_key(model: Model, quantization: str) -> str:
-    payload = json.dumps([model.sha256(), quantization, CONVERTER_VERSION, CALIBRATION_SAMPLES, CALIBRATION_SEED,
+def cache_key(model: Model, quantization: str, batch: int | None = None) -> str:
+    payload = json.dumps([model.sha256(), quantization, batch, CONVERTER_VERSION, CALIBRATION_SAMPLES, CALIBRATION_SEED,
                           distribution_version("tensorflow", "tensorflow-cpu"), distribution_version("onnx2tf")])
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def cached_tflite(model: Model, quantization: str = "fp32", cache_dir: Path | None = None) -> Path | None:
+def cached_tflite(model: Model, quantization: str = "fp32", cache_dir: Path | None = None,
+                  batch: int | None = None) -> Path | None:
     """The converted file if an earlier conversion left it in the cache, without converting."""
-    path = _target(model, quantization, Path(cache_dir) if cache_dir else default_cache_dir())
+    path = _target(model, quantization, Path(cache_dir) if cache_dir else default_cache_dir(), batch)
     return path if path.exists() else None
 
 
-def _target(model: Model, quantization: str, cache_dir: Path) -> Path:
-    return cache_dir / f"{model.name}-{quantization}-{cache_key(model, quantization)[:16]}.tflite"
+def _target(model: Model, quantization: str, cache_dir: Path, batch: int | None = None) -> Path:
+    shape = f"-b{batch}" if batch else ""
+    return cache_dir / f"{model.name}-{quantization}{shape}-{cache_key(model, quantization, batch)[:16]}.tflite"
 
 
-def to_tflite(model: Model, quantization: str = "fp32", cache_dir: Path | None = None) -> Converted:
-    """The model as .tflite, converted once per (bytes, quantisation, tool versions)."""
+def to_tflite(model: Model, quantization: str = "fp32", cache_dir: Path | None = None,
+              batch: int | None = None) -> Converted:
+    """The model as .tflite, converted once per (bytes, quantisation, batch, tool versions); ``batch``
+    fixes a dynamic batch (static shapes), None keeps it free."""
     if quantization not in QUANTIZATIONS:
         raise BackendError(f"unknown TFLite quantisation {quantization!r}; known: {', '.join(QUANTIZATIONS)}")
     if model.format == "tflite":
@@ -79,16 +85,16 @@ def to_tflite(model: Model, quantization: str = "fp32", cache_dir: Path | None =
     if model.format != "onnx":
         raise BackendError(f"{model.path}: only ONNX models can be converted to TFLite, not {model.format}")
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-    path = _target(model, quantization, cache_dir)
+    path = _target(model, quantization, cache_dir, batch)
     calibration = (f"{CALIBRATION_SAMPLES} seeded standard-normal samples (seed {CALIBRATION_SEED})"
                    if quantization == "int8" else "none")
     tool = (f"onnx2tf {distribution_version('onnx2tf')} + tensorflow "
             f"{distribution_version('tensorflow', 'tensorflow-cpu')}")
-    build_once(path, lambda tmp: tmp.write_bytes(_convert(model, quantization)))
+    build_once(path, lambda tmp: tmp.write_bytes(_convert(model, quantization, batch)))
     return Converted(path, quantization, calibration, tool)
 
 
-def _convert(model: Model, quantization: str) -> bytes:
+def _convert(model: Model, quantization: str, batch: int | None = None) -> bytes:
     onnx2tf, tf = _tools()
     work = Path(tempfile.mkdtemp(prefix="edgeai-onnx2tf-"))
     try:
@@ -96,7 +102,7 @@ def _convert(model: Model, quantization: str) -> bytes:
         shutil.copyfile(model.path, source)
         try:
             onnx2tf.convert(input_onnx_file_path=str(source), output_folder_path=str(work),
-                            non_verbose=True, output_signaturedefs=True)
+                            non_verbose=True, output_signaturedefs=True, batch_size=batch)
         except BaseException as exc:  # onnx2tf calls sys.exit on some unsupported graphs
             raise BackendError(f"{model.path}: onnx2tf cannot convert it: {type(exc).__name__}: {exc}") from None
         if quantization == "fp32":

@@ -1,5 +1,10 @@
-"""How many tenants fit: predicted from a tenant's footprint, observed by loading until memory
-(or the budget) runs out.
+"""Memory: how much a tenant takes and how much the device has, and how many tenants fit: predicted from a
+tenant's footprint, observed by loading until memory (or the budget) runs out.
+
+Probes behind one protocol: process RSS for CPU runtimes, NVML for NVIDIA GPUs (pynvml imported
+lazily), host memory in use for Jetsons (GPU and host share it). The EdgeTPU's on-chip
+parameter cache (8 MiB) cannot be read, so there the footprint is the compiled int8 model's parameter
+memory from edgetpu_compiler's report (backends.litert.edgetpu_parameter_bytes), labelled an estimate.
 
 The loads run in a child process (lab.child) so that running out of memory ends one step of the
 probe, never the pytest session. ``address_space_mb`` caps the child's address space
@@ -14,17 +19,120 @@ and the observed maximum is the largest N whose memory in use stays within the b
 from __future__ import annotations
 
 import math
+import resource
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
+from ..errors import DeviceUnavailable
 from ..lab import child
-from .memory import MIB, probe_for
-from .tenants import Loader, backend_load, default_feeds, describe_error
+from ..results.record import metric
+from .tenants import Loader, Metrics, backend_load, default_feeds, describe_error
 
 if TYPE_CHECKING:
     from ..devices import Device
     from ..models.model import Model
+
+MIB = 1 << 20
+
+
+def proc_kib(path: str, key: str) -> int | None:
+    """A "Key:   123 kB" line of a /proc file, in KiB; None when it cannot be read."""
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+class MemoryProbe(Protocol):
+    """Bytes in use on the device (or by this process on it); ``source`` names how."""
+
+    source: str
+
+    def used_bytes(self) -> int: ...
+
+
+class RssProbe:
+    """Resident set of this process: what CPU runtimes' sessions cost."""
+
+    source = "process RSS (/proc/self/status VmRSS)"
+
+    def used_bytes(self) -> int:
+        kib = proc_kib("/proc/self/status", "VmRSS")
+        if kib is not None:
+            return kib * 1024
+        # no /proc (macOS): the peak, which only grows, still bounds each step
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class HostUsedProbe:
+    """Host memory in use (MemTotal - MemAvailable): a Jetson's GPU allocates from it."""
+
+    source = "host memory in use (/proc/meminfo MemTotal - MemAvailable)"
+
+    def used_bytes(self) -> int:
+        total = proc_kib("/proc/meminfo", "MemTotal")
+        free = proc_kib("/proc/meminfo", "MemAvailable")
+        if total is None or free is None:
+            raise DeviceUnavailable("/proc/meminfo has no MemTotal/MemAvailable: cannot measure host memory")
+        return (total - free) * 1024
+
+
+class NvmlProbe:
+    """GPU memory in use on one NVIDIA GPU, from NVML."""
+
+    def __init__(self, index: int = 0):
+        self.index = index
+        self.source = f"NVML memory used, GPU {index}"
+
+    def _handle(self):
+        try:
+            import pynvml
+        except ImportError:
+            raise DeviceUnavailable("pynvml is not importable: pip install nvidia-ml-py") from None
+        pynvml.nvmlInit()
+        return pynvml, pynvml.nvmlDeviceGetHandleByIndex(self.index)
+
+    def used_bytes(self) -> int:
+        pynvml, handle = self._handle()
+        return int(pynvml.nvmlDeviceGetMemoryInfo(handle).used)
+
+    def total_free_bytes(self) -> int:
+        pynvml, handle = self._handle()
+        return int(pynvml.nvmlDeviceGetMemoryInfo(handle).free)
+
+
+def gpu_index(device: Device) -> int:
+    """The CUDA device a session lands on (onnxruntime's provider_options device_id)."""
+    opts = device.options.get("provider_options", {}).get("CUDAExecutionProvider", {})
+    return int(opts.get("device_id", device.options.get("device_id", 0)))
+
+
+def probe_for(device: Device) -> MemoryProbe:
+    """The probe that sees a tenant's memory on this kind of device."""
+    if device.kind == "gpu":
+        return NvmlProbe(gpu_index(device))
+    if device.kind == "jetson":
+        return HostUsedProbe()
+    return RssProbe()
+
+
+def available_bytes(device: Device) -> tuple[int, str]:
+    """Memory the device offers to models, and where the figure comes from."""
+    if device.memory_mb:
+        return int(device.memory_mb * MIB), f"devices.{device.name}.memory_mb"
+    if device.kind == "gpu":
+        probe = NvmlProbe(gpu_index(device))
+        return probe.total_free_bytes(), probe.source.replace("used", "free")
+    kib = proc_kib("/proc/meminfo", "MemAvailable")
+    if kib is None:
+        raise DeviceUnavailable(f"{device.name}: no memory_mb in devices.toml and no /proc/meminfo to read")
+    return kib * 1024, "host MemAvailable (/proc/meminfo)"
+
 
 
 @dataclass(frozen=True)
@@ -50,8 +158,6 @@ class CapacityStep:
 
 def _limit_address_space(extra_mb: float) -> None:
     import resource
-
-    from .memory import proc_kib
 
     current = (proc_kib("/proc/self/status", "VmSize") or 0) * 1024
     limit = current + int(extra_mb * MIB)
@@ -209,3 +315,27 @@ def _why_stopped(result: CapacityResult) -> str:
     if result.baseline_bytes is not None and last.used_bytes - result.baseline_bytes > result.plan.budget_bytes:
         return f"tenant {last.tenants} took memory in use past the budget of {result.plan.budget_bytes / MIB:.0f} MiB"
     return f"reached the cap of {result.plan.max_tenants} tenants"
+
+
+
+def capacity_metrics(result: CapacityResult) -> Metrics:
+    """The memory line: footprint, predicted and observed maximum tenants."""
+    how = f"loads in a child process, {result.probe_source}; {result.stopped}"
+    fp = result.footprint_bytes
+    budget = f"budget {result.plan.budget_bytes / MIB:.0f} MiB, cap {result.plan.max_tenants} tenants"
+    return {
+        "tenant_footprint_mb": metric(None if fp is None else fp / MIB, "MiB",
+                                      f"memory added by the second tenant (load + one run); {how}"),
+        "runtime_overhead_mb": metric(result.overhead_bytes / MIB, "MiB",
+                                      f"the first tenant's extra over the second (runtime one-off); {how}"),
+        "available_mb": metric(result.available_bytes / MIB, "MiB", result.available_source),
+        "predicted_max_tenants": metric(result.predicted_device_max, "tenants",
+                                        f"(available - overhead) / footprint, available from "
+                                        f"{result.available_source}", method="derived"),
+        "predicted_budget_tenants": metric(result.predicted_budget_max, "tenants",
+                                           f"(budget - overhead) / footprint; {budget}", method="derived"),
+        "observed_max_tenants": metric(result.observed_max, "tenants",
+                                       f"tenants loaded and run within the budget; {budget}; {how}"),
+        "prediction_error": metric(result.prediction_error, "fraction",
+                                   "|predicted - observed| / observed, within the budget", method="derived"),
+    }

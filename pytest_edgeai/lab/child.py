@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends import base as backends
-from ..energy import registry as meters
+from ..energy import meter as meters
 
 PARENT_ENV = "EDGEAI_PARENT_PID"  # the pid whose death makes this process an orphan (see locks)
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>

@@ -1,30 +1,73 @@
 """Clocks and heat around a measurement: CPU governor and frequency, thermal zones, NVIDIA GPU clocks
-and throttle reasons (NVML), Jetson power mode (nvpmodel) and pinned clocks (jetson_clocks).
+and throttle counters (NVML), Jetson power mode (nvpmodel) and pinned clocks (jetson_clocks).
 
 A snapshot is taken before and after each measurement, next to the timed loop, and stored in
 ``record.extra["clocks"]``; a measurement during which the device was throttled is flagged, because its
 figures describe a hot or power-capped device, not the device. The Jetson power state comes from
 the Jetson backend's reading of ``nvpmodel -q`` and ``jetson_clocks --show``.
+
+What counts as throttled is read from counters that cover the whole window, not from states at its
+edges (where the device is idle): the kernel's thermal_throttle event counts for the CPU, NVML's
+violation counters (nvmlDeviceGetViolationStatus: nanoseconds the GPU was held below its application
+or base clocks by power, thermal, board or reliability limits) for the GPU. The CPU's clock at the end
+is compared with its base (non-turbo) frequency, not with ``cpuinfo_max_freq``, which is the
+single-core turbo peak that an all-core load never reaches.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..energy.meters.nvml import nvml_handle
 from ..results.environment import cpu_clocks
 
 if TYPE_CHECKING:
     from ..devices import Device
 
 MAX_THERMAL_ZONES = 16
-# A CPU measurement that ends with cpu0 below this fraction of its maximum clock ran throttled
+# A CPU measurement that ends with cpu0 below this fraction of its base clock ran throttled
 # (thermal or power capping) or under a power-saving governor: either way the figure is low.
 CPU_MIN_CLOCK_RATIO = 0.8
+CPUFREQ = "sys/devices/system/cpu/cpu0/cpufreq"
+# The base (guaranteed, non-turbo) frequency, best first: intel_pstate's base_frequency, amd-pstate's
+# nominal frequency (Linux cpufreq docs: intel_pstate, amd-pstate); else the policy's ceiling.
+CPU_REFERENCES = (("base_frequency", "base frequency (intel_pstate base_frequency)"),
+                  ("amd_pstate_nominal_freq", "nominal frequency (amd-pstate)"),
+                  ("scaling_max_freq", "the policy's maximum (scaling_max_freq; no base frequency exposed)"))
 # NVML reasons that do not slow a busy GPU: idle, and clocks the administrator set on purpose.
 NVML_BENIGN = ("GpuIdle", "ApplicationsClocksSetting")
 NVML_REASONS = ("GpuIdle", "ApplicationsClocksSetting", "SwPowerCap", "HwSlowdown", "SyncBoost",
                 "SwThermalSlowdown", "HwThermalSlowdown", "HwPowerBrakeSlowdown", "DisplayClockSetting")
+# nvmlPerfPolicyType_t (NVML API reference): the limits that slow a busy GPU. Low utilisation and sync
+# boost are left out: an idle gap between queries or a multi-GPU sync group is not heat or power.
+NVML_VIOLATIONS = {"power": 0, "thermal": 1, "board_limit": 3, "reliability": 5, "below_base_clocks": 11}
+# A limiter active for more than this fraction of the window marks the measurement throttled.
+GPU_VIOLATION_FRACTION = 0.01
+
+
+def cpu_reference(root: Path = Path("/")) -> dict[str, Any]:
+    """cpu0's base frequency (kHz) and which file gave it; empty when the kernel exposes none."""
+    for name, what in CPU_REFERENCES:
+        try:
+            text = (root / CPUFREQ / name).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) > 0:
+            return {"reference_khz": int(text), "reference": what}
+    return {}
+
+
+def cpu_throttle_events(root: Path = Path("/")) -> int | None:
+    """Thermal throttle events the kernel counted over every CPU (core + package); None when not exposed."""
+    counts = []
+    for f in sorted((root / "sys/devices/system/cpu").glob("cpu[0-9]*/thermal_throttle/*_throttle_count")):
+        try:
+            counts.append(int(f.read_text().strip()))
+        except (OSError, ValueError):
+            continue
+    return sum(counts) if counts else None
 
 
 def thermal_zones(root: Path = Path("/")) -> dict[str, float]:
@@ -68,25 +111,39 @@ def _reason_bits(pynvml: Any) -> dict[str, int]:
                                getattr(pynvml, f"nvmlClocksThrottleReason{name}", None))) is not None}
 
 
-def gpu_clocks(index: int = 0) -> dict[str, Any]:
-    """SM and memory clocks (current and max, MHz), temperature, and the active throttle reasons."""
+def _violations(nv: Any, handle: Any) -> dict[str, int]:
+    """Cumulative nanoseconds each limiter held the clocks down (the policies this GPU supports)."""
+    out = {}
+    for name, policy in NVML_VIOLATIONS.items():
+        try:
+            out[name] = int(nv.nvmlDeviceGetViolationStatus(handle, policy).violationTime)
+        except Exception:  # NVMLError_NotSupported on boards without that counter
+            continue
+    return out
+
+
+def gpu_clocks(device: Device) -> dict[str, Any]:
+    """SM and memory clocks (current and max, MHz), temperature, the active clock-event reasons and the
+    violation counters of the GPU ``device`` runs on (matched by PCI bus id)."""
     try:
         nv = _nvml()
-        handle = nv.nvmlDeviceGetHandleByIndex(index)
+        handle, matched = nvml_handle(nv, device)
         get_reasons = getattr(nv, "nvmlDeviceGetCurrentClocksEventReasons", None) or \
             nv.nvmlDeviceGetCurrentClocksThrottleReasons
         mask = int(get_reasons(handle))
         return {
-            "index": index,
+            "gpu": matched,
+            "t_ns": time.monotonic_ns(),
             "sm_mhz": nv.nvmlDeviceGetClockInfo(handle, nv.NVML_CLOCK_SM),
             "sm_max_mhz": nv.nvmlDeviceGetMaxClockInfo(handle, nv.NVML_CLOCK_SM),
             "mem_mhz": nv.nvmlDeviceGetClockInfo(handle, nv.NVML_CLOCK_MEM),
             "temperature_c": nv.nvmlDeviceGetTemperature(handle, nv.NVML_TEMPERATURE_GPU),
             "throttle_mask": mask,
             "throttle_reasons": [name for name, bit in _reason_bits(nv).items() if mask & bit],
+            "violation_ns": _violations(nv, handle),
         }
     except Exception as exc:  # a driver error must not cost the measurement
-        return {"index": index, "error": str(exc) if isinstance(exc, RuntimeError) else
+        return {"error": str(exc) if isinstance(exc, RuntimeError) else
                 f"NVML query failed: {type(exc).__name__}: {exc}"}
 
 
@@ -97,28 +154,57 @@ def uses_nvidia_gpu(device: Device) -> bool:
 
 def snapshot(device: Device, root: Path = Path("/")) -> dict[str, Any]:
     """Everything about clocks and heat that this host says about ``device`` now."""
-    out: dict[str, Any] = {"cpu": cpu_clocks(root), "thermal_c": thermal_zones(root)}
+    out: dict[str, Any] = {"cpu": {**cpu_clocks(root), **cpu_reference(root)}, "thermal_c": thermal_zones(root)}
+    events = cpu_throttle_events(root)
+    if events is not None:
+        out["cpu"]["throttle_events"] = events
     if device.kind == "jetson":
         from ..backends.jetson import state
 
         out["jetson"] = state()
     elif uses_nvidia_gpu(device):
-        out["gpu"] = gpu_clocks(int(device.options.get("gpu_index", device.options.get("device_id", 0))))
+        out["gpu"] = gpu_clocks(device)
     return out
 
 
 def throttling(device: Device, before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """Why the measurement between two snapshots ran on a throttled device; empty when it did not."""
     found = []
-    cpu = after.get("cpu", {})
-    cur, top = cpu.get("cur_khz"), cpu.get("max_khz")
-    if device.kind == "cpu" and isinstance(cur, int) and isinstance(top, int) and top > 0 \
-            and cur < CPU_MIN_CLOCK_RATIO * top:
-        found.append(f"cpu0 ran at {cur / 1000:.0f} MHz at the end of the measurement, {cur / top:.0%} of its "
-                     f"maximum {top / 1000:.0f} MHz (governor {cpu.get('governor', '?')}): thermal or power "
-                     f"throttling, or a power-saving governor")
-    reasons = {r for snap in (before, after) for r in snap.get("gpu", {}).get("throttle_reasons", [])}
-    bad = sorted(reasons - set(NVML_BENIGN))
-    if bad:
-        found.append(f"GPU clocks were held down by {', '.join(bad)} (NVML throttle reasons)")
+    if device.kind == "cpu":
+        found += _cpu_throttling(before.get("cpu", {}), after.get("cpu", {}))
+    found += _gpu_throttling(before.get("gpu", {}), after.get("gpu", {}))
     return found
+
+
+def _cpu_throttling(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    found = []
+    cur, ref = after.get("cur_khz"), after.get("reference_khz")
+    if isinstance(cur, int) and isinstance(ref, int) and ref > 0 and cur < CPU_MIN_CLOCK_RATIO * ref:
+        found.append(f"cpu0 ran at {cur / 1000:.0f} MHz at the end of the measurement, {cur / ref:.0%} of its "
+                     f"{after.get('reference')} {ref / 1000:.0f} MHz (governor {after.get('governor', '?')}): "
+                     f"thermal or power throttling, or a power-saving governor")
+    events = (before.get("throttle_events"), after.get("throttle_events"))
+    if all(isinstance(e, int) for e in events) and events[1] > events[0]:
+        found.append(f"the kernel counted {events[1] - events[0]} CPU thermal throttle event(s) during the "
+                     f"measurement (thermal_throttle/*_throttle_count)")
+    return found
+
+
+def _gpu_throttling(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    start, end = before.get("violation_ns"), after.get("violation_ns")
+    if isinstance(start, dict) and isinstance(end, dict) and start and end:
+        window_ns = max(after.get("t_ns", 0) - before.get("t_ns", 0), 1)
+        held = {name: end[name] - start[name] for name in end if name in start and end[name] > start[name]}
+        bad = {n: ns for n, ns in held.items() if ns > GPU_VIOLATION_FRACTION * window_ns}
+        if bad:
+            parts = ", ".join(f"{n} {ns / 1e6:.0f} ms ({ns / window_ns:.0%})" for n, ns in sorted(bad.items()))
+            return [f"GPU clocks were held down during the measurement by {parts} of the "
+                    f"{window_ns / 1e9:.1f} s window (NVML violation counters)"]
+        return []
+    # no violation counters on this board: the clock-event reasons at the window's edges are all there is
+    reasons = {r for snap in (before, after) for r in snap.get("throttle_reasons", [])}
+    bad_reasons = sorted(reasons - set(NVML_BENIGN))
+    if bad_reasons:
+        return [f"GPU clocks were held down by {', '.join(bad_reasons)} (NVML clock-event reasons before or "
+                f"after the measurement; this GPU has no violation counters)"]
+    return []

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..backends.base import get_backend
+from ..energy import EnergyReading, MeterWindow
 from ..errors import EdgeAIError, RuntimeFailure
 from ..measure.inputs import make_feeds
 from ..measure.scenarios import ProgressCallback, measure
@@ -28,7 +29,6 @@ from .locks import device_lock, device_locks
 if TYPE_CHECKING:
     from ..backends.base import Session
     from ..devices import Device
-    from ..energy.base import EnergyReading
     from ..measure.profiles import Profile
     from ..measure.scenarios import Measurement
     from ..models.model import Model
@@ -171,7 +171,7 @@ def execute(request: MeasureRequest, cache: ModelCache, notify: Notify | None = 
     lock_dir = Path(request.lock_dir) if request.lock_dir else None
     with device_lock(device, lock_dir, request.lock_timeout_s) as waited:
         tell("locked", waited)
-        window = _meter_window(device) if request.metered else None
+        window = MeterWindow.for_device(device) if request.metered else None
         try:
             tell("phase", "loading the model")
             session, load_s = cache.get(device, request.model)
@@ -184,7 +184,7 @@ def execute(request: MeasureRequest, cache: ModelCache, notify: Notify | None = 
             result = _run_scenario(session, feeds, request, progress, window)
             after = clocks.snapshot(device)
             settings = session.settings()
-            timings = session.last_timings() if hasattr(session, "last_timings") else None
+            timings = session.timings(len(result.samples_ns)) if hasattr(session, "timings") else None
         except EdgeAIError:
             cache.close()
             raise
@@ -201,21 +201,15 @@ def execute(request: MeasureRequest, cache: ModelCache, notify: Notify | None = 
     if throttled:
         extra["throttled"] = True
     if timings:
-        extra["last_query_timings_ms"] = timings  # e.g. TensorRT: host-to-device, compute, device-to-host
+        extra["gpu_timings_ms"] = timings  # TensorRT, per timed query: H2D, compute, D2H (CUDA events), host
     return MeasureResult(metrics=result.metrics(), samples_ns=result.samples_ns,
                          warnings=[*result.warnings, *(f"throttled: {t}" for t in throttled)],
                          started_at=result.started_at, wall_ns=result.wall_ns, settings=settings, extra=extra,
                          energy=window.reading if window else None, energy_reason=window.reason if window else None)
 
 
-def _meter_window(device: Device):
-    from ..energy.window import MeterWindow
-
-    return MeterWindow.for_device(device)
-
-
 def _run_scenario(session: Session, feeds, request: MeasureRequest, progress: ProgressCallback | None,
-                  window) -> Measurement:
+                  window: MeterWindow | None) -> Measurement:
     """The synchronous loop, or the request pool when the runtime was set up for throughput."""
     from ..backends.asynchronous import AsyncSession
 

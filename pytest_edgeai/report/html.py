@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EdgeAIError
-from ..results.compare import Comparison, compare_runs
+from ..results.compare import Comparison, compare_runs, earlier_runs, run_release
 from ..results.history import History, build_history
-from ..results.release import run_release
 from ..results.store import Run, load_run
 from .sections import ReportData, all_sections
 from .sections.labels import number
@@ -71,7 +70,7 @@ def build_report(run_dir: Path, output: Path | None = None, *, baseline: Path | 
     unavailable = []
     if comparison is None and base_path:
         try:
-            comparison = compare_runs(load_run(base_path), run, tolerances)
+            comparison = compare_runs(load_run(base_path), run, tolerances, history=earlier_runs(run.path.parent, run))
         except EdgeAIError as exc:  # a baseline deleted since: the run is still reported
             unavailable.append(f"baseline {base_path}: {exc}; reported without a comparison")
     trend = None

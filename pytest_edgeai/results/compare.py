@@ -1,31 +1,380 @@
-"""Compare a run with a baseline: for every metric of every matched record, the ratio, its
-interval, whether the change is significant, and a verdict against the tolerance.
+"""Comparing runs, the one way in: which records are the same measurement, how each metric may be
+compared, how much it varies between runs, and the verdict.
 
-Verdicts (direction-aware, see direction.py; tolerance t as a fraction):
-- regressed / improved: significant (significance.py) and worse / better than the baseline by more than t;
-- unchanged: the change is within t (significant or not);
-- too noisy to say: beyond t but not significant, or beyond t with nothing to test it with;
-- changed: significant and beyond t for a metric with no better direction (never a regression).
-Tolerances come from devices.toml [tolerances.SUITE] METRIC = fraction, then DEFAULT_TOLERANCES,
-then DEFAULT_TOLERANCE; ``fail_on`` overrides them all (the CLI's --fail-on).
+**Identity** (``record_key``). A record is matched across runs on its suite, its device's configured
+identity (name, kind, backend, hardware id; never the host name, clocks or load), its model (name,
+format, builder parameters) and EVERY scenario parameter (mode, tenants, link, threshold, encoding,
+variant, input set, batch...) except those saying only how long it was measured (``EFFORT_KEYS``).
+Two different measurements never collide; the same measurement in two runs always pairs, old records
+(schema 1) included. Runtime and driver versions are carried beside the key: records whose runtime
+was upgraded still pair, and the comparison says so.
+
+**Nature** (``nature``). A metric is ``exact`` (a deterministic figure: bytes, file sizes, counts,
+accuracy or agreement on a fixed set; any change beyond its tolerance is real, default tolerance 0)
+or ``measured`` (a timing, a rate, an energy: it varies from run to run). A metric may say which it is
+(``record.metric(..., comparison=...)``); otherwise its name and unit decide (``EXACT_WORDS``).
+
+**Between-run noise** (the rule, from the trusted systems in docs: asv, Pinpoint, Perfherder,
+Conbench, pyperf). Samples from one timed window are autocorrelated and blind to the machine's drift
+between runs (four identical runs on a 2-core VM differ by 25-50%), so a measured change is judged
+against how much the figure varies BETWEEN runs of the same bench, estimated from:
+- the history: the same measurement in up to ``MAX_RUNS`` earlier runs in the store (as Conbench's
+  lookback and Perfherder's back window). sigma = the root mean square of successive differences of
+  ln(value) / sqrt(2) (von Neumann), a difference more than ``STEP_CUT`` robust sds out set aside as a
+  step (an earlier release that changed the figure is not noise). At least ``MIN_RUNS`` earlier runs are needed (pyperf and asv repeat whole
+  processes for the same reason); with fewer the verdict is "between-run noise unknown: N more runs
+  needed", never a regression;
+- independent repeated windows in both records (a metric's ``windows``: asv's rounds, pyperf's
+  processes): Welch's t on the ln of the per-window figures.
+The within-run evidence comes on top, as a floor, never alone: throughput and mean latency by a moving
+block bootstrap of the per-query samples (blocks of n^(1/3) keep the autocorrelation), quantiles by the
+same bootstrap of the quantile, and only when the record's samples reproduce its recorded figure (an
+asynchronous or multi-tenant figure is not a statistic of its pooled samples). A quantile q rests on
+at least ``MIN_TAIL`` samples beyond it: fewer, and the verdict is "too few samples for p99 (need N)".
+A change is significant when |ln(new/base)| exceeds, for every source at hand, its critical value
+(Student's t at two-sided ``ALPHA`` = 0.001 on the source's degrees of freedom, z for the bootstrap)
+times its standard error (sqrt(2) sigma for the history, as both runs carry the noise). ALPHA is
+strict because a comparison judges hundreds of metrics at once (Perfherder asks t > 7, Conbench z > 5).
+
+**Machine drift** (the canary). Every run measures a fixed reference workload on each device
+(``CANARY_SUITE`` records, pytest_edgeai.canary), as Chromium's perf bots run a reference build beside
+the one under test. A timing or rate is corrected by the canary's factor on its device; a change the
+correction brings within tolerance is "machine drift", not a regression, and the history of corrected
+values gives the noise when enough runs have a canary.
+
+**Verdicts** (direction-aware; tolerance t as a fraction, from devices.toml [tolerances.SUITE], then
+``DEFAULT_TOLERANCES``, then ``DEFAULT_TOLERANCE``; ``fail_on`` overrides them all): regressed /
+improved (significant and beyond t), unchanged (within t), changed (significant, beyond t, no better
+direction), too noisy to say (beyond t but within the between-run noise), machine drift, between-run
+noise unknown, too few samples, and not compared (a metric in one run only, no numeric value, a zero
+baseline) with the exact reason. Nothing falls through for lack of a method.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
-from . import significance as sig
-from .direction import HIGHER, UNKNOWN, direction
-from .identity import Key, index, label, record_key, versions
-from .record import Record
-from .store import Run
+import numpy as np
+
+from ..errors import EdgeAIError
+from .record import COMPARISONS, Record
+from .store import LATEST, Run, RunStore, list_runs, load_run, read_meta, resolve_run
+
+# ---------------------------------------------------------------------------------------------
+# Identity
+
+DEVICE_FIELDS = ("name", "kind", "backend", "hardware_id")
+EFFORT_KEYS = ("profile", "window_s")  # how long a measurement ran, not what it measured
+MODEL_FIELDS = ("format",)
+
+
+class Key(NamedTuple):
+    suite: str
+    device: tuple[str, ...]
+    model: str
+    scenario: str
+    params: tuple[tuple[str, str], ...]  # every other scenario and model parameter, sorted
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+
+
+def device_identity(record: Record) -> tuple[str, ...]:
+    return tuple(str(record.device.get(f) or "") for f in DEVICE_FIELDS)
+
+
+def record_key(record: Record) -> Key:
+    """The identity of what a record measured, derived from the whole scenario (see the module doc)."""
+    scenario = record.scenario if isinstance(record.scenario, dict) else {}
+    model = record.model if isinstance(record.model, dict) else {}
+    params = {k: _text(v) for k, v in scenario.items() if k != "name" and k not in EFFORT_KEYS and v is not None}
+    params.update({f"model.{k}": _text(model[k]) for k in MODEL_FIELDS if model.get(k) not in (None, "")})
+    model_params = model.get("params")
+    if isinstance(model_params, dict):
+        params.update({f"model.{k}": _text(v) for k, v in model_params.items() if v is not None})
+    return Key(str(record.suite), device_identity(record), str(model.get("name", "")),
+               str(scenario.get("name", "")), tuple(sorted(params.items())))
+
+
+def scenario_label(key: Key) -> str:
+    """'offline b8', 'tenants mode=threads tenants=4': the scenario and what sets it apart."""
+    shown = [f"b{v}" if k == "batch" else f"{k}={v}" for k, v in key.params
+             if not k.startswith("model.") or k == "model.variant_of"]
+    return " ".join([key.scenario] + shown).strip()
+
+
+def label(key: Key) -> str:
+    """A short human label for a key: 'throughput cpu mobilenet_v2 offline b8'."""
+    return " ".join(p for p in (key.suite, key.device[0], key.model, scenario_label(key)) if p)
+
+
+def versions(record: Record) -> dict[str, Any]:
+    """The runtime and driver versions a result depends on (empty values dropped)."""
+    out = {"runtime": record.backend.get("runtime"), "runtime_version": record.backend.get("runtime_version")}
+    drivers = record.backend.get("drivers") or record.device.get("drivers") or {}
+    if isinstance(drivers, dict):
+        out.update({f"driver:{k}": v for k, v in drivers.items()})
+    return {k: v for k, v in out.items() if v not in (None, "")}
+
+
+def index(records: list[Record]) -> tuple[dict[Key, Record], list[str]]:
+    """Records by key (the latest wins when a key repeats, and that is reported)."""
+    out: dict[Key, Record] = {}
+    notes: list[str] = []
+    for r in sorted(records, key=lambda r: r.created):
+        k = record_key(r)
+        if k in out:
+            notes.append(f"{label(k)}: measured more than once in one run; the latest record {r.id} is used")
+        out[k] = r
+    return out, notes
+
+
+# ---------------------------------------------------------------------------------------------
+# Direction: which way is better, from the name and unit
+
+HIGHER, LOWER, UNKNOWN = 1, -1, 0
+
+HIGHER_WORDS = ("throughput", "speedup", "speed_up", "saving", "agreement", "accuracy", "tenants",
+                "per_w", "per_watt", "per_usd", "per_dollar", "ips", "qps", "fps", "top1", "top_1")
+LOWER_WORDS = ("latency", "_ms", "time", "joule", "energy", "_j", "power", "watts", "bytes", "size",
+               "memory", "error", "offload", "swap")
+HIGHER_UNITS = ("/s", "/w", "/$", "/usd", "x", "%saving", "tenants")
+LOWER_UNITS = ("ms", "s", "us", "ns", "j", "mj", "w", "mw", "b", "bytes", "kb", "mb", "kib", "mib")
+TIME_UNITS = ("ms", "s", "us", "ns")
+
+
+def direction(name: str, unit: str | None = None) -> int:
+    """HIGHER (+1), LOWER (-1) or UNKNOWN (0) is better for metric ``name`` measured in ``unit``.
+
+    Higher: rates ('.../s', '.../W', '.../$'), speed-ups ('x'), savings, agreement, accuracy, tenants.
+    Lower: latencies and times, energy, power, sizes and bytes, offloaded fractions, errors. Anything
+    else has no direction: its change is 'changed', never a regression or an improvement."""
+    n = name.lower()
+    u = (unit or "").strip().lower()
+    if any(u.endswith(s) for s in HIGHER_UNITS if s.startswith("/")) or u in HIGHER_UNITS:
+        return HIGHER
+    if any(w in n for w in HIGHER_WORDS):
+        return HIGHER
+    if u in LOWER_UNITS or any(w in n for w in LOWER_WORDS):
+        return LOWER
+    return UNKNOWN
+
+
+def describe(sense: int) -> str:
+    return {HIGHER: "higher is better", LOWER: "lower is better"}.get(sense, "no better direction")
+
+
+# ---------------------------------------------------------------------------------------------
+# Nature: how a metric may be compared
+
+EXACT, MEASURED = COMPARISONS
+NATURES = COMPARISONS
+MEASURED_WORDS = frozenset(("latency", "throughput", "time", "ms", "s", "us", "ips", "qps", "fps", "speedup",
+                            "joules", "joule", "energy", "mj", "w", "watt", "watts", "power", "memory", "rss", "mb"))
+EXACT_WORDS = frozenset(("bytes", "size", "accuracy", "agreement", "top1", "offloaded", "cuts", "layers", "saving",
+                         "count", "params", "parameters"))
+EXACT_UNITS = ("bytes", "b", "kb", "kib", "cuts", "layers", "count", "parameters")
+
+
+def nature(name: str, entry: dict[str, Any]) -> str:
+    """EXACT or MEASURED: what the metric says (``comparison``), else the words of its name and its unit."""
+    stated = entry.get("comparison")
+    if stated in NATURES:
+        return str(stated)
+    words, u = set(name.lower().split("_")), str(entry.get("unit") or "").strip().lower()
+    if words & MEASURED_WORDS or u in TIME_UNITS or u.endswith("/s"):
+        return MEASURED
+    if u in EXACT_UNITS or words & EXACT_WORDS:
+        return EXACT
+    return MEASURED
+
+
+def speed_kind(name: str, unit: str) -> int:
+    """+1 for a rate of work (corrected by multiplying by the canary's time factor), -1 for a time
+    (divided by it), 0 for anything the machine's speed does not scale (energy, bytes)."""
+    u = unit.strip().lower()
+    if u in TIME_UNITS:
+        return -1
+    if u.endswith("/s") and not any(w in name.lower() for w in ("per_w", "per_usd", "per_dollar")):
+        return 1
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics: within-run floors, between-run noise
+
+ALPHA = 0.001
+MIN_RUNS = 5  # earlier runs of the same measurement before a between-run noise is estimated
+MAX_RUNS = 20  # the lookback (Perfherder's back window is 12-24 runs)
+STEP_CUT = 4.0  # a successive difference this many robust sds out is a step in the history, not noise
+MIN_WINDOWS = 3  # independent windows per record before they count as evidence
+MIN_TAIL = 10  # samples beyond a quantile for it to be compared: p99 needs 1000, p90 100, p50 20
+RESAMPLES = 499
+MAX_SAMPLES = 4000  # per side; longer series are thinned evenly (order kept) for the bootstrap
+REPRODUCE = 0.05  # the samples' statistic must be within 5% of the recorded figure to stand for it
+
+# Metrics that are a statistic of the per-query latency samples: (quantile or None for the mean, sign)
+# sign +1: the figure is the statistic; -1: it is proportional to 1 / statistic (items/s).
+SAMPLE_STATISTICS: dict[str, tuple[float | None, int]] = {
+    "latency_mean_ms": (None, 1), "latency_p50_ms": (0.50, 1), "latency_p90_ms": (0.90, 1),
+    "latency_p99_ms": (0.99, 1), "throughput_ips": (None, -1),
+}
+
+
+def min_samples(q: float) -> int:
+    """Samples a quantile q needs to rest on MIN_TAIL samples beyond it."""
+    return math.ceil(MIN_TAIL / (1.0 - q) - 1e-9)
+
+
+def _critical(df: float | None) -> float:
+    from scipy import stats
+
+    p = 1.0 - ALPHA / 2
+    return float(stats.norm.ppf(p) if df is None or not math.isfinite(df) else stats.t.ppf(p, max(df, 1.0)))
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One source of uncertainty about ln(new/base): its standard error and degrees of freedom."""
+
+    source: str
+    se: float
+    df: float | None  # None: normal
+    between_runs: bool
+
+    @property
+    def threshold(self) -> float:
+        """The |ln ratio| beyond which this source calls the change significant."""
+        return _critical(self.df) * self.se
+
+    def p_value(self, ln_ratio: float) -> float:
+        """Two-sided p of a change of ``ln_ratio`` under this source's noise."""
+        from scipy import stats
+
+        if self.se == 0:
+            return 0.0 if ln_ratio else 1.0
+        z = abs(ln_ratio) / self.se
+        return float(2 * (stats.norm.sf(z) if self.df is None else stats.t.sf(z, max(self.df, 1.0))))
+
+
+def _thin(x: np.ndarray) -> np.ndarray:
+    return x[:: math.ceil(x.size / MAX_SAMPLES)] if x.size > MAX_SAMPLES else x
+
+
+def block_bootstrap(samples: np.ndarray, statistics: dict[str, float | None], seed: int = 0) -> dict[str, np.ndarray]:
+    """Moving-block bootstrap replicates of each statistic (quantile q, or the mean for None) of a
+    time-ordered series; block length n^(1/3) keeps the short-range autocorrelation of timings."""
+    x = _thin(np.asarray(samples, dtype=np.float64))
+    n = x.size
+    length = max(1, round(n ** (1 / 3)))
+    blocks = math.ceil(n / length)
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, n - length + 1, size=(RESAMPLES, blocks))
+    idx = (starts[:, :, None] + np.arange(length)).reshape(RESAMPLES, -1)[:, :n]
+    resampled = x[idx]
+    return {name: (resampled.mean(axis=1) if q is None else np.quantile(resampled, q, axis=1))
+            for name, q in statistics.items()}
+
+
+def statistic(samples: np.ndarray, q: float | None) -> float:
+    return float(np.mean(samples) if q is None else np.quantile(samples, q))
+
+
+def within_run(base: list[float], new: list[float], names: list[str]) -> dict[str, Evidence]:
+    """The block-bootstrap standard error of ln(new/base) for each sample statistic in ``names``."""
+    b, n = np.asarray(base, dtype=np.float64), np.asarray(new, dtype=np.float64)
+    b, n = b[np.isfinite(b)], n[np.isfinite(n)]
+    if b.size < 2 or n.size < 2:
+        return {}
+    wanted = {m: SAMPLE_STATISTICS[m][0] for m in names}
+    rb, rn = block_bootstrap(b, wanted, seed=1), block_bootstrap(n, wanted, seed=2)
+    out = {}
+    for name in names:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = np.log(rn[name]) - np.log(rb[name])
+        logs = logs[np.isfinite(logs)]
+        if logs.size > 10:
+            out[name] = Evidence(f"block bootstrap of {b.size}+{n.size} per-query samples (within the runs)",
+                                 float(np.std(logs, ddof=1)), None, between_runs=False)
+    return out
+
+
+def history_noise(values: list[float], what: str) -> Evidence | None:
+    """Between-run noise from a run-ordered series of one figure: the successive differences of ln, those
+    beyond STEP_CUT robust standard deviations set aside as steps (a release that changed the figure
+    is not noise), the rest giving sigma = sqrt(mean(d^2) / 2)."""
+    x = np.log(np.asarray([v for v in values if v > 0], dtype=np.float64))
+    if x.size < MIN_RUNS:
+        return None
+    d = np.diff(x)
+    robust = float(np.median(np.abs(d))) / 0.6745  # the sd of a difference, from its median
+    kept = d[np.abs(d) <= STEP_CUT * robust] if robust > 0 else d
+    sigma = float(np.sqrt(np.mean(kept ** 2) / 2.0))
+    steps = f", {d.size - kept.size} step(s) set aside" if kept.size < d.size else ""
+    return Evidence(f"between-run noise {sigma:.1%} from {x.size} earlier runs{what}{steps}",
+                    sigma * math.sqrt(2.0), float(kept.size), between_runs=True)
+
+
+def window_noise(base: list[float], new: list[float]) -> Evidence | None:
+    """Welch's standard error of the difference of mean ln over independent repeated windows."""
+    b = np.log(np.asarray([v for v in base if isinstance(v, (int, float)) and v > 0], dtype=np.float64))
+    n = np.log(np.asarray([v for v in new if isinstance(v, (int, float)) and v > 0], dtype=np.float64))
+    if b.size < MIN_WINDOWS or n.size < MIN_WINDOWS:
+        return None
+    vb, vn = b.var(ddof=1) / b.size, n.var(ddof=1) / n.size
+    se = math.sqrt(vb + vn)
+    if se == 0:
+        return Evidence(f"{b.size}+{n.size} repeated windows, identical", 0.0, None, between_runs=True)
+    df = (vb + vn) ** 2 / ((vb ** 2 / (b.size - 1) if vb else 0) + (vn ** 2 / (n.size - 1) if vn else 0) or 1e-300)
+    return Evidence(f"{b.size}+{n.size} independent repeated windows (Welch)", se, df, between_runs=True)
+
+
+def interval_evidence(base_ci: Any, new_ci: Any) -> Evidence | None:
+    """Within-run evidence from two recorded 95% intervals, when there are no samples to resample."""
+    try:
+        (bl, bh), (nl, nh) = sorted(map(float, base_ci)), sorted(map(float, new_ci))
+    except (TypeError, ValueError):
+        return None
+    if min(bl, nl) <= 0:
+        return None
+    se = math.hypot(math.log(bh / bl), math.log(nh / nl)) / (2 * 1.96)
+    return Evidence("the records' 95% intervals (within the runs)", se, None, between_runs=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# The canary: a fixed reference workload per device, whose change is the machine's
+
+CANARY_SUITE = "canary"
+CANARY_METRIC = "latency_mean_ms"
+
+
+def canaries(run: Run) -> dict[tuple[str, ...], float]:
+    """The canary's mean time per query on each device of a run."""
+    out = {}
+    for r in sorted(run.records, key=lambda r: r.created):
+        value = numeric_value(r.metrics.get(CANARY_METRIC)) if r.suite == CANARY_SUITE and r.status == "ok" else None
+        if value and value > 0:
+            out[device_identity(r)] = value
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Verdicts
 
 REGRESSED, IMPROVED, UNCHANGED, NOISY, CHANGED = ("regressed", "improved", "unchanged",
                                                   "too noisy to say", "changed")
+DRIFT, NOISE_UNKNOWN, TOO_FEW, NOT_COMPARED = ("machine drift", "between-run noise unknown",
+                                               "too few samples", "not compared")
+VERDICTS = (REGRESSED, IMPROVED, CHANGED, DRIFT, NOISY, NOISE_UNKNOWN, TOO_FEW, NOT_COMPARED, UNCHANGED)
 DEFAULT_TOLERANCES = {"throughput_ips": 0.05, "latency_p99_ms": 0.10}
 DEFAULT_TOLERANCE = 0.10
+EXACT_TOLERANCE = 0.0  # a deterministic figure: any change is real
+FLOAT_EPS = 1e-9
 
 
 @dataclass
@@ -33,16 +382,18 @@ class MetricDelta:
     key: Key
     metric: str
     unit: str
-    base: float
-    new: float
-    ratio: float
-    ratio_ci: tuple[float, float] | None
+    base: float | None
+    new: float | None
+    ratio: float | None
+    ratio_ci: tuple[float, float] | None  # the range of new/base the noise allows (1 - ALPHA)
     p_value: float | None
-    significant: bool | None  # None: nothing to test the change with
+    significant: bool | None  # None: could not be judged
     tolerance: float
     sense: int
     verdict: str
-    test: str  # how significance was decided, in words
+    test: str  # what the verdict was judged on, or exactly why it could not be
+    nature: str = MEASURED
+    drift: float | None = None  # the canary's time factor on this device, new/base
 
     @property
     def label(self) -> str:
@@ -50,14 +401,17 @@ class MetricDelta:
 
     @property
     def change(self) -> float:
-        """Relative change new/base - 1 (signed; see ``sense`` for which way is better)."""
-        return self.ratio - 1.0
+        """Relative change new/base - 1 (signed; see ``sense`` for which way is better); 0 if none."""
+        return 0.0 if self.ratio is None or not math.isfinite(self.ratio) else self.ratio - 1.0
 
     def describe(self) -> str:
+        said = self.test if self.test.startswith(self.verdict) else f"{self.verdict} ({self.test})"
+        if self.ratio is None or self.base is None or self.new is None:
+            return f"{self.label} {self.metric}: {self.verdict}: {self.test}"
         ci = f" [{self.ratio_ci[0] - 1:+.1%}, {self.ratio_ci[1] - 1:+.1%}]" if self.ratio_ci else ""
         p = f", p={self.p_value:.2g}" if self.p_value is not None else ""
         return (f"{self.label} {self.metric}: {self.base:.4g} -> {self.new:.4g} {self.unit} "
-                f"({self.change:+.1%}{ci}{p}; tolerance {self.tolerance:.0%}): {self.verdict}")
+                f"({self.change:+.1%}{ci}{p}; tolerance {self.tolerance:.0%}): {said}")
 
 
 @dataclass
@@ -68,6 +422,7 @@ class Comparison:
     only_base: list[Key] = field(default_factory=list)
     only_new: list[Key] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    history: int = 0  # earlier runs the between-run noise was estimated from
 
     def by_verdict(self, verdict: str) -> list[MetricDelta]:
         return [d for d in self.deltas if d.verdict == verdict]
@@ -84,19 +439,21 @@ class Comparison:
 
 
 def tolerance_for(suite: str, metric: str, tolerances: dict[str, dict[str, float]] | None,
-                  fail_on: float | None = None) -> float:
+                  fail_on: float | None = None, exact: bool = False) -> float:
     if fail_on is not None:
         return fail_on
     configured = (tolerances or {}).get(suite, {})
     if metric in configured:
         return configured[metric]
-    return DEFAULT_TOLERANCES.get(metric, DEFAULT_TOLERANCE)
+    return EXACT_TOLERANCE if exact else DEFAULT_TOLERANCES.get(metric, DEFAULT_TOLERANCE)
 
 
 def judge(ratio: float, sense: int, tolerance: float, significant: bool | None) -> str:
-    beyond = abs(ratio - 1.0) > tolerance
-    if not beyond:
+    """The verdict of a change of ``ratio`` once its significance is known (None: nothing to test it)."""
+    if abs(ratio - 1.0) <= max(tolerance, FLOAT_EPS):
         return UNCHANGED
+    if significant is None:
+        return NOISE_UNKNOWN
     if not significant:
         return NOISY
     if sense == UNKNOWN:
@@ -106,64 +463,184 @@ def judge(ratio: float, sense: int, tolerance: float, significant: bool | None) 
 
 
 def numeric_value(entry: dict[str, Any] | None) -> float | None:
-    value = None if entry is None else entry.get("value")
+    value = None if not isinstance(entry, dict) else entry.get("value")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return float(value)
 
 
-@dataclass(frozen=True)
-class SampleTest:
-    """The tests on two records' latency samples, done once per pair of records."""
+@dataclass
+class Pair:
+    """A matched pair of records and what the comparison knows about their measurement."""
 
-    p_value: float | None
-    cis: dict[str, tuple[float, float]]
-    counts: tuple[int, int]
-
-    @classmethod
-    def of(cls, b: Record, n: Record) -> SampleTest | None:
-        bs, ns = b.samples.get("latency_ns") or [], n.samples.get("latency_ns") or []
-        if len(bs) < 2 or len(ns) < 2:
-            return None
-        return cls(sig.mann_whitney_p(bs, ns), sig.ratio_cis(bs, ns), (len(bs), len(ns)))
+    key: Key
+    base: Record
+    new: Record
+    history: dict[str, list[float]]  # metric -> earlier runs' values, oldest first
+    corrected_history: dict[str, list[float]]  # the same, corrected by each run's canary
+    drift: float | None  # canary time factor new/base on this device
+    within: dict[str, Evidence]
+    too_few: dict[str, str]  # metric -> why its samples are too few
 
 
-def compare_metric(key: Key, name: str, b: Record, n: Record, tolerance: float,
-                   samples: SampleTest | None = None) -> MetricDelta | None:
-    """The delta of one metric between two matched records; None when it cannot be a ratio."""
-    bv, nv = numeric_value(b.metrics.get(name)), numeric_value(n.metrics.get(name))
-    if bv is None or nv is None or bv == 0:
-        return None
-    entry = n.metrics[name]
-    sense = direction(name, entry.get("unit"))
-    ratio = nv / bv
-    ci = p = significant = None
-    test = "nothing to test with (no samples, no recorded intervals)"
-    if name in sig.SAMPLE_STATISTICS and samples is not None:
-        p, ci = samples.p_value, samples.cis.get(name)
-        significant = p is not None and p < sig.ALPHA and ci is not None and not (ci[0] <= 1.0 <= ci[1])
-        test = (f"Mann-Whitney U on {samples.counts[0]}+{samples.counts[1]} latency samples (p < {sig.ALPHA}) and "
-                f"{sig.CONFIDENCE:.0%} bootstrap interval of the ratio excluding 1")
-    elif b.metrics[name].get("ci95") and entry.get("ci95"):
-        ci = sig.interval_ratio(b.metrics[name]["ci95"], entry["ci95"])
-        significant = not sig.intervals_overlap(b.metrics[name]["ci95"], entry["ci95"])
-        test = "recorded 95% intervals (significant when they do not overlap)"
-    return MetricDelta(key=key, metric=name, unit=str(entry.get("unit") or ""), base=bv, new=nv,
-                       ratio=ratio, ratio_ci=ci, p_value=p, significant=significant,
-                       tolerance=tolerance, sense=sense, verdict=judge(ratio, sense, tolerance, significant),
-                       test=test)
+def samples_evidence(b: Record, n: Record, names: list[str]) -> tuple[dict[str, Evidence], dict[str, str]]:
+    """Within-run evidence for the metrics the records' samples reproduce; quantiles without enough
+    samples are named with the count they need."""
+    bs, ns = b.samples.get("latency_ns") or [], n.samples.get("latency_ns") or []
+    if not bs or not ns:
+        return {}, {}
+    arrays = {"base": np.asarray(bs, dtype=np.float64), "new": np.asarray(ns, dtype=np.float64)}
+    batches = {"base": b.scenario.get("batch") or 1, "new": n.scenario.get("batch") or 1}
+    reproduced, too_few = [], {}
+    for name in names:
+        q, sign = SAMPLE_STATISTICS[name]
+        if q is not None and min(len(bs), len(ns)) < min_samples(q):
+            too_few[name] = (f"too few samples for p{round(q * 100)} (need {min_samples(q)}, "
+                             f"have {len(bs)} and {len(ns)})")
+            continue
+        ok = True
+        for side, rec in (("base", b), ("new", n)):
+            s = statistic(arrays[side], q) / 1e6  # ms
+            figure = numeric_value(rec.metrics.get(name))
+            expected = s if sign > 0 else (float(batches[side]) * 1e3 / s if s > 0 else math.nan)
+            ok = ok and figure is not None and expected > 0 and abs(figure / expected - 1.0) <= REPRODUCE
+        if ok:
+            reproduced.append(name)
+    return within_run(bs, ns, reproduced) if reproduced else {}, too_few
+
+
+def compare_metric(pair: Pair, name: str, tolerances: dict[str, dict[str, float]] | None,
+                   fail_on: float | None) -> MetricDelta:
+    """The delta of one metric of a matched pair, with the verdict its nature and evidence allow."""
+    b, n = pair.base, pair.new
+    be, ne = b.metrics.get(name), n.metrics.get(name)
+    entry = ne if isinstance(ne, dict) else (be if isinstance(be, dict) else {})
+    unit = str(entry.get("unit") or "")
+    how = nature(name, entry)
+    sense = direction(name, unit)
+    tol = tolerance_for(pair.key.suite, name, tolerances, fail_on, exact=how == EXACT)
+    bv, nv = numeric_value(be), numeric_value(ne)
+
+    def delta(verdict: str, test: str, ratio: float | None = None, ci: tuple[float, float] | None = None,
+              significant: bool | None = None, drift: float | None = None) -> MetricDelta:
+        return MetricDelta(pair.key, name, unit, bv, nv, ratio, ci, None, significant, tol, sense, verdict,
+                           test, how, drift)
+
+    schema = ("" if b.schema_version == n.schema_version else
+              f" (baseline record schema {b.schema_version}, this run's {n.schema_version})")
+    if be is None or ne is None:
+        where = "this run" if ne is None else "the baseline"
+        return delta(NOT_COMPARED, f"not recorded in {where}{schema}")
+    if bv is None or nv is None:
+        where = ("either run" if bv is None and nv is None else "the baseline" if bv is None else "this run")
+        return delta(NOT_COMPARED, f"no numeric value in {where} "
+                                   f"(value {(be if bv is None else ne).get('value')!r}){schema}")
+    if how == EXACT:
+        if bv == nv:
+            return delta(UNCHANGED, "deterministic figure, compared exactly", 1.0, significant=False)
+        if bv == 0:
+            verdict = CHANGED if sense == UNKNOWN else (IMPROVED if (nv > 0) == (sense == HIGHER) else REGRESSED)
+            return delta(verdict, "deterministic figure, compared exactly (from 0)", math.inf, significant=True)
+        ratio = nv / bv
+        return delta(judge(ratio, sense, tol, True), "deterministic figure, compared exactly", ratio,
+                     significant=abs(ratio - 1.0) > max(tol, FLOAT_EPS))
+    if bv <= 0 or nv <= 0:
+        return delta(NOT_COMPARED, f"a measured figure of {bv:g} -> {nv:g} has no ratio to judge{schema}")
+    if name in pair.too_few:
+        return delta(TOO_FEW, pair.too_few[name], nv / bv)
+
+    raw = nv / bv
+    kind = speed_kind(name, unit)
+    drift = pair.drift if kind else None
+    ratio = raw * (drift ** kind) if drift else raw  # time / f, rate * f
+    if drift and abs(raw - 1.0) > tol and abs(ratio - 1.0) <= tol and abs(drift - 1.0) > tol:
+        return delta(DRIFT, f"the canary on this device changed by {drift - 1:+.1%} in time per query too: "
+                            f"corrected, the change is {ratio - 1:+.1%} (the machine, not the release)",
+                     raw, drift=drift)
+
+    sources: list[Evidence] = []
+    windows = window_noise(be.get("windows") or [], ne.get("windows") or [])
+    corrected = history_noise(pair.corrected_history.get(name, []), ", corrected by the canary") if drift else None
+    history = corrected or history_noise(pair.history.get(name, []), "")
+    sources += [e for e in (windows, history) if e is not None]
+    floor = pair.within.get(name) or interval_evidence(be.get("ci95"), ne.get("ci95"))
+    if floor is not None:
+        sources.append(floor)
+    between = [e for e in sources if e.between_runs]
+    if not between:
+        have = len(pair.history.get(name, []))
+        why = (f"between-run noise unknown: {MIN_RUNS - have} more runs needed (the store holds {have} earlier "
+               f"run(s) of this measurement; or record {MIN_WINDOWS}+ independent windows)")
+        if not b.samples.get("latency_ns") and name in SAMPLE_STATISTICS:
+            why += "; the baseline record has no per-query samples"
+        verdict = judge(ratio, sense, tol, None)
+        return delta(verdict, why if verdict != UNCHANGED else "within tolerance (between-run noise unknown)",
+                     ratio, drift=drift)
+    worst = max(sources, key=lambda e: e.threshold)
+    bound = worst.threshold
+    ln = math.log(ratio)
+    significant = abs(ln) > bound
+    test = "; ".join(e.source for e in sources) + (f"; ratio corrected by the canary ({drift - 1:+.1%})"
+                                                   if drift else "")
+    out = delta(judge(ratio, sense, tol, significant), test, ratio,
+                (ratio * math.exp(-bound), ratio * math.exp(bound)), significant, drift)
+    out.p_value = worst.p_value(ln)
+    return out
+
+
+def _series(runs: list[Run], keys: set[Key]) -> tuple[dict[tuple[Key, str], list[float]],
+                                                      dict[tuple[Key, str], list[float]]]:
+    """Each key's metric values over ``runs`` (in order), raw and corrected by the run's canary."""
+    raw: dict[tuple[Key, str], list[float]] = {}
+    corrected: dict[tuple[Key, str], list[float]] = {}
+    for run in runs:
+        canary = canaries(run)
+        records, _ = index([r for r in run.records if r.status == "ok"])
+        for key, record in records.items():
+            if key not in keys:
+                continue
+            f = canary.get(key.device)
+            for name, entry in record.metrics.items():
+                value = numeric_value(entry)
+                if value is None or value <= 0:
+                    continue
+                raw.setdefault((key, name), []).append(value)
+                kind = speed_kind(name, str(entry.get("unit") or ""))
+                if f and kind:
+                    corrected.setdefault((key, name), []).append(value * f ** kind)
+    return raw, corrected
+
+
+def run_started(run: Run) -> float:
+    started = run.meta.get("started")
+    if isinstance(started, (int, float)):
+        return float(started)
+    return min((r.created for r in run.records), default=0.0)
 
 
 def compare_runs(base: Run, new: Run, tolerances: dict[str, dict[str, float]] | None = None,
-                 fail_on: float | None = None) -> Comparison:
-    """Pair the records of two runs and judge every metric they share."""
+                 fail_on: float | None = None, history: list[Run] | None = None) -> Comparison:
+    """Pair the records of two runs and judge every metric either holds. ``history``: earlier runs of
+    the same bench (any order; the baseline is added, runs not started before ``new`` are dropped),
+    from which the between-run noise of each measurement is estimated."""
     base_idx, base_notes = index([r for r in base.records if r.status == "ok"])
     new_idx, new_notes = index([r for r in new.records if r.status == "ok"])
     out = Comparison(base=base, new=new, notes=[f"baseline: {m}" for m in base_notes] + new_notes)
     out.notes += base.problems + new.problems
     out.notes += [f"{label(record_key(r))}: failed in this run: {r.error}"
                   for r in new.records if r.status == "error"]
+    new_start = run_started(new)
+    earlier = {str(r.path.resolve()): r for r in (history or []) if run_started(r) < new_start
+               and r.path.resolve() != new.path.resolve()}
+    earlier.setdefault(str(base.path.resolve()), base)
+    lookback = sorted(earlier.values(), key=run_started)[-MAX_RUNS:]
+    out.history = len(lookback)
+    shared = set(base_idx) & set(new_idx)
+    raw, corrected = _series(lookback, shared)
+    base_canary, new_canary = canaries(base), canaries(new)
     for key in sorted(set(base_idx) | set(new_idx)):
+        if key.suite == CANARY_SUITE:  # the machine's drift itself: in the notes, never a verdict
+            continue
         b, n = base_idx.get(key), new_idx.get(key)
         if b is None:
             out.only_new.append(key)
@@ -176,19 +653,24 @@ def compare_runs(base: Run, new: Run, tolerances: dict[str, dict[str, float]] | 
             changed = ", ".join(f"{k} {vb.get(k, '-')} -> {vn.get(k, '-')}" for k in sorted(set(vb) | set(vn))
                                 if vb.get(k) != vn.get(k))
             out.notes.append(f"{label(key)}: versions differ ({changed})")
-        samples = SampleTest.of(b, n) if any(m in b.metrics for m in sig.SAMPLE_STATISTICS) else None
-        for name in n.metrics:
-            if name in b.metrics:
-                delta = compare_metric(key, name, b, n, tolerance_for(key[0], name, tolerances, fail_on), samples)
-                if delta is not None:
-                    out.deltas.append(delta)
+        names = list(dict.fromkeys([*n.metrics, *b.metrics]))
+        fb, fn = base_canary.get(key.device), new_canary.get(key.device)
+        within, too_few = samples_evidence(b, n, [m for m in names if m in SAMPLE_STATISTICS
+                                                   and m in b.metrics and m in n.metrics])
+        pair = Pair(key, b, n, {m: raw.get((key, m), []) for m in names},
+                    {m: corrected.get((key, m), []) for m in names},
+                    fn / fb if fb and fn else None, within, too_few)
+        out.deltas.extend(compare_metric(pair, m, tolerances, fail_on) for m in names)
+    drifts = {k: new_canary[k] / base_canary[k] for k in set(base_canary) & set(new_canary)}
+    out.notes += [f"canary on {d[0]}: {f - 1:+.1%} time per query (the machine's drift; timings are corrected "
+                  f"by it)" for d, f in sorted(drifts.items())]
     if not out.deltas and base_idx and new_idx:
-        base_dev = sorted({k[1][0] for k in base_idx})
-        new_dev = sorted({k[1][0] for k in new_idx})
+        base_dev = sorted({k.device[0] for k in base_idx})
+        new_dev = sorted({k.device[0] for k in new_idx})
         out.notes.insert(0, f"the runs share no measurement to compare: the baseline measured "
                             f"{', '.join(base_dev)}, this run {', '.join(new_dev)} "
                             f"(records are matched on suite, device name/kind/backend/hardware id, "
-                            f"model, scenario and batch)")
+                            f"model and every scenario parameter)")
     return out
 
 
@@ -202,11 +684,135 @@ def parse_fraction(text: str) -> float:
 
 
 def summary_lines(comparison: Comparison, show: tuple[str, ...] = (REGRESSED, IMPROVED)) -> list[str]:
-    """Lines for a terminal: counts, then each delta whose verdict is in ``show``."""
+    """Lines for a terminal: counts, then each delta whose verdict is in ``show``, then what could not
+    be compared and why."""
     counts = comparison.counts()
-    head = ", ".join(f"{counts.get(v, 0)} {v}" for v in (REGRESSED, IMPROVED, UNCHANGED, NOISY, CHANGED)
-                     if counts.get(v))
-    lines = [f"vs baseline {comparison.base.path}: {head or 'no metric in common'}"]
+    head = ", ".join(f"{counts[v]} {v}" for v in VERDICTS if counts.get(v))
+    lines = [(f"vs baseline {comparison.base.path}: {head or 'no metric in common'} "
+              f"(between-run noise from {comparison.history} earlier run(s))")]
     lines += [f"  {d.describe()}" for d in comparison.deltas if d.verdict in show]
+    for verdict in (DRIFT, NOISE_UNKNOWN, TOO_FEW, NOT_COMPARED):
+        hidden = [d for d in comparison.deltas if d.verdict == verdict and verdict not in show]
+        if hidden:
+            lines.append(f"  {len(hidden)} metric(s) {verdict}, e.g. {hidden[0].describe()}")
+    lines += [f"  only in the baseline, not measured in this run: {label(k)}" for k in comparison.only_base]
+    lines += [f"  only in this run, not in the baseline: {label(k)}" for k in comparison.only_new]
     lines += [f"  note: {n}" for n in comparison.notes]
     return lines
+
+
+# ---------------------------------------------------------------------------------------------
+# Which runs: a release, a baseline reference, the history before a run
+
+RELEASE_PREFIX = "release:"
+
+
+def run_release(meta: dict[str, Any]) -> str | None:
+    """--edgeai-release, else the checkout's exact git tag, else None."""
+    options = meta.get("options") or {}
+    git = (meta.get("environment") or {}).get("git") or {}
+    return meta.get("release") or options.get("edgeai_release") or git.get("tag") or None
+
+
+def _meta(path: Path) -> dict[str, Any]:
+    """run.json alone (not the records): enough to pick a run among hundreds."""
+    return read_meta(path)[0]
+
+
+def find_run(ref: str | Path, report_dir: Path, exclude: Path | None = None) -> Path:
+    """A run directory from a path, 'latest' (excluding ``exclude``, the run in progress) or 'release:TAG'."""
+    text = str(ref)
+    excluded = exclude.resolve() if exclude else None
+    if text.startswith(RELEASE_PREFIX):
+        tag = text[len(RELEASE_PREFIX):]
+        found = []
+        for path in list_runs(report_dir):
+            if path.resolve() == excluded:
+                continue
+            meta = _meta(path)
+            if run_release(meta) == tag:
+                found.append((float(meta.get("started") or 0.0), path.name, path))
+        if not found:
+            raise EdgeAIError(f"no run of release {tag!r} under {report_dir} "
+                              f"(a run records its release from --edgeai-release or the checkout's git tag)")
+        return max(found)[2].resolve()
+    if text == LATEST:
+        runs = [p for p in list_runs(report_dir) if p.resolve() != excluded]
+        if not runs:
+            raise EdgeAIError(f"no earlier run under {report_dir} to use as the baseline")
+        return max(runs, key=lambda p: (float(_meta(p).get("started") or 0.0), p.name)).resolve()
+    return resolve_run(text, report_dir)
+
+
+def earlier_runs(report_dir: Path, new: Run, limit: int = MAX_RUNS) -> list[Run]:
+    """The ``limit`` runs under ``report_dir`` started before ``new``: the history its noise comes from."""
+    started = run_started(new)
+    paths = [p for p in list_runs(report_dir) if p.resolve() != new.path.resolve()
+             and float(_meta(p).get("started") or 0.0) < started]
+    paths.sort(key=lambda p: float(_meta(p).get("started") or 0.0))
+    return [load_run(p) for p in paths[-limit:]]
+
+
+# ---------------------------------------------------------------------------------------------
+# At the end of a session: the baseline, the release, the metrics as CI properties
+
+
+@dataclass
+class Outcome:
+    comparison: Comparison | None = None
+    error: str | None = None
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def regressed(self) -> bool:
+        return bool(self.comparison and self.comparison.regressions)
+
+
+def against_baseline(run_dir: Path, ref: str | None, report_dir: Path,
+                     tolerances: dict[str, dict[str, float]] | None, fail: bool) -> Outcome:
+    """Compare ``run_dir`` with the baseline ``ref`` (the report dir's earlier runs give the noise);
+    with ``fail``, a baseline that cannot be found is an error a nightly job must see."""
+    if not ref:
+        if fail:
+            return Outcome(error="--edgeai-fail-on-regression needs --edgeai-baseline (a run, 'latest' or "
+                                 "'release:TAG') to compare with", lines=[])
+        return Outcome()
+    try:
+        base_path = find_run(ref, report_dir, exclude=run_dir)
+        new = load_run(run_dir)
+        comparison = compare_runs(load_run(base_path), new, tolerances, history=earlier_runs(report_dir, new))
+    except EdgeAIError as exc:
+        return Outcome(error=f"--edgeai-baseline {ref}: {exc}")
+    lines = summary_lines(comparison)
+    if fail and comparison.regressions:
+        lines.append(f"edgeai: {len(comparison.regressions)} significant regression(s) beyond tolerance "
+                     f"[--edgeai-fail-on-regression]")
+    return Outcome(comparison, None, lines)
+
+
+def metric_properties(records: list[Record]) -> list[tuple[str, object]]:
+    """(name, value) pairs for JUnit XML properties: edgeai.<model>.<scenario>[.b<batch>].<metric>."""
+    out: list[tuple[str, object]] = []
+    for r in records:
+        if r.status != "ok":
+            out.append((f"edgeai.{r.model.get('name', '?')}.{r.scenario.get('name', '?')}.error", r.error or ""))
+            continue
+        batch = r.scenario.get("batch")
+        prefix = f"edgeai.{r.model.get('name', '?')}.{r.scenario.get('name', '?')}" + (
+            f".b{batch}" if isinstance(batch, int) else "")
+        for name, entry in r.metrics.items():
+            value = entry.get("value")
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                out.append((f"{prefix}.{name}", value))
+        out.append((f"{prefix}.record_id", r.id))
+    return out
+
+
+def stamp_release(store: RunStore) -> str | None:
+    """Write the run's release (--edgeai-release, else the git tag) into run.json as ``release``."""
+    meta, problems = read_meta(store.path)
+    if problems:
+        return None
+    release = run_release(meta)
+    store.update_meta(release=release)
+    return release

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EdgeAIError
-from .release import run_release, run_started
+from .compare import run_release, run_started
 from .store import RECORDS_DIR, RUN_FILE, load_run, new_run_id, run_meta, write_json_atomic, write_record
 
 

@@ -14,18 +14,32 @@ from typing import Any
 SCHEMA = "pytest-edgeai/result"
 SCHEMA_VERSION = 1
 METHODS = ("measured", "derived", "predicted", "estimated")
+COMPARISONS = ("exact", "measured")  # how a comparison between runs may judge it (results.compare.nature)
 
 
-def metric(value: Any, unit: str, source: str, method: str = "measured") -> dict[str, Any]:
-    """One metric as records hold it: the figure, its unit, and how it was obtained (``METHODS``)."""
+def metric(value: Any, unit: str, source: str, method: str = "measured", *, comparison: str | None = None,
+           windows: list[float] | None = None) -> dict[str, Any]:
+    """One metric as records hold it: the figure, its unit, and how it was obtained (``METHODS``).
+
+    ``comparison``: "exact" for a deterministic figure (bytes, counts, accuracy on a fixed set), "measured"
+    for one that varies between runs; omitted, its name and unit decide. ``windows``: the figure in each
+    independent repeated window, the evidence a comparison judges its between-run noise on."""
     if method not in METHODS:
         raise ValueError(f"metric method {method!r} is not one of {', '.join(METHODS)}")
-    return {"value": value, "unit": unit, "method": method, "source": source}
+    if comparison is not None and comparison not in COMPARISONS:
+        raise ValueError(f"metric comparison {comparison!r} is not one of {', '.join(COMPARISONS)}")
+    out = {"value": value, "unit": unit, "method": method, "source": source}
+    if comparison is not None:
+        out["comparison"] = comparison
+    if windows is not None:
+        out["windows"] = [float(w) for w in windows]
+    return out
 
 
 @dataclass
 class Record:
-    """A measurement as stored. Metrics are ``{name: {value, unit, method, source, ci95?}}``."""
+    """A measurement as stored. Metrics are ``{name: {value, unit, method, source, ci95?, comparison?,
+    windows?}}``."""
 
     suite: str
     test_id: str

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..measure.stats import summarize
+from .compare import CANARY_SUITE
 from .record import Record
 from .store import RunStore
 
@@ -52,16 +53,26 @@ def latency_record(model: str, scenario: str, batch: int, median_ms: float, rng:
     return r
 
 
+CANARY_MS = 1.0
+
+
 def write_run(root: Path, slowdown: float = 1.0, release: str | None = None, started: float | None = None,
               seed: int = 0, batches: tuple[int, ...] = (1, 2, 4, 8), count: int = 400,
-              dev: dict | None = None, models: tuple[str, ...] = MODELS) -> Path:
-    """One run directory like a throughput suite run of the whole zoo (``slowdown`` scales latency)."""
+              dev: dict | None = None, models: tuple[str, ...] = MODELS, drift: float = 1.0,
+              canary: bool = False) -> Path:
+    """One run directory like a throughput suite run of the whole zoo (``slowdown`` scales the release's
+    latency; ``drift`` the machine's, canary included; ``canary`` writes the reference workload's record)."""
     rng = np.random.default_rng(seed)
     store = RunStore.create(root, {"environment": {"host": "synthetic", "git": {}}, "options": {},
                                    "profile": {"name": "synthetic"}, "release": release, "synthetic": True})
     if started is not None:
         store.update_meta(started=started)
     created = started or time.time()
+    slowdown *= drift
+    if canary:
+        rec = latency_record("canary", "single_stream", 1, CANARY_MS * drift, rng, count, dev, suite=CANARY_SUITE)
+        rec.created = created - 1.0
+        store.write(rec)
     for model in models:
         single = latency_record(model, "single_stream", 1, BASE_MS[model] * slowdown, rng, count, dev)
         records = [single] + [latency_record(model, "offline", b, BASE_MS[model] * slowdown * (0.6 + 0.4 * b),

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...results.compare import CHANGED, IMPROVED, NOISY, REGRESSED, UNCHANGED
-from ...results.direction import describe
-from ...results.identity import label
-from ...results.release import run_release
+from ...results.compare import UNCHANGED, VERDICTS, describe, label, run_release
 from . import ReportData
 
-ORDER = (REGRESSED, IMPROVED, NOISY, CHANGED, UNCHANGED)
+ORDER = VERDICTS
 
 
 class ComparisonSection:
@@ -22,7 +19,7 @@ class ComparisonSection:
         if c is None:
             return None
         rank = {v: i for i, v in enumerate(ORDER)}
-        deltas = sorted(c.deltas, key=lambda d: (rank.get(d.verdict, 9), -abs(d.change)))
+        deltas = sorted(c.deltas, key=lambda d: (rank.get(d.verdict, len(ORDER)), -abs(d.change)))
         rows = [{"label": d.label, "metric": d.metric, "unit": d.unit, "base": d.base, "new": d.new,
                  "change": d.change, "ci": d.ratio_ci, "p": d.p_value, "significant": d.significant,
                  "tolerance": d.tolerance, "sense": describe(d.sense), "verdict": d.verdict,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...results.release import run_release
+from ...results.compare import run_release
 from . import ReportData
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from .. import charts
+from ...results.compare import scenario_label
 from ...results.history import History, Series
+from .. import charts
 from . import ReportData
 
 HEADLINE = ("throughput_ips", "latency_p99_ms", "joules_per_inference")
@@ -25,7 +26,7 @@ def _charts(history: History) -> tuple[list, int]:
     figures = []
     ordered = sorted(groups.items(), key=lambda kv: (kv[0] not in stepped, kv[0]))
     for (suite, model, metric), series in ordered[:MAX_CHARTS]:
-        lines = [(f"{s.key[1][0]} {s.key[3]}" + (f" b{s.key[4]}" if s.key[4] else ""),
+        lines = [(f"{s.key.device[0]} {scenario_label(s.key)}",
                   [p.run for p in s.points], [p.value for p in s.points]) for s in series[:MAX_LINES]]
         figures.append(charts.line_chart(f"{suite} {model}: {metric}", "run (oldest to newest)",
                                          f"{metric} ({series[0].unit})", lines, marks=marks))

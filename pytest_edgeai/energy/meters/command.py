@@ -10,14 +10,13 @@ from __future__ import annotations
 import shutil
 from typing import TYPE_CHECKING
 
-from ..errors import MeterUnavailable
-from .integrate import SensorInfo
-from .lines import DEFAULT_PATTERN, LINE_OPTIONS, LineParser, ProcessLines, argv_of
-from .options import Option
-from .stream import CommandOnce, LineMeter
+from ...errors import MeterUnavailable
+from ..lines import DEFAULT_PATTERN, LINE_OPTIONS, CommandOnce, LineMeter, LineParser, ProcessLines, argv_of
+from ..options import Option
+from ..reading import SensorInfo
 
 if TYPE_CHECKING:
-    from ..devices import Device
+    from ...devices import Device
 
 
 class CommandMeter(LineMeter):

@@ -19,16 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError, MeterUnavailable, did_you_mean
-from .integrate import SensorInfo
-from .lines import ProcessLines
-from .options import ROOT, Option
-from .sampler import SampledMeter
-from .stream import LineMeter
-from .sysfs import read_number, read_text, under
+from ...errors import ConfigError, MeterUnavailable, did_you_mean
+from ..lines import LineMeter, ProcessLines
+from ..options import ROOT, Option
+from ..reading import SensorInfo
+from ..sampling import SampledMeter, read_number, read_text, under
 
 if TYPE_CHECKING:
-    from ..devices import Device
+    from ...devices import Device
 
 TOTAL_RAILS = ("VDD_IN", "POM_5V_IN")
 HWMON_GLOBS = ("sys/class/hwmon/hwmon*", "sys/bus/i2c/drivers/ina3221/*/hwmon/hwmon*")

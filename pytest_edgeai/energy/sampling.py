@@ -1,4 +1,5 @@
-"""The sampling thread, and the base every built-in meter builds on.
+"""The sampling thread, the base every built-in meter builds on, and reading sysfs and procfs under a
+configurable root (so tests point every reader at a fake tree).
 
 A meter either polls its sensor at ``rate_hz`` (sysfs files, NVML, a command run per sample)
 or reads a stream that paces itself (tegrastats, a serial meter, a long-running command).
@@ -11,10 +12,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from ..errors import MeterError
-from .base import EnergyReading, IdleBaseline, SampleKind
-from .integrate import SensorInfo, build_reading
+from .reading import EnergyReading, IdleBaseline, SampleKind, SensorInfo, build_reading
 
 JOIN_TIMEOUT_S = 2.0
 
@@ -184,3 +185,21 @@ class SampledMeter:
                 sampler.stop()
             finally:
                 self._end()
+
+
+def under(root: str, path: str) -> Path:
+    """``path`` (absolute, as on the live system) inside ``root``."""
+    return Path(root) / path.lstrip("/")
+
+
+def read_text(path: Path) -> str:
+    return path.read_text(encoding="ascii", errors="replace").strip()
+
+
+def read_number(path: Path) -> float:
+    """A sysfs file holding one number; ValueError naming the file when it holds something else."""
+    text = read_text(path)
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{path} holds {text[:40]!r}, not a number") from None

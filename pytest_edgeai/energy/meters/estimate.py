@@ -10,14 +10,13 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError, MeterUnavailable
-from .integrate import SensorInfo
-from .options import ROOT
-from .sampler import SampledMeter
-from .sysfs import read_text, under
+from ...errors import ConfigError, MeterUnavailable
+from ..options import ROOT
+from ..reading import SensorInfo
+from ..sampling import SampledMeter, read_text, under
 
 if TYPE_CHECKING:
-    from ..devices import Device
+    from ...devices import Device
 
 WARNING = ("estimated, not measured: TDP x CPU utilisation; TDP-based estimates can be off by "
            "-60% to +190% of the real power")

@@ -9,14 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import MeterUnavailable
-from .integrate import SensorInfo
-from .lines import DEFAULT_PATTERN, LINE_OPTIONS, LineParser
-from .options import Option
-from .stream import LineMeter
+from ...errors import MeterUnavailable
+from ..lines import DEFAULT_PATTERN, LINE_OPTIONS, LineMeter, LineParser
+from ..options import Option
+from ..reading import SensorInfo
 
 if TYPE_CHECKING:
-    from ..devices import Device
+    from ...devices import Device
 
 
 def _pyserial() -> Any:

@@ -14,14 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError, MeterUnavailable, did_you_mean
-from .integrate import SensorInfo
-from .options import ROOT, Option
-from .sampler import SampledMeter
-from .sysfs import read_number, read_text, under
+from ...errors import ConfigError, MeterUnavailable, did_you_mean
+from ..options import ROOT, Option
+from ..reading import SensorInfo
+from ..sampling import SampledMeter, read_number, read_text, under
 
 if TYPE_CHECKING:
-    from ..devices import Device
+    from ...devices import Device
 
 POWERCAP = "/sys/class/powercap"
 ZONE_DIR = re.compile(r"^(intel|amd)-rapl:(\d+)(?::(\d+))?$")  # not intel-rapl-mmio: it duplicates package-N
