@@ -126,7 +126,7 @@ def npu_openvino(monkeypatch, compiled: list):
 
     fake = types.SimpleNamespace(**{k: getattr(ov, k) for k in ("AsyncInferQueue", "Tensor", "get_version")},
                                  Core=NpuCore)
-    monkeypatch.setattr(ovb, "_ov", lambda: fake)
+    monkeypatch.setattr(ovb, "openvino_module", lambda: fake)
 
 
 def test_npu_gets_a_model_reshaped_before_compiling_one_per_batch(tiny, monkeypatch):
