@@ -70,6 +70,12 @@ define("compression", "min_int8_speedup", "x",
 define("compression", "min_top1_agreement", "fraction",
        "share of deterministic inputs whose top-1 matches fp32 (every variant, or 'method')",
        extra_fields=("method",))
+define("compression", "min_top5_agreement", "fraction",
+       "share of inputs whose fp32 top-1 is among the variant's top 5 (every variant, or 'method'); trained models only",
+       extra_fields=("method",))
+define("compression", "max_top1_prob_change", "probability",
+       "mean |p_variant - p_fp32| of fp32's top-1 class (every variant, or 'method'); trained models only",
+       extra_fields=("method",))
 define("compression", "min_cascade_latency_reduction", "x",
        "expected latency of the large model for every input over the link / the cascade's, "
        "at confidence 'at_threshold' (default 0.9) over 'link' (default device_cloud); model = workload",
@@ -92,13 +98,17 @@ define("concurrency", "min_placement_speedup", "x",
        "throughput of shortest-queue dispatch over several devices divided by the best single device")
 
 define("split", "min_best_cut_saving", "x",
-       "compressed input bytes over the bytes at the best single-tensor cut; 'encoding' (default "
-       "'lossless': raw tensors, best lossless codec; or e.g. 'int8+zstd'), 'before_last_layers' "
-       "(default 0: only cuts at least this many layers before the output count)",
+       "compressed input bytes over the bytes at the best single-tensor cut inside the feature layers; "
+       "'encoding' (default 'lossless': raw tensors, best lossless codec; or e.g. 'int8+zstd'), "
+       "'before_last_layers' (default 0: only cuts at least this many network layers before the output count)",
        extra_fields=("encoding", "before_last_layers"))
+define("split", "min_cut_saving", "x",
+       "compressed input bytes over the bytes at the cut that ends block 'at' (node names starting 'at.', "
+       "e.g. layer_11 = MobileNetV2's inverted-residual block 10), in 'encoding' as above",
+       extra_fields=("at", "encoding"))
 define("split", "max_saving_depth_layers", "layers",
-       "layers (compute nodes) between the output and the earliest single-tensor cut that sends fewer "
-       "bytes than the compressed input ('encoding' as above); 0 when no cut saves",
+       "network layers (weighted ops on the longest path) between the output and the earliest single-tensor "
+       "cut that sends fewer bytes than the compressed input ('encoding' as above); 0 when no cut saves",
        extra_fields=("encoding",))
 define("split", "max_prediction_error", "fraction",
        "|measured - predicted| / measured median end-to-end latency of the planned split, run in "
@@ -212,3 +222,13 @@ class ClaimChecker:
         skipped = [r.message for r in self.results if r.verdict == "skip"]
         if skipped and len(skipped) == len(self.results):
             self._skip("claim not checkable here: " + "; ".join(skipped))
+
+    def not_checkable(self, name: str, model: str, why: str, record=None) -> ClaimResult | None:
+        """A stated claim that this model cannot answer (seeded weights, a degenerate reference): a skip with the reason."""
+        spec = self.spec(name, model)
+        if spec is None:
+            return None
+        return self.add(ClaimResult(suite=spec.suite, name=name, model=model, device=self.device.name,
+                                    threshold=spec.threshold, observed=None, unit=spec.definition.unit,
+                                    verdict="skip", message=f"{name} for {model} on {self.device.name}: "
+                                                            f"not checkable: {why}"), record)

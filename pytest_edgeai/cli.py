@@ -73,6 +73,31 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("selected", nargs="*", metavar="DEVICE", help="device names or kinds (default: every device)")
+    shared_option(p, "devices_file")
+
+
+@command("doctor", "what this machine lacks to run each device, one line per problem with its fix; exit 1 "
+                   "if a named device (or every device of a named kind) cannot run", _doctor_args)
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from . import config as config_mod
+    from .devices import KINDS, select
+    from .doctor import examine, verdict
+
+    path = Path(args.devices_file) if args.devices_file else Path("devices.toml")
+    cfg = config_mod.load(path) if path.is_file() or args.devices_file else config_mod.builtin()
+    exams = [examine(d) for d in select(cfg, args.selected or ["all"])]
+    for exam in exams:
+        d = exam.device
+        print(f"{d.name} ({d.kind}, {d.backend}): {'can run' if exam.can_run else 'CANNOT RUN'}")
+        for f in exam.findings:
+            print(f"  {f.level}: {f.text}")
+    named = {w for w in args.selected if w in cfg.devices}
+    kinds = {w for w in args.selected if w in KINDS and w not in cfg.devices}
+    return verdict(exams, named or ({e.device.name for e in exams} if not args.selected else set()), kinds)
+
+
 def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN",
                    help="run directories or 'latest'; several: the last is reported, all form the history")

@@ -6,17 +6,18 @@ path, what is wrong and what is allowed, so a person fixes the file in one pass.
 
 from __future__ import annotations
 
-import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .backends.base import known_backends
+from .backends.device_options import declared_options, option_problems
 from .claims import CLAIMS, ClaimSpec
 from .devices import ANY_MODEL, KINDS, TIERS, Device, builtin_cpu
 from .energy.meter import check_meter
 from .errors import ConfigError, did_you_mean
+from .keys import is_number, shown
 
 TOP_KEYS = ("devices", "models", "links", "tolerances")
 DEVICE_KEYS = ("kind", "backend", "tier", "options", "memory_mb", "price_usd", "tdp_w",
@@ -25,6 +26,10 @@ MODEL_KEYS = ("path", "zoo", "params", "description")
 LINK_KEYS = ("from", "to", "bandwidth_mbps", "rtt_ms", "loss")
 NUMBER_KEYS = ("memory_mb", "price_usd", "tdp_w")
 CLAIM_TABLE_KEYS = ("threshold", "allow_estimate")
+MAX_DEPTH = 16  # devices.toml nests a few tables deep; deeper is a mistake (and would exhaust the stack)
+MAX_NAME = 100
+NAME_RULE = (f"a device or model name is 1 to {MAX_NAME} characters without '/', '\\', control characters "
+             f"or a leading '.' (names become parts of file names)")
 
 
 @dataclass(frozen=True)
@@ -68,18 +73,26 @@ def load(path: str | Path) -> Config:
     """Read and validate a devices.toml; ConfigError lists every problem found."""
     p = Path(path)
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors write one) is not content
     except FileNotFoundError:
         raise ConfigError([f"{p}: file not found"]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{p}: cannot read: {exc}"]) from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{p}: not valid TOML: {exc}"]) from None
+    except RecursionError:
+        raise ConfigError([f"{p}: nested too deeply to read (devices.toml nests at most {MAX_DEPTH} levels)"]) from None
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise ConfigError([f"{p}: not valid TOML: {str(exc).split(':')[0]}"]) from None
     return parse(data, p)
 
 
 def parse(data: dict[str, Any], path: Path | None = None) -> Config:
     v = _Validator(str(path) if path else "devices.toml")
+    if _depth(data) > MAX_DEPTH:
+        raise ConfigError([f"{v.filename}: nested deeper than {MAX_DEPTH} levels; devices.toml needs a few"])
     v.keys(data, "", TOP_KEYS)
     devices = {name: d for name, d in
                ((n, v.device(n, t)) for n, t in v.table(data, "devices").items()) if d}
@@ -102,6 +115,8 @@ class _Validator:
     def __init__(self, filename: str):
         self.filename = filename
         self.problems: list[str] = []
+        self.backends = tuple(known_backends())  # entry points read once, not once per device
+        self.backend_options: dict[str, Any] = {}
 
     def problem(self, key: str, what: str, allowed: str = "") -> None:
         tail = f"; allowed: {allowed}" if allowed else ""
@@ -127,11 +142,10 @@ class _Validator:
                 self.problem(_join(where, key), "is required", "a number")
             return None
         value = table[key]
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        if ok and (value > minimum or (allow_zero and value == minimum)):
+        if is_number(value) and (value > minimum or (allow_zero and value == minimum)):
             return float(value)
         bound = f">= {minimum:g}" if allow_zero else f"> {minimum:g}"
-        self.problem(_join(where, key), f"{value!r} is not a finite number {bound}", f"a number {bound}")
+        self.problem(_join(where, key), f"{_show(value)} is not a finite number {bound}", f"a number {bound}")
         return None
 
     def choice(self, table: dict[str, Any], key: str, where: str, allowed: tuple[str, ...],
@@ -139,8 +153,8 @@ class _Validator:
         value = table.get(key, default)
         if value is None:
             self.problem(_join(where, key), "is required", ", ".join(allowed))
-        elif value not in allowed:
-            self.problem(_join(where, key), f"{value!r} is not allowed{did_you_mean(str(value), allowed)}",
+        elif not isinstance(value, str) or value not in allowed:
+            self.problem(_join(where, key), f"{_show(value)} is not allowed{did_you_mean(str(value), allowed)}",
                          ", ".join(allowed))
         else:
             return value
@@ -153,15 +167,24 @@ class _Validator:
             return default
         return value
 
+    def name(self, name: str, where: str) -> bool:
+        """A device or model name that is safe as part of a file name (workers, locks and logs use it)."""
+        bad = (not name or len(name) > MAX_NAME or name.startswith(".") or "/" in name or "\\" in name
+               or not name.isprintable())
+        if bad:
+            self.problem(where, "is not a usable name", NAME_RULE)
+        return not bad
+
     def device(self, name: str, table: Any) -> Device | None:
-        where = f"devices.{name}"
+        where = f"devices.{shown(name)}"
         if not isinstance(table, dict):
             self.problem(where, f"must be a table, not {_kind(table)}")
             return None
         before = len(self.problems)
+        self.name(name, where)
         self.keys(table, where, DEVICE_KEYS)
         kind = self.choice(table, "kind", where, KINDS)
-        backend = self.choice(table, "backend", where, tuple(known_backends()))
+        backend = self.choice(table, "backend", where, self.backends)
         tier = self.choice(table, "tier", where, TIERS, default="device")
         numbers = {k: self.number(table, k, where) for k in NUMBER_KEYS}
         options = self.table(table, "options", where)
@@ -174,8 +197,17 @@ class _Validator:
         device = Device(name=name, kind=kind, backend=backend, tier=tier, options=dict(options),
                         hardware_id=hardware_id, description=description, meter=dict(meter),
                         claims=tuple(claims), **numbers)
+        found = self.options_of(backend) if backend else None
+        if found is not None:
+            self.problems.extend(f"{self.filename}: {p}" for p in option_problems(device, found, backend))
         self.problems.extend(f"{self.filename}: {problem}" for problem in check_meter(device))
         return device
+
+    def options_of(self, backend: str) -> Any:
+        """The keys a backend declares (None: a plug-in that checks its own), looked up once per backend."""
+        if backend not in self.backend_options:
+            self.backend_options[backend] = declared_options(backend)
+        return self.backend_options[backend]
 
     def claims(self, suites: dict[str, Any], where: str) -> list[ClaimSpec]:
         specs: list[ClaimSpec] = []
@@ -215,15 +247,22 @@ class _Validator:
         return [ClaimSpec(suite=suite, name=name, threshold=threshold, model=model, extras=extras)]
 
     def model(self, name: str, table: Any) -> ModelEntry | None:
-        where = f"models.{name}"
+        where = f"models.{shown(name)}"
         if not isinstance(table, dict):
             self.problem(where, f"must be a table, not {_kind(table)}")
             return None
+        before = len(self.problems)
+        self.name(name, where)
         self.keys(table, where, MODEL_KEYS)
         if ("path" in table) == ("zoo" in table):
             self.problem(where, "needs exactly one of 'path' (a model file) or 'zoo' (a builder name)")
             return None
+        for key in ("path", "zoo", "description"):
+            if key in table and not (isinstance(table[key], str) and table[key]):
+                self.problem(_join(where, key), f"must be a non-empty string, not {_kind(table[key])}")
         params = self.table(table, "params", where)
+        if len(self.problems) > before:
+            return None
         return ModelEntry(name=name, path=table.get("path"), zoo=table.get("zoo"), params=dict(params))
 
     def link(self, name: str, table: Any) -> Link | None:
@@ -257,7 +296,26 @@ class _Validator:
 
 
 def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
+    return f"{where}.{shown(key)}" if where else shown(key)
+
+
+def _show(value: Any) -> str:
+    """A value in a problem line: repr, shortened (a 400-digit integer is not worth printing)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def _depth(data: Any) -> int:
+    """How deep tables and arrays nest (walked without recursion)."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        deepest = max(deepest, depth)
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return deepest
 
 
 def _kind(value: Any) -> str:

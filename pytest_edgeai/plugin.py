@@ -262,7 +262,14 @@ def edgeai_device(request: pytest.FixtureRequest, edgeai_session: EdgeAIRun):
 
 @pytest.fixture
 def edgeai_workload(request: pytest.FixtureRequest, edgeai_session: EdgeAIRun):
-    """A model the suites run (parametrised over the zoo, [models] and --edgeai-model files)."""
+    """A model the suites run (parametrised over the zoo, [models] and --edgeai-model files); a zoo model
+    whose trained weights are not installed skips with what to install (never built seeded instead)."""
+    from .models.zoo import ZOO
+
+    builder = ZOO.get(request.param.ref)
+    reason = builder.unavailable(request.param.params) if builder else None
+    if reason:
+        pytest.skip(f"{request.param.name}: {reason}")
     return edgeai_session.model(request.param)
 
 

@@ -83,6 +83,8 @@ class EdgeAIRun:
         if (unusable := report_dir_problem(settings.report_dir)) is not None:
             raise ConfigError([f"--edgeai-report-dir {settings.report_dir}: {unusable}"])
         self._workloads: list[Workload] | None = None
+        if self.config.models or settings.models:  # a name clashing with the zoo: a usage error, not at collection
+            self._workloads = self._collect_workloads()
         self.store: RunStore | None = None
         self.records: list[Record] = []
         self.report_path: Path | None = None

@@ -60,7 +60,7 @@ def nhwc(feeds, session):
 
 
 @pytest.mark.parametrize("backend", sorted(DEVICES))
-@pytest.mark.parametrize("name", sorted(ZOO))
+@pytest.mark.parametrize("name", sorted(n for n, b in ZOO.items() if not b.defaults))  # distinct graphs
 def test_outputs_agree_with_onnxruntime_cpu(name, backend):
     device = DEVICES[backend]
     availability = probe(device)

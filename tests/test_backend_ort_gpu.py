@@ -66,3 +66,12 @@ def test_load_passes_provider_options_per_provider(monkeypatch, tiny_model, tmp_
     trt, cuda_opts, cpu = seen["provider_options"]
     assert trt == {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(tmp_path), "trt_fp16_enable": True}
     assert cuda_opts == {"device_id": 1} and cpu == {}
+
+
+@pytest.mark.parametrize("ort_version, trt_version, ok", [("1.26.0", "11.1.0.106", False), ("1.27.0", "11.1.0.106", True),
+                                                          ("1.20.1", "10.3.0", True), ("1.26.0", None, True)])
+def test_the_tensorrt_provider_needs_onnxruntime_1_27_for_tensorrt_11(ort_version, trt_version, ok):
+    problem = ort_gpu.tensorrt_provider_problem(ort_version, trt_version)
+    assert (problem is None) == ok
+    if not ok:
+        assert problem.startswith(f"onnxruntime {ort_version}'s TensorRT provider does not run with TensorRT 11")

@@ -216,10 +216,10 @@ def test_bad_pattern_is_a_config_error():
 
 
 def test_a_lab_meter_from_an_entry_point(monkeypatch):
-    from pytest_edgeai.energy.options import Option
+    from pytest_edgeai.keys import Key
 
     class LabMeter(FakeMeter):
-        OPTIONS = (Option("channel", "integer", 0),)
+        OPTIONS = (Key("channel", "integer", 0),)
 
         def __init__(self, dev, rate_hz, channel):
             super().__init__(watts=float(channel), rate_hz=rate_hz)

@@ -188,7 +188,7 @@ def test_names(edgeai_workload):
     result = lab.runpytest("test_workloads.py", "--edgeai-model", str(lab.path / "tiny.onnx"), *QUICK,
                            "--collect-only", "-q")
     result.stdout.fnmatch_lines(["*test_names[[]mobilenet_v2[]]*", "*test_names[[]cnn_trad_fpool3[]]*",
-                                 "*test_names[[]tiny[]]*", "*6 tests collected*"])
+                                 "*test_names[[]tiny[]]*", "*7 tests collected*"])
 
 
 def test_a_missing_user_model_is_a_usage_error(lab):

@@ -75,3 +75,21 @@ def test_a_session_with_dollar_names_ends_with_a_report(pytester):
     result.assert_outcomes(passed=1)
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
     assert "price_$5_and_$10" in (pytester.path / "reports" / "latest" / "report.html").read_text()
+
+
+def test_a_model_name_that_clashes_with_the_zoo_is_one_usage_error(pytester):
+    build_tiny_model(pytester.path / "tiny.onnx")
+    pytester.makefile(".toml", devices='[devices.cpu]\nkind = "cpu"\nbackend = "onnxruntime"\n'
+                                       '[models.mobilenet_v2]\npath = "tiny.onnx"\n')
+    pytester.makepyfile(MEASURE.format(model="mobilenet_v2"))
+    result = pytester.runpytest(*QUICK)
+    one_line_usage_error(result, "model name used twice: mobilenet_v2")
+
+
+def test_a_backend_option_typo_is_a_usage_error_not_a_skip(pytester):
+    pytester.makefile(".toml", devices='[devices.ov]\nkind = "cpu"\nbackend = "openvino"\n'
+                                       '[devices.ov.options]\nperformance_hnt = "THROUGHPUT"\n')
+    pytester.makepyfile("def test_nothing(edgeai_device):\n    pass\n")
+    result = pytester.runpytest("--device", "ov", *QUICK)
+    one_line_usage_error(result, "devices.ov.options.performance_hnt: unknown openvino option "
+                                 "(did you mean 'performance_hint'?)")

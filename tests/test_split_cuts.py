@@ -18,7 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from pytest_edgeai.errors import ModelError
 from pytest_edgeai.models import zoo
-from pytest_edgeai.split.cuts import GraphCuts, find_cuts, head_tail
+from pytest_edgeai.split.cuts import GraphCuts, find_cuts, head_tail, layer_boundaries
 from pytest_edgeai.split.runner import SegmentSession, activations
 
 BIG_MODEL_PARAMS = 5_000_000
@@ -150,7 +150,7 @@ def test_unsorted_graph_is_refused():
         find_cuts(model)
 
 
-@pytest.mark.parametrize("name", sorted(zoo.ZOO))
+@pytest.mark.parametrize("name", sorted(n for n, b in zoo.ZOO.items() if not b.defaults))  # distinct graphs
 def test_single_tensor_cuts_of_zoo_models_reproduce_output(name):
     model = zoo.build(name)
     graph = GraphCuts(model)
@@ -168,3 +168,36 @@ def test_single_tensor_cuts_of_zoo_models_reproduce_output(name):
         head = SegmentSession(graph.segment(0, cut.index), threads=1)
         tail = SegmentSession(graph.segment(cut.index, graph.size), threads=1)
         assert_same(tail.run(head.run(feed)), ref)
+
+
+def conv_net(bn: bool):
+    """[N,3,16,16] -> Conv -> (BN) -> Relu -> Conv -> Relu -> GAP -> Flatten -> Gemm: three layers either way."""
+    rng = np.random.default_rng(0)
+    w1, w2 = rng.standard_normal((4, 3, 3, 3)).astype(np.float32), rng.standard_normal((4, 4, 3, 3)).astype(np.float32)
+    fc, fb = rng.standard_normal((4, 5)).astype(np.float32), np.zeros(5, np.float32)
+    inits = [numpy_helper.from_array(a, n) for a, n in ((w1, "w1"), (w2, "w2"), (fc, "fc"), (fb, "fb"))]
+    nodes = [helper.make_node("Conv", ["img", "w1"], ["c1"], name="b1.conv", pads=[1, 1, 1, 1])]
+    first = "c1"
+    if bn:
+        for part, value in (("s", 1.0), ("b", 0.0), ("m", 0.0), ("v", 1.0)):
+            inits.append(numpy_helper.from_array(np.full(4, value, np.float32), part))
+        nodes.append(helper.make_node("BatchNormalization", ["c1", "s", "b", "m", "v"], ["n1"], name="b1.bn"))
+        first = "n1"
+    nodes += [helper.make_node("Relu", [first], ["r1"], name="b1.relu"),
+              helper.make_node("Conv", ["r1", "w2"], ["c2"], name="b2.conv", pads=[1, 1, 1, 1]),
+              helper.make_node("Relu", ["c2"], ["r2"], name="b2.relu"),
+              helper.make_node("GlobalAveragePool", ["r2"], ["g"], name="gap"),
+              helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
+              helper.make_node("Gemm", ["f", "fc", "fb"], ["out"], name="fc")]
+    graph = helper.make_graph(nodes, "convnet", [helper.make_tensor_value_info("img", TensorProto.FLOAT, ["N", 3, 16, 16])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 5])], initializer=inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_depth_is_in_network_layers_and_batchnorm_does_not_move_it():
+    with_bn, folded = GraphCuts(conv_net(True)), GraphCuts(conv_net(False))
+    for g in (with_bn, folded):
+        cuts = layer_boundaries(g, [c for c in g.cuts() if c.single])
+        assert [c.node for c in cuts] == ["b1.relu", "b2.relu", "flatten"]  # one cut per layer boundary
+        assert [g.layer_depth(c.tensors) for c in cuts] == [2, 1, 1]
+        assert g.layer_depth(g.boundary(0)) == 3

@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from pytest_edgeai.errors import MeasurementError, SplitExecutionError
+from pytest_edgeai.errors import ConfigError, MeasurementError, SplitExecutionError
 from pytest_edgeai.split.constraints import Pin
 from pytest_edgeai.split.cuts import GraphCuts
 from pytest_edgeai.split.execute import SplitExecutor, StageSpec, stages_for
@@ -99,3 +99,71 @@ def test_stages_must_cover_the_graph():
                       [LinkProfile("device", "cloud", 1, 1)])
     with pytest.raises(MeasurementError, match="need 1 links"):
         SplitExecutor(graph, [StageSpec("device", 0, 2), StageSpec("cloud", 2, 4)], [])
+
+
+def two_input_model():
+    """y and x in; the cut after Add carries {a, y}: a set of tensors, not one."""
+    nodes = [helper.make_node("Add", ["x", "y"], ["a"], name="add"),
+             helper.make_node("Tanh", ["a"], ["b"], name="tanh"),
+             helper.make_node("Mul", ["b", "y"], ["c"], name="mul"),
+             helper.make_node("Softmax", ["c"], ["out"], name="softmax", axis=-1)]
+    spec = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, WIDTH]) for n in ("x", "y")]
+    graph = helper.make_graph(nodes, "two_inputs", spec,
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, WIDTH])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def two_input_feeds(n):
+    rng = np.random.default_rng(1)
+    return [{"x": rng.standard_normal((1, WIDTH)).astype(np.float32),
+             "y": rng.standard_normal((1, WIDTH)).astype(np.float32)} for _ in range(n)]
+
+
+def whole(model, fs):
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return [{"out": sess.run(["out"], f)[0]} for f in fs]
+
+
+def test_a_model_with_two_inputs_splits_where_a_set_of_tensors_crosses_in_the_plans_encoding():
+    model = two_input_model()
+    graph = GraphCuts(model)
+    assert set(graph.boundary(1)) == {"a", "y"}  # two tensors cross the first cut
+    stages = [StageSpec("device", 0, 1), StageSpec("edge", 1, 3), StageSpec("cloud", 3, 4)]
+    links = [LinkProfile("device", "edge", 1000.0, 0.0), LinkProfile("edge", "cloud", 1000.0, 0.0)]
+    fs = two_input_feeds(3)
+    ref = whole(model, fs)
+    with SplitExecutor(graph, stages, links, timeout_s=20) as ex:
+        exact = ex.measure(fs, warmup=0, reference=ref)
+    with SplitExecutor(graph, stages, links, timeout_s=20, encodings=["int8+zlib", "fp16+zstd"]) as ex:
+        lossy = ex.measure(fs, warmup=0, reference=ref)
+    assert exact.max_abs_error == 0.0 and exact.top1_agreement == 1.0
+    assert exact.wire_bytes[0] > 2 * 4 * WIDTH  # a and y, raw
+    assert lossy.wire_bytes[0] < exact.wire_bytes[0] / 3  # int8 + zlib really went on the wire
+    assert lossy.wire_bytes[1] < exact.wire_bytes[1] / 1.5
+    assert 0.0 < lossy.max_abs_error < 1e-2  # decoded on the far side: close to, not equal to, the whole model
+    assert lossy.top1_agreement is not None
+    assert all(s["rate"].startswith("user-space model") for s in lossy.shaping)
+    assert "NOT an independent check" in lossy.link_method()
+
+
+def test_a_pipelined_plan_keeps_several_inferences_in_flight():
+    model = two_input_model()
+    graph = GraphCuts(model)
+    stages = [StageSpec("device", 0, 1), StageSpec("edge", 1, 3), StageSpec("cloud", 3, 4)]
+    links = [LinkProfile("device", "edge", 1000.0, 0.0), LinkProfile("edge", "cloud", 1000.0, 0.0)]
+    fs = two_input_feeds(12)
+    with SplitExecutor(graph, stages, links, timeout_s=20) as ex:
+        result = ex.measure_pipelined(fs, warmup=1, reference=whole(model, fs))
+    assert len(result.latencies_s) == 12 and result.max_abs_error == 0.0
+    assert result.throughput_per_s is not None and result.throughput_per_s > 0
+    assert result.extra["window"] == 5
+
+
+def test_bad_encodings_and_networks_are_one_clear_line():
+    graph = GraphCuts(wide_chain())
+    stages = [StageSpec("device", 0, 2), StageSpec("cloud", 2, 4)]
+    link = LinkProfile("device", "cloud", 10, 1)
+    with pytest.raises(ConfigError, match="wire encoding 'int4\\+zlib' is not"):
+        SplitExecutor(graph, stages, [link], encodings=["int4+zlib"])
+    with pytest.raises(ConfigError, match="split network 'wifi' is not one of user, kernel"):
+        SplitExecutor(graph, stages, [link], network="wifi")

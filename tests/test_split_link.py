@@ -14,21 +14,26 @@ import numpy as np
 import pytest
 
 from pytest_edgeai.errors import ConfigError, FrameError, MeasurementError, PeerClosed
-from pytest_edgeai.split.link import (HEADER, KIND_TENSOR, MAGIC, VERSION, Channel, TokenBucket, accept, connect,
-                                      encode_frame, listen)
+from pytest_edgeai.split.link import (HEADER, KIND_TENSOR, MAGIC, VERSION, Channel, TokenBucket, accept, connect, encode_frame, hello_frame, listen, new_token)
 from pytest_edgeai.split.network import SCISSION_PROFILES, LinkProfile, link_table
 
+TOKEN = new_token()
 
-def pair(timeout=5.0, link=None, max_frame=1 << 20):
+
+def pair(timeout=5.0, link=None, max_frame=1 << 20, encoding="raw+none"):
     srv = listen(timeout)
     port = srv.getsockname()[1]
     result = {}
-    t = threading.Thread(target=lambda: result.setdefault("ch", accept(srv, "sender", timeout, max_frame)))
+    t = threading.Thread(target=lambda: result.setdefault("ch", accept(srv, "sender", timeout, TOKEN, max_frame)))
     t.start()
-    tx = connect(port, "receiver", timeout, link)
+    tx = connect("127.0.0.1", port, "receiver", timeout, TOKEN, link, encoding)
     t.join()
     srv.close()
     return tx, result["ch"]
+
+
+def header(kind=KIND_TENSOR, code=1, ndim=1, seq=0, index=0, count=1, length=4, enc=0, codec=0):
+    return HEADER.pack(MAGIC, VERSION, kind, code, ndim, enc, codec, seq, index, count, length)
 
 
 def test_tensors_round_trip_in_order_with_dtype_and_shape():
@@ -48,9 +53,9 @@ def test_tensors_round_trip_in_order_with_dtype_and_shape():
 def test_oversized_frame_is_refused_without_allocating():
     tx, rx = pair(max_frame=1 << 20)
     huge = 8 << 30  # claims 8 GiB
-    tx.sock.sendall(HEADER.pack(MAGIC, VERSION, KIND_TENSOR, 3, 1, 1, 0, 1, huge) + struct.pack("!Q", huge))
+    tx.sock.sendall(header(code=3, seq=1, length=huge) + struct.pack("!Q", huge))
     tracemalloc.start()
-    with pytest.raises(FrameError, match="exceeds the 1048576-byte limit"):
+    with pytest.raises(FrameError, match="over the 1048576-byte limit per message"):
         rx.receive_message()
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
@@ -58,10 +63,13 @@ def test_oversized_frame_is_refused_without_allocating():
 
 
 @pytest.mark.parametrize("header, match", [
-    (HEADER.pack(b"HTTP", VERSION, KIND_TENSOR, 1, 1, 0, 0, 1, 4), "not a tensor frame"),
-    (HEADER.pack(MAGIC, VERSION, KIND_TENSOR, 99, 1, 0, 0, 1, 4), "bad frame header"),
-    (HEADER.pack(MAGIC, VERSION, KIND_TENSOR, 1, 1, 0, 0, 1, 12) + struct.pack("!Q", 2), "does not match"),
-    (HEADER.pack(MAGIC, VERSION, KIND_TENSOR, 1, 1, 0, 3, 1, 4) + struct.pack("!Q", 1), "out of order"),
+    (HEADER.pack(b"HTTP", VERSION, KIND_TENSOR, 1, 1, 0, 0, 0, 0, 1, 4), "not a tensor frame"),
+    (header(code=99), "bad frame header"),
+    (header(enc=7), "bad frame header"),
+    (header(length=12) + struct.pack("!Q", 2), "does not match"),
+    (header(index=3) + struct.pack("!Q", 1), "out of order"),
+    (header(length=0, ndim=2) + struct.pack("!2Q", 0, 2**63), "larger than the 1048576-byte message limit"),
+    (header(length=16, codec=1) + struct.pack("!Q", 1), "does not decompress"),
 ])
 def test_malformed_frames_are_refused(header, match):
     tx, rx = pair()
@@ -76,14 +84,118 @@ def test_peer_closing_mid_frame_is_reported_not_waited_on():
     tx.sock.sendall(frame[:100])
     tx.close()
     t0 = time.monotonic()
-    with pytest.raises(PeerClosed, match="after 68 of 4000 bytes"):
+    with pytest.raises(PeerClosed, match="after 66 of 4000 bytes"):
         rx.receive_message()
     assert time.monotonic() - t0 < 5  # not the 30 s timeout
 
 
 def test_silent_peer_times_out():
-    tx, rx = pair(timeout=0.3)
-    with pytest.raises(MeasurementError, match="nothing for 0.3 s"):
+    _tx, rx = pair(timeout=0.3)
+    with pytest.raises(MeasurementError, match="not complete within 0.3 s"):
+        rx.receive_message()
+
+
+def test_a_header_claiming_256_mib_allocates_only_what_arrives():
+    tx, rx = pair(timeout=0.5, max_frame=512 << 20)
+    claim = 256 << 20
+    tx.sock.sendall(header(code=3, length=claim) + struct.pack("!Q", claim) + b"\0" * 1000)
+    tracemalloc.start()
+    with pytest.raises(MeasurementError, match="after 1000 of 268435456 bytes"):
+        rx.receive_message()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 4 << 20  # the claim was never allocated
+
+
+def test_the_limit_is_per_message_not_per_frame():
+    tx, rx = pair(max_frame=1 << 20)
+    frames = [header(code=3, index=i, count=5, length=400_000) + struct.pack("!Q", 400_000) for i in range(5)]
+    tx.sock.sendall(frames[0] + b"\0" * 400_000 + frames[1] + b"\0" * 400_000 + frames[2])
+    with pytest.raises(FrameError, match="declares 1200000 bytes so far, over the 1048576-byte limit per message"):
+        rx.receive_message()
+
+
+def test_a_peer_trickling_bytes_is_cut_off_by_the_message_deadline():
+    tx, rx = pair(timeout=1.0)
+    frame = encode_frame(np.zeros(100, np.float32), 1, 0, 1)
+
+    def trickle():
+        for b in frame[:30]:
+            try:
+                tx.sock.sendall(bytes([b]))
+            except OSError:
+                return
+            time.sleep(0.2)  # each byte well inside the 1 s timeout, the message far outside it
+
+    threading.Thread(target=trickle, daemon=True).start()
+    t0 = time.monotonic()
+    with pytest.raises(MeasurementError, match="not complete within 1 s"):
+        rx.receive_message()
+    assert time.monotonic() - t0 < 3.0  # one deadline, not 1 s per byte (6 s for these 30)
+
+
+def closed_on(sock) -> bool:
+    """Whether the other end closed this connection (an orderly close or a reset)."""
+    try:
+        return sock.recv(10) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_a_stranger_on_the_port_is_refused_and_the_real_peer_served():
+    srv = listen(5.0)
+    port = srv.getsockname()[1]
+    result = {}
+
+    def serve():
+        try:
+            result["ch"] = accept(srv, "sender", 5.0, TOKEN)
+        except MeasurementError as exc:
+            result["error"] = exc
+
+    t = threading.Thread(target=serve)
+    t.start()
+    stranger = socket.create_connection(("127.0.0.1", port))
+    stranger.sendall(hello_frame(b"x" * 32))  # a wrong token
+    assert closed_on(stranger)
+    wrong_kind = socket.create_connection(("127.0.0.1", port))
+    wrong_kind.sendall(encode_frame(np.zeros(2, np.float32), 1, 0, 1))
+    assert closed_on(wrong_kind)
+    tx = connect("127.0.0.1", port, "receiver", 5.0, TOKEN)
+    t.join()
+    tx.send_message(1, [np.ones(3, np.float32)])
+    assert result["ch"].receive_message()[1][0].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_no_peer_with_the_token_is_one_clear_line():
+    srv = listen(0.5)
+    stranger = socket.create_connection(("127.0.0.1", srv.getsockname()[1]))
+    stranger.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    with pytest.raises(MeasurementError, match=r"no peer with this run's token within 0.5 s; refused 1"):
+        accept(srv, "sender", 0.5, TOKEN)
+
+
+@pytest.mark.parametrize("key", ["raw+none", "fp16+zlib", "int8+none", "raw+zstd", "fp16+lz4"])
+def test_tensors_travel_in_the_plans_encoding_and_are_decoded(key):
+    tx, rx = pair(encoding=key)
+    x = np.linspace(-3, 5, 4000, dtype=np.float32).reshape(40, 100)
+    ids = np.arange(7, dtype=np.int64)  # an integer tensor always travels raw
+    sent = tx.send_message(3, [x, ids])
+    _, (y, got_ids) = rx.receive_message()
+    assert y.dtype == np.float32 and y.shape == x.shape and got_ids.tolist() == ids.tolist()
+    tolerance = {"raw": 0.0, "fp16": 5e-3, "int8": (8 / 255) / 2 + 1e-6}[key.split("+")[0]]
+    assert np.max(np.abs(y - x)) <= tolerance
+    if key != "raw+none":
+        assert sent < x.nbytes + ids.nbytes  # the encoding really shrank what crossed
+
+
+def test_a_bomb_that_inflates_past_its_dims_is_refused():
+    import zlib
+
+    tx, rx = pair()
+    bomb = zlib.compress(b"\0" * (8 << 20))
+    tx.sock.sendall(header(code=3, length=len(bomb), codec=1) + struct.pack("!Q", 16) + bomb)
+    with pytest.raises(FrameError, match="inflates past the 16 bytes"):
         rx.receive_message()
 
 
@@ -133,6 +245,8 @@ def test_token_bucket_never_exceeds_its_rate():
 
 
 def test_link_profiles_validate_and_compute_transfer_time():
+    with pytest.raises(ConfigError, match="jitter_ms is -1"):
+        LinkProfile("device", "cloud", bandwidth_mbps=1, rtt_ms=10, jitter_ms=-1)
     link = LinkProfile("device", "cloud", bandwidth_mbps=8.0, rtt_ms=100.0, loss=0.5)
     assert link.transfer_s(1_000_000) == pytest.approx(0.05 + 1_000_000 / 500_000)
     with pytest.raises(ConfigError, match="bandwidth_mbps is 0"):

@@ -8,45 +8,64 @@ from onnx import TensorProto, helper, numpy_helper
 
 from pytest_edgeai.errors import ConfigError
 from pytest_edgeai.split.network import LinkProfile
+from pytest_edgeai.models.inputs import ASSUMED
 from pytest_edgeai.split.study import run_plan, study_cuts, study_plan
 
 
 def tiny_classifier():
-    """[N,3,16,16] -> Conv(8) -> Relu -> GlobalAveragePool -> Flatten: only the pooled cut is small."""
-    w = np.random.default_rng(0).standard_normal((8, 3, 3, 3)).astype(np.float32)
+    """[N,3,16,16] -> Conv(8) -> Relu -> GlobalAveragePool -> Flatten -> Gemm: only the pooled cut is small."""
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((8, 3, 3, 3)).astype(np.float32)
+    fc = rng.standard_normal((8, 4)).astype(np.float32)
     nodes = [helper.make_node("Conv", ["img", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
              helper.make_node("Relu", ["c"], ["r"], name="relu"),
              helper.make_node("GlobalAveragePool", ["r"], ["g"], name="gap"),
-             helper.make_node("Flatten", ["g"], ["out"], name="flatten")]
+             helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
+             helper.make_node("Gemm", ["f", "fc"], ["out"], name="fc")]
     graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("img", TensorProto.FLOAT, ["N", 3, 16, 16])],
-                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 8])],
-                              initializer=[numpy_helper.from_array(w, "w")])
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 4])],
+                              initializer=[numpy_helper.from_array(w, "w"), numpy_helper.from_array(fc, "fc")])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def test_savings_and_earliest_saving_cut():
-    study = study_cuts(tiny_classifier(), count=2)
-    assert [c.name for c in study.cuts] == ["1:conv", "2:relu", "3:gap"]
+def test_savings_best_feature_cut_and_earliest_saving_cut():
+    study = study_cuts(tiny_classifier(), 2, ASSUMED.at(16))
+    assert [c.name for c in study.cuts] == ["2:relu", "4:flatten"]  # one per layer boundary and size
+    assert [study.depth(c) for c in study.cuts] == [1, 1] and study.layers == 2
     savings = study.savings()
-    assert savings[0] < 1 and savings[1] < 1 and savings[2] > 1  # 32 pooled bytes beat any PNG
-    assert study.saving_depth() == 1  # only the Flatten is left after the saving cut
-    cut, saving = study.best()
-    assert cut.name == "3:gap" and saving == pytest.approx(savings[2])
-    assert study.best(before_last_layers=2)[0].name in ("1:conv", "2:relu")
-    assert study.best(before_last_layers=9) is None
-    assert study.best("int8+zlib")[1] > 0
+    assert savings[0] < 1 < savings[1]  # 32 pooled bytes beat any PNG; the 8x16x16 map does not
+    assert study.saving_depth() == 1
+    cut, saving = study.best()  # the pooled vector is not inside the feature layers
+    assert cut.name == "2:relu" and saving == pytest.approx(savings[0])
+    assert study.best(before_last_layers=2) is None
+    assert study.at("relu")[0].name == "2:relu" and study.at("nothing") is None
+    assert study.savings(baseline="jpeg")[1] == pytest.approx(study.jpeg_bytes / 32)  # beside the PNG one
     with pytest.raises(ConfigError, match="encoding 'int4' is not measured"):
         study.best("int4")
     rows = study.table()
-    assert rows[2]["depth_layers"] == 1 and rows[2]["bytes"]["raw+none"] == 32
+    assert rows[1]["depth_layers"] == 1 and rows[1]["bytes"]["raw+none"] == 32 and not rows[1]["feature_layer"]
+    assert study.input_set == {}
 
 
 def test_plan_is_executed_and_compared_with_its_prediction():
-    study = study_cuts(tiny_classifier(), count=2)
+    study = study_cuts(tiny_classifier(), 2, ASSUMED.at(16))
     links = {("device", "cloud"): LinkProfile("device", "cloud", 50.0, 4.0)}
     planned = study_plan(study, links, ["device", "cloud"], repeats=3, top=3)
     assert planned.chosen.stages[0].stop > 0 and planned.chosen.stages[-1].tier == "cloud"
-    assert len(planned.plans) == 3
+    assert len(planned.plans) == 2  # the input stays on the device, the last block on the cloud: 2 cuts left
     measured = run_plan(study, planned, runs=3)
     assert measured.max_abs_error == 0.0 and len(measured.latencies_s) == 3
     assert measured.predicted_s == planned.chosen.latency_s and measured.prediction_error >= 0
+
+
+def test_a_plan_priced_in_an_encoding_is_sent_in_it():
+    study = study_cuts(tiny_classifier(), 2, ASSUMED.at(16))
+    links = {("device", "cloud"): LinkProfile("device", "cloud", 50.0, 4.0)}
+    raw = study_plan(study, links, ["device", "cloud"], repeats=3, top=1)
+    packed = study_plan(study, links, ["device", "cloud"], repeats=3, top=1, encoding="int8+zlib")
+    assert packed.encoding == "int8+zlib"
+    assert packed.problem.boundary_bytes[1] < raw.problem.boundary_bytes[1]  # priced in int8 + zlib
+    measured = run_plan(study, packed, runs=2)
+    assert len(measured.latencies_s) == 2 and measured.top1_agreement is not None
+    with pytest.raises(ConfigError, match="encoding 'int4\\+zlib' is not measured"):
+        study_plan(study, links, ["device", "cloud"], repeats=1, encoding="int4+zlib")

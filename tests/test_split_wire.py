@@ -1,4 +1,4 @@
-"""Bytes on the wire at cuts, and the image-like input baseline they are compared with."""
+"""Bytes on the wire at cuts (the input sets and their baselines are tested in test_inputs.py)."""
 
 from __future__ import annotations
 
@@ -9,39 +9,7 @@ import pytest
 
 from pytest_edgeai.errors import ModelError
 from pytest_edgeai.split import wire
-from pytest_edgeai.split.inputs import png_bytes, samples_for, synthetic_scene
 from pytest_edgeai.split.wire import CODECS, ENCODINGS, encode, measure_cut_bytes
-
-
-def test_scene_is_deterministic_smooth_and_compressible():
-    a, b = synthetic_scene(5, 64, 80), synthetic_scene(5, 64, 80)
-    assert a.shape == (64, 80, 3) and a.dtype == np.uint8
-    np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(a, synthetic_scene(6, 64, 80))
-    # smooth: neighbouring pixels differ far less than independent ones would (~85 grey levels)
-    assert np.abs(np.diff(a.astype(int), axis=1)).mean() < 15
-    noise = np.random.default_rng(0).integers(0, 256, a.shape, dtype=np.uint8)
-    assert len(png_bytes(a)) < 0.7 * a.nbytes  # PNG compresses it like a photo
-    assert len(png_bytes(noise)) > 0.95 * noise.nbytes  # unlike noise
-
-
-def test_png_round_trips_losslessly():
-    from PIL import Image
-    import io
-
-    img = synthetic_scene(1, 32, 48)
-    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png_bytes(img)))), img)
-
-
-def test_samples_for_images_and_features():
-    img = samples_for(("N", 3, 40, 50), 2, seed=3)
-    assert img[0].tensor.shape == (1, 3, 40, 50) and img[0].tensor.dtype == np.float32
-    assert -1.0 <= img[0].tensor.min() and img[0].tensor.max() <= 1.0
-    assert img[0].raw_bytes == 40 * 50 * 3 and img[0].compressed_format == "png"
-    feat = samples_for(("N", 1, 32, 40), 1)
-    assert feat[0].compressed_format == "zlib" and feat[0].raw_bytes == 32 * 40 * 4
-    with pytest.raises(ModelError, match="unknown dimensions"):
-        samples_for(("N", 3, "H", "W"), 1)
 
 
 def test_encodings_have_the_expected_sizes_and_int8_is_close():

@@ -3,6 +3,7 @@ figures, shapes, numerics, determinism, metadata and the concurrent-safe cache."
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from pytest_edgeai.models import (
 REFERENCE = {
     # torchvision.models.mobilenet_v2(): sum(p.numel() for p in parameters())
     "mobilenet_v2": (3_504_872, 0.0, "torchvision mobilenet_v2"),
+    "mobilenet_v2_imagenet": (3_504_872, 0.0, "torchvision mobilenet_v2 (its trained checkpoint)"),
     # timm inception_v4 / Cadene pretrainedmodels inceptionv4
     "inception_v4": (42_679_816, 0.0, "timm inception_v4"),
     # OpenVINO Open Model Zoo card ssd_mobilenet_v1_coco: 6.807 MParams
@@ -40,6 +42,7 @@ REFERENCE = {
 
 EXPECTED_IO = {
     "mobilenet_v2": ([3, 224, 224], {"logits": [1000]}),
+    "mobilenet_v2_imagenet": ([3, 224, 224], {"logits": [1000]}),
     "inception_v4": ([3, 299, 299], {"logits": [1000]}),
     "ssd_mobilenet_v1": ([3, 300, 300], {"boxes": [1917, 4], "scores": [1917, 91]}),
     "ssd_mobilenet_v2": ([3, 300, 300], {"boxes": [1917, 4], "scores": [1917, 91]}),
@@ -57,6 +60,9 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module", params=sorted(ZOO))
 def zoo_model(request: pytest.FixtureRequest, cache_dir: Path) -> tuple[str, Path, onnx.ModelProto]:
     """Each model built once per session (through the cache) and loaded once."""
+    reason = ZOO[request.param].unavailable({})
+    if reason:
+        pytest.skip(reason)
     path = cached_path(request.param, cache_dir)
     return request.param, path, onnx.load(str(path))
 
@@ -126,6 +132,7 @@ def test_weights_are_float32_and_metadata_names_the_builder(zoo_model) -> None:
     assert meta["builder"] == name
     assert meta["builder_version"] == str(ZOO[name].version)
     assert '"seed": 0' in meta["params"]
+    assert json.loads(meta["weights"])["kind"] == ("trained" if name == "mobilenet_v2_imagenet" else "seeded")
     float_types = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16}
     assert all(i.data_type == onnx.TensorProto.FLOAT for i in model.graph.initializer
                if i.data_type in float_types)

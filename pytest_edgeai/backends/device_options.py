@@ -1,7 +1,8 @@
 """Validation of a device's ``options`` table, and lazy runtime imports, shared by every backend.
 
-Each backend names the keys it understands; a typo gets one line naming the key path in
-devices.toml and the closest allowed key, instead of being silently ignored.
+Each backend declares the keys it understands (``OPTIONS``, a tuple of :class:`~pytest_edgeai.keys.Key`);
+config.py checks them when devices.toml is loaded, so a typo or a wrong type is one line naming the
+key path and what is allowed, not a device that reads as "not attached".
 """
 
 from __future__ import annotations
@@ -11,20 +12,33 @@ from collections.abc import Iterable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from .. import registry
 from ..errors import BackendError, ConfigError, did_you_mean
+from ..keys import Key, check
+from .base import BUILTIN, ENTRY_POINT_GROUP
 
 if TYPE_CHECKING:
     from ..devices import Device
 
 
-def check_keys(device: Device, allowed: Iterable[str], runtime: str) -> dict[str, Any]:
-    """The device's options, or ConfigError listing every unknown key."""
-    allowed = tuple(allowed)
-    unknown = [k for k in device.options if k not in allowed]
-    if unknown:
-        raise ConfigError([f"devices.{device.name}.options.{k}: unknown {runtime} option"
-                           f"{did_you_mean(k, allowed)}; allowed: {', '.join(allowed)}" for k in unknown])
+def option_problems(device: Device, keys: Iterable[Key], runtime: str) -> list[str]:
+    """Every unknown key and wrong type in the device's options, one line each."""
+    return check(f"devices.{device.name}.options", dict(device.options), keys, what=f"{runtime} option")[1]
+
+
+def check_keys(device: Device, keys: Iterable[Key], runtime: str) -> dict[str, Any]:
+    """The device's options, or ConfigError listing every unknown key and wrong type."""
+    problems = option_problems(device, keys, runtime)
+    if problems:
+        raise ConfigError(problems)
     return dict(device.options)
+
+
+def declared_options(backend: str) -> tuple[Key, ...] | None:
+    """The keys a backend declares (its class's ``OPTIONS``); None for a plug-in that checks its own."""
+    cls = registry.load(backend, BUILTIN, ENTRY_POINT_GROUP)
+    declared = getattr(cls, "OPTIONS", None)
+    return tuple(declared) if declared is not None else None
 
 
 def choice(device: Device, key: str, default: str, allowed: Iterable[str]) -> str:

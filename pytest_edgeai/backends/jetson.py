@@ -53,9 +53,9 @@ def clocks_pinned() -> dict[str, Any]:
     out, why = _output(["jetson_clocks", "--show"])
     if out is None:
         return {"jetson_clocks": None, "jetson_clocks_error": why}
-    pairs = [re.search(r"MinFreq=(\d+)\s+MaxFreq=(\d+)", line) for line in out.splitlines()
+    found = [re.search(r"MinFreq=(\d+)\s+MaxFreq=(\d+)", line) for line in out.splitlines()
              if re.match(r"\s*(cpu\d+:|GPU\b)", line)]
-    pairs = [m.groups() for m in pairs if m]  # EMC is left out: jetson_clocks overrides it, min stays low
+    pairs = [m.groups() for m in found if m]  # EMC is left out: jetson_clocks overrides it, min stays low
     if not pairs:
         return {"jetson_clocks": None, "jetson_clocks_error": "jetson_clocks --show printed no MinFreq/MaxFreq"}
     return {"jetson_clocks": all(lo == hi for lo, hi in pairs)}

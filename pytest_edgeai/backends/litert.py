@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendError, ConfigError, ModelError
-from ..registry import distribution_version
+from ..keys import Key
 from . import edgetpu
 from .base import Availability, TensorSpec
 from .device_options import check_keys, choice, flag, positive_int
 from .tflite_convert import to_tflite
+from ..registry import distribution_version
 
 if TYPE_CHECKING:
     import numpy as np
@@ -29,8 +30,11 @@ if TYPE_CHECKING:
     from ..devices import Device
     from ..models.model import Model
 
-OPTION_KEYS = ("num_threads", "delegate", "delegate_options", "device", "quantization", "compile",
-               "co_compile", "cache_dir", "sysfs_root")
+OPTION_KEYS = (Key("num_threads", "integer", None, minimum=1), Key("delegate", "string", None),
+               Key("delegate_options", "table", None), Key("device", "string", None),
+               Key("quantization", "string", None, choices=("fp32", "int8"), ignore_case=True),
+               Key("compile", "bool", None), Key("co_compile", "list", None), Key("cache_dir", "string", None),
+               Key("sysfs_root", "string", None))
 EDGETPU_RUNTIMES = (("tflite_runtime.interpreter", ("tflite-runtime",)),)  # the ABI libedgetpu is built for
 RUNTIMES = (("ai_edge_litert.interpreter", ("ai-edge-litert",)),
             ("tflite_runtime.interpreter", ("tflite-runtime",)),
@@ -91,6 +95,7 @@ class LiteRTBackend:
     """Loads .tflite models (converting ONNX) into a LiteRT interpreter, with an optional delegate."""
 
     name = "litert"
+    OPTIONS = OPTION_KEYS
 
     def probe(self, device: Device) -> Availability:
         tpu = is_edgetpu(device)

@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import filecache
-from ..errors import BackendError, ConfigError, ModelError, did_you_mean
-from ..registry import distribution_version
+from ..errors import BackendError, ConfigError, ModelError
+from ..keys import Key
 from . import jetson, ort_gpu
 from .base import Availability, TensorSpec
+from .device_options import check_keys
+from ..registry import distribution_version
 
 if TYPE_CHECKING:
     import numpy as np
@@ -20,10 +22,14 @@ if TYPE_CHECKING:
     from ..devices import Device
     from ..models.model import Model
 
-OPTION_KEYS = ("providers", "provider_options", "intra_op_num_threads", "inter_op_num_threads",
-               "execution_mode", "graph_optimization_level", "enable_cpu_mem_arena", "cache_dir")
 GRAPH_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
                 "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+OPTION_KEYS = (Key("providers", "list", None), Key("provider_options", "table", None),
+               Key("intra_op_num_threads", "integer", None, minimum=0),
+               Key("inter_op_num_threads", "integer", None, minimum=0),
+               Key("execution_mode", "string", None, choices=("sequential", "parallel")),
+               Key("graph_optimization_level", "string", None, choices=tuple(GRAPH_LEVELS)),
+               Key("enable_cpu_mem_arena", "bool", None), Key("cache_dir", "string", None))
 DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
           "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int8)": "int8",
           "tensor(uint8)": "uint8", "tensor(bool)": "bool"}
@@ -46,6 +52,7 @@ class OnnxRuntimeBackend:
     """Loads ONNX models into an InferenceSession with the configured providers."""
 
     name = "onnxruntime"
+    OPTIONS = OPTION_KEYS
 
     def probe(self, device: Device) -> Availability:
         try:
@@ -62,6 +69,10 @@ class OnnxRuntimeBackend:
                 f"onnxruntime {version} (available: {', '.join(available)}): "
                 + "; ".join(ort_gpu.missing_reason(p, available, distribution) for p in missing),
                 runtime=self.name, runtime_version=version)
+        if "TensorrtExecutionProvider" in requested_providers(device):
+            problem = ort_gpu.tensorrt_provider_problem(version, distribution_version(*ort_gpu.TENSORRT_DISTRIBUTIONS))
+            if problem:
+                return Availability(False, problem, runtime=self.name, runtime_version=version)
         return Availability(True, runtime=self.name, runtime_version=version,
                             details={"providers": available,
                                      "distribution": next((d for d in DISTRIBUTIONS
@@ -82,11 +93,7 @@ class OnnxRuntimeBackend:
 
 
 def _session_options(ort, device: Device):
-    opts = device.options
-    unknown = [k for k in opts if k not in OPTION_KEYS]
-    if unknown:
-        raise ConfigError([f"devices.{device.name}.options.{k}: unknown onnxruntime option"
-                           f"{did_you_mean(k, OPTION_KEYS)}; allowed: {', '.join(OPTION_KEYS)}" for k in unknown])
+    opts = check_keys(device, OPTION_KEYS, "onnxruntime")
     so = ort.SessionOptions()
     if "intra_op_num_threads" in opts:
         so.intra_op_num_threads = int(opts["intra_op_num_threads"])

@@ -15,10 +15,11 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendError, ConfigError, ModelError
-from ..registry import distribution_version
+from ..keys import Key
 from .asynchronous import AsyncProgress, AsyncRun, drive
 from .base import Availability, TensorSpec
 from .device_options import check_keys, choice, flag, positive_int
+from ..registry import distribution_version
 
 if TYPE_CHECKING:
     import numpy as np
@@ -26,11 +27,15 @@ if TYPE_CHECKING:
     from ..devices import Device
     from ..models.model import Model
 
-OPTION_KEYS = ("device", "performance_hint", "num_streams", "num_requests", "inference_precision", "config",
-               "static_shapes")
 STATIC_ONLY = ("NPU", "MYRIAD")  # plugins that reject dynamic shapes
 HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 PRECISIONS = ("f32", "f16", "bf16")
+OPTION_KEYS = (Key("device", "string", None),
+               Key("performance_hint", "string", None, choices=HINTS, ignore_case=True),
+               Key("num_streams", "integer", None, minimum=1, words=("AUTO",)),
+               Key("num_requests", "integer", None, minimum=1),
+               Key("inference_precision", "string", None, choices=PRECISIONS, ignore_case=True),
+               Key("config", "table", None), Key("static_shapes", "bool", None))
 FORMATS = ("onnx", "openvino-ir", "tflite")
 MYRIAD_LAST = (2022, 3)  # the last OpenVINO release with the MYRIAD (NCS2) plugin
 VIRTUAL = ("AUTO", "HETERO", "MULTI", "BATCH")
@@ -101,6 +106,7 @@ class OpenVINOBackend:
     """Compiles models with ov.Core for the configured OpenVINO device."""
 
     name = "openvino"
+    OPTIONS = OPTION_KEYS
 
     def probe(self, device: Device) -> Availability:
         try:
@@ -160,7 +166,7 @@ class OpenVINOSession:
         self.inputs = [_spec(p) for p in ov_model.inputs]
         self.outputs = [_spec(p) for p in ov_model.outputs]
 
-    def _shapes(self, feeds: dict[str, np.ndarray] | None) -> dict[str, list[int]] | None:
+    def _shapes(self, feeds: dict[str, np.ndarray] | None) -> dict[str, list[int | str | None]] | None:
         """The static shapes to compile for: the feeds', or (before any feed) batch 1; None = as read."""
         if not self._static:
             return None

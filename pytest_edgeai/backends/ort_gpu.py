@@ -24,6 +24,24 @@ INSTALL = {
 }
 
 
+TENSORRT_DISTRIBUTIONS = ("tensorrt-cu12-bindings", "tensorrt-cu13-bindings", "tensorrt")
+# ONNX Runtime's TensorRT provider called IBuilder::platformHasFastFp16, which TensorRT 11 removed; 1.27 is
+# the first release that builds against TensorRT 11 (TensorRT 11.0 release notes, known issues).
+ORT_FOR_TENSORRT_11 = (1, 27)
+
+
+def tensorrt_provider_problem(ort_version: str, trt_version: str | None) -> str | None:
+    """Why onnxruntime's TensorRT provider cannot use the installed TensorRT, or None."""
+    def major_minor(text: str) -> tuple[int, int]:
+        parts = (text.split(".") + ["0"])[:2]
+        return int(parts[0]) if parts[0].isdigit() else 0, int(parts[1]) if parts[1].isdigit() else 0
+
+    if trt_version and major_minor(trt_version)[0] >= 11 and major_minor(ort_version) < ORT_FOR_TENSORRT_11:
+        return (f"onnxruntime {ort_version}'s TensorRT provider does not run with TensorRT {trt_version} (TensorRT 11 "
+                f"removed APIs it calls): pip install 'onnxruntime-gpu>=1.27', or TensorRT 10")
+    return None
+
+
 def missing_reason(provider: str, available: list[str], distribution: str | None) -> str:
     """Why ``provider`` is not available, and what to install."""
     if provider in INSTALL:

@@ -30,12 +30,14 @@ import json
 import re
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import filecache
 from ..errors import BackendError, ConfigError, ModelError
 from ..filecache import build_once
+from ..keys import Key
 from . import cuda, jetson
 from .asynchronous import AsyncProgress, AsyncRun, drive
 from .base import Availability, TensorSpec
@@ -47,9 +49,13 @@ if TYPE_CHECKING:
     from ..devices import Device
     from ..models.model import Model
 
-OPTION_KEYS = ("fp16", "int8", "shapes", "batch_min", "batch_opt", "batch_max", "workspace_mb", "device_id",
-               "cache_dir", "streams", "cuda_graph", "board")
 SHAPES = ("static", "dynamic")
+OPTION_KEYS = (Key("fp16", "bool", None), Key("int8", "bool", None), Key("shapes", "string", None, choices=SHAPES, ignore_case=True),
+               Key("batch_min", "integer", None, minimum=1), Key("batch_opt", "integer", None, minimum=1),
+               Key("batch_max", "integer", None, minimum=1), Key("workspace_mb", "integer", None, minimum=1),
+               Key("device_id", "integer", None, minimum=0), Key("cache_dir", "string", None),
+               Key("streams", "integer", None, minimum=1), Key("cuda_graph", "bool", None),
+               Key("board", "string", None))
 SUPPORTED = ((8, 6), (12, 0))  # [8.6, 12): the majors whose API this module follows
 SUPPORTED_TEXT = "8.6, 10.x or 11.x"
 STRONGLY_TYPED_FROM = (11, 0)
@@ -79,9 +85,9 @@ def version_problem(version: str) -> str | None:
 def build_options(device: Device) -> dict[str, Any]:
     check_keys(device, OPTION_KEYS, "tensorrt")
     shapes = choice(device, "shapes", "static", SHAPES)
-    lo = positive_int(device, "batch_min", 1)
-    hi = positive_int(device, "batch_max", 8)
-    opt = positive_int(device, "batch_opt", lo)
+    lo = positive_int(device, "batch_min", 1) or 1
+    hi = positive_int(device, "batch_max", 8) or 8
+    opt = positive_int(device, "batch_opt", lo) or lo
     if not lo <= opt <= hi:
         raise ConfigError([f"devices.{device.name}.options: batch_min {lo} <= batch_opt {opt} <= batch_max {hi} "
                            f"must hold"])
@@ -99,6 +105,7 @@ class TensorRTBackend:
     """Builds (or reuses) TensorRT engines for an ONNX model on a CUDA GPU or a Jetson."""
 
     name = "tensorrt"
+    OPTIONS = OPTION_KEYS
 
     def probe(self, device: Device) -> Availability:
         try:
@@ -213,6 +220,8 @@ class EngineBuilder:
         import onnx
 
         proto = self.proto
+        if proto is None:  # a serialised engine: its inputs come from the engine
+            return []
         inits = {i.name for i in proto.graph.initializer}
         out = []
         for i in proto.graph.input:
@@ -233,7 +242,10 @@ class EngineBuilder:
                           self.trt.__version__, self.identity["gpu"], self.identity["compute_capability"]])
         path = self.cache / f"{self.model.name}-b{'x'.join(map(str, profile))}-" \
                             f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.engine"
-        return build_once(path, lambda tmp: tmp.write_bytes(self._build(profile))).read_bytes(), path
+        def produce(tmp: Path) -> None:
+            tmp.write_bytes(self._build(profile))
+
+        return build_once(path, produce).read_bytes(), path
 
     def _build(self, profile_batch: list[int]) -> bytes:
         trt, opts = self.trt, self.opts
@@ -442,7 +454,8 @@ class TensorRTSession:
         self._runtime = trt.Runtime(builder.logger)
         self._engines: dict[int | None, Any] = {}
         self._slots: dict[tuple, list[_Slot]] = {}
-        self._timings = {k: deque(maxlen=TIMINGS_KEPT) for k in ("h2d_ms", "compute_ms", "d2h_ms", "host_ms")}
+        self._timings: dict[str, deque[float]] = {k: deque(maxlen=TIMINGS_KEPT)
+                                                  for k in ("h2d_ms", "compute_ms", "d2h_ms", "host_ms")}
         self._engine_files: dict[str, str] = {}
         if builder.model.format == "tensorrt":
             engine = self._engine(None)
@@ -542,7 +555,7 @@ class _StreamQueue:
         self._idle = deque(slots)
         self._busy: deque[tuple[_Slot, Any]] = deque()
         self._keep = keep
-        self._callback = None
+        self._callback: Callable[[Any, str | None], None] = lambda userdata, error: None
 
     def set_callback(self, callback) -> None:
         self._callback = callback

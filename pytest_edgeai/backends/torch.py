@@ -15,9 +15,10 @@ import types
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendError, ConfigError, ModelError
-from ..registry import distribution_version
+from ..keys import Key
 from .base import Availability, TensorSpec
 from .device_options import check_keys, flag, positive_int, require
+from ..registry import distribution_version
 
 if TYPE_CHECKING:
     import numpy as np
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
     from ..devices import Device
     from ..models.model import Model
 
-OPTION_KEYS = ("device", "num_threads", "fp16")
+OPTION_KEYS = (Key("device", "string", None), Key("num_threads", "integer", None, minimum=1),
+               Key("fp16", "bool", None))
 
 
 def _torch():
@@ -44,6 +46,7 @@ class TorchBackend:
     """Loads an nn.Module (TorchScript, pickled, or converted from ONNX) onto a torch device."""
 
     name = "torch"
+    OPTIONS = OPTION_KEYS
 
     def probe(self, device: Device) -> Availability:
         try:

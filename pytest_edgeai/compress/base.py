@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import EdgeAIError, ModelError, QuantizationError, did_you_mean
+from ..errors import QuantizationError, did_you_mean
 
 Calibration = Sequence[dict[str, np.ndarray]]
 

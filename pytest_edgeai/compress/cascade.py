@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import CascadeError, EdgeAIError
+from ..errors import CascadeError
 
 if TYPE_CHECKING:
     from ..config import Link

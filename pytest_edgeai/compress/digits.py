@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from .. import filecache
 from ..errors import EdgeAIError
 from ..models.model import Model, model_from_file
-from .. import filecache
 from .cascade import OTHER
 
 WORKLOADS = ("uniform", "skewed")
@@ -64,8 +64,8 @@ class DigitsCascade:
 
 def _sklearn():
     try:
-        import sklearn  # noqa: F401
         import skl2onnx  # noqa: F401
+        import sklearn  # noqa: F401
     except ImportError as exc:
         raise EdgeAIError(f"the digits workloads need scikit-learn and skl2onnx ({exc}): "
                           f"pip install 'pytest-edgeai[compress]'") from None
@@ -142,8 +142,8 @@ def export_onnx(classifier, path: Path) -> None:
 def build(workload: str, cache_dir: Path, cfg: DigitsConfig | None = None) -> DigitsCascade:
     """Train (once per config and library versions) and export both models; the workload's inputs."""
     _sklearn()
-    import sklearn
     import skl2onnx
+    import sklearn
 
     cfg = cfg or DigitsConfig()
     _check_workload(workload)

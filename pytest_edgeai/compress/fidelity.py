@@ -1,8 +1,13 @@
 """How close a compressed model's outputs are to the fp32 model's on the same inputs.
 
-Per sample: the argmax over the last axis (top-1), the cosine similarity of the flattened
-output, and the largest absolute difference. Outputs are compared sample by sample along the
-first (batch) axis, so a (N, classes) score tensor gives N comparisons.
+Per sample: whether the variant's top-1 is fp32's (top-1 agreement), whether fp32's top-1 is in
+the variant's top 5 (top-5 agreement), how far the probability of fp32's top-1 class moved, the
+cosine similarity of the flattened output, and the largest absolute difference. Outputs are
+compared sample by sample along the first (batch) axis, so a (N, classes) tensor gives N.
+
+Why the degenerate check: a reference that names one class for every input (a seeded network
+does) lets any variant that keeps the bias score agreement 1.0, so such a reference yields no
+agreement figures, only the reason.
 """
 
 from __future__ import annotations
@@ -24,9 +29,13 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Fidelity:
     samples: int
-    top1_agreement: float | None  # None when top-1 does not apply (one score per sample)
+    top1_agreement: float | None  # None when top-1 does not apply (one score per sample) or is degenerate
     mean_cosine: float
     max_abs_error: float
+    top5_agreement: float | None = None
+    top1_prob_change: float | None = None      # mean |p_variant - p_fp32| of fp32's top-1 class
+    top1_prob_change_max: float | None = None
+    degenerate: str | None = None              # why agreement means nothing on this reference
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,6 +50,40 @@ def top1_agreement(reference: np.ndarray, candidate: np.ndarray) -> float:
     ref, cand = np.asarray(reference), np.asarray(candidate)
     same = np.argmax(ref, axis=-1) == np.argmax(cand, axis=-1)
     return float(same.reshape(ref.shape[0], -1).all(axis=1).mean())
+
+
+def top5_agreement(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """Fraction of samples whose fp32 top-1 is among the candidate's five best (2-d scores)."""
+    ref, cand = np.asarray(reference), np.asarray(candidate)
+    k = min(5, cand.shape[-1])
+    best = np.argsort(-cand, axis=-1, kind="stable")[:, :k]
+    return float((best == np.argmax(ref, axis=-1)[:, None]).any(axis=1).mean())
+
+
+def probabilities(scores: np.ndarray) -> np.ndarray:
+    """Rows as probabilities: kept when they already are (>= 0, summing to 1), else a softmax."""
+    x = np.asarray(scores, np.float64)
+    if x.min() >= 0 and np.allclose(x.sum(axis=-1), 1.0, atol=1e-3):
+        return x
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def top1_probability_change(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
+    """Per sample: |p_candidate - p_reference| of the reference's top-1 class (2-d scores)."""
+    ref, cand = probabilities(reference), probabilities(candidate)
+    top = np.argmax(ref, axis=-1)[:, None]
+    return np.abs(np.take_along_axis(cand, top, -1) - np.take_along_axis(ref, top, -1))[:, 0]
+
+
+def degenerate(reference: np.ndarray) -> str | None:
+    """Why top-k agreement against this reference is meaningless (one class for every input), else None."""
+    top = np.argmax(np.asarray(reference), axis=-1).reshape(np.shape(reference)[0], -1)
+    if top.shape[0] > 1 and (top == top[0]).all():
+        return (f"degenerate reference: fp32 names the same top-1 for all {top.shape[0]} inputs "
+                f"(class {int(top[0, 0])}{' at every position' if top.shape[1] > 1 else ''}), so agreement "
+                "would score any variant that keeps that bias 1.0")
+    return None
 
 
 def cosine_similarity(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
@@ -66,10 +109,18 @@ def compare(reference: np.ndarray, candidate: np.ndarray, top1: bool = True) -> 
     if np.shape(reference)[0] == 0:
         raise MeasurementError("no samples to compare")
     has_classes = top1 and np.ndim(reference) >= 2 and np.shape(reference)[-1] > 1
-    return Fidelity(samples=int(np.shape(reference)[0]),
-                    top1_agreement=top1_agreement(reference, candidate) if has_classes else None,
-                    mean_cosine=float(cosine_similarity(reference, candidate).mean()),
-                    max_abs_error=max_abs_error(reference, candidate))
+    common: dict[str, Any] = {"samples": int(np.shape(reference)[0]),
+                              "mean_cosine": float(cosine_similarity(reference, candidate).mean()),
+                              "max_abs_error": max_abs_error(reference, candidate)}
+    why = degenerate(reference) if has_classes else None
+    if not has_classes or why:
+        return Fidelity(top1_agreement=None, degenerate=why, **common)
+    flat = np.ndim(reference) == 2  # one class vector per sample: top-5 and probabilities apply
+    change = top1_probability_change(reference, candidate) if flat else None
+    return Fidelity(top1_agreement=top1_agreement(reference, candidate),
+                    top5_agreement=top5_agreement(reference, candidate) if flat else None,
+                    top1_prob_change=float(change.mean()) if change is not None else None,
+                    top1_prob_change_max=float(change.max()) if change is not None else None, **common)
 
 
 def score_output(session: Session, preferred: str = "probabilities") -> int:

@@ -52,8 +52,13 @@ class StaticInt8Quantizer:
 
     def quantize(self, src: Path, dst: Path, params: dict[str, Any],
                  calibration: Calibration | None) -> None:
-        from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
-                                              QuantType, quantize_static)
+        from onnxruntime.quantization import (
+            CalibrationDataReader,
+            CalibrationMethod,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
 
         check_calibration(calibration, ortquant.model_inputs(src), src.name)
 

@@ -17,6 +17,12 @@ import numpy as np
 
 from ..errors import EdgeAIError, MethodUnavailable, QuantizationError
 from ..measure.inputs import make_feeds
+from ..models.inputs import (
+    calibration_photos,
+    evaluation_photos,
+    image_layout,
+    preprocess_for,
+)
 from ..results.record import metric
 from .base import Calibration
 from .fidelity import Fidelity, compare, model_scores, static_batch
@@ -71,6 +77,35 @@ def deterministic_feeds(specs: Sequence[TensorSpec], n: int, seed: int,
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
+@dataclass
+class FidelityInputs:
+    """What variants are compared on and calibrated with, and what the record says they are."""
+
+    feeds: dict[str, np.ndarray]
+    calibration: Calibration
+    described: dict[str, Any]
+
+
+def fidelity_inputs(model: Model, specs: Sequence[TensorSpec], n: int, calibration: int,
+                    overrides: dict[str, list[int]] | None = None) -> FidelityInputs:
+    """An image model: views of real photographs preprocessed as it declares (calibration on other
+    photographs, every ``k``-th view up to ``calibration``); any other: seeded random feeds."""
+    shape = tuple(overrides[specs[0].name]) if overrides and specs[0].name in overrides else tuple(specs[0].shape)
+    if len(specs) == 1 and image_layout(shape) and np.dtype(specs[0].dtype) == np.float32:
+        pre = preprocess_for(model.preprocess, model.params, shape)
+        evaluation, calib = evaluation_photos(pre), calibration_photos(pre)
+        step = max(1, len(calib) // calibration)
+        cal = calib.tensors()[::step][:calibration]
+        return FidelityInputs({specs[0].name: evaluation.tensors()}, [{specs[0].name: t[None]} for t in cal],
+                              {"evaluation": evaluation.describe(),
+                               "calibration": {**calib.describe(), "views": len(cal), "every": step}})
+    feeds = deterministic_feeds(specs, n, seed=0, overrides=overrides)
+    cal_feeds = deterministic_feeds(specs, calibration, seed=10_000, overrides=overrides)
+    return FidelityInputs(feeds, calibration_set(cal_feeds, 1),
+                          {"evaluation": {"name": "seeded random normal", "views": n},
+                           "calibration": {"name": "seeded random normal (other seeds)", "views": calibration}})
+
+
 def calibration_set(feeds: dict[str, np.ndarray], batch: int) -> Calibration:
     """Split stacked feeds into calibration samples of ``batch`` rows."""
     total = next(iter(feeds.values())).shape[0]
@@ -80,7 +115,7 @@ def calibration_set(feeds: dict[str, np.ndarray], batch: int) -> Calibration:
 def study(bench: Bench, model: Model, feeds: dict[str, np.ndarray], calibration: Calibration,
           cache_dir: Path | None = None, methods: Sequence[str] = METHODS,
           labels: np.ndarray | None = None, classes: np.ndarray | None = None,
-          params: dict[str, dict[str, Any]] | None = None) -> Study:
+          params: dict[str, dict[str, Any]] | None = None, input_set: dict[str, Any] | None = None) -> Study:
     """fp32 first, then every method; ``labels`` (with the score columns' ``classes``) adds accuracy."""
     fp32 = bench.offline(model, 1)
     reference = bench.call(model_scores, model, bench.device, feeds)
@@ -106,7 +141,10 @@ def study(bench: Bench, model: Model, feeds: dict[str, np.ndarray], calibration:
         if labels is not None and classes is not None:
             metrics.update(_accuracy(reference, candidate, labels, classes))
         record = bench.derived(variant, "compression", metrics, inputs=[fp32, measured], method=method,
-                               source_model=model.name, fidelity_samples=fidelity.samples)
+                               source_model=model.name, fidelity_samples=fidelity.samples, input_set=input_set)
+        if fidelity.degenerate:
+            record.warnings.append(fidelity.degenerate)
+            bench.save(record)
         result.variants.append(VariantResult(method, record=record, fidelity=fidelity))
     return result
 
@@ -115,7 +153,7 @@ def _metrics(model: Model, variant: Model, fp32: Record, measured: Record,
              fidelity: Fidelity) -> dict[str, dict[str, Any]]:
     size, base = variant.path.stat().st_size, model.path.stat().st_size
     speed, base_speed = measured.metric("throughput_ips"), fp32.metric("throughput_ips")
-    same = f"on {fidelity.samples} deterministic inputs, against fp32 {model.name}"
+    same = f"on {fidelity.samples} fixed inputs (scenario.input_set), against fp32 {model.name}"
 
     m = metric
     out = {
@@ -128,6 +166,13 @@ def _metrics(model: Model, variant: Model, fp32: Record, measured: Record,
     }
     if fidelity.top1_agreement is not None:
         out["top1_agreement"] = m(fidelity.top1_agreement, "fraction", f"argmax agrees with fp32 {same}")
+    if fidelity.top5_agreement is not None:
+        out["top5_agreement"] = m(fidelity.top5_agreement, "fraction", f"fp32's top-1 is in the variant's top 5 {same}")
+    if fidelity.top1_prob_change is not None:
+        out["top1_prob_change"] = m(fidelity.top1_prob_change, "probability",
+                                    f"mean |p_variant - p_fp32| of fp32's top-1 class {same}")
+        out["top1_prob_change_max"] = m(fidelity.top1_prob_change_max, "probability",
+                                        f"largest |p_variant - p_fp32| of fp32's top-1 class {same}")
     return out
 
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from ..models.model import Model
 from .. import filecache
 from ..errors import MethodUnavailable, QuantizationError
+from ..models.model import Model
 from .base import Calibration, get_method
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import IO, Protocol
 
 from ..errors import ConfigError, MeterError, MeterUnavailable
-from .options import Option
+from ..keys import Key
 from .sampling import SampledMeter
 
 NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
@@ -28,11 +28,11 @@ DEFAULT_PATTERN = f"({NUMBER})"
 TERMINATE_WAIT_S = 1.0
 
 LINE_OPTIONS = (
-    Option("reports", "string", "watts", choices=("watts", "joules"),
+    Key("reports", "string", "watts", choices=("watts", "joules"),
            help="whether each value is power in watts or a cumulative energy in joules"),
-    Option("pattern", "string", DEFAULT_PATTERN,
+    Key("pattern", "string", DEFAULT_PATTERN,
            help="regular expression whose first group (or group 'value') is the number"),
-    Option("scale", "number", 1.0, minimum=0.0, above_minimum=True,
+    Key("scale", "number", 1.0, minimum=0.0, above_minimum=True,
            help="multiplier to watts or joules (0.001 for mW or mJ)"),
 )
 

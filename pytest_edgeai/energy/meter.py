@@ -4,7 +4,7 @@ window a meter reads around one measurement.
 Which meter: built-ins by name, and a lab's own through entry points. A lab adds a meter by
 publishing ``name = "package.module:Factory"`` in the entry-point group ``pytest_edgeai.meters``.
 A factory is called as ``Factory(device, **options)`` and returns a :class:`Meter`; if it has an
-``OPTIONS`` tuple of :class:`~pytest_edgeai.energy.options.Option`, the options are checked
+``OPTIONS`` tuple of :class:`~pytest_edgeai.keys.Key`, the options are checked
 against it first, and ``DEFAULT_RATE_HZ`` replaces the usual 10 Hz when the lab did not set
 ``rate_hz`` (None: the meter picks once it knows its sensor). The built-in meters are in
 ``energy/meters/``, one module each.

@@ -25,7 +25,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..errors import EdgeAIError, MeasurementError
 from ..results.record import metric
 
 SampleKind = Literal["watts", "joules"]

@@ -183,9 +183,9 @@ def _cpu_throttling(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
         found.append(f"cpu0 ran at {cur / 1000:.0f} MHz at the end of the measurement, {cur / ref:.0%} of its "
                      f"{after.get('reference')} {ref / 1000:.0f} MHz (governor {after.get('governor', '?')}): "
                      f"thermal or power throttling, or a power-saving governor")
-    events = (before.get("throttle_events"), after.get("throttle_events"))
-    if all(isinstance(e, int) for e in events) and events[1] > events[0]:
-        found.append(f"the kernel counted {events[1] - events[0]} CPU thermal throttle event(s) during the "
+    start, end = before.get("throttle_events"), after.get("throttle_events")
+    if isinstance(start, int) and isinstance(end, int) and end > start:
+        found.append(f"the kernel counted {end - start} CPU thermal throttle event(s) during the "
                      f"measurement (thermal_throttle/*_throttle_count)")
     return found
 

@@ -18,7 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 OPSET = 17
 IR_VERSION = 8  # the IR that opset 17 shipped with: readable by older runtimes too
 PRODUCER = "pytest-edgeai"
-BN_EPSILON = 1e-3  # TF slim / timm Inception default; harmless elsewhere
+BN_EPSILON = 1e-3  # TF slim / timm Inception default; torchvision's MobileNetV2 uses 1e-5
 
 KernelSize = int | tuple[int, int]
 Padding = str | int | tuple[int, int]  # "same" (k//2 each side), "valid", or explicit
@@ -35,10 +35,12 @@ class GraphBuilder:
     build always yields the same names (and so byte-identical files).
     """
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, bn_epsilon: float = BN_EPSILON) -> None:
         self.rng = np.random.default_rng(seed)
+        self.bn_epsilon = bn_epsilon
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
+        self.weights: list[int] = []  # indices into initializers of learned tensors, in graph order
         self.channels: dict[str, int] = {}
         self._counter = 0
         self._consts: dict[tuple[str, bytes], str] = {}
@@ -51,6 +53,24 @@ class GraphBuilder:
     def add_initializer(self, name: str, array: np.ndarray) -> str:
         self.initializers.append(numpy_helper.from_array(array, name))
         return name
+
+    def add_weight(self, name: str, array: np.ndarray) -> str:
+        """A learned tensor (conv/FC weight and bias, BN parameters and statistics)."""
+        self.weights.append(len(self.initializers))
+        return self.add_initializer(name, array)
+
+    def weight_shapes(self) -> list[tuple[int, ...]]:
+        return [tuple(self.initializers[i].dims) for i in self.weights]
+
+    def assign(self, arrays: Sequence[np.ndarray]) -> None:
+        """Replace the learned tensors, in graph order, with trained ones of the same shapes."""
+        if len(arrays) != len(self.weights):
+            raise ValueError(f"{len(arrays)} tensors for {len(self.weights)} learned tensors")
+        for i, array in zip(self.weights, arrays):
+            old = self.initializers[i]
+            if tuple(array.shape) != tuple(old.dims):
+                raise ValueError(f"tensor {old.name} is {list(old.dims)}, the trained one {list(array.shape)}")
+            self.initializers[i] = numpy_helper.from_array(np.ascontiguousarray(array, np.float32), old.name)
 
     def constant(self, array: np.ndarray, prefix: str = "const") -> str:
         """A shared non-weight initializer (shapes, clip bounds)."""
@@ -91,12 +111,11 @@ class GraphBuilder:
         else:
             ph, pw = _pair(padding)  # type: ignore[arg-type]
         fan_in = (cin // groups) * kh * kw
-        w = self.add_initializer(self.fresh(f"{scope}.weight"),
-                                 self.he_normal((out_channels, cin // groups, kh, kw), fan_in))
+        w = self.add_weight(self.fresh(f"{scope}.weight"),
+                            self.he_normal((out_channels, cin // groups, kh, kw), fan_in))
         inputs = [x, w]
         if bias:
-            inputs.append(self.add_initializer(self.fresh(f"{scope}.bias"),
-                                               np.zeros(out_channels, np.float32)))
+            inputs.append(self.add_weight(self.fresh(f"{scope}.bias"), np.zeros(out_channels, np.float32)))
         return self.node("Conv", inputs, out_channels, prefix=scope, kernel_shape=[kh, kw],
                          strides=list(_pair(stride)), pads=[ph, pw, ph, pw], group=groups)
 
@@ -106,9 +125,8 @@ class GraphBuilder:
         names = []
         for part, value in (("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0),
                             ("running_var", 1.0)):
-            names.append(self.add_initializer(self.fresh(f"{scope}.{part}"),
-                                              np.full(c, value, np.float32)))
-        return self.node("BatchNormalization", [x, *names], c, prefix=scope, epsilon=BN_EPSILON)
+            names.append(self.add_weight(self.fresh(f"{scope}.{part}"), np.full(c, value, np.float32)))
+        return self.node("BatchNormalization", [x, *names], c, prefix=scope, epsilon=self.bn_epsilon)
 
     def act(self, x: str, kind: str | None) -> str:
         if kind is None:
@@ -179,11 +197,10 @@ class GraphBuilder:
         """Fully connected layer on [N, F]; gain=2 for ReLU follow-ups, 1 for logits."""
         fin = self.channels[x]
         w = self.he_normal((fin, out_features), fin) * np.float32(math.sqrt(gain / 2.0))
-        w_name = self.add_initializer(self.fresh(f"{scope}.weight"), w.astype(np.float32))
+        w_name = self.add_weight(self.fresh(f"{scope}.weight"), w.astype(np.float32))
         if not bias:
             return self.node("MatMul", [x, w_name], out_features, prefix=scope)
-        b_name = self.add_initializer(self.fresh(f"{scope}.bias"),
-                                      np.zeros(out_features, np.float32))
+        b_name = self.add_weight(self.fresh(f"{scope}.bias"), np.zeros(out_features, np.float32))
         return self.node("Gemm", [x, w_name, b_name], out_features, prefix=scope)
 
     def to_anchors(self, x: str, per_anchor: int) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError, did_you_mean
+from .inputs import Preprocess
 
 FORMATS = {".onnx": "onnx", ".tflite": "tflite", ".xml": "openvino-ir", ".engine": "tensorrt", ".plan": "tensorrt", ".pt": "torch"}
 
@@ -23,6 +24,8 @@ class Model:
     params: dict[str, Any] = field(default_factory=dict)
     task: str = ""
     input_kind: str = ""
+    weights: dict[str, Any] = field(default_factory=lambda: {"kind": "file", "note": "whatever the file holds"})
+    preprocess: Preprocess | None = None  # declared by the zoo builder; a file's comes from params.preprocess
 
     def sha256(self) -> str:
         digest = hashlib.sha256()
@@ -41,6 +44,7 @@ class Model:
             "size_bytes": self.path.stat().st_size,
             "params": dict(self.params),
             "task": self.task,
+            "weights": dict(self.weights),
         }
 
 
@@ -63,10 +67,13 @@ def resolve_model(ref: str, cache_dir: Path | None = None, **params: Any) -> Mod
 
     if ref in zoo.ZOO:
         builder = zoo.ZOO[ref]
+        full = zoo.resolve_params(ref, **params)
         path = zoo.cached_path(ref, cache_dir or zoo.default_cache_dir(), **params)
+        size = full.get("resolution")
         return Model(
             name=ref, path=path, format="onnx", source="zoo", params=dict(params),
-            task=builder.task, input_kind=builder.input_kind,
+            task=builder.task, input_kind=builder.input_kind, weights=builder.weights(full),
+            preprocess=builder.preprocess.at(size) if builder.preprocess and size else builder.preprocess,
         )
     if Path(ref).suffix.lower() in FORMATS or Path(ref).exists():
         return model_from_file(ref)

@@ -11,17 +11,19 @@ import difflib
 import hashlib
 import inspect
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
 
-from ..filecache import build_once, cache_dir
 from ..errors import UnknownModelError
+from ..filecache import build_once, cache_dir
 from . import cnn_trad_fpool3, inception_v4, mobilenet_v2, ssd_mobilenet
+from .inputs import INCEPTION, TF_OD_API, TORCHVISION, Preprocess
+from .weights import TrainedWeights, seeded
 
 
 @dataclass(frozen=True)
@@ -32,23 +34,40 @@ class Builder:
     description: str
     task: str  # "classification" | "detection" | "keyword_spotting"
     input_kind: str  # "image" | "audio_features"
+    preprocess: Preprocess | None = None  # how a photograph becomes its input (None: not an image model)
+    trained: Mapping[str, TrainedWeights] = field(default_factory=dict)  # the builder's `weights` choices
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # parameters this entry presets
+
+    def weights(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """What the model built with ``params`` carries: trained (source and hash) or seeded."""
+        chosen = str(params.get("weights", "seeded"))
+        return self.trained[chosen].describe() if chosen in self.trained else seeded(int(params.get("seed", 0)))
+
+    def unavailable(self, params: Mapping[str, Any]) -> str | None:
+        """Why the model cannot be built here (its trained weights are not installed), else None."""
+        chosen = str({**self.defaults, **params}.get("weights"))
+        return self.trained[chosen].unavailable() if chosen in self.trained else None
 
 
+_MOBILENET: dict[str, Any] = {"task": "classification", "input_kind": "image", "preprocess": TORCHVISION,
+                              "trained": mobilenet_v2.TRAINED}
 ZOO: dict[str, Builder] = {b.name: b for b in (
-    Builder("mobilenet_v2", 1, mobilenet_v2.build,
-            "MobileNetV2 1.0, 224x224, torchvision layout (3.5 M params)",
-            "classification", "image"),
+    Builder("mobilenet_v2", 2, mobilenet_v2.build,
+            "MobileNetV2 1.0, 224x224, torchvision layout (3.5 M params), seeded weights", **_MOBILENET),
+    Builder("mobilenet_v2_imagenet", 2, mobilenet_v2.build,
+            "MobileNetV2 1.0, 224x224, torchvision's trained ImageNet weights (3.5 M params)",
+            **_MOBILENET, defaults={"weights": "imagenet"}),
     Builder("inception_v4", 1, inception_v4.build,
-            "Inception-v4, 299x299, timm/Cadene layout (42.7 M params)",
-            "classification", "image"),
+            "Inception-v4, 299x299, timm/Cadene layout (42.7 M params), seeded weights",
+            "classification", "image", INCEPTION),
     Builder("ssd_mobilenet_v1", 1, ssd_mobilenet.build_v1,
-            "SSD MobileNet V1 COCO, 300x300, 1917 anchors, 91 classes (6.8 M params)",
-            "detection", "image"),
+            "SSD MobileNet V1 COCO, 300x300, 1917 anchors, 91 classes (6.8 M params), seeded weights",
+            "detection", "image", TF_OD_API),
     Builder("ssd_mobilenet_v2", 1, ssd_mobilenet.build_v2,
-            "SSD MobileNet V2 COCO, 300x300, 1917 anchors, 91 classes (16.8 M params)",
-            "detection", "image"),
+            "SSD MobileNet V2 COCO, 300x300, 1917 anchors, 91 classes (16.8 M params), seeded weights",
+            "detection", "image", TF_OD_API),
     Builder("cnn_trad_fpool3", 1, cnn_trad_fpool3.build,
-            "cnn-trad-fpool3 keyword spotter, 32x40 log-mel, 4 targets (244 K params)",
+            "cnn-trad-fpool3 keyword spotter, 32x40 log-mel, 4 targets (244 K params), seeded weights",
             "keyword_spotting", "audio_features"),
 )}
 
@@ -69,7 +88,7 @@ def resolve_params(name: str, **params: Any) -> dict[str, Any]:
     """All of a builder's parameters, defaults filled in (TypeError for unknown ones)."""
     builder = get_builder(name)
     try:
-        bound = inspect.signature(builder.build).bind(**params)
+        bound = inspect.signature(builder.build).bind(**{**builder.defaults, **params})
     except TypeError as exc:
         raise TypeError(f"bad parameters for model {name!r}: {exc}") from None
     bound.apply_defaults()
@@ -85,7 +104,8 @@ def build(name: str, **params: Any) -> onnx.ModelProto:
     model.producer_version = str(builder.version)
     for key, value in (("builder", builder.name), ("builder_version", str(builder.version)),
                        ("params", json.dumps(full, sort_keys=True)), ("task", builder.task),
-                       ("input_kind", builder.input_kind)):
+                       ("input_kind", builder.input_kind),
+                       ("weights", json.dumps(builder.weights(full), sort_keys=True))):
         model.metadata_props.add(key=key, value=value)
     return model
 
@@ -93,8 +113,8 @@ def build(name: str, **params: Any) -> onnx.ModelProto:
 def cache_key(name: str, **params: Any) -> str:
     """sha256 of (name, builder version, sorted params, onnx version)."""
     builder = get_builder(name)
-    payload = json.dumps([name, builder.version, resolve_params(name, **params),
-                          onnx.__version__], sort_keys=True)
+    full = resolve_params(name, **params)
+    payload = json.dumps([name, builder.version, full, builder.weights(full), onnx.__version__], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

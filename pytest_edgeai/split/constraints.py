@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..errors import EdgeAIError, PlanError, did_you_mean
+from ..errors import PlanError, did_you_mean
 
 
 @dataclass

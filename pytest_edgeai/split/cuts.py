@@ -9,6 +9,11 @@ crossing tensors: initializers and ``Constant`` outputs travel with whichever ha
 In a chain one tensor crosses every cut; in a DAG (Inception) most cuts sit inside a block
 with parallel branches open, and several tensors cross. Every cut is listed; ``single``
 marks the single-tensor ones, the split points Scission calls valid.
+
+Depth is counted in network layers, as papers count them: the weighted ops (convolutions, fully
+connected layers) on the longest path from a tensor to the output. A BatchNorm, an activation or
+a reshape is not a layer, so the same network with BatchNorm folded into its convolutions (or
+quantised into Q/DQ pairs) has the same depth at the same cut.
 """
 
 from __future__ import annotations
@@ -16,10 +21,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import onnx
 from onnx import helper
 
 from ..errors import ModelError
+
+# ops that hold learned weights: a layer when one of their inputs is a weight
+WEIGHTED_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "ConvInteger", "MatMulInteger",
+                          "QLinearConv", "QLinearMatMul", "LSTM", "GRU", "RNN"})
 
 
 @dataclass(frozen=True)
@@ -98,10 +108,31 @@ class GraphCuts:
         self._live = sorted(((produced_at[t], last, t) for t, last in last_use.items()
                              if t in produced_at), key=lambda x: (x[0], x[2]))
         self._types = _value_infos(model)
+        self._depth: dict[str, int] | None = None
 
     @property
     def size(self) -> int:
         return len(self.nodes)
+
+    def elements(self, tensors: Sequence[str]) -> int | None:
+        """Elements per sample of ``tensors`` (dims after the first), None when shape inference left one unknown."""
+        total = 0
+        for name in tensors:
+            info = self._types.get(name)
+            if info is None:
+                return None
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in info.type.tensor_type.shape.dim]
+            known = [d for d in dims[1:] if d is not None]
+            if len(known) != len(dims) - 1:
+                return None
+            total += int(np.prod(known, dtype=np.int64))
+        return total
+
+    def layer_depth(self, tensors: Sequence[str]) -> int:
+        """Network layers (weighted ops) on the longest path from any of ``tensors`` to an output."""
+        if self._depth is None:
+            self._depth = _layer_depths(self.model.graph, self.nodes, self.constants)
+        return max((self._depth.get(t, 0) for t in tensors), default=0)
 
     def boundary(self, k: int) -> tuple[str, ...]:
         """Tensors available before position k that are needed at or after it."""
@@ -171,6 +202,25 @@ class Segment:
     passthrough: tuple[str, ...]  # received and handed on untouched (not produced here)
 
 
+def _layer_depths(graph: onnx.GraphProto, nodes: Sequence[onnx.NodeProto], constants: set[str]) -> dict[str, int]:
+    """tensor -> weighted ops on its longest path to a graph output (tensors that reach none: absent)."""
+    weights = set(constants)  # plus what is computed from weights alone (DequantizeLinear of a weight, ...)
+    for node in nodes:
+        ins = node_inputs(node)
+        if ins and ins <= weights:
+            weights |= {o for o in node.output if o}
+    depth = {o.name: 0 for o in graph.output}
+    for node in reversed(nodes):
+        reached = [depth[o] for o in node.output if o in depth]
+        if not reached:
+            continue
+        ins = node_inputs(node)
+        d = max(reached) + int(node.op_type in WEIGHTED_OPS and bool(ins & weights) and not ins <= weights)
+        for name in ins - weights:
+            depth[name] = max(depth.get(name, 0), d)
+    return depth
+
+
 def _value_infos(model: onnx.ModelProto) -> dict[str, onnx.ValueInfoProto]:
     try:
         inferred = onnx.shape_inference.infer_shapes(model)
@@ -178,6 +228,16 @@ def _value_infos(model: onnx.ModelProto) -> dict[str, onnx.ValueInfoProto]:
         raise ModelError(f"model '{model.graph.name or '?'}': shape inference failed: {exc}") from None
     g = inferred.graph
     return {v.name: v for v in (*g.value_info, *g.input, *g.output) if v.type.HasField("tensor_type")}
+
+
+def layer_boundaries(graph: GraphCuts, cuts: Sequence[Cut]) -> list[Cut]:
+    """One cut per layer boundary: of the cuts at the same depth that carry a tensor of the same size,
+    the last (the tensor the next layer reads, after BatchNorm and activation), so folding BatchNorm
+    leaves the same set of cuts; a pooled tensor differs in size from the feature map before it."""
+    last: dict[tuple[int, object], Cut] = {}
+    for cut in cuts:
+        last[(graph.layer_depth(cut.tensors), graph.elements(cut.tensors) or cut.name)] = cut
+    return sorted(last.values(), key=lambda c: c.index)
 
 
 def find_cuts(model: onnx.ModelProto) -> list[Cut]:

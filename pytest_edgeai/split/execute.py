@@ -1,34 +1,54 @@
-"""Split execution for real: each stage of a plan in its own process, tensors over shaped TCP.
+"""Split execution for real: each stage of a plan in its own process, tensors over TCP.
 
 The first stage runs in this process and feeds the inputs; every later stage is a child
-process (lab.child) that receives its boundary tensors on 127.0.0.1, runs its segment with onnxruntime
-and sends the next boundary over the next link (shaped by link.Channel). The last stage
-reports when it finished, on the host's shared monotonic clock (CLOCK_MONOTONIC, one host),
-so an inference's latency runs from feeding the first stage to the last stage's output:
-what planner.Plan.latency_s predicts. Inferences run one at a time (no pipelining).
+process (lab.child, as are the delay relays and load generators) that receives its boundary tensors, runs its segment through the backend registry
+and sends the next boundary over the next link. Tensors travel in each link's encoding (the
+one the plan priced: ``raw+none``, ``fp16+zstd``, ``int8+lz4``...), decoded on the far side.
+The last stage reports when it finished, on the host's shared monotonic clock
+(CLOCK_MONOTONIC, one host), so an inference's latency runs from feeding the first stage to
+the last stage's output: what planner.Plan.latency_s predicts.
 
-A stage that dies, refuses its model or stops answering gives a MeasurementError naming the
-stage and its exit code; the latencies already measured stay on the executor (``latencies_s``)
-and in the error (``partial``).
+The link is either ``user`` (loopback TCP paced in user space by the predictor's own model,
+link.Channel) or ``kernel`` (each stage in its own network namespace joined by veth pairs
+shaped by tbf, and netem or a user-space delay relay: netns.py). ``shaping`` says, per link,
+which parts were kernel-shaped and which emulated. Every connection opens with a per-run
+token; a stage serves no one else.
+
+``measure`` runs inferences one at a time (the latency objective); ``measure_pipelined`` keeps
+several in flight, each stage working on a different one, for the throughput objective.
+
+A stage that dies, refuses its model or stops answering gives a SplitExecutionError naming
+the stage and its exit code; the latencies already measured stay on the executor
+(``latencies_s``) and in the error (``partial``).
 """
 
 from __future__ import annotations
 
+import itertools
+import os
 import statistics
+import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Self
 
 import numpy as np
 import onnx
 
-from ..errors import EdgeAIError, MeasurementError, SplitExecutionError
+from ..errors import ConfigError, EdgeAIError, MeasurementError, SplitExecutionError
 from ..lab import child
+from . import netns
 from .cuts import GraphCuts, Segment
+from .link import DEFAULT_MAX_MESSAGE, Channel, accept, connect, listen, new_token
 from .network import LinkProfile
 from .planner import Plan
+from .runner import SegmentSession
+from .wire import parse_key
 
 POLL_S = 0.05
+NETWORKS = ("user", "kernel")
 
 
 @dataclass(frozen=True)
@@ -42,12 +62,17 @@ class StageSpec:
 
 @dataclass
 class SplitMeasurement:
-    """Measured end-to-end latencies of a split plan, against the planner's prediction."""
+    """Measured end-to-end latencies (or pipelined completions) of a split plan, against its prediction."""
 
     stages: tuple[StageSpec, ...]
     latencies_s: list[float]
     predicted_s: float | None = None
-    max_abs_error: float = 0.0  # largest difference from the whole model's outputs
+    max_abs_error: float = 0.0   # largest difference from the whole model's outputs
+    top1_agreement: float | None = None  # fraction of inputs whose argmax matches the whole model's
+    shaping: list[dict] = field(default_factory=list)
+    wire_bytes: list[float] = field(default_factory=list)  # mean bytes per message on each link
+    throughput_per_s: float | None = None   # pipelined: completions per second in steady state
+    predicted_throughput_per_s: float | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -61,119 +86,274 @@ class SplitMeasurement:
             return None
         return abs(self.median_s - self.predicted_s) / self.median_s
 
+    @property
+    def throughput_error(self) -> float | None:
+        """|measured - predicted throughput| / measured throughput."""
+        if self.throughput_per_s is None or self.predicted_throughput_per_s is None:
+            return None
+        return abs(self.throughput_per_s - self.predicted_throughput_per_s) / self.throughput_per_s
+
+    @property
+    def independent(self) -> bool:
+        """Whether some part of every link was realised by the kernel, not by the predictor's model."""
+        return bool(self.shaping) and all(s["kernel_shaped"] for s in self.shaping)
+
+    def link_method(self) -> str:
+        """In words, for the prediction-error metric: what the measured link was made of."""
+        if not self.shaping:
+            return "no link description"
+        described = []
+        for s in self.shaping:
+            emulated = [p for p in ("rate", "delay", "jitter", "loss") if s[p] != "none" and p not in s["kernel_shaped"]]
+            described.append(f"{s['link']}: kernel-shaped {', '.join(s['kernel_shaped']) or 'nothing'}; "
+                             f"emulated in user space {', '.join(emulated) or 'nothing'}")
+        if not self.independent:
+            return ("NOT an independent check of the predictor: a link is entirely its own user-space model ("
+                    + "; ".join(described) + ")")
+        return "; ".join(described)
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """What one later stage needs to know to run (pickled into its process)."""
+
+    tier: str
+    upstream: str
+    downstream: str | None
+    namespace: str | None
+    listen_host: str
+    next_host: str
+    next_port: int | None
+    link: LinkProfile | None   # user-space shaping of the outgoing link
+    encoding: str
+    timeout_s: float
+    threads: int
+    token: bytes
+    cpus: frozenset[int] | None
+    max_message_bytes: int
+
 
 def _segment_payload(seg: Segment) -> tuple:
     return (seg.model.SerializeToString(), seg.start, seg.stop, seg.inputs, seg.outputs, seg.passthrough)
 
 
-def _stage_main(conn, payload: tuple, tier: str, upstream: str, downstream: str | None, next_port: int | None,
-                link: LinkProfile | None, timeout_s: float, threads: int) -> None:
+def _stage_main(conn, payload: tuple, cfg: StageConfig) -> None:
     """A later stage: receive, run, forward (or report the output and its finishing time)."""
-    from .link import accept, connect, listen
-    from .runner import SegmentSession
-
     try:
+        if cfg.namespace:
+            netns.enter(cfg.namespace)
+        if cfg.cpus:
+            os.sched_setaffinity(0, cfg.cpus)
         model_bytes, start, stop, inputs, outputs, passthrough = payload
         seg = Segment(onnx.load_from_string(model_bytes), start, stop, inputs, outputs, passthrough)
-        session = SegmentSession(seg, threads=threads)
-        srv = listen(timeout_s)
+        session = SegmentSession(seg, threads=cfg.threads)
+        srv = listen(cfg.timeout_s, cfg.listen_host)
         conn.send(("port", srv.getsockname()[1]))
-        down = connect(next_port, downstream, timeout_s, link) if next_port is not None else None
-        up = accept(srv, upstream, timeout_s)
+        down = None
+        if cfg.next_port is not None and cfg.downstream is not None:
+            down = connect(cfg.next_host, cfg.next_port, cfg.downstream, cfg.timeout_s, cfg.token, cfg.link,
+                           cfg.encoding)
+        up = accept(srv, cfg.upstream, cfg.timeout_s, cfg.token, cfg.max_message_bytes)
+        srv.close()
         while (msg := up.receive_message()) is not None:
             seq, tensors = msg
             out = session.run(dict(zip(seg.inputs, tensors)))
             if down is None:
                 conn.send(("done", seq, time.monotonic_ns(), out))
             else:
-                down.send_message(seq, [out[n] for n in seg.outputs])
+                conn.send(("sent", seq, down.send_message(seq, [out[n] for n in seg.outputs])))
         if down is not None:
             down.send_close()
         conn.send(("closed",))
     except EdgeAIError as exc:
-        conn.send(("error", f"stage '{tier}': {exc}"))
-    except Exception as exc:  # report the stage's own failure to the parent in words
-        conn.send(("error", f"stage '{tier}' failed: {type(exc).__name__}: {exc}"))
+        conn.send(("error", f"stage '{cfg.tier}': {exc}"))
+    except Exception as exc:  # noqa: BLE001 - report the stage's own failure to the parent in words
+        conn.send(("error", f"stage '{cfg.tier}' failed: {type(exc).__name__}: {exc}"))
 
 
 class SplitExecutor:
     """Start the stages of a plan as processes; measure inferences; stop them.
 
     ``stages``: consecutive graph ranges covering 0..n; ``links[i]`` carries stage i's output
-    to stage i + 1.
+    to stage i + 1 in ``encodings[i]`` (raw by default). ``network``: ``user`` or ``kernel``.
+    ``cpus``: tier -> the CPUs its stage (and a load generator for it) may use.
     """
 
     def __init__(self, graph: GraphCuts, stages: Sequence[StageSpec], links: Sequence[LinkProfile],
-                 timeout_s: float = 30.0, threads: int = 1):
-        from .runner import SegmentSession
-
+                 timeout_s: float = 30.0, threads: int = 1, network: str = "user",
+                 encodings: Sequence[str] | None = None, cpus: Mapping[str, Iterable[int]] | None = None,
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE):
         if len(links) != len(stages) - 1 or len(stages) < 2:
             raise MeasurementError(f"{len(stages)} stages need {len(stages) - 1} links, got {len(links)}")
         if stages[0].start != 0 or stages[-1].stop != graph.size or any(
-                a.stop != b.start for a, b in zip(stages, stages[1:])):
+                a.stop != b.start for a, b in itertools.pairwise(stages)):
             raise MeasurementError(f"stages {[(s.start, s.stop) for s in stages]} do not cover "
                                    f"positions 0..{graph.size} in order")
+        if network not in NETWORKS:
+            raise ConfigError([f"split network '{network}' is not one of {', '.join(NETWORKS)}"])
+        encodings = list(encodings or ["raw+none"] * len(links))
+        if len(encodings) != len(links):
+            raise MeasurementError(f"{len(links)} links need {len(links)} encodings, got {len(encodings)}")
+        for key in encodings:
+            parse_key(key)
         self.graph, self.stages, self.links, self.timeout_s = graph, tuple(stages), tuple(links), timeout_s
+        self.encodings, self.network = tuple(encodings), network
+        self.cpus = {t: frozenset(c) for t, c in (cpus or {}).items()}
         self.latencies_s: list[float] = []
         self.processes: list[child.Child] = []
+        self.helpers: list[child.Child] = []  # delay relays and load generators
         self._pipes: list = []
+        self._helper_pipes: list = []
+        self._inbox: list[deque] = []
+        self._sent: list[list[int]] = [[] for _ in links]
         self._head = SegmentSession(graph.segment(stages[0].start, stages[0].stop), threads=threads)
-        self._channel = None
+        self._channel: Channel | None = None
         self._seq = 0
-        next_port = None
+        self._token = new_token()
+        self.lab: netns.Lab | None = None
         try:
-            for i in range(len(stages) - 1, 0, -1):  # last stage first: its port feeds the one before
-                downstream = stages[i + 1].tier if i + 1 < len(stages) else None
-                proc = child.start(_stage_main, _segment_payload(graph.segment(stages[i].start, stages[i].stop)),
-                                   stages[i].tier, stages[i - 1].tier, downstream, next_port,
-                                   links[i] if downstream else None, timeout_s, threads,
-                                   name=f"split-{stages[i].tier}")
-                self.processes.insert(0, proc)
-                self._pipes.insert(0, proc.conn)
-                next_port = self._expect(0, "port")[1]
-            from .link import connect
-
-            self._channel = connect(next_port, stages[1].tier, timeout_s, links[0])
+            if network == "kernel":
+                self.lab = netns.Lab(links)
+                self.shaping = [h.shaping.to_dict() for h in self.lab.hops]
+            else:
+                self.shaping = [netns.user_space(lk).to_dict() for lk in links]
+            self._start(threads, max_message_bytes)
         except BaseException:
             self.close()
             raise
+
+    def _namespace(self, i: int) -> str | None:
+        return self.lab.names[i] if self.lab else None
+
+    def _start(self, threads: int, max_message_bytes: int) -> None:
+        stages, links, lab = self.stages, self.links, self.lab
+        next_port: int | None = None
+        next_host = "127.0.0.1"
+        self._inbox = [deque() for _ in stages[1:]]
+        for i in range(len(stages) - 1, 0, -1):  # last stage first: its port feeds the one before
+            hop = lab.hops[i - 1] if lab else None
+            downstream = stages[i + 1].tier if i + 1 < len(stages) else None
+            cfg = StageConfig(
+                tier=stages[i].tier, upstream=stages[i - 1].tier, downstream=downstream,
+                namespace=self._namespace(i),
+                listen_host=hop.address if hop and not hop.relay else "127.0.0.1",
+                next_host=next_host, next_port=next_port,
+                link=links[i] if downstream and not lab else None,
+                encoding=self.encodings[i] if downstream else "raw+none", timeout_s=self.timeout_s,
+                threads=threads, token=self._token, cpus=self.cpus.get(stages[i].tier),
+                max_message_bytes=max_message_bytes)
+            proc = child.start(_stage_main, _segment_payload(self.graph.segment(stages[i].start, stages[i].stop)),
+                               cfg, name=f"split-{stages[i].tier}")
+            self.processes.insert(0, proc)
+            self._pipes.insert(0, proc.conn)
+            next_port = self._expect(0, "port")[1]
+            next_host = hop.address if hop else "127.0.0.1"
+            if hop and hop.relay:
+                next_port = self._relay(i, hop, next_port)
+        head_ns = self._namespace(0)
+        assert next_port is not None  # there is at least one later stage
+        if head_ns:
+            with netns.inside(head_ns):
+                self._channel = connect(next_host, next_port, stages[1].tier, self.timeout_s, self._token,
+                                        None, self.encodings[0])
+        else:
+            self._channel = connect(next_host, next_port, stages[1].tier, self.timeout_s, self._token,
+                                    links[0], self.encodings[0])
+
+    def _relay(self, i: int, hop: netns.Hop, target_port: int) -> int:
+        """Start the delay relay in front of stage i; the port its upstream connects to."""
+        link = self.links[i - 1]
+        proc = child.start(netns.relay_main, hop.receiver_ns, hop.address, target_port, link.one_way_s,
+                           link.jitter_ms / 1e3, i, self.timeout_s, name=f"relay-{link.dst}")
+        self.helpers.append(proc)
+        parent = proc.conn
+        self._helper_pipes.append(parent)
+        if not parent.poll(self.timeout_s):
+            raise SplitExecutionError(f"the delay relay into '{link.dst}' sent no port within "
+                                      f"{self.timeout_s:g} s", self.latencies_s)
+        msg = parent.recv()
+        if msg[0] != "port":
+            raise SplitExecutionError(msg[1], self.latencies_s)
+        return int(msg[1])
+
+    def load(self, tier: str, duty: float, seconds: float, workers: int = 1) -> None:
+        """A bounded CPU load (``duty`` of each 10 ms, ``workers`` processes) in ``tier``'s namespace and CPUs."""
+        if not 0.0 < duty <= 1.0:
+            raise ConfigError([f"a CPU load's duty must be in (0, 1], not {duty!r}"])
+        k = [s.tier for s in self.stages].index(tier)
+        ns = self._namespace(k)
+        if ns is None:
+            raise ConfigError(["a load generator runs in a tier's namespace: it needs network='kernel'"])
+        cpus = sorted(self.cpus.get(tier) or os.sched_getaffinity(0))
+        for _ in range(workers):
+            self.helpers.append(child.start(netns.load_main, ns, cpus, duty, 0.01, seconds, name=f"load-{tier}"))
+
+    def _drain(self) -> None:
+        """Read every stage's pending messages: errors raise, byte counts are kept, the rest queued."""
+        for j, pipe in enumerate(self._pipes):
+            while True:
+                try:
+                    msg = pipe.recv() if pipe.poll(0) else None
+                except EOFError:
+                    msg = None
+                if msg is None:
+                    break
+                if msg[0] == "error":
+                    raise SplitExecutionError(msg[1], self.latencies_s)
+                if msg[0] == "sent":
+                    self._sent[j + 1].append(msg[2])
+                else:
+                    self._inbox[j].append(msg)
+        for pipe in self._helper_pipes:
+            if pipe.poll(0):
+                try:
+                    msg = pipe.recv()
+                except EOFError:
+                    continue
+                if msg[0] == "error":
+                    raise SplitExecutionError(msg[1], self.latencies_s)
 
     def _expect(self, i: int, kind: str) -> tuple:
         """The next ``kind`` message from stage i+1, failing clearly if any stage fails, dies or stalls."""
         deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline:
-            for j, pipe in enumerate(self._pipes):
-                try:
-                    msg = pipe.recv() if pipe.poll(POLL_S if j == i else 0) else None
-                except EOFError:
-                    msg = None
-                if msg and msg[0] == "error":
-                    raise SplitExecutionError(msg[1], self.latencies_s)
-                if msg and j == i and msg[0] == kind:
+            self._drain()
+            inbox = self._inbox[i]
+            while inbox:
+                msg = inbox.popleft()
+                if msg[0] == kind:
                     return msg
             dead = [(j, p) for j, p in enumerate(self.processes) if not p.is_alive()]
             if dead:
+                self._drain()  # its last words (an error) first
                 j, proc = dead[0]
                 proc.join(1.0)
                 raise SplitExecutionError(
                     f"stage '{self.stages[j + 1].tier}' (pid {proc.pid}) died with exit code "
                     f"{proc.exitcode} while waiting for '{kind}'", self.latencies_s)
+            self._pipes[i].poll(POLL_S)
         raise SplitExecutionError(f"stage '{self.stages[i + 1].tier}' sent no '{kind}' within "
                                   f"{self.timeout_s:g} s", self.latencies_s)
 
-    def infer(self, feed: Mapping[str, np.ndarray]) -> tuple[float, dict[str, np.ndarray]]:
-        """One inference through every stage: (seconds, outputs at the last stage)."""
+    def _send(self, feed: Mapping[str, np.ndarray]) -> int:
+        """Run the head on ``feed`` and send its boundary; the sequence number and its start (ns)."""
+        assert self._channel is not None
         t0 = time.monotonic_ns()
         mid = self._head.run(feed)
         self._seq += 1
         try:
-            self._channel.send_message(self._seq, [mid[n] for n in self._head.segment.outputs])
+            self._sent[0].append(self._channel.send_message(self._seq, [mid[n] for n in self._head.segment.outputs]))
         except MeasurementError as exc:
             proc = self.processes[0]
             proc.join(0.5)
             state = "alive" if proc.is_alive() else f"exit code {proc.exitcode}"
             raise SplitExecutionError(f"stage '{self.stages[1].tier}' ({state}): {exc}",
                                       self.latencies_s) from None
+        return t0
+
+    def infer(self, feed: Mapping[str, np.ndarray]) -> tuple[float, dict[str, np.ndarray]]:
+        """One inference through every stage: (seconds, outputs at the last stage)."""
+        t0 = self._send(feed)
         msg = self._expect(len(self.processes) - 1, "done")
         if msg[1] != self._seq:
             raise SplitExecutionError(f"result for inference {msg[1]} arrived while waiting for {self._seq}",
@@ -186,16 +366,78 @@ class SplitExecutor:
         feeds = list(feeds)
         for feed in feeds[:1] * warmup:
             self.infer(feed)
-        worst = 0.0
-        for n, feed in enumerate(feeds):
+        self._sent = [[] for _ in self.links]
+        outputs = []
+        for feed in feeds:
             seconds, out = self.infer(feed)
             self.latencies_s.append(seconds)
-            if reference is not None:
-                worst = max(worst, *(float(np.max(np.abs(out[k] - v))) for k, v in reference[n].items()))
-        return SplitMeasurement(self.stages, list(self.latencies_s), max_abs_error=worst)
+            outputs.append(out)
+        return self._result(outputs, reference)
+
+    def measure_pipelined(self, feeds: Iterable[Mapping[str, np.ndarray]], warmup: int = 1,
+                          reference: Sequence[Mapping[str, np.ndarray]] | None = None,
+                          window: int | None = None) -> SplitMeasurement:
+        """Feeds pushed with up to ``window`` in flight (default: one per stage and link), every stage
+        busy on a different one; throughput = (completions - 1) / (last - first completion)."""
+        feeds = list(feeds)
+        if len(feeds) < 2:
+            raise ConfigError(["a pipelined measurement needs at least two feeds"])
+        for feed in feeds[:1] * warmup:
+            self.infer(feed)
+        self._sent = [[] for _ in self.links]
+        window = window or 2 * len(self.stages) - 1
+        last = len(self.processes) - 1
+        starts: dict[int, int] = {}
+        done: list[tuple] = []
+        slots = threading.Semaphore(window)
+        failure: list[BaseException] = []
+
+        def collect() -> None:
+            try:
+                for _ in feeds:
+                    done.append(self._expect(last, "done"))
+                    slots.release()
+            except BaseException as exc:  # noqa: BLE001 - handed to the feeding thread below
+                failure.append(exc)
+                slots.release()
+
+        collector = threading.Thread(target=collect, daemon=True)
+        collector.start()
+        for feed in feeds:
+            while not slots.acquire(timeout=POLL_S):
+                if failure:
+                    break
+            if failure:
+                break
+            t0 = self._send(feed)
+            starts[self._seq] = t0
+        collector.join(self.timeout_s * 2)
+        for msg in done:
+            self.latencies_s.append((msg[2] - starts[msg[1]]) / 1e9)
+        if failure:
+            raise failure[0]
+        if collector.is_alive():
+            raise SplitExecutionError(f"the pipeline did not finish {len(feeds)} inferences", self.latencies_s)
+        result = self._result([m[3] for m in done], reference)
+        finish = [m[2] for m in done]
+        result.throughput_per_s = (len(finish) - 1) / ((finish[-1] - finish[0]) / 1e9)
+        result.extra["window"] = window
+        return result
+
+    def _result(self, outputs: Sequence[Mapping[str, np.ndarray]],
+                reference: Sequence[Mapping[str, np.ndarray]] | None) -> SplitMeasurement:
+        self._drain()
+        worst, agree = 0.0, None
+        if reference is not None:
+            worst = max((float(np.max(np.abs(out[k].astype(np.float64) - v))) for out, ref in zip(outputs, reference)
+                         for k, v in ref.items() if v.size), default=0.0)
+            agree = top1_agreement(outputs, reference)
+        return SplitMeasurement(self.stages, list(self.latencies_s), max_abs_error=worst, top1_agreement=agree,
+                                shaping=list(self.shaping),
+                                wire_bytes=[float(np.mean(s)) if s else 0.0 for s in self._sent])
 
     def close(self) -> None:
-        """Tell the stages to stop, then make sure they have."""
+        """Tell the stages to stop, make sure they have, then remove the namespaces."""
         if self._channel is not None:
             try:
                 self._channel.send_close()
@@ -205,13 +447,26 @@ class SplitExecutor:
             self._channel = None
         for proc in self.processes:
             proc.join(2.0)
+        for proc in self.processes + self.helpers:
             proc.close()
+        self._head.close()
+        if self.lab is not None:
+            self.lab.close()
 
-    def __enter__(self) -> SplitExecutor:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def top1_agreement(outputs: Sequence[Mapping[str, np.ndarray]],
+                   reference: Sequence[Mapping[str, np.ndarray]]) -> float | None:
+    """Fraction of inputs whose first output's argmax matches the whole model's (None: not scores)."""
+    pairs = [(out[k], v) for out, ref in zip(outputs, reference) for k, v in list(ref.items())[:1]]
+    if not pairs or any(v.ndim < 1 or v.shape[-1] < 2 for _, v in pairs):
+        return None
+    return float(np.mean([np.array_equal(np.argmax(o, -1), np.argmax(v, -1)) for o, v in pairs]))
 
 
 def stages_for(plan: Plan, boundaries: Sequence[int],

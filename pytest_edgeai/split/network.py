@@ -3,7 +3,8 @@
 Transfer time for ``n`` bytes = RTT/2 + 8n / goodput, goodput = bandwidth x (1 - loss).
 Why RTT/2 and not Scission's full ping: a split pipeline pushes each tensor down an open
 connection and does not wait for a reply, so one-way propagation is what the tensor pays;
-the executor (link.py) enforces exactly this, so prediction and measurement use one model.
+the user-space link (link.py) enforces exactly this model, so over it prediction and measurement
+share one model; a kernel-shaped link (netns.py) is TCP through tbf (and netem where present).
 Loss is modelled as lost goodput (retransmitted bytes), not as extra round trips.
 """
 
@@ -31,6 +32,7 @@ class LinkProfile:
     loss: float = 0.0
     tx_power_w: float = 0.0  # sender's radio power while sending (for the energy objective)
     name: str = ""
+    jitter_ms: float = 0.0  # standard deviation of the one-way delay (a kernel-shaped link applies it)
 
     def __post_init__(self) -> None:
         label = self.name or f"{self.src}->{self.dst}"
@@ -40,6 +42,8 @@ class LinkProfile:
                             "finite number > 0 (a link that carries nothing cannot take a cut)")
         if not (math.isfinite(self.rtt_ms) and self.rtt_ms >= 0):
             problems.append(f"link {label}: rtt_ms is {self.rtt_ms!r}; it must be a finite number >= 0")
+        if not (math.isfinite(self.jitter_ms) and self.jitter_ms >= 0):
+            problems.append(f"link {label}: jitter_ms is {self.jitter_ms!r}; it must be a finite number >= 0")
         if not 0.0 <= self.loss < 1.0:
             problems.append(f"link {label}: loss is {self.loss!r}; it must be a fraction 0 <= loss < 1")
         if not (math.isfinite(self.tx_power_w) and self.tx_power_w >= 0):
@@ -80,8 +84,8 @@ def link_table(profiles: Iterable[LinkProfile]) -> Links:
     table: Links = {}
     for p in profiles:
         if (p.src, p.dst) in table:
-            raise ConfigError([f"links {table[(p.src, p.dst)].name!r} and {p.name!r} both go "
-                               f"{p.src} -> {p.dst}; keep one"])
+            raise ConfigError([(f"links {table[(p.src, p.dst)].name!r} and {p.name!r} both go "
+                                f"{p.src} -> {p.dst}; keep one")])
         table[(p.src, p.dst)] = p
     return table
 

@@ -1,8 +1,11 @@
 """A model's split study, end to end: bytes at each cut, then a plan executed for real.
 
 The split suite calls these two functions and records what they return; they hold the
-choices the suite makes (single-tensor cuts as Scission's split points, the deterministic
-input set, which encoding a claim judges) so the suite itself stays a list of checks.
+choices the suite makes (single-tensor cuts as Scission's split points, the input set, which
+encoding a claim judges, which cuts count as inside the feature layers) so the suite itself
+stays a list of checks. Depth is in network layers (cuts.py); a cut is inside the feature layers
+when at least one layer follows it and, for a model whose input is spatial, its tensor still is
+(not the pooled embedding, not the logits: the output itself is never a split).
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..errors import ConfigError, ModelError, SplitExecutionError
+from ..errors import ConfigError, ModelError
+from ..models.inputs import Preprocess, evaluation_photos, image_layout, preprocess_for
 from .constraints import Constraint, KeepInputOnDevice, Pin
-from .cuts import Cut, GraphCuts
+from .cuts import Cut, GraphCuts, layer_boundaries
 from .execute import SplitExecutor, SplitMeasurement, stages_for
 from .inputs import InputSample, samples_for
 from .network import LinkProfile
@@ -36,10 +40,27 @@ class CutStudy:
     cuts: list[Cut]
     samples: list[InputSample]
     wire: WireReport
+    shapes: list[tuple[int, ...]]  # per-sample shape of each cut's tensor
+    input_set: dict
 
     def depth(self, cut: Cut) -> int:
-        """Layers (compute nodes) between the cut and the output."""
-        return self.graph.size - cut.index
+        """Network layers (weighted ops) between the cut and the output."""
+        return self.graph.layer_depth(cut.tensors)
+
+    @property
+    def layers(self) -> int:
+        return self.graph.layer_depth(self.graph.boundary(0))
+
+    def feature(self, k: int) -> bool:
+        """Whether the k-th cut lies inside the feature layers (see the module doc)."""
+        spatial = self.samples[0].tensor.ndim - 1 >= 3
+        extent = self.shapes[k][1:] if len(self.shapes[k]) >= 2 else ()
+        return self.depth(self.cuts[k]) >= 1 and (not spatial or int(np.prod(extent)) > 1)
+
+    @property
+    def jpeg_bytes(self) -> float | None:
+        sizes = [s.jpeg_bytes for s in self.samples if s.jpeg_bytes is not None]
+        return float(np.mean(sizes)) if sizes else None
 
     def size(self, row: CutBytes, encoding: str) -> float:
         if encoding == LOSSLESS:
@@ -51,28 +72,42 @@ class CutStudy:
                                + (f"; unavailable codecs: {why}" if why else "")])
         return row.sizes[encoding]
 
-    def savings(self, encoding: str = LOSSLESS) -> list[float]:
-        """Compressed input bytes / cut bytes, per cut (in cut order)."""
-        return [self.wire.input_compressed_bytes / self.size(row, encoding) for row in self.wire.cuts]
+    def savings(self, encoding: str = LOSSLESS, baseline: str = "png") -> list[float]:
+        """Input bytes (the lossless ``png``/zlib baseline, or ``jpeg``) / cut bytes, per cut (in cut order)."""
+        base = self.wire.input_compressed_bytes if baseline == "png" else self.jpeg_bytes
+        if base is None:
+            return [float("nan")] * len(self.cuts)
+        return [base / self.size(row, encoding) for row in self.wire.cuts]
 
     def best(self, encoding: str = LOSSLESS, before_last_layers: int = 0) -> tuple[Cut, float] | None:
-        """The cut that saves most, among cuts at least ``before_last_layers`` before the output."""
-        pool = [(s, c) for c, s in zip(self.cuts, self.savings(encoding)) if self.depth(c) >= before_last_layers]
+        """The feature-layer cut that saves most, among those at least ``before_last_layers`` layers before the output."""
+        pool = [(s, c) for k, (c, s) in enumerate(zip(self.cuts, self.savings(encoding)))
+                if self.feature(k) and self.depth(c) >= before_last_layers]
         if not pool:
             return None
         s, c = max(pool, key=lambda x: (x[0], -x[1].index))
         return c, s
 
+    def at(self, scope: str, encoding: str = LOSSLESS) -> tuple[Cut, float] | None:
+        """The cut at the end of the block whose node names start with ``scope`` (e.g. layer_11), and its saving."""
+        hits = [k for k, c in enumerate(self.cuts) if c.node == scope or c.node.startswith(scope + ".")]
+        if not hits:
+            return None
+        k = hits[-1]
+        return self.cuts[k], self.savings(encoding)[k]
+
     def saving_depth(self, encoding: str = LOSSLESS) -> int:
-        """Depth of the earliest cut that saves bandwidth (0 when none does)."""
-        depths = [self.depth(c) for c, s in zip(self.cuts, self.savings(encoding)) if s > 1.0]
+        """Depth of the earliest cut that saves bandwidth (0 when none does); the output itself is no cut."""
+        depths = [self.depth(c) for c, s in zip(self.cuts, self.savings(encoding)) if s > 1.0 and self.depth(c) >= 1]
         return max(depths, default=0)
 
     def table(self) -> list[dict]:
-        """Per-cut rows for a record: name, op, depth, tensors, bytes by encoding, lossless saving."""
-        return [{"cut": c.name, "op_type": c.op_type, "depth_layers": self.depth(c), "tensors": list(c.tensors),
-                 "bytes": row.sizes, "saving_lossless": s}
-                for c, row, s in zip(self.cuts, self.wire.cuts, self.savings())]
+        """Per-cut rows for a record: name, op, depth, tensors, bytes by encoding, savings against PNG and JPEG."""
+        jpeg = self.savings(LOSSLESS, "jpeg")
+        return [{"cut": c.name, "op_type": c.op_type, "depth_layers": self.depth(c), "feature_layer": self.feature(k),
+                 "tensors": list(c.tensors), "bytes": row.sizes, "saving_lossless": s,
+                 "saving_lossless_vs_jpeg": jpeg[k] if self.jpeg_bytes else None}
+                for k, (c, row, s) in enumerate(zip(self.cuts, self.wire.cuts, self.savings()))]
 
 
 def load_onnx(path: Path) -> onnx.ModelProto:
@@ -90,24 +125,35 @@ def input_shape(model: onnx.ModelProto) -> tuple[int | str, ...]:
     return tuple(d.dim_value or d.dim_param for d in inputs[0].type.tensor_type.shape.dim)
 
 
-def study_cuts(model: onnx.ModelProto, count: int = 3, seed: int = 0) -> CutStudy:
-    """Bytes at every single-tensor cut over ``count`` deterministic image-like inputs."""
+def study_cuts(model: onnx.ModelProto, count: int, preprocess: Preprocess | None,
+               input_set: dict | None = None) -> CutStudy:
+    """Bytes at every single-tensor cut over ``count`` inputs (photographs when ``preprocess`` is given)."""
     graph = GraphCuts(model)
-    cuts = [c for c in graph.cuts() if c.single]
+    cuts = layer_boundaries(graph, [c for c in graph.cuts() if c.single])
     if not cuts:
         raise ModelError(f"'{model.graph.name}' has no single-tensor cut (every cut leaves a branch open)")
-    samples = samples_for(input_shape(model), count, seed)
+    samples = samples_for(input_shape(model), count, preprocess)
     name = graph.boundary(0)[0]
     acts = activations(graph, [c.tensors[0] for c in cuts], [{name: s.tensor} for s in samples], threads=1)
     report = measure_cut_bytes([c.name for c in cuts], [c.tensors for c in cuts], acts,
                                [s.raw_bytes for s in samples], [s.compressed_bytes for s in samples],
                                samples[0].compressed_format)
-    return CutStudy(graph, cuts, samples, report)
+    shapes = [tuple(acts[0][c.tensors[0]].shape[1:]) for c in cuts]
+    return CutStudy(graph, cuts, samples, report, shapes, input_set or {})
 
 
-def study_file(path: str, count: int = 3) -> CutStudy:
-    """:func:`study_cuts` of a model file: what a bench runs in the device's worker (a path pickles cheaply)."""
-    return study_cuts(load_onnx(Path(path)), count=count)
+def study_file(path: str, count: int, declared: Preprocess | None = None, params: dict | None = None) -> CutStudy:
+    """:func:`study_cuts` of a model file: what a bench runs in the device's worker (a path pickles cheaply).
+
+    An image input is fed photographs preprocessed as the model declares (``declared``, else its
+    [models] ``params.preprocess``, else the assumed recipe, which the record says); others smooth fields."""
+    model = load_onnx(Path(path))
+    shape = input_shape(model)
+    if image_layout(shape) is None:
+        return study_cuts(model, count, None, {"name": "seeded smooth fields (not an image input)", "views": count})
+    pre = preprocess_for(declared, params or {}, shape)
+    described = {**evaluation_photos(pre).describe(), "views": f"the centre view of each photograph, up to {count}"}
+    return study_cuts(model, count, pre, described)
 
 
 @dataclass
@@ -119,6 +165,7 @@ class PlanStudy:
     plans: list[Plan]
     boundaries: list[int]
     links: dict[tuple[str, str], LinkProfile]
+    encoding: str = "raw+none"  # how the cut tensors were priced, and so how they are sent
 
     @property
     def chosen(self) -> Plan:
@@ -126,37 +173,41 @@ class PlanStudy:
 
 
 def study_plan(study: CutStudy, links: Mapping[tuple[str, str], LinkProfile], tiers: Sequence[str],
-               repeats: int = 5, top: int = 5) -> PlanStudy:
+               repeats: int = 5, top: int = 5, encoding: str = "raw+none") -> PlanStudy:
     """Profile each block on this host and plan the split over the study's cuts.
 
     Every tier's per-block latency is this host's (one machine plays every tier), so the
     cheapest plan would keep everything on the device; the raw input stays on the first tier
     and the last block is pinned to the last tier, which makes the plan cross the links.
-    Bytes at each boundary are the raw tensors the executor sends.
+    Bytes at each cut are the study's mean bytes in ``encoding`` (a wire key, 'fp16+zstd'), the
+    encoding the executor then sends them in.
     """
     graph, first = study.graph, study.samples[0]
     feed = {graph.boundary(0)[0]: first.tensor}
     boundaries = [0, *(c.index for c in study.cuts), graph.size]
     compute = block_latencies(graph, boundaries, feed, repeats=repeats)
     values = activations(graph, [c.tensors[0] for c in study.cuts], [feed], threads=1)[0]
-    nbytes = [float(first.tensor.nbytes), *(float(values[c.tensors[0]].nbytes) for c in study.cuts),
+    study.size(study.wire.cuts[0], encoding)  # ConfigError naming the known encodings if unmeasured
+    nbytes = [float(first.tensor.nbytes), *(row.sizes[encoding] for row in study.wire.cuts),
               float(sum(v.nbytes for v in _outputs(graph, feed).values()))]
     problem = SplitProblem(tuple(tiers), {t: compute for t in tiers}, nbytes, dict(links),
                            block_names=tuple(f"{a}:{b}" for a, b in zip(boundaries, boundaries[1:])))
     constraints: list[Constraint] = [KeepInputOnDevice(), Pin(problem.blocks - 1, tiers[-1])]
     plans = plan(problem, "latency", constraints, top=top)
-    return PlanStudy(problem, constraints, plans, boundaries, dict(links))
+    return PlanStudy(problem, constraints, plans, boundaries, dict(links), encoding)
 
 
 def run_plan(study: CutStudy, planned: PlanStudy, runs: int = 5, warmup: int = 1,
-             timeout_s: float = 60.0) -> SplitMeasurement:
-    """Run the chosen plan in separate processes over shaped links; SplitExecutionError keeps partials."""
+             timeout_s: float = 60.0, network: str = "user") -> SplitMeasurement:
+    """Run the chosen plan in separate processes over shaped links (``network``: execute.NETWORKS);
+    SplitExecutionError keeps partials."""
     graph = study.graph
     stages, stage_links = stages_for(planned.chosen, planned.boundaries, planned.links)
     feeds = [{graph.boundary(0)[0]: s.tensor} for s in study.samples]
     feeds = (feeds * (runs // len(feeds) + 1))[:runs]
     reference = [_outputs(graph, f) for f in feeds]
-    with SplitExecutor(graph, stages, stage_links, timeout_s=timeout_s) as ex:
+    with SplitExecutor(graph, stages, stage_links, timeout_s=timeout_s, network=network,
+                       encodings=[planned.encoding] * len(stage_links)) as ex:
         measured = ex.measure(feeds, warmup=warmup, reference=reference)
     measured.predicted_s = planned.chosen.latency_s
     return measured

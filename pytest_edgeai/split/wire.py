@@ -5,15 +5,23 @@ codes plus a float32 scale and zero point, 8 bytes). Codecs: ``none``, ``zlib`` 
 level PNG uses by default, so activations and input baseline get the same compressor),
 ``zstd`` (zstandard, level 3) and ``lz4`` (lz4.frame). zstd and lz4 are optional: when the
 package is missing the codec is reported unavailable, never failed.
+
+The same functions put a tensor on the wire in split execution (link.py): ``pack`` encodes and
+compresses, ``unpack`` decompresses with a bound on the output (a hostile frame cannot inflate
+past the bytes its dims declare) and decodes back to the tensor's dtype. Only floating tensors
+are lossily encoded; an integer or boolean tensor always travels ``raw``.
 """
 
 from __future__ import annotations
 
+import io
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ..errors import ConfigError, MeasurementError
 
 ENCODINGS = ("raw", "fp16", "int8")
 CODECS = ("none", "zlib", "zstd", "lz4")
@@ -33,6 +41,82 @@ def encode(array: np.ndarray, encoding: str) -> bytes:
         codes = np.clip(np.rint((array - lo) / scale), 0, 255).astype(np.uint8)
         return np.array([scale, lo], np.float32).tobytes() + codes.tobytes()
     raise ValueError(f"unknown encoding {encoding!r}; known: {', '.join(ENCODINGS)}")
+
+
+def decode(payload: bytes, encoding: str, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    """The tensor ``encode`` produced ``payload`` from (int8 and fp16 come back in ``dtype``)."""
+    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    if encoding == "raw":
+        want = count * dtype.itemsize
+        if len(payload) != want:
+            raise MeasurementError(f"a raw {dtype} tensor of shape {shape} needs {want} bytes, got {len(payload)}")
+        return np.frombuffer(payload, dtype).reshape(shape)
+    if encoding == "fp16":
+        if len(payload) != 2 * count:
+            raise MeasurementError(f"an fp16 tensor of shape {shape} needs {2 * count} bytes, got {len(payload)}")
+        return np.frombuffer(payload, np.float16).astype(dtype).reshape(shape)
+    if encoding == "int8":
+        if len(payload) != 8 + count:
+            raise MeasurementError(f"an int8 tensor of shape {shape} needs {8 + count} bytes, got {len(payload)}")
+        scale, lo = np.frombuffer(payload[:8], np.float32)
+        codes = np.frombuffer(payload[8:], np.uint8)
+        return (codes.astype(np.float32) * scale + lo).astype(dtype).reshape(shape)
+    raise MeasurementError(f"unknown encoding {encoding!r}; known: {', '.join(ENCODINGS)}")
+
+
+def encoded_size(encoding: str, dtype: np.dtype, count: int) -> int:
+    """Bytes ``encode`` makes of ``count`` elements: what a receiver may accept before decompressing."""
+    return {"raw": count * dtype.itemsize, "fp16": 2 * count, "int8": 8 + count}[encoding]
+
+
+def wire_encoding(array: np.ndarray, encoding: str) -> str:
+    """The encoding a tensor really travels in: lossy encodings apply to floating tensors only."""
+    return encoding if np.issubdtype(array.dtype, np.floating) else "raw"
+
+
+def parse_key(key: str) -> tuple[str, str]:
+    """'fp16+zstd' -> ('fp16', 'zstd'), checking both halves (the keys CutBytes.sizes uses)."""
+    encoding, _, codec = key.partition("+")
+    codec = codec or "none"
+    if encoding not in ENCODINGS or codec not in CODECS:
+        raise ConfigError([(f"wire encoding {key!r} is not <encoding>+<codec> with encoding in "
+                            f"{', '.join(ENCODINGS)} and codec in {', '.join(CODECS)}")])
+    return encoding, codec
+
+
+def compress(data: bytes, codec: str) -> bytes:
+    if codec == "none":
+        return data
+    found, missing = compressors()
+    if codec not in found:
+        raise ConfigError([f"wire codec '{codec}' is unavailable here: {missing.get(codec, 'unknown codec')}"])
+    return found[codec](data)
+
+
+def decompress(data: bytes, codec: str, limit: int) -> bytes:
+    """``data`` decompressed, refusing (without producing them) more than ``limit`` bytes."""
+    try:
+        if codec == "none":
+            out = data
+        elif codec == "zlib":
+            out = zlib.decompressobj().decompress(data, limit + 1)
+        elif codec == "zstd":
+            import zstandard
+
+            out = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)).read(limit + 1)
+        elif codec == "lz4":
+            import lz4.frame
+
+            out = lz4.frame.LZ4FrameDecompressor().decompress(data, max_length=limit + 1)
+        else:
+            raise MeasurementError(f"unknown codec {codec!r}; known: {', '.join(CODECS)}")
+    except Exception as exc:  # zlib.error, zstandard.ZstdError, lz4's RuntimeError: a corrupt payload
+        if isinstance(exc, MeasurementError):
+            raise
+        raise MeasurementError(f"{codec} payload does not decompress: {exc}") from None
+    if len(out) > limit:
+        raise MeasurementError(f"{codec} payload inflates past the {limit} bytes its header declares; refused")
+    return bytes(out)
 
 
 def _zstd() -> Callable[[bytes], bytes]:

@@ -11,8 +11,8 @@ import shutil
 from typing import TYPE_CHECKING
 
 from ...errors import MeterUnavailable
+from ...keys import Key
 from ..lines import DEFAULT_PATTERN, LINE_OPTIONS, CommandOnce, LineMeter, LineParser, ProcessLines, argv_of
-from ..options import Option
 from ..reading import SensorInfo
 
 if TYPE_CHECKING:
@@ -23,12 +23,12 @@ class CommandMeter(LineMeter):
     """Values printed by a configured command."""
 
     OPTIONS = (
-        Option("command", "strings", help="the command line, a string or an array of arguments"),
-        Option("mode", "string", "poll", choices=("poll", "stream"),
+        Key("command", "strings", help="the command line, a string or an array of arguments"),
+        Key("mode", "string", "poll", choices=("poll", "stream"),
                help="run once per sample, or read lines from one long-running process"),
-        Option("timeout_s", "number", 5.0, minimum=0.0, above_minimum=True,
+        Key("timeout_s", "number", 5.0, minimum=0.0, above_minimum=True,
                help="how long one polled run may take"),
-        Option("covers", "string", "what the external meter is wired to (not stated)",
+        Key("covers", "string", "what the external meter is wired to (not stated)",
                help="what the meter measures, for the record"),
         *LINE_OPTIONS,
     )

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...errors import ConfigError, MeterUnavailable, did_you_mean
+from ...keys import Key
 from ..lines import LineMeter, ProcessLines
-from ..options import ROOT, Option
+from ..options import ROOT
 from ..reading import SensorInfo
 from ..sampling import SampledMeter, read_number, read_text, under
 
@@ -159,7 +160,7 @@ def open_jetson(device: Device, rate_hz: float = 10.0, root: str = "/", rail: st
 
 open_jetson.OPTIONS = (  # type: ignore[attr-defined]
     ROOT,
-    Option("rail", "string", "auto", help=f"the rail to read (auto: {' then '.join(TOTAL_RAILS)})"),
-    Option("layout", "string", "auto", choices=LAYOUTS, help="where to read the monitor"),
-    Option("tegrastats", "string", "tegrastats", help="the tegrastats program, for the fallback"),
+    Key("rail", "string", "auto", help=f"the rail to read (auto: {' then '.join(TOTAL_RAILS)})"),
+    Key("layout", "string", "auto", choices=LAYOUTS, help="where to read the monitor"),
+    Key("tegrastats", "string", "tegrastats", help="the tegrastats program, for the fallback"),
 )

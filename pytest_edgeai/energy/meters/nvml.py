@@ -15,10 +15,10 @@ from __future__ import annotations
 import functools
 import importlib
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ...errors import MeterUnavailable
-from ..options import Option
+from ...keys import Key
 from ..reading import SensorInfo
 from ..sampling import SampledMeter
 
@@ -100,9 +100,9 @@ class NvmlMeter(SampledMeter):
     # The counter neither wraps nor needs sampling, so by default it is read only at the window's
     # edges; the power query is cheap (0.05 ms) and is sampled at 10 Hz. rate_hz overrides both.
     DEFAULT_RATE_HZ = None
-    OPTIONS = (Option("pci_bus_id", "string", "", help="the GPU's PCI bus id (default: the one the device's "
+    OPTIONS = (Key("pci_bus_id", "string", "", help="the GPU's PCI bus id (default: the one the device's "
                                                         "CUDA index maps to)"),
-               Option("mode", "string", "auto", choices=("auto", "energy", "power"),
+               Key("mode", "string", "auto", choices=("auto", "energy", "power"),
                       help="energy counter, sampled power, or the counter when supported"))
 
     def __init__(self, device: Device, rate_hz: float | None = None, pci_bus_id: str = "", mode: str = "auto"):
@@ -128,7 +128,7 @@ class NvmlMeter(SampledMeter):
                                covers=f"GPU board ({name}), {matched}",
                                update_period_s=ENERGY_UPDATE_S if self.kind == "joules" else POWER_AVERAGE_S)
 
-    def _pick_kind(self, mode: str, gpu: str) -> str:
+    def _pick_kind(self, mode: str, gpu: str) -> Literal["watts", "joules"]:
         nv = self._nv
         if mode in ("auto", "energy"):
             try:

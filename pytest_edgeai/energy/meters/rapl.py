@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...errors import ConfigError, MeterUnavailable, did_you_mean
-from ..options import ROOT, Option
+from ...keys import Key
+from ..options import ROOT
 from ..reading import SensorInfo
 from ..sampling import SampledMeter, read_number, read_text, under
 
@@ -101,7 +102,7 @@ def choose(zones: list[Zone], wanted: list[str] | None, where: str) -> list[Zone
 class RaplMeter(SampledMeter):
     """Cumulative joules summed over the chosen RAPL zones."""
 
-    OPTIONS = (ROOT, Option("zones", "strings", None,
+    OPTIONS = (ROOT, Key("zones", "strings", None,
                             help="zone directories or names to sum (default: every package-N zone)"))
     kind = "joules"
 

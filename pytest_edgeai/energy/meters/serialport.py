@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...errors import MeterUnavailable
+from ...keys import Key
 from ..lines import DEFAULT_PATTERN, LINE_OPTIONS, LineMeter, LineParser
-from ..options import Option
 from ..reading import SensorInfo
 
 if TYPE_CHECKING:
@@ -57,11 +57,11 @@ class SerialMeter(LineMeter):
     """Readings a USB meter prints on a serial port."""
 
     OPTIONS = (
-        Option("port", "string", help="serial device, e.g. /dev/ttyUSB0"),
-        Option("baudrate", "integer", 9600, minimum=1),
-        Option("timeout_s", "number", 0.5, minimum=0.0, above_minimum=True,
+        Key("port", "string", help="serial device, e.g. /dev/ttyUSB0"),
+        Key("baudrate", "integer", 9600, minimum=1),
+        Key("timeout_s", "number", 0.5, minimum=0.0, above_minimum=True,
                help="read timeout; bounds how long stopping can wait"),
-        Option("covers", "string", "what the USB meter is wired to (not stated)"),
+        Key("covers", "string", "what the USB meter is wired to (not stated)"),
         *LINE_OPTIONS,
     )
 

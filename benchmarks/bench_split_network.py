@@ -1,0 +1,198 @@
+"""Split execution over a kernel-shaped link: what the link delivers, and plans measured against predictions.
+
+Needs root (or CAP_NET_ADMIN) and iproute2; traffic stays inside the namespaces it creates.
+Prints, from this run only:
+1. TCP goodput through tbf at several rates (independent transfers), against the rate;
+2. the delay a link adds (interleaved: rtt 0 against the profile's rtt, same rate);
+3. one plan in each wire encoding: median latency, bytes per message, agreement with the unsplit model;
+4. a throughput-objective plan run as a pipeline: measured against predicted throughput;
+5. a sweep of link rate x edge CPU load: where the best plan changes, and fixed against re-planned
+   partitions measured in interleaved rounds where they differ.
+The model of 3-5 is synthetic (seeded weights), built so that compute and bytes trade off
+(a cheap first block, two 1024x1024 MatMuls, a narrowing MatMul): it is not a zoo workload.
+
+Usage: python benchmarks/bench_split_network.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+from pytest_edgeai.split import netns
+from pytest_edgeai.split.conditions import compare, sweep
+from pytest_edgeai.split.constraints import KeepInputOnDevice, Pin
+from pytest_edgeai.split.cuts import GraphCuts
+from pytest_edgeai.split.execute import SplitExecutor, StageSpec, stages_for
+from pytest_edgeai.split.network import LinkProfile
+from pytest_edgeai.split.planner import SplitProblem, plan
+from pytest_edgeai.split.profile import block_latencies
+
+ROWS, WIDTH = 64, 1024
+
+
+def tradeoff_model() -> onnx.ModelProto:
+    rng = np.random.default_rng(0)
+    w = [(rng.standard_normal(s) / np.sqrt(s[0])).astype(np.float32) for s in ((WIDTH, WIDTH), (WIDTH, WIDTH),
+                                                                           (WIDTH, 16))]
+    nodes = [helper.make_node("Relu", ["x"], ["r0"], name="relu0"),
+             helper.make_node("MatMul", ["r0", "w1"], ["m1"], name="mm1"),
+             helper.make_node("Tanh", ["m1"], ["r1"], name="tanh1"),
+             helper.make_node("MatMul", ["r1", "w2"], ["m2"], name="mm2"),
+             helper.make_node("Tanh", ["m2"], ["r2"], name="tanh2"),
+             helper.make_node("MatMul", ["r2", "w3"], ["m3"], name="mm3"),
+             helper.make_node("Softmax", ["m3"], ["out"], name="softmax", axis=-1)]
+    graph = helper.make_graph(nodes, "tradeoff", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, ROWS, WIDTH])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, ROWS, 16])],
+                              initializer=[numpy_helper.from_array(a, f"w{i + 1}") for i, a in enumerate(w)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def feeds(n: int) -> list[dict[str, np.ndarray]]:
+    rng = np.random.default_rng(1)
+    return [{"x": rng.standard_normal((1, ROWS, WIDTH)).astype(np.float32)} for _ in range(n)]
+
+
+def whole(model: onnx.ModelProto, fs):
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return [{"out": sess.run(["out"], f)[0]} for f in fs]
+
+
+def rates(quick: bool) -> None:
+    print("1. TCP goodput through tbf (1448-byte segments in 1514-byte frames: 0.956 of the rate at most)")
+    for mbps in (2.0, 10.0, 50.0, 200.0):
+        nbytes = int(mbps * 1e6 / 8 * (0.3 if quick else 1.0))
+        with netns.Lab([LinkProfile("a", "b", mbps, 0.0)]) as lab:
+            runs = [netns.measure_goodput(lab, nbytes) for _ in range(3)]
+        ratios = [n * 8 / s / (mbps * 1e6) for s, n in runs]
+        print(f"   {mbps:6g} Mbit/s, {nbytes} B x 3: goodput/rate " + ", ".join(f"{r:.3f}" for r in ratios))
+
+
+def tiny_model() -> onnx.ModelProto:
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"), helper.make_node("Neg", ["r"], ["out"], name="neg")]
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 256])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 256])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def delay(quick: bool) -> None:
+    print("2. added delay: 1 kB messages, median latency at rtt 100 ms minus at rtt 0, interleaved rounds")
+    graph = GraphCuts(tiny_model())
+    stages = [StageSpec("edge", 0, 1), StageSpec("cloud", 1, graph.size)]
+    rng = np.random.default_rng(2)
+    fs = [{"x": rng.standard_normal((1, 256)).astype(np.float32)} for _ in range(5 if quick else 20)]
+    diffs, shaping = [], ""
+    for _ in range(3):
+        med = []
+        for rtt in (0.0, 100.0):
+            with SplitExecutor(graph, stages, [LinkProfile("edge", "cloud", 1000.0, rtt)], network="kernel") as ex:
+                r = ex.measure(fs, warmup=1)
+                med.append(r.median_s)
+                shaping = r.shaping[0]["delay"]
+        diffs.append(med[1] - med[0])
+    print(f"   one-way 50 ms by {shaping}: added " + ", ".join(f"{d * 1e3:.1f} ms" for d in diffs))
+
+
+def encodings(quick: bool) -> None:
+    print("3. the plan's encoding on the wire (edge[0:1] -> cloud, 20 Mbit/s, rtt 10 ms)")
+    model = tradeoff_model()
+    graph = GraphCuts(model)
+    stages = [StageSpec("edge", 0, 1), StageSpec("cloud", 1, graph.size)]
+    fs = feeds(3 if quick else 10)
+    ref = whole(model, fs)
+    for key in ("raw+none", "raw+zstd", "fp16+zstd", "int8+lz4", "int8+zlib"):
+        link = LinkProfile("edge", "cloud", 20.0, 10.0)
+        with SplitExecutor(graph, stages, [link], network="kernel", encodings=[key]) as ex:
+            r = ex.measure(fs, warmup=1, reference=ref)
+        print(f"   {key:10} median {r.median_s * 1e3:7.1f} ms, predicted {link.transfer_s(r.wire_bytes[0]) * 1e3:7.1f} ms "
+              f"for the transfer alone, {r.wire_bytes[0]:9.0f} B/message, max |error| {r.max_abs_error:.2e}, "
+              f"top-1 agreement {r.top1_agreement}")
+
+
+def pipelined(quick: bool) -> None:
+    print("4. throughput-objective plan as a pipeline (edge -> cloud, 50 Mbit/s, rtt 20 ms)")
+    model = tradeoff_model()
+    graph = GraphCuts(model)
+    boundaries = list(range(graph.size + 1))
+    fs = feeds(2)
+    compute = block_latencies(graph, boundaries, fs[0], repeats=5)
+    ref_feed = fs[0]
+    sizes = [float(ref_feed["x"].nbytes)]
+    sess = ort.InferenceSession(graph.with_outputs([graph.boundary(k)[0] for k in range(1, graph.size)])
+                                .SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    values = dict(zip(names, sess.run(names, ref_feed)))
+    sizes += [float(values[graph.boundary(k)[0]].nbytes) for k in range(1, graph.size)] + [float(values["out"].nbytes)]
+    links = {("edge", "cloud"): LinkProfile("edge", "cloud", 50.0, 20.0)}
+    problem = SplitProblem(("edge", "cloud"), {"edge": compute, "cloud": compute}, sizes, links)
+    best = plan(problem, "throughput", [KeepInputOnDevice(), Pin(problem.blocks - 1, "cloud")])[0]
+    stages, stage_links = stages_for(best, boundaries, links)
+    n = 10 if quick else 40
+    for network in ("user", "kernel"):
+        with SplitExecutor(graph, stages, stage_links, network=network, cpus={"edge": [0], "cloud": [1]}) as ex:
+            r = ex.measure_pipelined(feeds(n), warmup=1)
+        print(f"   {network:6} {best.describe()}: measured {r.throughput_per_s:.1f}/s, predicted "
+              f"{best.throughput_per_s:.1f}/s (bottleneck {best.bottleneck_s * 1e3:.1f} ms, of which RTT/2 "
+              f"{stage_links[0].one_way_s * 1e3:.0f} ms); median latency {r.median_s * 1e3:.1f} ms")
+
+
+def conditions(quick: bool) -> None:
+    print("5. link rate x edge CPU load: where the best plan changes, and whether re-planning pays")
+    model = tradeoff_model()
+    graph = GraphCuts(model)
+    boundaries = list(range(graph.size + 1))
+    fs = feeds(6 if quick else 10)
+    sess = ort.InferenceSession(graph.with_outputs([graph.boundary(k)[0] for k in range(1, graph.size)])
+                                .SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    values = dict(zip(names, sess.run(names, fs[0])))
+    sizes = [float(fs[0]["x"].nbytes)] + [float(values[graph.boundary(k)[0]].nbytes) for k in range(1, graph.size)] \
+        + [float(values["out"].nbytes)]
+    cpus = {"edge": [max(os.sched_getaffinity(0))], "cloud": [min(os.sched_getaffinity(0))]}
+    links = {("edge", "cloud"): LinkProfile("edge", "cloud", 10.0, 2.0)}
+    constraints = [KeepInputOnDevice(), Pin(graph.size - 1, "cloud")]
+    sweep_rates, loads = (10.0, 100.0, 400.0), (0.0, 0.9)
+    planned, changes = sweep(graph, boundaries, fs[0], ["edge", "cloud"], links, ("edge", "cloud"), "edge", cpus,
+                             sweep_rates, loads, sizes, constraints, repeats=5)
+    for p in planned:
+        print(f"   {p.condition.describe():24} best {p.plan.describe()}  (edge blocks, ms: "
+              + ", ".join(f"{s * 1e3:.1f}" for s in p.loaded_block_s) + ")")
+    for c in changes:
+        print(f"   changes: {c.before.describe()} -> {c.after.describe()}: {c.plan_before}  =>  {c.plan_after}")
+    fixed = planned[0].plan
+    for p in planned[1:]:
+        if p.plan.cuts == fixed.cuts:
+            continue
+        result = compare(graph, boundaries, p.cost_of(fixed), p.plan, links, p.condition, ("edge", "cloud"), "edge", cpus, fs,
+                         rounds=3 if quick else 6)
+        lo, hi = result.ratio_ci95
+        print(f"   at {p.condition.describe()}: fixed {result.fixed} median "
+              f"{statistics.median(result.fixed_median_s) * 1e3:.1f} ms (predicted {result.fixed_predicted_s * 1e3:.1f}), "
+              f"re-planned {result.replanned} {statistics.median(result.replanned_median_s) * 1e3:.1f} ms "
+              f"(predicted {result.replanned_predicted_s * 1e3:.1f}); fixed/re-planned per round "
+              + ", ".join(f"{r:.2f}" for r in result.ratios) + f"; 95% CI [{lo:.2f}, {hi:.2f}]: {result.verdict}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", type=int, nargs="*", default=[1, 2, 3, 4, 5])
+    args = ap.parse_args()
+    why = netns.unavailable()
+    if why:
+        raise SystemExit(f"bench_split_network: {why}")
+    with netns.Lab([LinkProfile("a", "b", 10, 0)]) as lab:
+        print(f"kernel netem here: {'yes' if lab.netem else 'no (delay by a user-space relay, loss only modelled)'}")
+    for k, fn in enumerate((rates, delay, encodings, pipelined, conditions), start=1):
+        if k in args.only:
+            fn(args.quick)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,392 @@
+"""A kernel-shaped link for split execution: one network namespace per stage, veth between them.
+
+Where the process may (root or CAP_NET_ADMIN, and iproute2's ``ip``/``tc`` are installed),
+stage k runs in namespace ``<run>-k``; a veth pair joins namespaces k and k+1 (10.77.k.1 and
+10.77.k.2, /30), so TCP's own behaviour (slow start, Nagle, retransmission, buffer limits) is
+in every measured transfer. What shapes each part of a link, exactly (``LinkShaping``):
+
+- rate: ``tbf`` on the sender's veth (kernel), at the profile's bandwidth x (1 - loss) where
+  loss is not kernel-shaped, its bandwidth where it is;
+- delay, jitter, loss: ``netem`` where the kernel has it (delay RTT/2 on each direction, so
+  TCP sees the profile's RTT; loss on the data direction); where it does not (this project's
+  machines: "Specified qdisc kind is unknown"), delay and jitter are added by a user-space
+  relay in the receiver's namespace that holds each chunk of bytes for the one-way delay (the
+  relay ends TCP, so the sender's TCP does not see that delay in its RTT), and loss is only
+  modelled as lost goodput (the tbf rate), which is the predictor's own model.
+
+Cleanup: namespaces hold every veth and qdisc, so deleting the namespaces removes all of it.
+A run's namespaces are named ``edgeai-<pid>-<hex>-k``; ``close`` deletes them; a reaper process
+deletes them when the creating process dies however it dies (SIGKILL included: the reaper
+sees its pipe close); and every new lab first reclaims namespaces whose creating pid is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import queue
+import random
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from typing import Self
+
+from ..errors import ConfigError, DeviceUnavailable, MeasurementError
+from .network import LinkProfile
+
+PREFIX = "edgeai"
+NAME = re.compile(rf"^{PREFIX}-(\d+)-([0-9a-f]{{4}})-(\d+|probe)$")
+CLONE_NEWNET = 0x40000000
+MIN_RATE_BPS = 8_000  # tc's rate tables count bytes per second; below this an MTU takes seconds
+MAX_HOLD_CHUNKS = 4096  # a relay's queue of held chunks (64 KiB each at most): backpressure, not memory
+UP, DOWN = "eai-up", "eai-dn"  # in namespace k: DOWN leads to k+1, UP to k-1
+
+
+def unavailable() -> str | None:
+    """Why kernel-shaped links cannot be built here (None when they can)."""
+    if sys.platform != "linux":
+        return f"network namespaces are Linux-only (this is {sys.platform})"
+    for tool in ("ip", "tc"):
+        if shutil.which(tool) is None:
+            return f"the '{tool}' command (iproute2) is not installed: apt-get install iproute2"
+    if os.geteuid() != 0:
+        return "creating network namespaces needs root or CAP_NET_ADMIN (this process is not root)"
+    return None
+
+
+def _run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
+    if check and proc.returncode:
+        raise MeasurementError(f"'{' '.join(cmd)}' failed: {(proc.stderr or proc.stdout).strip()}")
+    return proc
+
+
+def namespaces() -> list[str]:
+    """Every named network namespace on the host."""
+    out = _run("ip", "netns", "list", check=False).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def delete(names: Sequence[str]) -> None:
+    for name in names:
+        _run("ip", "netns", "delete", name, check=False)
+
+
+def reclaim() -> list[str]:
+    """Delete the namespaces of runs whose process is gone; the names reclaimed."""
+    dead = [n for n in namespaces() if (m := NAME.match(n)) and not _alive(int(m.group(1)))]
+    delete(dead)
+    return dead
+
+
+def _libc_setns(fd: int) -> None:
+    if hasattr(os, "setns"):  # Python >= 3.12
+        os.setns(fd, CLONE_NEWNET)
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise MeasurementError(f"setns: {os.strerror(err)}")
+
+
+def enter(name: str) -> None:
+    """Move the calling thread into namespace ``name`` (a stage process does this first)."""
+    try:
+        fd = os.open(f"/run/netns/{name}", os.O_RDONLY)
+    except OSError as exc:
+        raise MeasurementError(f"network namespace '{name}' is gone ({exc.strerror})") from None
+    try:
+        _libc_setns(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def inside(name: str) -> Iterator[None]:
+    """Run a block (e.g. open a socket) in namespace ``name``, then come back; sockets stay there."""
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        enter(name)
+        yield
+    finally:
+        _libc_setns(own)
+        os.close(own)
+
+
+@dataclass(frozen=True)
+class LinkShaping:
+    """Which mechanism realised each part of one link: what the record and the claim say."""
+
+    link: str
+    rate: str
+    delay: str
+    jitter: str
+    loss: str
+    rate_bits_per_s: float
+    one_way_delay_ms: float
+    jitter_ms: float
+    loss_fraction: float
+
+    @property
+    def kernel_parts(self) -> list[str]:
+        return [p for p in ("rate", "delay", "jitter", "loss") if getattr(self, p).startswith("kernel")]
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "kernel_shaped": self.kernel_parts}
+
+
+def user_space(link: LinkProfile) -> LinkShaping:
+    """The loopback link of link.Channel: every part is the predictor's own model."""
+    model = "user-space model (the predictor's own): "
+    return LinkShaping(link.name or f"{link.src}->{link.dst}", model + "token bucket at the goodput",
+                       model + "sleep RTT/2 per message", "none" if not link.jitter_ms else model + "not applied",
+                       model + "lost goodput" if link.loss else "none", link.goodput_bytes_per_s * 8,
+                       link.one_way_s * 1e3, 0.0, link.loss)
+
+
+def validate(link: LinkProfile) -> None:
+    """ConfigError, one line, for a profile the kernel cannot shape."""
+    rate = link.bandwidth_mbps * 1e6 * (1 - link.loss)
+    if rate < MIN_RATE_BPS:
+        label = link.name or f"{link.src}->{link.dst}"
+        raise ConfigError([(f"link {label}: {rate:g} bit/s is below the {MIN_RATE_BPS} bit/s a kernel-shaped "
+                            "link supports (tc counts bytes per second)")])
+
+
+@dataclass(frozen=True)
+class Hop:
+    """How stage k reaches stage k+1 over link k."""
+
+    sender_ns: str
+    receiver_ns: str
+    address: str   # the receiver's end of the veth
+    relay: bool    # delay added by a user-space relay in the receiver's namespace
+    shaping: LinkShaping
+
+
+class Lab:
+    """Namespaces and shaped veth links for one split execution; a context manager that cleans up."""
+
+    def __init__(self, links: Sequence[LinkProfile], netem: bool | None = None):
+        why = unavailable()
+        if why:
+            raise DeviceUnavailable(f"a kernel-shaped link cannot be built here: {why}")
+        for link in links:
+            validate(link)
+        self.reclaimed = reclaim()
+        self.run = f"{PREFIX}-{os.getpid()}-{secrets.token_hex(2)}"
+        self.names = [f"{self.run}-{k}" for k in range(len(links) + 1)]
+        self._reaper = _start_reaper(self.names)
+        self.hops: list[Hop] = []
+        try:
+            for name in self.names:
+                _run("ip", "netns", "add", name)
+                _run("ip", "-n", name, "link", "set", "lo", "up")
+            self.netem = _has_netem(self.names[0]) if netem is None else netem
+            for k, link in enumerate(links):
+                self.hops.append(self._join(k, link))
+        except BaseException:
+            self.close()
+            raise
+
+    def _join(self, k: int, link: LinkProfile) -> Hop:
+        a, b = self.names[k], self.names[k + 1]
+        _run("ip", "-n", a, "link", "add", DOWN, "type", "veth", "peer", "name", UP, "netns", b)
+        for ns, dev, host in ((a, DOWN, 1), (b, UP, 2)):
+            _run("ip", "-n", ns, "addr", "add", f"10.77.{k}.{host}/30", "dev", dev)
+            _run("ip", "-n", ns, "link", "set", dev, "up")
+        label = link.name or f"{link.src}->{link.dst}"
+        one_way_ms, jitter_ms = link.one_way_s * 1e3, link.jitter_ms
+        if self.netem:
+            rate = link.bandwidth_mbps * 1e6
+            netem = ["delay", f"{one_way_ms:.3f}ms"] + ([f"{jitter_ms:.3f}ms"] if jitter_ms else [])
+            _run("tc", "-n", a, "qdisc", "add", "dev", DOWN, "root", "handle", "1:", "netem", *netem,
+                 *(["loss", f"{link.loss * 100:.4f}%"] if link.loss else []), "limit", "100000")
+            _tbf(a, DOWN, rate, parent=("parent", "1:1"))
+            if one_way_ms:
+                _run("tc", "-n", b, "qdisc", "add", "dev", UP, "root", "netem", *netem, "limit", "100000")
+            kernel = "kernel netem"
+            shaping = LinkShaping(label, "kernel tbf", kernel if one_way_ms else "none",
+                                  kernel if jitter_ms else "none", kernel if link.loss else "none",
+                                  rate, one_way_ms, jitter_ms, link.loss)
+            return Hop(a, b, f"10.77.{k}.2", False, shaping)
+        rate = link.goodput_bytes_per_s * 8
+        _tbf(a, DOWN, rate)
+        relay = "user-space relay in the receiver's namespace (TCP's RTT does not include it)"
+        shaping = LinkShaping(
+            label, "kernel tbf" + (" (at bandwidth x (1 - loss))" if link.loss else ""),
+            relay if one_way_ms else "none", relay if jitter_ms else "none",
+            "modelled as lost goodput in the tbf rate (no netem here): the predictor's own model"
+            if link.loss else "none", rate, one_way_ms, jitter_ms, link.loss)
+        return Hop(a, b, f"10.77.{k}.2", bool(one_way_ms or jitter_ms), shaping)
+
+    def qdiscs(self) -> dict[str, str]:
+        """``tc qdisc show`` of every namespace (what the kernel really applied), for the record."""
+        return {ns: _run("tc", "-n", ns, "qdisc", "show", check=False).stdout.strip() for ns in self.names}
+
+    def close(self) -> None:
+        delete([n for n in self.names if n in set(namespaces())])
+        if self._reaper.poll() is None:
+            self._reaper.stdin.close()  # type: ignore[union-attr]
+            try:
+                self._reaper.wait(5)
+            except subprocess.TimeoutExpired:
+                self._reaper.kill()
+                self._reaper.wait(5)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def measure_goodput(lab: Lab, nbytes: int, hop: int = 0, timeout_s: float = 60.0) -> tuple[float, int]:
+    """Push ``nbytes`` over TCP across hop ``hop`` of ``lab``: (seconds to the last byte received, bytes
+    received). What a kernel-shaped link really delivers, headers and TCP's behaviour included."""
+    h = lab.hops[hop]
+    with inside(h.receiver_ns):
+        srv = socket.create_server((h.address, 0))
+    srv.settimeout(timeout_s)
+    got: dict[str, float] = {}
+
+    def receive() -> None:
+        conn, _ = srv.accept()
+        conn.settimeout(timeout_s)
+        n = 0
+        while data := conn.recv(1 << 16):
+            n += len(data)
+        got["end"], got["n"] = time.perf_counter(), n
+        conn.close()
+
+    t = threading.Thread(target=receive, daemon=True)
+    t.start()
+    with inside(h.sender_ns):
+        sock = socket.create_connection((h.address, srv.getsockname()[1]), timeout=timeout_s)
+    start = time.perf_counter()
+    sock.sendall(bytes(nbytes))
+    sock.close()
+    t.join(timeout_s)
+    srv.close()
+    if "end" not in got:
+        raise MeasurementError(f"{nbytes} bytes did not cross {h.shaping.link} within {timeout_s:g} s")
+    return got["end"] - start, int(got["n"])
+
+
+def _tbf(ns: str, dev: str, rate_bps: float, parent: tuple[str, ...] = ("root",)) -> None:
+    """tbf at ``rate_bps``: a burst of 1 ms of bytes (two MTUs at least), a queue of 0.5 s."""
+    rate_bytes = rate_bps / 8
+    burst = max(2 * 1514, int(rate_bytes * 1e-3))
+    limit = max(64 << 10, int(rate_bytes * 0.5))
+    _run("tc", "-n", ns, "qdisc", "add", "dev", dev, *parent, "tbf", "rate", f"{int(rate_bps)}bit",
+         "burst", str(burst), "limit", str(limit))
+
+
+def _has_netem(ns: str) -> bool:
+    """Whether this kernel has netem (tried on the namespace's loopback, then removed)."""
+    ok = _run("tc", "-n", ns, "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms", check=False)
+    if ok.returncode:
+        return False
+    _run("tc", "-n", ns, "qdisc", "del", "dev", "lo", "root", check=False)
+    return True
+
+
+def _start_reaper(names: Sequence[str]) -> subprocess.Popen:
+    """A process that deletes ``names`` once its stdin closes, i.e. when this process ends however.
+
+    Not a lab.child: those die with their parent by design, and this one must outlive it."""
+    return subprocess.Popen([sys.executable, "-m", "pytest_edgeai.split.netns", *names],
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, close_fds=True)
+
+
+def relay_main(conn, ns: str, host: str, target_port: int, delay_s: float, jitter_s: float, seed: int,
+               timeout_s: float) -> None:
+    """Forward one TCP stream to 127.0.0.1:target_port, each chunk held for the delay (plus jitter).
+
+    Chunks keep their order: a chunk is due at max(arrival + delay + jitter, previous due).
+    """
+    try:
+        enter(ns)
+        srv = socket.create_server((host, 0))
+        srv.settimeout(timeout_s)
+        conn.send(("port", srv.getsockname()[1]))
+        up, _ = srv.accept()
+        down = socket.create_connection(("127.0.0.1", target_port), timeout=timeout_s)
+        for s in (up, down):
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        up.settimeout(None)
+        held: queue.Queue = queue.Queue(MAX_HOLD_CHUNKS)
+        rng = random.Random(seed)
+
+        def hold() -> None:
+            due = 0.0
+            while data := up.recv(64 << 10):
+                due = max(time.monotonic() + delay_s + (rng.gauss(0.0, jitter_s) if jitter_s else 0.0), due)
+                held.put((due, data))
+            held.put((0.0, b""))
+
+        threading.Thread(target=hold, daemon=True).start()
+        while True:
+            due, data = held.get()
+            if not data:
+                break
+            if (wait := due - time.monotonic()) > 0:
+                time.sleep(wait)
+            down.sendall(data)
+        down.shutdown(socket.SHUT_WR)
+        # the stage's replies (none today) and its close come back unheld
+        while up.recv(1 << 16):
+            pass
+    except Exception as exc:  # noqa: BLE001 - the relay's failure, in words, for the executor to report
+        with contextlib.suppress(OSError):
+            conn.send(("error", f"relay into '{ns}' failed: {type(exc).__name__}: {exc}"))
+
+
+def load_main(conn, ns: str | None, cpus: Sequence[int], duty: float, period_s: float, seconds: float) -> None:
+    """A bounded CPU load: busy ``duty`` of every period on ``cpus``, for at most ``seconds``
+    (in namespace ``ns`` when given: the loaded tier's).
+
+    Stops at its time limit or as soon as its parent is gone, whichever comes first.
+    """
+    if ns:
+        enter(ns)
+    os.sched_setaffinity(0, set(cpus))
+    parent, end = os.getppid(), time.monotonic() + seconds
+    while time.monotonic() < end and os.getppid() == parent:
+        start = time.monotonic()
+        while time.monotonic() - start < duty * period_s:
+            pass
+        time.sleep(max(0.0, period_s * (1 - duty)))
+
+
+def _reap(names: Sequence[str]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.stdin.buffer.read()  # returns when the lab's process closes the pipe or dies
+    delete([n for n in names if NAME.match(n)])
+
+
+if __name__ == "__main__":
+    _reap(sys.argv[1:])
+    sys.exit(0)
+

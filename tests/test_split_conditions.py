@@ -1,0 +1,48 @@
+"""Plans under changing conditions: where the best plan changes, and how fixed vs re-planned is judged."""
+
+from __future__ import annotations
+
+import pytest
+from test_split_execute import two_input_feeds, two_input_model
+
+from pytest_edgeai.split.conditions import Comparison, Condition, sweep
+from pytest_edgeai.split.constraints import KeepInputOnDevice, Pin
+from pytest_edgeai.split.cuts import GraphCuts
+from pytest_edgeai.split.network import LinkProfile
+
+BLOCK_S = [0.001, 0.010, 0.010, 0.001]  # per block, unloaded
+BYTES = [32768.0, 32768.0, 32768.0, 8192.0, 16384.0]
+
+
+def slowed(graph, boundaries, feed, cpus, load, repeats):
+    """A stand-in profile: a CPU shared with a busy loop runs a block 1 / (1 - load / 2) slower."""
+    return [s / (1 - load / 2) for s in BLOCK_S]
+
+
+def test_the_sweep_reports_where_the_best_plan_changes():
+    graph = GraphCuts(two_input_model())
+    link = LinkProfile("edge", "cloud", 10.0, 0.0)
+    planned, changes = sweep(graph, [0, 1, 2, 3, 4], two_input_feeds(1)[0], ["edge", "cloud"],
+                             {("edge", "cloud"): link}, ("edge", "cloud"), "edge", {"edge": [1], "cloud": [0]},
+                             rates=[1.0, 1000.0], loads=[0.0, 0.9], boundary_bytes=BYTES,
+                             constraints=[KeepInputOnDevice(), Pin(3, "cloud")], profile=slowed)
+    assert len(planned) == 4
+    best = {(p.condition.rate_mbps, p.condition.load): p.plan for p in planned}
+    # unloaded, or a slow link: the edge keeps the heavy blocks; loaded with a fast link: the cloud takes them
+    assert best[(1000.0, 0.0)].cuts == best[(1.0, 0.9)].cuts == (3,)
+    assert best[(1000.0, 0.9)].cuts == (1,)
+    moved = {(c.before, c.after) for c in changes}
+    assert (Condition(1.0, 0.9), Condition(1000.0, 0.9)) in moved      # along the rate, under load
+    assert (Condition(1000.0, 0.0), Condition(1000.0, 0.9)) in moved   # along the load, on the fast link
+    assert not any(c.before.load == c.after.load == 0.0 for c in changes)  # unloaded, the rate changes nothing
+
+
+def test_a_comparison_is_judged_on_the_interval_of_its_rounds():
+    c = Comparison(Condition(100.0, 0.9), "a", "b", 0.03, 0.02,
+                   fixed_median_s=[0.030, 0.031, 0.029, 0.032, 0.030],
+                   replanned_median_s=[0.020, 0.021, 0.020, 0.022, 0.019])
+    assert c.ratios[0] == pytest.approx(1.5)
+    assert c.ratio_ci95[0] > 1.0 and c.verdict == "re-planned faster"
+    noisy = Comparison(Condition(100.0, 0.9), "a", "b", 0.03, 0.02,
+                       fixed_median_s=[0.03, 0.02, 0.03, 0.02], replanned_median_s=[0.02, 0.03, 0.02, 0.03])
+    assert noisy.verdict == "inconclusive"
