@@ -25,13 +25,14 @@ import pytest
 
 
 @pytest.hookspec
-def pytest_edgeai_backends() -> dict[str, Any]:
+def pytest_edgeai_backends() -> dict[str, Any] | None:
     """Backends to add, by name: ``{"name": "module:Class"}``. ``Class()`` must implement
-    :class:`pytest_edgeai.backends.base.Backend`. A name here replaces a built-in one of the same name."""
+    :class:`pytest_edgeai.backends.base.Backend`. A name here replaces a built-in one of the same name.
+    None adds nothing."""
 
 
 @pytest.hookspec
-def pytest_edgeai_meters() -> dict[str, Any]:
+def pytest_edgeai_meters() -> dict[str, Any] | None:
     """Power meters to add, by the ``source`` a devices.toml names: ``{"name": "module:Factory"}``.
     ``Factory(device, **options)`` returns a :class:`pytest_edgeai.energy.base.Meter` (see
     ``energy.registry`` for its optional ``OPTIONS`` and ``DEFAULT_RATE_HZ``)."""

@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from pytest_edgeai.backends import base
-
 QUICK = ("--edgeai-profile", "quick", "-p", "no:cacheprovider", "-p", "no:randomly")
 
 FAKE_BACKENDS = '''
@@ -73,9 +71,8 @@ class FakeBackend:
 '''
 
 CONFTEST = '''
-from pytest_edgeai.backends import base
-
-base.BUILTIN["fake"] = "fakebackends:FakeBackend"
+def pytest_edgeai_backends():
+    return {"fake": "fakebackends:FakeBackend"}
 '''
 
 DEVICES = "".join(f'''
@@ -97,9 +94,7 @@ def test_offline(edgeai_device, edgeai_model, edgeai_bench, batch):
 
 @pytest.fixture
 def bench_dir(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.Pytester:
-    """Fake backends registered the way a lab registers its own; the registry restored afterwards."""
-    monkeypatch.setattr(base, "BUILTIN", dict(base.BUILTIN))
-    monkeypatch.setattr(base, "_instances", {})
+    """Fake backends added the way a lab adds its own: a conftest's pytest_edgeai_backends hook."""
     monkeypatch.setenv("EDGEAI_LOCK_DIR", str(tmp_path / "locks"))
     pytester.makepyfile(fakebackends=FAKE_BACKENDS, conftest=CONFTEST, test_bench=TESTS)
     pytester.makefile(".toml", devices=DEVICES)
