@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import config as config_mod
 from .backends.base import Availability, probe
@@ -35,6 +35,7 @@ from .results.store import RUN_FILE, RunStore, load_run, report_dir_problem
 from .selection import select
 
 
+T = TypeVar("T")
 PROBE_TIMEOUT_S = 60.0  # a device that takes longer to say whether it is there is stuck
 
 
@@ -120,7 +121,7 @@ class EdgeAIRun:
 
         loads = [Workload(name, name) for name in zoo.ZOO]
         for entry in self.config.models.values():
-            loads.append(Workload(entry.name, entry.path or entry.zoo, dict(entry.params)))
+            loads.append(Workload(entry.name, entry.path or entry.zoo or "", dict(entry.params)))
         loads.extend(Workload(Path(path).stem, path) for path in self.settings.models)
         names = [w.name for w in loads]
         clash = sorted({n for n in names if names.count(n) > 1})
@@ -173,7 +174,7 @@ class EdgeAIRun:
         request = replace(request, lock_timeout_s=self.lock_timeout_s, timeout_s=self.timeout_s)
         return self._on_device(request.device, lambda runner: runner.call(request, on_event))
 
-    def _on_device(self, device: Device, use: Callable[[Runner], Any]) -> Any:
+    def _on_device(self, device: Device, use: Callable[[Runner], T]) -> T:
         if self._runner is None:
             self._runner = make_runner(isolated=not self.settings.option("edgeai_no_isolation"))
         try:
@@ -228,9 +229,10 @@ class EdgeAIRun:
         is on: a vendor's probe (enumerating USB, loading a delegate) can crash or hang as well."""
         if self.settings.option("edgeai_no_isolation"):
             return probe(device)
-        request = CallRequest(device, probe, (device,), exclusive=False, timeout_s=PROBE_TIMEOUT_S)  # no timing: no lock
+        # no timing, so no lock
+        request = CallRequest(device, probe, (device,), exclusive=False, timeout_s=PROBE_TIMEOUT_S)
         try:
-            found = self._on_device(device, lambda runner: runner.call(request, _no_events)).value
+            found: Availability = self._on_device(device, lambda runner: runner.call(request, _no_events)).value
         except EdgeAIError as exc:
             return Availability(False, f"probing it in its isolated worker failed: {exc}")
         if not found.attached:
