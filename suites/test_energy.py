@@ -9,7 +9,7 @@ pass a claim unless the claim allows estimates.
 
 import pytest
 
-from pytest_edgeai.energy.compare import find_against, judge_ratio, skipped
+from pytest_edgeai import find_against, judge_ratio, skipped
 
 PER_USD = "inferences_per_s_per_usd"
 

@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_edgeai.devices import TIERS
-from pytest_edgeai.errors import EdgeAIError
-from pytest_edgeai.results.record import metric
-from pytest_edgeai.split import netns
-from pytest_edgeai.split.network import links_from_config
-from pytest_edgeai.split.study import LOSSLESS, run_plan, study_file, study_plan
+from pytest_edgeai import (LOSSLESS, TIERS, EdgeAIError, links_from_config, metric, netns, run_plan, study_file,
+                           study_plan)
 
 INPUTS = 6  # the centre view of each evaluation photograph (or seeded fields for non-image inputs)
 _STUDIES: dict[str, object] = {}  # the last two models' cut studies: both tests of a model use one

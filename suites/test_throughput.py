@@ -3,7 +3,7 @@
 Every test measures first, records, then checks the claims devices.toml states for the device.
 """
 
-from pytest_edgeai.results.record import metric
+from pytest_edgeai import metric
 
 
 def test_single_stream(edgeai_device, edgeai_workload, edgeai_bench, edgeai_claims):

@@ -97,5 +97,28 @@ def test_the_layers_that_used_to_loop_import_each_other_at_the_top() -> None:
                "pytest_edgeai.backends.base", "pytest_edgeai.backends.onnxruntime", "pytest_edgeai.backends.tensorrt",
                "pytest_edgeai.results.environment", "pytest_edgeai.errors", "pytest_edgeai.registry")
     assert [line for m in modules for line in imports_inside_functions(m)] == []
-    assert not {"pytest_edgeai.backends", "pytest_edgeai.backends.base"} & run_time_imports("pytest_edgeai.results.environment")
+    environment = run_time_imports("pytest_edgeai.results.environment")
+    assert not {"pytest_edgeai.backends", "pytest_edgeai.backends.base"} & environment
     assert "pytest_edgeai.models.zoo" not in run_time_imports("pytest_edgeai.backends.onnxruntime")
+
+
+def test_every_public_name_resolves_and_importing_the_package_is_cheap() -> None:
+    import subprocess
+    import sys
+
+    code = ("import json, sys, pytest_edgeai; before = set(sys.modules); "
+            "values = [getattr(pytest_edgeai, n) for n in pytest_edgeai.__all__]; "
+            "print(json.dumps(sorted(m for m in before if m.split('.')[0] in ('numpy', 'onnx', 'onnxruntime'))))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"  # numpy, onnx, onnxruntime load only when a name needs them
+
+
+def test_the_suites_import_only_the_public_api() -> None:
+    suites = PACKAGE.parent / "suites"
+    names = {alias.name for path in suites.glob("test_*.py") for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pytest_edgeai")
+             for alias in node.names}
+    modules = {node.module for path in suites.glob("test_*.py") for node in ast.walk(ast.parse(path.read_text()))
+               if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pytest_edgeai")}
+    assert modules == {"pytest_edgeai"}
+    assert names <= set(pytest_edgeai.__all__)
