@@ -22,13 +22,15 @@ PACKAGE = Path(errors.__file__).parent
 
 def test_no_exception_class_is_defined_outside_errors_py() -> None:
     def is_exception(node: ast.ClassDef) -> bool:
-        names = {b.id if isinstance(b, ast.Name) else b.attr for b in node.bases if isinstance(b, (ast.Name, ast.Attribute))}
+        names = {b.id if isinstance(b, ast.Name) else b.attr for b in node.bases
+                 if isinstance(b, (ast.Name, ast.Attribute))}
         return any(n.endswith(("Error", "Exception", "Failure", "Unavailable", "Crashed", "Lost", "Closed"))
                    or n in vars(errors) for n in names)
 
     elsewhere = [f"{path.relative_to(PACKAGE)}:{node.name}"
                  for path in PACKAGE.rglob("*.py") if path.name != "errors.py"
-                 for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.ClassDef) and is_exception(node)]
+                 for node in ast.walk(ast.parse(path.read_text()))
+                 if isinstance(node, ast.ClassDef) and is_exception(node)]
     assert elsewhere == []
 
 

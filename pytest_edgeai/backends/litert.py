@@ -237,7 +237,7 @@ class _EdgeTPUGroup:
 def _edgetpu_delegate(device: Device, loader):
     coral = edgetpu.coral_edgetpu_module()
     if coral is not None:
-        loader = lambda _library, options: coral.load_edgetpu_delegate(options)
+        loader = lambda _library, options: coral.load_edgetpu_delegate(options)  # noqa: E731
     if loader is None:
         raise BackendError("this TFLite runtime has no load_delegate: install ai-edge-litert or tflite-runtime")
     return edgetpu.load_delegate(loader, device.options.get("device", "usb:0"), _tpus(device))

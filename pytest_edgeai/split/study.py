@@ -186,7 +186,6 @@ def study_plan(study: CutStudy, links: Mapping[tuple[str, str], LinkProfile], ti
     feed = {graph.boundary(0)[0]: first.tensor}
     boundaries = [0, *(c.index for c in study.cuts), graph.size]
     compute = block_latencies(graph, boundaries, feed, repeats=repeats)
-    values = activations(graph, [c.tensors[0] for c in study.cuts], [feed], threads=1)[0]
     study.size(study.wire.cuts[0], encoding)  # ConfigError naming the known encodings if unmeasured
     nbytes = [float(first.tensor.nbytes), *(row.sizes[encoding] for row in study.wire.cuts),
               float(sum(v.nbytes for v in _outputs(graph, feed).values()))]
