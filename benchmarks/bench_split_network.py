@@ -35,6 +35,7 @@ from pytest_edgeai.split.planner import SplitProblem, plan
 from pytest_edgeai.split.profile import block_latencies
 
 ROWS, WIDTH = 64, 1024
+LOAD_WORKERS = 2  # busy loops sharing the edge's CPU with its stage (CFS then gives the stage about a third)
 
 
 def tradeoff_model() -> onnx.ModelProto:
@@ -143,7 +144,8 @@ def pipelined(quick: bool) -> None:
 
 
 def conditions(quick: bool) -> None:
-    print("5. link rate x edge CPU load: where the best plan changes, and whether re-planning pays")
+    print(f"5. link rate x edge CPU load ({LOAD_WORKERS} generators at the duty shown, on the edge's CPU): "
+          "where the best plan changes, and whether re-planning pays")
     model = tradeoff_model()
     graph = GraphCuts(model)
     boundaries = list(range(graph.size + 1))
@@ -159,7 +161,9 @@ def conditions(quick: bool) -> None:
     constraints = [KeepInputOnDevice(), Pin(graph.size - 1, "cloud")]
     sweep_rates, loads = (10.0, 100.0, 400.0), (0.0, 0.9)
     planned, changes = sweep(graph, boundaries, fs[0], ["edge", "cloud"], links, ("edge", "cloud"), "edge", cpus,
-                             sweep_rates, loads, sizes, constraints, repeats=5)
+                             sweep_rates, loads, sizes, constraints, repeats=15, workers=LOAD_WORKERS)
+    print("   cloud blocks, ms (unloaded): " + ", ".join(f"{s * 1e3:.1f}" for s in planned[0].problem.latency_s["cloud"])
+          + "; boundary kB: " + ", ".join(f"{b / 1e3:.0f}" for b in sizes))
     for p in planned:
         print(f"   {p.condition.describe():24} best {p.plan.describe()}  (edge blocks, ms: "
               + ", ".join(f"{s * 1e3:.1f}" for s in p.loaded_block_s) + ")")
@@ -170,7 +174,7 @@ def conditions(quick: bool) -> None:
         if p.plan.cuts == fixed.cuts:
             continue
         result = compare(graph, boundaries, p.cost_of(fixed), p.plan, links, p.condition, ("edge", "cloud"), "edge", cpus, fs,
-                         rounds=3 if quick else 6)
+                         rounds=3 if quick else 6, workers=LOAD_WORKERS)
         lo, hi = result.ratio_ci95
         print(f"   at {p.condition.describe()}: fixed {result.fixed} median "
               f"{statistics.median(result.fixed_median_s) * 1e3:.1f} ms (predicted {result.fixed_predicted_s * 1e3:.1f}), "

@@ -32,6 +32,9 @@ _EXPORTS: dict[str, str | tuple[str, str]] = {
     "Backend": "backends.base", "Session": "backends.base", "Availability": "backends.base",
     "TensorSpec": "backends.base", "get_backend": "backends.base", "input_specs": "backends.base",
     "probe": "backends.base", "Meter": "energy", "EnergyReading": "energy", "IdleBaseline": "energy",
+    # the throughput suite's detection pipeline and real inputs
+    "NmsConfig": "models.detection", "summaries": "models.detection", "time_pipeline": "models.detection",
+    "CROPS": "models.inputs", "evaluation_photos": "models.inputs",
     # the energy suite's cross-device claims
     "find_against": "energy.compare", "judge_ratio": "energy.compare", "skipped": "energy.compare",
     # the split suite

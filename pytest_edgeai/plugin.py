@@ -380,7 +380,15 @@ def edgeai_workload(request: pytest.FixtureRequest, edgeai_session: EdgeAIRun) -
     reason = builder.unavailable(request.param.params) if builder else None
     if reason:
         pytest.skip(f"{request.param.name}: {reason}")
-    return edgeai_session.model(request.param)
+    model = edgeai_session.model(request.param)
+    if "edgeai_device" in request.fixturenames:  # a format the device's runtime cannot run: a skip in every suite
+        from .backends.base import refusal
+
+        device = request.getfixturevalue("edgeai_device")
+        why = refusal(device, model)
+        if why:
+            pytest.skip(f"{model.name} on {device.name} ({device.backend}): {why}")
+    return model
 
 
 @pytest.fixture(scope="session")

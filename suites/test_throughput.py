@@ -3,7 +3,12 @@
 Every test measures first, records, then checks the claims devices.toml states for the device.
 """
 
-from pytest_edgeai import metric
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+
+from pytest_edgeai import CROPS, NmsConfig, evaluation_photos, metric, summaries, time_pipeline
 
 
 def test_single_stream(edgeai_device, edgeai_workload, edgeai_bench, edgeai_claims):
@@ -36,3 +41,28 @@ def test_batch_sweep(edgeai_device, edgeai_workload, edgeai_bench, edgeai_claims
                                      method="derived")})
         edgeai_claims.check("min_batching_speedup", speedup, edgeai_workload.name, derived)
     edgeai_claims.assert_met()
+
+
+def test_detection_pipeline(edgeai_device, edgeai_workload, edgeai_bench, edgeai_session):
+    """A detector as published figures time it: the model, then box decoding + NMS (TFLite_Detection_PostProcess's
+    behaviour) on the host, timed apart and together on the same queries over real photographs."""
+    model = edgeai_workload
+    if model.task != "detection" or model.preprocess is None:
+        pytest.skip(f"{model.name} is not a zoo detector: it has no SSD post-processing stage")
+    views = evaluation_photos(model.preprocess).tensors()[::len(CROPS)]
+    queries = edgeai_session.profile.min_count
+    timing = edgeai_bench.call(time_pipeline, model, edgeai_device, views, queries,
+                               edgeai_session.profile.warmup_count)
+    stats = summaries(timing)
+    record = edgeai_bench.new_record(model, {"name": "detection_pipeline", "queries": queries, "batch": 1,
+                                             "postprocess": {**asdict(NmsConfig()), "where": "numpy on the host"},
+                                             "input_set": evaluation_photos(model.preprocess).describe()})
+    record.samples.update({"latency_ns": timing.total_ns, "model_ns": timing.model_ns,
+                           "postprocess_ns": timing.postprocess_ns})
+    for key, label in (("model_ns", "model"), ("postprocess_ns", "postprocess"), ("total_ns", "pipeline")):
+        record.metrics[f"{label}_latency_median_ms"] = metric(
+            stats[key]["median_ms"], "ms", f"median of {queries} batch-1 queries: {label}, timed in one loop")
+        record.metrics[f"{label}_latency_p90_ms"] = metric(stats[key]["p90_ms"], "ms", f"p90 of the same: {label}")
+    record.metrics["detections_per_image"] = metric(float(np.mean(timing.detections)), "detections",
+                                                    "mean kept after NMS (seeded weights: the boxes mean nothing)")
+    edgeai_bench.save(record)

@@ -14,7 +14,7 @@ BLOCK_S = [0.001, 0.010, 0.010, 0.001]  # per block, unloaded
 BYTES = [32768.0, 32768.0, 32768.0, 8192.0, 16384.0]
 
 
-def slowed(graph, boundaries, feed, cpus, load, repeats):
+def slowed(graph, boundaries, feed, cpus, load, repeats, workers):
     """A stand-in profile: a CPU shared with a busy loop runs a block 1 / (1 - load / 2) slower."""
     return [s / (1 - load / 2) for s in BLOCK_S]
 

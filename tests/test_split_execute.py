@@ -9,6 +9,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
+from pytest_edgeai.devices import Device
 from pytest_edgeai.errors import ConfigError, MeasurementError, SplitExecutionError
 from pytest_edgeai.split.constraints import Pin
 from pytest_edgeai.split.cuts import GraphCuts
@@ -16,6 +17,7 @@ from pytest_edgeai.split.execute import SplitExecutor, StageSpec, stages_for
 from pytest_edgeai.split.network import LinkProfile
 from pytest_edgeai.split.planner import SplitProblem, plan
 from pytest_edgeai.split.profile import block_latencies
+from pytest_edgeai.split.runner import SegmentSession, stage_device
 
 WIDTH = 4096
 
@@ -167,3 +169,16 @@ def test_bad_encodings_and_networks_are_one_clear_line():
         SplitExecutor(graph, stages, [link], encodings=["int4+zlib"])
     with pytest.raises(ConfigError, match="split network 'wifi' is not one of user, kernel"):
         SplitExecutor(graph, stages, [link], network="wifi")
+
+
+def test_segments_load_through_the_backend_registry():
+    graph = GraphCuts(wide_chain())
+    seg = graph.segment(0, 2)
+    with pytest.raises(ConfigError, match="unknown backend 'nonesuch'"):
+        SegmentSession(seg, device=Device(name="x", kind="cpu", backend="nonesuch"))
+    with pytest.raises(ConfigError, match="unknown onnxruntime option"):  # the device's options are the backend's
+        SegmentSession(seg, device=Device(name="x", kind="cpu", backend="onnxruntime", options={"threads": 2}))
+    session = SegmentSession(seg, threads=1)
+    out = session.run(feeds(1)[0])
+    assert set(out) == set(seg.outputs) and stage_device(2).options["intra_op_num_threads"] == 2
+    session.close()

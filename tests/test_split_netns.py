@@ -110,6 +110,9 @@ def test_namespaces_of_a_sigkilled_run_are_removed():
     while set(names) & set(netns.namespaces()) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not set(names) & set(netns.namespaces())  # the reaper removed them (veths and qdiscs with them)
+    root = subprocess.run(["ip", "link", "show"], capture_output=True, text=True, check=True).stdout
+    qdiscs = subprocess.run(["tc", "qdisc", "show"], capture_output=True, text=True, check=True).stdout
+    assert netns.UP not in root and netns.DOWN not in root and netns.DOWN not in qdiscs  # nothing leaked out
 
 
 def test_a_new_lab_reclaims_the_namespaces_of_a_dead_run():

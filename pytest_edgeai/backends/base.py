@@ -111,6 +111,14 @@ def probe(device: Device) -> Availability:
         return Availability(False, f"{device.backend} probe failed: {type(exc).__name__}: {exc}")
 
 
+def refusal(device: Device, model: Model) -> str | None:
+    """Why ``device``'s backend cannot run ``model``'s format here (suites skip on it), else None.
+
+    A backend says so with an optional ``refuses(model, device)``; one without it is asked at load."""
+    refuses = getattr(get_backend(device.backend), "refuses", None)
+    return refuses(model, device) if refuses else None
+
+
 def input_specs(model: Model, device: Device) -> list[TensorSpec]:
     """What a model takes on a device, read from a session loaded for this alone (the runtime's view,
     dynamic axes included)."""

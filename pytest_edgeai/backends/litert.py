@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -112,6 +113,18 @@ class LiteRTBackend:
             if problem:
                 return Availability(False, problem, runtime=self.name, runtime_version=version, details=details)
         return Availability(True, runtime=self.name, runtime_version=version, details=details)
+
+    def refuses(self, model: Model, device: Device) -> str | None:
+        """LiteRT runs .tflite; ONNX only through the converter (tensorflow + onnx2tf), looked up, not imported."""
+        if model.format == "tflite":
+            return None
+        if model.format != "onnx":
+            return f"LiteRT runs .tflite models (ONNX through a converter), not {model.format}"
+        missing = [m for m in ("tensorflow", "onnx2tf") if importlib.util.find_spec(m) is None]
+        if missing:
+            return (f"LiteRT runs .tflite; converting this ONNX model needs {' and '.join(missing)}, not installed: "
+                    "pip install 'pytest-edgeai[tflite-convert]', or give a .tflite model")
+        return None
 
     def load(self, model: Model, device: Device) -> LiteRTSession:
         return self.load_together([model], device)[0]

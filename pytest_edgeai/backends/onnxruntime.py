@@ -78,10 +78,14 @@ class OnnxRuntimeBackend:
                                      "distribution": next((d for d in DISTRIBUTIONS
                                                            if distribution_version(d)), "onnxruntime")})
 
+    def refuses(self, model: Model, device: Device) -> str | None:
+        return None if model.format == "onnx" else f"onnxruntime runs .onnx models, not {model.format}"
+
     def load(self, model: Model, device: Device) -> OnnxRuntimeSession:
         ort = _ort()
-        if model.format != "onnx":
-            raise ModelError(f"{model.path}: onnxruntime runs .onnx models, not {model.format}")
+        why = self.refuses(model, device)
+        if why:
+            raise ModelError(f"{model.path}: {why}")
         options, providers, provider_options = _session_options(ort, device)
         try:
             session = ort.InferenceSession(str(model.path), sess_options=options, providers=providers,

@@ -131,6 +131,9 @@ class OpenVINOBackend:
         return Availability(True, runtime=self.name, runtime_version=version,
                             details={"available_devices": available})
 
+    def refuses(self, model: Model, device: Device) -> str | None:
+        return None if model.format in FORMATS else f"OpenVINO reads {', '.join(FORMATS)} models, not {model.format}"
+
     def load(self, model: Model, device: Device) -> OpenVINOSession:
         ov = openvino_module()
         dev = device_string(device)

@@ -140,6 +140,10 @@ class TensorRTBackend:
             details.update(jetson.state())
         return Availability(True, runtime=self.name, runtime_version=trt.__version__, details=details)
 
+    def refuses(self, model: Model, device: Device) -> str | None:
+        return (None if model.format in ("onnx", "tensorrt")
+                else f"TensorRT builds engines from .onnx or loads .engine/.plan, not {model.format}")
+
     def load(self, model: Model, device: Device) -> TensorRTSession:
         opts = build_options(device)
         trt = _trt()

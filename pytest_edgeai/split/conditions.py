@@ -95,17 +95,17 @@ class Comparison:
 
 
 def profile_under_load(graph: GraphCuts, boundaries: Sequence[int], feed: Mapping[str, np.ndarray],
-                       cpus: Sequence[int], load: float, repeats: int) -> list[float]:
-    """Per-block seconds on ``cpus`` while a load generator keeps them ``load`` busy."""
+                       cpus: Sequence[int], load: float, repeats: int, workers: int = 1) -> list[float]:
+    """Per-block seconds on ``cpus`` while ``workers`` load generators keep them ``load`` busy."""
     own = os.sched_getaffinity(0)
-    generator = child.start(netns.load_main, None, list(cpus), load, 0.01, 600.0, name="load-profile") \
-        if load > 0 else None
+    generators = [child.start(netns.load_main, None, list(cpus), load, 0.01, 600.0, name="load-profile")
+                  for _ in range(workers if load > 0 else 0)]
     try:
         os.sched_setaffinity(0, set(cpus))
         return block_latencies(graph, boundaries, feed, repeats=repeats)
     finally:
         os.sched_setaffinity(0, own)
-        if generator is not None:
+        for generator in generators:
             generator.close()
 
 
@@ -113,14 +113,16 @@ def sweep(graph: GraphCuts, boundaries: Sequence[int], feed: Mapping[str, np.nda
           tiers: Sequence[str], links: Mapping[tuple[str, str], LinkProfile], swept: tuple[str, str],
           loaded: str, cpus: Mapping[str, Sequence[int]], rates: Sequence[float], loads: Sequence[float],
           boundary_bytes: Sequence[float], constraints: Sequence[Constraint], repeats: int = 5,
-          profile: Callable[..., list[float]] = profile_under_load) -> tuple[list[Planned], list[Change]]:
+          profile: Callable[..., list[float]] = profile_under_load, workers: int = 1,
+          ) -> tuple[list[Planned], list[Change]]:
     """The best plan at every (rate, load); the neighbouring conditions where it changes.
 
-    ``profile(graph, boundaries, feed, cpus, load, repeats)`` gives per-block seconds under a load."""
-    others = {t: profile(graph, boundaries, feed, cpus[t], 0.0, repeats) for t in tiers if t != loaded}
+    ``profile(graph, boundaries, feed, cpus, load, repeats, workers)`` gives per-block seconds under
+    ``workers`` load generators each busy ``load`` of the time."""
+    others = {t: profile(graph, boundaries, feed, cpus[t], 0.0, repeats, workers) for t in tiers if t != loaded}
     planned = []
     for load in loads:
-        loaded_s = profile(graph, boundaries, feed, cpus[loaded], load, repeats)
+        loaded_s = profile(graph, boundaries, feed, cpus[loaded], load, repeats, workers)
         for rate in rates:
             table = dict(links)
             table[swept] = replace(links[swept], bandwidth_mbps=rate)
@@ -149,7 +151,7 @@ def _route(p: Plan) -> str:
 def compare(graph: GraphCuts, boundaries: Sequence[int], fixed: Plan, replanned: Plan,
             links: Mapping[tuple[str, str], LinkProfile], condition: Condition, swept: tuple[str, str],
             loaded: str, cpus: Mapping[str, Sequence[int]], feeds: Sequence[Mapping[str, np.ndarray]],
-            rounds: int = 5, network: str = "kernel", timeout_s: float = 30.0) -> Comparison:
+            rounds: int = 5, network: str = "kernel", timeout_s: float = 30.0, workers: int = 1) -> Comparison:
     """Both plans on the shaped link under ``condition``, interleaved round by round (``fixed`` and
     ``replanned`` priced under that condition: Planned.cost_of)."""
     table = dict(links)
@@ -168,7 +170,7 @@ def compare(graph: GraphCuts, boundaries: Sequence[int], fixed: Plan, replanned:
             seconds = 60.0 + rounds * len(feeds) * 4 * (timeout_s / 30.0)
             for ex in executors:  # each executor's loaded tier shares the same CPUs, so one load is enough
                 if loaded in [s.tier for s in ex.stages]:
-                    ex.load(loaded, condition.load, seconds)
+                    ex.load(loaded, condition.load, seconds, workers)
                     break
         result.shaping = executors[0].shaping
         for ex in executors:
