@@ -40,9 +40,15 @@ def pytest_run(args: list[str], cwd: Path, importtime: bool = False) -> tuple[fl
 
 
 def heavy_imports(stderr: str) -> list[str]:
-    """The heavy modules named in ``python -X importtime``'s report (one line per import, on stderr)."""
+    """The heavy packages named in ``python -X importtime``'s report (one line per import, on stderr), each
+    with how many of its modules were imported."""
     names = {line.split("|")[-1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
-    return sorted(n for n in names if n.split(".")[0] in HEAVY or n in HEAVY)
+    found: dict[str, int] = {}
+    for name in names:
+        top = next((h for h in HEAVY if name == h or name.startswith(h + ".")), None)
+        if top is not None:
+            found[top] = found.get(top, 0) + 1
+    return [f"{top} ({count} modules)" for top, count in sorted(found.items())]
 
 
 def compare(command: str, args: list[str], cwd: Path, rounds: int) -> dict[str, object]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 
@@ -99,8 +98,8 @@ def test_metered(edgeai_device, edgeai_model, edgeai_bench):
 
 
 @pytest.fixture
-def lab(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.Pytester:
-    monkeypatch.setenv("EDGEAI_LOCK_DIR", str(tmp_path / "locks"))
+def lab(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A lab's conftest, its backend and meter module, a devices.toml naming both (locks: tests/conftest.py)."""
     pytester.makepyfile(lab=LAB, conftest=CONFTEST, test_metered=TEST)
     pytester.makefile(".toml", devices=DEVICES)
     (pytester.path / "tiny.onnx").write_bytes(b"not read by the echo backend")
