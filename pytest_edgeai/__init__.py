@@ -3,7 +3,7 @@
 The public API: what the suites and a lab's own suites, backends and meters import, as
 ``from pytest_edgeai import Bench, metric, Device``. Everything else is internal and may move.
 
-Attributes are imported on first use (module ``__getattr__``), so ``import pytest_edgeai`` (which pytest
+Attributes are imported when used (module ``__getattr__``), so ``import pytest_edgeai`` (which pytest
 does for the plugin in every run) stays cheap: numpy, onnx and the runtimes load only when a name that
 needs them is used. A name given as ``(module, attribute)`` is exported under another name than it has
 in its module, where the bare name would be ambiguous at the package level.
@@ -58,16 +58,15 @@ __all__ = ["__version__", *sorted(_EXPORTS)]
 
 
 def __getattr__(name: str) -> Any:
-    """Import an exported name where it lives, on first use, and keep it here."""
+    """An exported name, from the module it lives in. Not kept here: the module's own object is the one that
+    pickles (a study sent to a worker), and a module imported afresh (pytester restores ``sys.modules``
+    between in-process runs) must not be shadowed by a stale copy."""
     where = _EXPORTS.get(name)
     if where is None:
         raise AttributeError(f"module 'pytest_edgeai' has no attribute {name!r}")
     module, attr = (where, name) if isinstance(where, str) else where
     value = importlib.import_module(f"{__name__}.{module}")
-    if attr:
-        value = getattr(value, attr)
-    globals()[name] = value
-    return value
+    return getattr(value, attr) if attr else value
 
 
 def __dir__() -> list[str]:
