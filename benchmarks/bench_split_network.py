@@ -7,7 +7,8 @@ Prints, from this run only:
 3. one plan in each wire encoding: median latency, bytes per message, agreement with the unsplit model;
 4. a throughput-objective plan run as a pipeline: measured against predicted throughput;
 5. a sweep of link rate x edge CPU load: where the best plan changes, and fixed against re-planned
-   partitions measured in interleaved rounds where they differ.
+   partitions measured in interleaved rounds where they differ;
+6. one latency plan's prediction error over the user-space link and the kernel-shaped one.
 The model of 3-5 is synthetic (seeded weights), built so that compute and bytes trade off
 (a cheap first block, two 1024x1024 MatMuls, a narrowing MatMul): it is not a zoo workload.
 
@@ -183,17 +184,43 @@ def conditions(quick: bool) -> None:
               + ", ".join(f"{r:.2f}" for r in result.ratios) + f"; 95% CI [{lo:.2f}, {hi:.2f}]: {result.verdict}")
 
 
+def prediction(quick: bool) -> None:
+    print("6. one latency plan's prediction error over the user-space link and the kernel-shaped one, "
+          "interleaved rounds (Scission's device-edge 1.6 Mbit/s 66.7 ms, edge-cloud 50 Mbit/s 20 ms)")
+    model = tradeoff_model()
+    graph = GraphCuts(model)
+    boundaries = list(range(graph.size + 1))
+    fs = feeds(4 if quick else 8)
+    compute = block_latencies(graph, boundaries, fs[0], repeats=9)
+    links = {("device", "edge"): LinkProfile("device", "edge", 1.6, 66.7),
+             ("edge", "cloud"): LinkProfile("edge", "cloud", 50.0, 20.0)}
+    stages = [StageSpec("device", 0, 6), StageSpec("edge", 6, 6), StageSpec("cloud", 6, graph.size)]
+    stage_links = [links[("device", "edge")], links[("edge", "cloud")]]
+    out_bytes = 4.0 * ROWS * 16
+    predicted = sum(compute) + sum(lk.transfer_s(out_bytes) for lk in stage_links)
+    errors: dict[str, list[float]] = {"user": [], "kernel": []}
+    for _ in range(2 if quick else 4):
+        for network, values in errors.items():
+            with SplitExecutor(graph, stages, stage_links, network=network) as ex:
+                r = ex.measure(fs, warmup=1)
+            r.predicted_s = predicted
+            values.append(r.prediction_error or 0.0)
+    for network, values in errors.items():
+        print(f"   {network:6} predicted {predicted * 1e3:.1f} ms; prediction error per round "
+              + ", ".join(f"{e:.3f}" for e in values))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", type=int, nargs="*", default=[1, 2, 3, 4, 5])
+    ap.add_argument("--only", type=int, nargs="*", default=[1, 2, 3, 4, 5, 6])
     args = ap.parse_args()
     why = netns.unavailable()
     if why:
         raise SystemExit(f"bench_split_network: {why}")
     with netns.Lab([LinkProfile("a", "b", 10, 0)]) as lab:
         print(f"kernel netem here: {'yes' if lab.netem else 'no (delay by a user-space relay, loss only modelled)'}")
-    for k, fn in enumerate((rates, delay, encodings, pipelined, conditions), start=1):
+    for k, fn in enumerate((rates, delay, encodings, pipelined, conditions, prediction), start=1):
         if k in args.only:
             fn(args.quick)
 

@@ -35,11 +35,17 @@ _EXPORTS: dict[str, str | tuple[str, str]] = {
     # the throughput suite's detection pipeline and real inputs
     "NmsConfig": "models.detection", "summaries": "models.detection", "time_pipeline": "models.detection",
     "CROPS": "models.inputs", "evaluation_photos": "models.inputs",
-    # the energy suite's cross-device claims
-    "find_against": "energy.compare", "judge_ratio": "energy.compare", "skipped": "energy.compare",
+    # claims judged on intervals, measured in interleaved rounds
+    "estimate_metric": "claims", "rounds_ratio": "claims", "rounds_estimate": "claims", "unchecked": "claims",
+    "find_against": "claims", "judge_ratio": "claims", "MISSED": "claims",
+    "Estimate": "measure.rounds", "Interleaved": "measure.rounds", "round_profile": "measure.rounds",
+    "ratio_estimate": "measure.rounds", "best_of": "measure.rounds",
+    "quantile_ci": "measure.stats", "median_ci": "measure.stats",
+    "list_runs": "results.store", "load_run": "results.store",
     # the split suite
     "links_from_config": "split.network", "LOSSLESS": "split.study", "run_plan": "split.study",
     "study_file": "split.study", "study_plan": "split.study", "netns": ("split.netns", ""),
+    "split_plan": ("split.planner", "plan"),
     # the compression suite
     "cascade": ("compress.cascade", ""), "digits": ("compress.digits", ""), "model_scores": "compress.fidelity",
     "COMPRESSION_METHODS": ("compress.study", "METHODS"), "compression_study": ("compress.study", "study"),
@@ -49,7 +55,7 @@ _EXPORTS: dict[str, str | tuple[str, str]] = {
     **{name: "concurrency" for name in (
         "MIB", "CapacityPlan", "ProcessRunner", "ServerPlan", "ThreadRunner", "available_bytes", "capacity_metrics",
         "loadgen_study", "measure_placement", "models_metrics", "placement_metrics", "plan_for", "plan_threads",
-        "probe_capacity", "run_concurrent_models", "run_sweep", "split_device", "step_metrics", "switching_metrics",
+        "probe_capacity", "run_concurrent_models", "run_sweep", "run_tenants", "split_device", "step_metrics", "switching_metrics",
         "switching_study", "window_for")},
     "LOADGEN_SCENARIOS": ("concurrency", "SCENARIOS"), "edgetpu_parameter_bytes": "backends.litert",
 }

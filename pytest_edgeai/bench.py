@@ -47,6 +47,12 @@ class Bench:
         self._last_study: CallResult | None = None  # its clocks go into the records made from it
         self.records: list[Record] = []
 
+    def beside(self, device: Device, availability: dict[str, Any]) -> Bench:
+        """A bench on another device for the same test, through the same lab: the other arm of a
+        ratio measured side by side. Closing it leaves this bench's lab open."""
+        return Bench(device, self.suite, self.test_id, self.profile, save=self._save, availability=availability,
+                     progress=self._progress, lab=self._lab, lock_timeout_s=self._lock_timeout_s)
+
     def call(self, fn: Callable[..., Any], *args: Any, events: dict[str, Callable[..., Any]] | None = None,
              exclusive: bool = True, also_lock: Sequence[Device] = (), **kwargs: Any) -> Any:
         """A suite's study, ``fn(*args, **kwargs)``, run where measurements run (an isolated worker by
@@ -79,19 +85,24 @@ class Bench:
         with device_lock(self.device, None, self._lock_timeout_s) as waited:
             yield waited
 
-    def single_stream(self, model: Model, metered: bool = False) -> Record:
-        return self.run(model, "single_stream", 1, metered)
+    def single_stream(self, model: Model, metered: bool = False, profile: Profile | None = None,
+                      **scenario: Any) -> Record:
+        return self.run(model, "single_stream", 1, metered, profile, **scenario)
 
-    def offline(self, model: Model, batch: int = 1, metered: bool = False) -> Record:
+    def offline(self, model: Model, batch: int = 1, metered: bool = False, profile: Profile | None = None,
+                **scenario: Any) -> Record:
         """Offline throughput; ``metered`` reads the device's power meter over the timed loop."""
-        return self.run(model, "offline", batch, metered)
+        return self.run(model, "offline", batch, metered, profile, **scenario)
 
-    def run(self, model: Model, scenario: str, batch: int, metered: bool = False) -> Record:
+    def run(self, model: Model, scenario: str, batch: int, metered: bool = False, profile: Profile | None = None,
+            **params: Any) -> Record:
         """Measure one scenario (load + measure run where the session says: an isolated worker by
-        default); an error is recorded too, then raised with its message."""
+        default); an error is recorded too, then raised with its message. ``profile`` overrides the
+        bench's (one round's window); ``params`` go into the scenario (``round=2``)."""
         self._last_study = None  # a measurement carries its own clocks
-        record = self.new_record(model, {"name": scenario, "batch": batch, "profile": self.profile.to_dict()})
-        request = MeasureRequest(self.device, model, scenario, batch, self.profile, metered=metered)
+        profile = profile or self.profile
+        record = self.new_record(model, {"name": scenario, "batch": batch, "profile": profile.to_dict(), **params})
+        request = MeasureRequest(self.device, model, scenario, batch, profile, metered=metered)
         label = f"{self.device.name} {model.name} {scenario} b{batch}"
         try:
             result = self._lab.measure(request, self._progress(label) if self._progress else None)
@@ -125,6 +136,7 @@ class Bench:
             if study.throttled:
                 record.extra["throttled"] = True
                 record.warnings.extend(f"throttled: {t}" for t in study.throttled)
+            record.warnings.extend(study.reclaimed)
         return record
 
     def derived(self, model: Model | None, name: str, metrics: dict[str, dict[str, Any]],

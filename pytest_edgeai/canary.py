@@ -68,8 +68,10 @@ def canary_model(cache_dir: Path | None = None) -> Model:
     """The canary's model file, built once in the model cache (the zoo's, by default)."""
     from .models import zoo  # imports onnx
 
-    path = build_once(Path(cache_dir or zoo.default_cache_dir()) / f"{NAME}-v{VERSION}.onnx",
-                      lambda tmp: tmp.write_bytes(build().SerializeToString()))
+    def produce(tmp: Path) -> None:
+        tmp.write_bytes(build().SerializeToString())
+
+    path = build_once(Path(cache_dir or zoo.default_cache_dir()) / f"{NAME}-v{VERSION}.onnx", produce)
     return Model(name=NAME, path=path, format="onnx", source="canary", params={"version": VERSION},
                  task="reference workload")
 

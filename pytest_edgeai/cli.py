@@ -2,7 +2,7 @@
 
 Options shared with the pytest plugin (--devices-file, --device, --edgeai-report-dir) come from
 options.py, so the two never drift apart. Every subcommand turns an EdgeAIError into one line
-on stderr and exit status 2.
+on stderr and exit status 2, and so is a path that cannot be read or written.
 """
 
 from __future__ import annotations
@@ -48,17 +48,18 @@ def _devices_args(p: argparse.ArgumentParser) -> None:
 @command("devices", "list configured devices and runtimes found, attached or not and why", _devices_args)
 def cmd_devices(args: argparse.Namespace) -> int:
     from . import config as config_mod
-    from .backends.base import probe
+    from .lab.runners import probe_isolated
     from .selection import select
     from .options import split_list
     from .report.terminal import format_table
 
     path = Path(args.devices_file) if args.devices_file else Path("devices.toml")
     cfg = config_mod.load(path) if path.is_file() or args.devices_file else config_mod.builtin()
-    devices = select(cfg, split_list(args.device) or ["all"])
+    devices = select(cfg, split_list(args.device) or ["all"], probe_isolated)
+    found = probe_isolated(devices)  # a probe that crashes or hangs is one row, not the end of this command
     rows = []
     for d in devices:
-        a = probe(d)
+        a = found[d.name]
         rows.append([d.name, d.kind, d.backend, a.runtime_version or "-",
                      f"{d.memory_mb:g} MB" if d.memory_mb else "-",
                      "yes" if a.attached else "no", a.reason or ""])
@@ -233,6 +234,10 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command][2](args)
     except EdgeAIError as exc:
         print(f"pytest-edgeai {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # an output path that cannot be written, a run directory that cannot be read
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"pytest-edgeai {args.command}: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
 
 

@@ -6,14 +6,15 @@ path, what is wrong and what is allowed, so a person fixes the file in one pass.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import tomllib
+
 from .backends.base import known_backends
 from .backends.device_options import declared_options, option_problems
-from .claims import CLAIMS, ClaimSpec
+from .claims import BUILT_IN, CLAIMS, ClaimSpec, spec_problems, suite_problem, table_keys
 from .devices import ANY_MODEL, KINDS, TIERS, Device, builtin_cpu
 from .energy.meter import check_meter
 from .errors import ConfigError, did_you_mean
@@ -25,7 +26,6 @@ DEVICE_KEYS = ("kind", "backend", "tier", "options", "memory_mb", "price_usd", "
 MODEL_KEYS = ("path", "zoo", "params", "description")
 LINK_KEYS = ("from", "to", "bandwidth_mbps", "rtt_ms", "loss")
 NUMBER_KEYS = ("memory_mb", "price_usd", "tdp_w")
-CLAIM_TABLE_KEYS = ("threshold", "allow_estimate")
 MAX_DEPTH = 16  # devices.toml nests a few tables deep; deeper is a mistake (and would exhaust the stack)
 MAX_NAME = 100
 NAME_RULE = (f"a device or model name is 1 to {MAX_NAME} characters without '/', '\\', control characters "
@@ -91,6 +91,7 @@ def load(path: str | Path) -> Config:
 
 def parse(data: dict[str, Any], path: Path | None = None) -> Config:
     v = _Validator(str(path) if path else "devices.toml")
+    v.models_table = data.get("models")
     if _depth(data) > MAX_DEPTH:
         raise ConfigError([f"{v.filename}: nested deeper than {MAX_DEPTH} levels; devices.toml needs a few"])
     v.keys(data, "", TOP_KEYS)
@@ -115,8 +116,18 @@ class _Validator:
     def __init__(self, filename: str):
         self.filename = filename
         self.problems: list[str] = []
+        self.models_table: Any = None
+        self._known: set[str] | None = None
         self.backends = tuple(known_backends())  # entry points read once, not once per device
         self.backend_options: dict[str, Any] = {}
+
+    def known_models(self) -> set[str]:
+        """The workloads a claim may name: the zoo's and the file's [models]."""
+        if self._known is None:
+            from .models.zoo import ZOO  # onnx: only once a claim names a model
+
+            self._known = set(ZOO) | (set(self.models_table) if isinstance(self.models_table, dict) else set())
+        return self._known
 
     def problem(self, key: str, what: str, allowed: str = "") -> None:
         tail = f"; allowed: {allowed}" if allowed else ""
@@ -198,7 +209,7 @@ class _Validator:
                         hardware_id=hardware_id, description=description, meter=dict(meter),
                         claims=tuple(claims), **numbers)
         found = self.options_of(backend) if backend else None
-        if found is not None:
+        if backend and found is not None:
             self.problems.extend(f"{self.filename}: {p}" for p in option_problems(device, found, backend))
         self.problems.extend(f"{self.filename}: {problem}" for problem in check_meter(device))
         return device
@@ -213,15 +224,15 @@ class _Validator:
         specs: list[ClaimSpec] = []
         for suite, table in suites.items():
             swhere = _join(where, suite)
-            if suite not in CLAIMS:
-                self.problem(swhere, f"unknown suite{did_you_mean(suite, CLAIMS)}", ", ".join(sorted(CLAIMS)))
+            if (typo := suite_problem(suite)) is not None:
+                self.problem(swhere, typo, ", ".join(sorted(BUILT_IN)))
                 continue
             if not isinstance(table, dict):
                 self.problem(swhere, f"must be a table, not {_kind(table)}")
                 continue
             for name, value in table.items():
                 cwhere = _join(swhere, name)
-                if name not in CLAIMS[suite]:
+                if suite in CLAIMS and name not in CLAIMS[suite]:  # a suite of the user's: checked at collection
                     self.problem(cwhere, f"unknown claim{did_you_mean(name, CLAIMS[suite])}",
                                  ", ".join(sorted(CLAIMS[suite])))
                     continue
@@ -235,8 +246,7 @@ class _Validator:
     def claim(self, suite: str, name: str, value: Any, where: str, model: str) -> list[ClaimSpec]:
         extras: dict[str, Any] = {}
         if isinstance(value, dict):
-            allowed = CLAIM_TABLE_KEYS + CLAIMS[suite][name].extra_fields
-            self.keys(value, where, allowed)
+            self.keys(value, where, table_keys(suite, name))
             extras = {k: v for k, v in value.items() if k != "threshold"}
             threshold = self.number(value, "threshold", where, required=True, allow_zero=True)
         else:
@@ -244,7 +254,10 @@ class _Validator:
             threshold = self.number({key: value}, key, parent, required=True, allow_zero=True)
         if threshold is None:
             return []
-        return [ClaimSpec(suite=suite, name=name, threshold=threshold, model=model, extras=extras)]
+        spec = ClaimSpec(suite=suite, name=name, threshold=threshold, model=model, extras=extras)
+        for what, allowed in spec_problems(spec, self.known_models() if model != ANY_MODEL else ()):
+            self.problem(where, what, allowed)
+        return [spec]
 
     def model(self, name: str, table: Any) -> ModelEntry | None:
         where = f"models.{shown(name)}"

@@ -76,8 +76,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "device(*names_or_kinds): run only on these devices (names or kinds)")
     for kind in KIND_MARKERS:
         config.addinivalue_line("markers", f"{kind}: run only on devices of kind {kind}")
-    config.addinivalue_line("markers", "edgeai_suite(name): the suite a test's records and claims belong to "
-                                       "(default: the module name without test_)")
+    config.addinivalue_line("markers", "edgeai_suite(name, claims={'min_x': 'unit'}): the suite a test's records "
+                                       "and claims belong to (default: the module name without test_), and the "
+                                       "claims a suite of your own declares")
     if _options_given(config) or _xdist_controller(config):
         _start_run(config)
 
@@ -291,6 +292,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         raise pytest.UsageError(config.stash[DEFERRED_ERROR_KEY])
     if s is None:
         return
+    _declare_claims(s, items)
     keep, drop = [], []
     for item in items:
         targets = _marker_targets(item)
@@ -315,6 +317,21 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     config.stash[HEADER_SHOWN_KEY] = True
     if config.get_verbosity() >= 0 and not getattr(config.option, "no_header", False):
         reporter.write_line(_header(s))
+
+
+def _declare_claims(s: EdgeAIRun, items: list[pytest.Item]) -> None:
+    """Custom suites' claims from their markers; then devices.toml's claims are checked against them."""
+    import warnings
+
+    from .claims import collected_problems
+
+    marks = (item.get_closest_marker("edgeai_suite") for item in items)
+    declared = {str(m.args[0]): m.kwargs["claims"] for m in marks if m and m.args and "claims" in m.kwargs}
+    errors, notes = collected_problems(declared, s.config.devices.values())
+    if errors:
+        raise pytest.UsageError("pytest-edgeai: " + "\n  ".join(dict.fromkeys(errors)))
+    for note in notes:
+        warnings.warn(pytest.PytestConfigWarning(note), stacklevel=1)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -426,7 +443,8 @@ def edgeai_claims(request: pytest.FixtureRequest, edgeai_session: EdgeAIRun, edg
     from .claims import ClaimChecker
 
     return ClaimChecker(edgeai_device, _suite_name(request), save=edgeai_session.save,
-                        fail=lambda msg: pytest.fail(msg, pytrace=False), skip=pytest.skip)
+                        fail=lambda msg: pytest.fail(msg, pytrace=False), skip=pytest.skip, xfail=pytest.xfail,
+                        strict=edgeai_session.settings.strict, max_rounds=edgeai_session.profile.max_rounds)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:

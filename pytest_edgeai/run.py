@@ -22,7 +22,8 @@ from .devices import Device
 from .errors import ConfigError, DeviceUnavailable, EdgeAIError
 from .lab import runshare
 from .lab.lost import LostDevices
-from .lab.runners import LOCK_WAIT_FACTOR, EventCallback, Runner, make_runner, parse_timeout
+from .lab.runners import (LOCK_WAIT_FACTOR, PROBE_TIMEOUT_S, EventCallback, Runner, make_runner, no_events,
+                          parse_timeout, probe_isolated)
 from .lab.work import CallRequest, CallResult, MeasureRequest, MeasureResult
 from .lab.runshare import RunPlan
 from .measure.scenarios import ProgressCallback
@@ -36,11 +37,6 @@ from .selection import select
 
 
 T = TypeVar("T")
-PROBE_TIMEOUT_S = 60.0  # a device that takes longer to say whether it is there is stuck
-
-
-def _no_events(name: str, args: tuple[Any, ...]) -> None:
-    """A probe relays nothing."""
 
 
 @dataclass
@@ -77,7 +73,8 @@ class EdgeAIRun:
         self.settings = settings
         self.profile: Profile = get_profile(settings.profile)
         self.config = self._load_config()
-        self.devices: list[Device] = select(self.config, settings.devices)
+        self.devices: list[Device] = select(self.config, settings.devices,
+                                            None if settings.option("edgeai_no_isolation") else probe_isolated)
         missing = [m for m in settings.models if not Path(m).is_file()]
         if missing:
             raise ConfigError([f"--edgeai-model {m}: no such file" for m in missing])
@@ -232,7 +229,7 @@ class EdgeAIRun:
         # no timing, so no lock
         request = CallRequest(device, probe, (device,), exclusive=False, timeout_s=PROBE_TIMEOUT_S)
         try:
-            found: Availability = self._on_device(device, lambda runner: runner.call(request, _no_events)).value
+            found: Availability = self._on_device(device, lambda runner: runner.call(request, no_events)).value
         except EdgeAIError as exc:
             return Availability(False, f"probing it in its isolated worker failed: {exc}")
         if not found.attached:

@@ -10,10 +10,14 @@ The record says which weights the model carries: only mobilenet_v2_imagenet is t
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import numpy as np
 import pytest
 
-from pytest_edgeai import (LOSSLESS, TIERS, EdgeAIError, links_from_config, metric, netns, run_plan, study_file,
-                           study_plan)
+from pytest_edgeai import split_plan as plan
+from pytest_edgeai import (LOSSLESS, MISSED, TIERS, EdgeAIError, Estimate, links_from_config, median_ci, metric, netns,
+                           run_plan, study_file, study_plan, unchecked)
 
 INPUTS = 6  # the centre view of each evaluation photograph (or seeded fields for non-image inputs)
 _STUDIES: dict[str, object] = {}  # the last two models' cut studies: both tests of a model use one
@@ -35,9 +39,26 @@ def _onnx_only(model) -> None:
         pytest.skip(f"the split study cuts ONNX graphs; {model.name} is {model.format}")
 
 
+def _precision(device) -> dict[str, str]:
+    """The device tier's precision: an EdgeTPU (or an int8-converting device) sends int8 activations."""
+    int8 = device.kind == "edgetpu" or device.options.get("quantization") == "int8"
+    return {device.tier: "int8"} if int8 else {}
+
+
 def _extra(claims, name: str, model: str, key: str, default):
     spec = claims.spec(name, model)
     return spec.extras.get(key, default) if spec else default
+
+
+def _error_estimate(measured, predicted_s: float) -> Estimate:
+    """|measured - predicted| / measured over the median's distribution-free interval (the error is
+    monotone on each side of the prediction, so its range is at the interval's ends, or 0 inside)."""
+    lo, hi = median_ci(np.asarray(measured.latencies_s))
+    ends = [abs(x - predicted_s) / x for x in (lo, hi) if x > 0]
+    low = 0.0 if lo <= predicted_s <= hi else min(ends)
+    return Estimate(measured.prediction_error, low, max(ends),
+                    f"95% interval of the median of {len(measured.latencies_s)} split runs, carried through "
+                    f"|measured - predicted| / measured")
 
 
 def test_bytes_per_cut(edgeai_device, edgeai_workload, edgeai_bench, edgeai_claims):
@@ -69,26 +90,32 @@ def test_bytes_per_cut(edgeai_device, edgeai_workload, edgeai_bench, edgeai_clai
         "input_jpeg_bytes": metric(study.jpeg_bytes, "bytes", "JPEG quality 90 of the same views, mean (camera baseline)"),
         "best_cut_saving": metric(best[1] if best else None, "x",
                                    f"{fmt} input bytes / bytes at the best feature-layer cut ({encoding}, cuts >= "
-                                   f"{before} layers before the output): {best[0].name if best else 'none'}"),
+                                   f"{before} layers before the output): {best[0].name if best else 'none'}", "derived"),
         "best_cut_saving_vs_jpeg": metric(jpeg[k_best] if k_best is not None and study.jpeg_bytes else None, "x",
-                                           f"JPEG input bytes / bytes at the same cut ({encoding})"),
+                                           f"JPEG input bytes / bytes at the same cut ({encoding})", "derived"),
         "saving_depth_layers": metric(depth, "layers", f"network layers after the earliest cut that saves "
-                                                       f"({depth_encoding}); 0: none saves"),
+                                                       f"({depth_encoding}); 0: none saves", "derived"),
         "layer_boundaries": metric(len(study.cuts), "cuts", "single-tensor cuts, one per layer boundary"),
     })
     if at_scope:
         k_at = study.cuts.index(at[0]) if at else None
         record.metrics["cut_saving"] = metric(at[1] if at else None, "x", f"{fmt} input bytes / bytes at the end of "
-                                              f"{at_scope} ({at_encoding}): {at[0].name if at else 'no such cut'}")
+                                              f"{at_scope} ({at_encoding}): {at[0].name if at else 'no such cut'}", "derived")
         record.metrics["cut_saving_vs_jpeg"] = metric(
             study.savings(at_encoding, "jpeg")[k_at] if k_at is not None and study.jpeg_bytes else None, "x",
-            f"JPEG input bytes / bytes at the end of {at_scope} ({at_encoding})")
+            f"JPEG input bytes / bytes at the end of {at_scope} ({at_encoding})", "derived")
     record.extra.update({"cuts": study.table(), "unavailable_codecs": study.wire.unavailable,
                          "best_cut": best[0].name if best else None, "layers": study.layers})
     edgeai_bench.save(record)
     edgeai_claims.check("min_best_cut_saving", best[1] if best else None, model.name, record)
     edgeai_claims.check("min_cut_saving", at[1] if at else None, model.name, record)
-    edgeai_claims.check("max_saving_depth_layers", depth, model.name, record)
+    depth_spec = edgeai_claims.spec("max_saving_depth_layers", model.name)
+    if depth == 0 and depth_spec is not None:  # no cut saves: the claim asks how deep a saving cut is, and none is
+        edgeai_claims.add(unchecked(depth_spec, edgeai_device.name, model.name,
+                                    f"max_saving_depth_layers for {model.name}: no cut sends fewer bytes than the "
+                                    f"compressed input ({depth_encoding})", verdict=MISSED), record)
+    else:
+        edgeai_claims.check("max_saving_depth_layers", depth, model.name, record)
     edgeai_claims.assert_met()
 
 
@@ -112,15 +139,20 @@ def test_planned_split_against_execution(edgeai_device, edgeai_workload, edgeai_
         study = _study(edgeai_bench, model)
         encoding = _extra(edgeai_claims, "max_prediction_error", model.name, "encoding", "raw+none")
         planned = edgeai_bench.call(study_plan, study, links, tiers, repeats=profile.min_count,  # per-block timing
-                                    encoding=encoding)
+                                    encoding=encoding, precision=_precision(edgeai_device),
+                                    trained=model.weights.get("kind") == "trained")
     except EdgeAIError as exc:
         edgeai_bench.fail_record(record, str(exc))
         raise
     best = planned.chosen
     record.scenario["constraints"] = [c.describe() for c in planned.constraints]
     record.metrics["predicted_latency_ms"] = metric(best.latency_s * 1e3, "ms", best.describe(), "predicted")
+    record.scenario["tier_precision"] = planned.precision or "fp32 on every tier"
+    record.metrics["plan_top1_agreement"] = metric(planned.agreement[0]["top1_agreement"], "fraction",
+                                                   f"the chosen plan's wire encodings ({planned.agreement[0]['method']})")
     record.extra.update({
-        "plans": [p.to_dict() for p in planned.plans], "boundaries": planned.boundaries,
+        "plans": [{**p.to_dict(), "accuracy": a} for p, a in zip(planned.plans, planned.agreement)],
+        "boundaries": planned.boundaries,
         "block_latency_s": list(planned.problem.latency_s[tiers[0]]),
         "block_names": list(planned.problem.names), "boundary_bytes": list(planned.problem.boundary_bytes)})
     network = "user" if netns.unavailable() else "kernel"  # kernel-shaped where this process may
@@ -140,7 +172,7 @@ def test_planned_split_against_execution(edgeai_device, edgeai_workload, edgeai_
         "measured_latency_ms": metric(measured.median_s * 1e3, "ms",
                                        f"median of {len(measured.latencies_s)} split runs over shaped links"),
         "prediction_error": metric(measured.prediction_error, "fraction",
-                                   f"|measured - predicted| / measured; link: {measured.link_method()}"),
+                                   f"|measured - predicted| / measured; link: {measured.link_method()}", "derived"),
         "max_abs_output_error": metric(measured.max_abs_error, "abs",
                                         "split outputs against the whole model's"),
         "top1_agreement": metric(measured.top1_agreement, "fraction",
@@ -150,5 +182,25 @@ def test_planned_split_against_execution(edgeai_device, edgeai_workload, edgeai_
     if not measured.independent:
         record.warnings.append(f"prediction_error: {measured.link_method()}")
     edgeai_bench.save(record)
-    edgeai_claims.check("max_prediction_error", measured.prediction_error, model.name, record)
+    # the throughput objective's plan over the same profile, run as a pipeline (each tier on a different query)
+    piped_plan = replace(planned, plans=plan(planned.problem, "throughput", planned.constraints))
+    record.extra["throughput_plan"] = piped_plan.chosen.to_dict()
+    try:
+        with edgeai_bench.exclusive():
+            piped = run_plan(study, piped_plan, runs=max(2, profile.min_count), warmup=profile.warmup_count,
+                             timeout_s=profile.timeout_s, network=network)
+    except EdgeAIError as exc:
+        edgeai_bench.fail_record(record, f"pipelined throughput plan: {exc}")
+        raise
+    record.metrics.update({
+        "predicted_throughput_per_s": metric(piped_plan.chosen.throughput_per_s, "1/s",
+                                             piped_plan.chosen.describe(), "predicted"),
+        "measured_throughput_per_s": metric(piped.throughput_per_s, "1/s",
+                                            f"pipelined, {piped.extra['window']} in flight: (completions - 1) / "
+                                            "(last - first completion)"),
+        "throughput_error": metric(piped.throughput_error, "fraction",
+                                   f"|measured - predicted| / measured; link: {piped.link_method()}", "derived"),
+    })
+    edgeai_bench.save(record)
+    edgeai_claims.check("max_prediction_error", _error_estimate(measured, best.latency_s), model.name, record)
     edgeai_claims.assert_met()

@@ -150,6 +150,20 @@ def test_everything_slower_with_the_canary_is_machine_drift(tmp_path):
     assert d.verdict == REGRESSED and "corrected by the canary" in d.test
 
 
+def test_a_canary_that_does_not_track_the_workload_corrects_nothing(tmp_path):
+    """On a loaded host the canary, measured first, may drift apart from what runs later: where the
+    history shows the correction adds noise, the raw figure and its own noise are judged."""
+    rng = np.random.default_rng(5)
+    history = [load_run(run_of(tmp_path, 1.0, seed=200 + i, started=float(i), canary=True,
+                               drift=float(rng.lognormal(0, 0.02)), canary_drift=float(rng.lognormal(0, 0.4))))
+               for i in range(7)]
+    new = load_run(run_of(tmp_path, 1.0, seed=300, started=100.0, canary=True, canary_drift=0.4))
+    c = compare_runs(history[-1], new, history=history)
+    d = delta(c, "throughput_ips")
+    assert d.drift is None and "corrected by the canary" not in d.test and d.verdict in (UNCHANGED, NOISY)
+    assert not c.regressions
+
+
 def _energy_record(joules: float, windows: list[float] | None = None, extra_metrics: dict | None = None) -> Record:
     r = Record(suite="energy", test_id="t", device=synthetic.device(), backend={"name": "onnxruntime"},
                model={"name": "m"}, scenario={"name": "offline", "batch": 1})
@@ -262,6 +276,13 @@ def test_bad_input_gets_a_verdict_saying_why(tmp_path, monkeypatch):
     mean = delta(c, "latency_mean_ms")
     assert mean.verdict == NOISE_UNKNOWN and "no per-query samples" in mean.test
     assert UNCHANGED not in {d.verdict for d in c.deltas if d.metric in ("latency_cv", "latency_p90_ms")}
+    hostile = synthetic.latency_record("m", "single_stream", 1, 5.0, rng, 50)
+    hostile.samples["latency_ns"] = ["fast", None]  # a broken record the store did not stop: no traceback
+    hostile.scenario["batch"] = "many"
+    other = synthetic.latency_record("m", "single_stream", 1, 9.0, rng, 50)
+    other.scenario = dict(hostile.scenario)
+    c = compare_runs(Run(tmp_path / "a", {}, [hostile]), Run(tmp_path / "b", {}, [other]))
+    assert delta(c, "latency_mean_ms").verdict == NOISE_UNKNOWN
 
 
 def test_samples_that_do_not_reproduce_the_figure_are_not_its_evidence(tmp_path):

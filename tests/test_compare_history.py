@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from pytest_edgeai.results import synthetic
-from pytest_edgeai.results.history import find_steps
-from pytest_edgeai.results.compare import IMPROVED, REGRESSED
-from pytest_edgeai.results.history import build_history
+from pytest_edgeai.results.compare import DRIFT, IMPROVED, REGRESSED
+from pytest_edgeai.results.history import build_history, find_steps
 from pytest_edgeai.results.store import load_run
 
 
@@ -50,3 +49,17 @@ def test_a_step_between_releases_names_both_sides(tmp_path):
     h = build_history(runs)
     steps = [s for s in h.steps if s.series.metric == "throughput_ips"]
     assert steps and steps[0].verdict == IMPROVED and steps[0].entered == "between v1 and v2"
+
+
+def test_a_step_of_everything_with_the_canary_is_machine_drift_not_a_regression(tmp_path):
+    runs = [load_run(synthetic.write_run(tmp_path, 1.0, started=float(i), seed=i, batches=(1,), count=40,
+                                         models=("mobilenet_v2",), canary=True, drift=1.3 if i >= 6 else 1.0))
+            for i in range(12)]
+    h = build_history(runs)
+    throughput = [s for s in h.steps if s.series.metric == "throughput_ips"]
+    assert throughput and {s.verdict for s in throughput} == {DRIFT} and not h.regressions
+    # the release slower and the canary not: a regression, as without a canary
+    runs = [load_run(synthetic.write_run(tmp_path / "r", 1.3 if i >= 6 else 1.0, started=float(i), seed=i,
+                                         batches=(1,), count=40, models=("mobilenet_v2",), canary=True))
+            for i in range(12)]
+    assert {s.verdict for s in build_history(runs).steps if s.series.metric == "throughput_ips"} == {REGRESSED}

@@ -78,8 +78,8 @@ def test_model_entries_of_the_wrong_type_are_refused_at_load(tmp_path, table, ke
     ("intra_op_num_threads = -1", "options.intra_op_num_threads: -1 must be >= 0"),
     ('graph_optimization_level = "max"', "options.graph_optimization_level: 'max' is not allowed"),
     ("enable_cpu_mem_arena = 1", "options.enable_cpu_mem_arena: 1 must be true or false"),
-    ("intra_op_num_thread = 2", "options.intra_op_num_thread: unknown onnxruntime option "
-                                "(did you mean 'intra_op_num_threads'?)"),
+    ("intra_op_num_thread = 2", ("options.intra_op_num_thread: unknown onnxruntime option "
+                                 "(did you mean 'intra_op_num_threads'?)")),
 ])
 def test_onnxruntime_options_are_checked_at_load(tmp_path, option, expect):
     found = problems(tmp_path, CPU + f"[devices.cpu.options]\n{option}\n")

@@ -11,15 +11,21 @@ import pytest
 
 from pytest_edgeai import config as config_mod
 from pytest_edgeai import energy
-from pytest_edgeai.claims import CLAIMS, ClaimSpec
+from pytest_edgeai.claims import CLAIMS
 from pytest_edgeai.devices import Device
-from pytest_edgeai.energy import EnergyReading, IdleBaseline, MeterWindow, energy_metrics, make_meter, measure_idle
-from pytest_edgeai.energy.compare import Found, find_against, judge_ratio, latest_metric
+from pytest_edgeai.energy import (
+    EnergyReading,
+    IdleBaseline,
+    MeterError,
+    MeterUnavailable,
+    MeterWindow,
+    energy_metrics,
+    make_meter,
+    measure_idle,
+)
 from pytest_edgeai.energy.reading import SensorInfo, build_reading, energy_between
 from pytest_edgeai.energy.sampling import SampledMeter
-from pytest_edgeai.errors import ConfigError, MeterError, MeterUnavailable
-from pytest_edgeai.results.record import Record
-from pytest_edgeai.results.store import RunStore
+from pytest_edgeai.errors import ConfigError
 
 INFO = SensorInfo("fake", "a fake rail", update_period_s=0.01)
 
@@ -308,11 +314,6 @@ def test_the_window_covers_only_what_lies_between_its_edges():
 
 # ---------------------------------------------------------------- claims
 
-def energy_record(dev: str, model: str, ips_usd: float, created: float) -> Record:
-    return Record(suite="energy", test_id="t", device={"name": dev}, backend={}, model={"name": model},
-                  scenario={}, metrics={"inferences_per_s_per_usd": {"value": ips_usd}}, created=created)
-
-
 def test_energy_claims_are_defined_and_parse_from_devices_toml():
     assert set(CLAIMS["energy"]) >= {"max_joules_per_inference", "min_inferences_per_s_per_w",
                                      "min_inferences_per_s_per_usd", "min_ips_per_usd_ratio"}
@@ -324,30 +325,3 @@ def test_energy_claims_are_defined_and_parse_from_devices_toml():
     with pytest.raises(ConfigError, match="unknown key"):
         config_mod.parse({"devices": {"tpu": {"kind": "edgetpu", "backend": "onnxruntime", "claims": {
             "energy": {"min_ips_per_usd_ratio": {"threshold": 10, "againts": "cloud"}}}}}})
-
-
-def test_latest_metric_picks_the_newest_matching_record():
-    recs = [energy_record("cloud", "m", 1.0, 10), energy_record("cloud", "m", 2.0, 20),
-            energy_record("cloud", "other", 9.0, 30), energy_record("tpu", "m", 9.0, 40)]
-    assert latest_metric(recs, "cloud", "m", "inferences_per_s_per_usd").value == 2.0
-    assert latest_metric(recs, "gpu", "m", "inferences_per_s_per_usd") is None
-
-
-def test_find_against_reads_earlier_runs(tmp_path):
-    old = RunStore.create(tmp_path, {})
-    old.write(energy_record("cloud", "m", 0.25, 5))
-    current = RunStore.create(tmp_path, {})
-    found = find_against([], tmp_path, current.path, "cloud", "m", "inferences_per_s_per_usd")
-    assert found.value == 0.25 and found.where == str(old.path)
-
-
-def test_ratio_claim_pass_fail_and_skip():
-    spec = ClaimSpec("energy", "min_ips_per_usd_ratio", 10.0, extras={"against": "cloud"})
-    ok = judge_ratio(spec, "tpu", "m", 5.0, Found(0.25, "abc", "this run"), "inferences_per_s_per_usd")
-    assert ok.verdict == "pass" and ok.observed == pytest.approx(20.0) and "against cloud" in ok.message
-    bad = judge_ratio(spec, "tpu", "m", 1.0, Found(0.25, "abc", "this run"), "inferences_per_s_per_usd")
-    assert bad.verdict == "fail"
-    none = judge_ratio(spec, "tpu", "m", 5.0, None, "inferences_per_s_per_usd")
-    assert none.verdict == "skip" and "no inferences_per_s_per_usd result for device 'cloud'" in none.message
-    unnamed = judge_ratio(ClaimSpec("energy", "min_ips_per_usd_ratio", 10.0), "tpu", "m", 5.0, None, "x")
-    assert unnamed.verdict == "skip" and "against" in unnamed.message

@@ -5,6 +5,7 @@ missing or broken still recording their throughput and skipping the energy part 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -50,20 +51,33 @@ def test_energy_suite_records_throughput_always_and_energy_where_metered(pyteste
     assert "energy not measured on bare: device 'bare' has no power meter configured" in out
     assert "energy not measured: the meter failed to start" in out and "exited with status 7" in out
     run = (pytester.path / "reports" / "latest").resolve()
-    records = {r["device"]["name"]: r for r in (json.loads(p.read_text()) for p in (run / "records").glob("*.json"))}
+    records = [json.loads(p.read_text()) for p in (run / "records").glob("*.json")]
+    rounds = {name: [r for r in records if r["device"]["name"] == name and "round" in r["scenario"]]
+              for name in ("bare", "broken", "cloud", "edge")}
+    pooled = {r["device"]["name"]: r for r in records if r["scenario"]["name"] == "energy_rounds"}
     for name in ("bare", "broken"):
-        assert records[name]["metrics"]["throughput_ips"]["value"] > 0
-        assert records[name]["extra"]["energy"]["measured"] is False
-        assert "joules_per_inference" not in records[name]["metrics"]
-    edge = records["edge"]
-    assert edge["metrics"]["mean_w"]["value"] == pytest.approx(2.0)
-    assert edge["metrics"]["mean_w"]["method"] == "measured"
-    ips = edge["metrics"]["throughput_ips"]["value"]
-    assert edge["metrics"]["joules_per_inference"]["value"] == pytest.approx(2.0 / ips, rel=0.05)
-    assert edge["extra"]["energy"]["covers"] == "test stand-in"
+        assert len(rounds[name]) >= 3  # the profile's rounds, each a window of its own
+        for record in rounds[name]:
+            assert record["metrics"]["throughput_ips"]["value"] > 0
+            assert record["extra"]["energy"]["measured"] is False
+            assert "joules_per_inference" not in record["metrics"]
+    for record in rounds["edge"]:
+        assert record["metrics"]["mean_w"]["value"] == pytest.approx(2.0)
+        assert record["metrics"]["mean_w"]["method"] == "measured"
+        ips = record["metrics"]["throughput_ips"]["value"]
+        assert record["metrics"]["joules_per_inference"]["value"] == pytest.approx(2.0 / ips, rel=0.05)
+        assert record["extra"]["energy"]["covers"] == "test stand-in"
+    edge = pooled["edge"]
+    per_round = [r["metrics"]["joules_per_inference"]["value"] for r in rounds["edge"]]
+    assert edge["metrics"]["joules_per_inference"]["value"] == pytest.approx(math.prod(per_round) ** (1 / len(per_round)))
+    assert edge["metrics"]["joules_per_inference"]["rounds"] == len(per_round)
     verdicts = {c["name"]: c for c in edge["claims"]}
-    assert verdicts["max_joules_per_inference"]["verdict"] == "pass"
+    assert verdicts["max_joules_per_inference"]["verdict"] == "met"
+    assert verdicts["max_joules_per_inference"]["interval"] == edge["metrics"]["joules_per_inference"]["ci95"]
     ratio = verdicts["min_ips_per_usd_ratio"]
-    cloud_per_usd = records["cloud"]["metrics"]["inferences_per_s_per_usd"]["value"]
-    assert ratio["observed"] == pytest.approx(edge["metrics"]["inferences_per_s_per_usd"]["value"] / cloud_per_usd)
-    assert "against cloud" in ratio["message"]
+    # edge and cloud are both attached here: measured side by side, per-round ratios of per-dollar throughput
+    assert "interleaved rounds" in ratio["basis"] and "side by side" in ratio["basis"]
+    low, high = ratio["interval"]
+    assert low <= ratio["observed"] <= high
+    cloud_rounds = [r for r in records if r["device"]["name"] == "cloud" and r["test_id"].endswith("[edge-tiny]")]
+    assert len(cloud_rounds) == len(rounds["edge"])  # cloud measured in every round of the edge test too

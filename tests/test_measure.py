@@ -126,8 +126,9 @@ def test_window_brackets_exactly_the_timed_loop(clock):
         events.append((edge, session.calls, clock.now))
 
     m = scenarios.measure(session, {}, "offline", 1, PROFILE, window=window)
-    (start, calls_at_start, t_start), (stop, calls_at_stop, t_stop) = events
-    assert (start, stop) == ("start", "stop")
+    (idle, calls_at_idle, _), (start, calls_at_start, t_start), (stop, calls_at_stop, t_stop) = events
+    assert (idle, start, stop) == ("idle", "start", "stop")
+    assert calls_at_idle == 1 + 3  # the idle baseline: after the warm-up, in the state the timed loop starts from
     assert calls_at_start == 1 + 3  # after the first call and the warm-up
     assert calls_at_stop == 1 + 3 + len(m.samples_ns)
     assert t_stop - t_start == m.wall_ns

@@ -70,7 +70,8 @@ def test_a_measurement_writes_a_run_with_valid_records_and_a_report(lab):
     assert record["metrics"]["throughput_ips"]["value"] > 0
     assert len(record["samples"]["latency_ns"]) >= 5
     assert record["backend"]["settings"]["intra_op_num_threads"] == 1
-    assert record["claims"][0]["verdict"] == "pass"
+    assert record["claims"][0]["verdict"] == "met"
+    assert record["claims"][0]["interval"] == record["metrics"]["throughput_ips"]["ci95"]
     run = (lab.path / "reports" / "latest").resolve()
     meta = json.loads((run / "run.json").read_text())
     assert meta["status"] == "complete" and meta["environment"]["runtimes"]["onnxruntime"]
@@ -84,7 +85,7 @@ def test_a_missed_claim_fails_after_the_measurement_is_recorded(lab):
     result.stdout.fnmatch_lines(["claim not met:", "*min_inferences_per_s for tiny on cpu: expected >= 1e+12*short)"])
     [record] = records_of(lab)
     assert record["metrics"]["throughput_ips"]["value"] > 0
-    assert record["claims"][0]["verdict"] == "fail"
+    assert record["claims"][0]["verdict"] == "missed"
 
 
 def test_a_device_that_is_not_attached_skips_with_the_reason(lab):

@@ -93,3 +93,19 @@ def test_a_backend_option_typo_is_a_usage_error_not_a_skip(pytester):
     result = pytester.runpytest("--device", "ov", *QUICK)
     one_line_usage_error(result, "devices.ov.options.performance_hnt: unknown openvino option "
                                  "(did you mean 'performance_hint'?)")
+
+
+def test_a_worker_for_a_device_with_a_hostile_name_starts(tmp_path):
+    """A Device built in code (a lab's conftest) skips devices.toml's name rule: the worker's log file
+    name is escaped all the same."""
+    from pytest_edgeai.devices import Device
+    from pytest_edgeai.lab.runners import make_runner
+    from pytest_edgeai.lab.work import CallRequest
+
+    runner = make_runner(isolated=True)
+    device = Device(name="../a/b" + "x" * 300, kind="cpu", backend="onnxruntime")
+    try:
+        result = runner.call(CallRequest(device, len, ("four",), exclusive=False, timeout_s=60), lambda _e: None)
+        assert result.value == 4
+    finally:
+        runner.close()

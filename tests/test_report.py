@@ -98,7 +98,7 @@ def test_comparison_and_trend_are_coloured_by_verdict(tmp_path):
 
 
 def test_energy_section_takes_energy_metrics_only():
-    from pytest_edgeai.report.sections.energy import is_energy
+    from pytest_edgeai.report.sections import is_energy
 
     for name, unit in (("joules_per_inference", "J"), ("mj_per_query", "mJ"), ("mean_w", "W"),
                        ("inferences_per_s_per_w", "inferences/s/W"), ("inferences_per_s_per_usd", "inferences/s/USD")):

@@ -27,13 +27,14 @@ from pytest_edgeai.split.execute import SplitExecutor, StageSpec
 from pytest_edgeai.split.network import LinkProfile
 
 WHY = netns.unavailable()
-pytestmark = pytest.mark.skipif(WHY is not None, reason=f"kernel-shaped links: {WHY}")
+kernel = pytest.mark.skipif(WHY is not None, reason=f"kernel-shaped links: {WHY}")
 
 # TCP payload per Ethernet frame at MTU 1500 with timestamps: 1448 of 1514 bytes (tbf counts the frame)
 PAYLOAD_FRACTION = 1448 / 1514
 RATE_TOLERANCE = (0.80, 1.02)  # measured goodput / (rate x PAYLOAD_FRACTION)
 
 
+@kernel
 def test_a_known_rate_is_reproduced_through_tcp_within_the_stated_tolerance():
     rate_mbps = 20.0
     with netns.Lab([LinkProfile("device", "edge", rate_mbps, 0.0)]) as lab:
@@ -44,6 +45,7 @@ def test_a_known_rate_is_reproduced_through_tcp_within_the_stated_tolerance():
     assert RATE_TOLERANCE[0] <= ratio <= RATE_TOLERANCE[1], f"goodput {ratio:.3f} x the shaped rate"
 
 
+@kernel
 def test_a_known_delay_is_added_by_whatever_adds_it():
     model = two_input_model()
     graph = GraphCuts(model)
@@ -62,6 +64,7 @@ def test_a_known_delay_is_added_by_whatever_adds_it():
     assert not set(names) & set(netns.namespaces())
 
 
+@kernel
 def test_a_lossy_link_is_slower_by_what_tcp_does_where_netem_exists():
     clean = LinkProfile("device", "edge", 20.0, rtt_ms=20.0)
     lossy = LinkProfile("device", "edge", 20.0, rtt_ms=20.0, loss=0.01)
@@ -77,6 +80,7 @@ def test_a_lossy_link_is_slower_by_what_tcp_does_where_netem_exists():
     assert lossy_s / clean_s > 1.2
 
 
+@kernel
 def test_without_netem_the_record_says_loss_is_only_modelled():
     with netns.Lab([LinkProfile("device", "edge", 10.0, 10.0, loss=0.02)], netem=False) as lab:
         shaping = lab.hops[0].shaping
@@ -85,6 +89,7 @@ def test_without_netem_the_record_says_loss_is_only_modelled():
         assert shaping.to_dict()["kernel_shaped"] == ["rate"]
 
 
+@kernel
 def test_a_profile_the_kernel_cannot_shape_is_one_line_and_leaves_nothing():
     before = set(netns.namespaces())
     with pytest.raises(ConfigError, match=r"^link slow: 1000 bit/s is below the 8000 bit/s") as err:
@@ -93,6 +98,7 @@ def test_a_profile_the_kernel_cannot_shape_is_one_line_and_leaves_nothing():
     assert set(netns.namespaces()) == before
 
 
+@kernel
 def test_namespaces_of_a_sigkilled_run_are_removed():
     code = ("import sys, time\n"
             "from pytest_edgeai.split import netns\n"
@@ -115,6 +121,7 @@ def test_namespaces_of_a_sigkilled_run_are_removed():
     assert netns.UP not in root and netns.DOWN not in root and netns.DOWN not in qdiscs  # nothing leaked out
 
 
+@kernel
 def test_a_new_lab_reclaims_the_namespaces_of_a_dead_run():
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True).stdout.strip()
@@ -125,6 +132,7 @@ def test_a_new_lab_reclaims_the_namespaces_of_a_dead_run():
         assert leftover not in netns.namespaces()
 
 
+@kernel
 def test_a_stage_that_dies_mid_transfer_keeps_samples_and_leaves_no_namespace():
     model = two_input_model()
     graph = GraphCuts(model)
@@ -143,6 +151,7 @@ def test_a_stage_that_dies_mid_transfer_keeps_samples_and_leaves_no_namespace():
     assert not set(names) & set(netns.namespaces())
 
 
+@kernel
 def test_a_bounded_load_generator_runs_in_the_tiers_namespace_and_stops_by_itself():
     model = two_input_model()
     graph = GraphCuts(model)
@@ -157,6 +166,7 @@ def test_a_bounded_load_generator_runs_in_the_tiers_namespace_and_stops_by_itsel
         assert np.isfinite(ex.measure(two_input_feeds(1), warmup=0).median_s)
 
 
+@kernel
 def test_asking_for_netem_where_the_kernel_lacks_it_is_one_line_and_leaves_nothing():
     before = set(netns.namespaces())
     try:
@@ -166,3 +176,12 @@ def test_asking_for_netem_where_the_kernel_lacks_it_is_one_line_and_leaves_nothi
     except MeasurementError as exc:
         assert "Specified qdisc kind is unknown" in str(exc) and "\n" not in str(exc).strip()
     assert set(netns.namespaces()) == before
+
+
+def test_where_the_kernel_link_cannot_be_built_the_reason_is_one_line(monkeypatch):
+    monkeypatch.setattr(netns.shutil, "which", lambda tool: None if tool == "tc" else "/usr/sbin/ip")
+    assert netns.unavailable.__wrapped__() == ("the 'tc' command (iproute2) is not installed: "
+                                               "apt-get install iproute2")
+    monkeypatch.setattr(netns.shutil, "which", lambda tool: "/usr/sbin/" + tool)
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
+    assert "needs root or CAP_NET_ADMIN" in netns.unavailable.__wrapped__()

@@ -7,8 +7,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from pytest_edgeai.errors import ConfigError
-from pytest_edgeai.split.network import LinkProfile
 from pytest_edgeai.models.inputs import ASSUMED
+from pytest_edgeai.split.network import LinkProfile
 from pytest_edgeai.split.study import run_plan, study_cuts, study_plan
 
 
@@ -69,3 +69,21 @@ def test_a_plan_priced_in_an_encoding_is_sent_in_it():
     assert len(measured.latencies_s) == 2 and measured.top1_agreement is not None
     with pytest.raises(ConfigError, match="encoding 'int4\\+zlib' is not measured"):
         study_plan(study, links, ["device", "cloud"], repeats=1, encoding="int4+zlib")
+
+
+def test_an_int8_tier_is_priced_and_sent_in_int8_and_its_accuracy_change_measured():
+    study = study_cuts(tiny_classifier(), 2, ASSUMED.at(16))
+    links = {("device", "cloud"): LinkProfile("device", "cloud", 50.0, 4.0)}
+    fp32 = study_plan(study, links, ["device", "cloud"], repeats=1, top=1, encoding="raw+zlib")
+    int8 = study_plan(study, links, ["device", "cloud"], repeats=1, top=2, encoding="raw+zlib",
+                      precision={"device": "int8"}, trained=True)
+    assert int8.problem.sent_bytes("device")[1] < fp32.problem.sent_bytes("device")[1]  # int8 + zlib is smaller
+    assert int8.problem.sent_bytes("cloud") == fp32.problem.sent_bytes("cloud")
+    assert int8.encodings(int8.chosen) == ["int8+zlib"]
+    assert fp32.agreement[0] == {"top1_agreement": 1.0, "encodings": ["raw+zlib"],
+                                 "method": "exact: raw tensors are sent losslessly"}
+    measured = int8.agreement[0]
+    assert measured["method"].startswith("measured") and measured["views"] >= 30 and 0 <= measured["top1_agreement"] <= 1
+    seeded = study_plan(study, links, ["device", "cloud"], repeats=1, top=1, precision={"device": "int8"})
+    assert seeded.agreement[0]["top1_agreement"] is None and "seeded" in seeded.agreement[0]["method"]
+    assert len(run_plan(study, int8, runs=2).latencies_s) == 2  # the executor sends what was priced

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pytest_edgeai.measure.stats import bootstrap_ci, mean_ci, median_ci, summarize, throughput_ci
+from pytest_edgeai.measure.stats import bootstrap_ci, mean_ci, median_ci, quantile_ci, summarize, throughput_ci
 
 
 def test_summary_of_known_samples():
@@ -56,10 +56,34 @@ def test_constant_samples_give_a_degenerate_interval():
 def test_throughput_interval_contains_batch_over_mean_time():
     rng = np.random.default_rng(2)
     samples = (rng.normal(10e6, 1e6, 400)).astype(np.int64)  # ~10 ms a query
-    lo, hi = throughput_ci(samples, batch=4)
     point = 4 / (samples.mean() / 1e9)
+    lo, hi = throughput_ci(samples, point)
     assert lo < point < hi
     assert 380 < lo and hi < 420
+
+
+def test_throughput_interval_holds_the_figure_when_the_loop_costs_time():
+    """items / wall time includes the loop's own time between queries; the interval is around it."""
+    samples = np.random.default_rng(3).normal(4_000, 300, 5_000).astype(np.int64)  # 4 us queries
+    wall_s = samples.size * 4.3e-6  # 0.3 us a query outside the timed calls
+    point = samples.size / wall_s
+    lo, hi = throughput_ci(samples, point)
+    assert lo < point < hi
+    assert hi < 1 / 4.0e-6  # batch / mean latency would lie above this interval
+
+
+def test_throughput_interval_with_requests_in_flight_is_around_the_figure():
+    """Four requests in flight, each 10 ms: 400/s, and the interval is about 400, not about 100."""
+    samples = np.random.default_rng(4).normal(10e6, 1e6, 400).astype(np.int64)
+    lo, hi = throughput_ci(samples, 400.0)
+    assert 380 < lo < 400 < hi < 420
+
+
+def test_quantile_interval_from_order_statistics():
+    x = np.arange(1, 1001, dtype=float)
+    lo, hi = quantile_ci(x, 0.9)
+    assert lo < 900 < hi and hi - lo < 60
+    assert quantile_ci(np.arange(10.0), 0.9)[1] == float("inf")  # 10 queries cannot bound p90 above
 
 
 def test_empty_samples_are_refused():

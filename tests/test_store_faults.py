@@ -166,11 +166,26 @@ def test_a_run_whose_baseline_was_deleted_is_still_reported(run, tmp_path, capsy
 
 
 @pytest.mark.parametrize("output, expect", [
-    ("/nonexistent/dir/x.html", "No such file or directory"),
-    (None, "Is a directory"),
+    ("no/such/dir/x.html", "No such file or directory"),
+    ("", "Is a directory"),
 ])
 def test_report_output_paths_that_cannot_be_written_are_one_line(run, tmp_path, capsys, output, expect):
-    output = output or str(tmp_path)
+    output = str(tmp_path / output)
     assert main(["report", str(run), "-o", output]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and expect in err and "Traceback" not in err
+
+
+
+@pytest.mark.parametrize("argv", [
+    ["export", "{run}", "-o", "{missing}/b.json"],
+    ["merge", "{run}", "-o", "{file}"],
+    ["merge", "{run}", "-o", "{file}/merged"],
+])
+def test_export_and_merge_outputs_that_cannot_be_written_are_one_line(run, tmp_path, capsys, argv):
+    (tmp_path / "afile").write_text("x")
+    missing = tmp_path / "no" / "such"
+    assert main([a.format(run=run, file=tmp_path / "afile", missing=missing) for a in argv]) == 2
+    assert not missing.parent.exists()
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -2,7 +2,8 @@
 
 Both workers run every test (--dist each) and meet at a barrier before measuring cpu_a, so they reach
 that device at the same moment: only the device lock keeps their measurements apart. The one that got
-cpu_a first moves on to cpu_b while the other measures cpu_a: different devices do run at once.
+cpu_a first moves on to cpu_b while the other measures cpu_a: different devices (cpu_a and cpu_b are two
+hardware_ids) do run at once. Two cpu devices without a hardware_id are the host's one CPU: never at once.
 """
 
 from __future__ import annotations
@@ -20,9 +21,16 @@ DEVICES = "".join(f'''
 [devices.{name}]
 kind = "cpu"
 backend = "onnxruntime"
+hardware_id = "bench-{name}"
 [devices.{name}.options]
 intra_op_num_threads = 1
-''' for name in ("cpu_a", "cpu_b"))
+''' for name in ("cpu_a", "cpu_b")) + "".join(f'''
+[devices.{name}]
+kind = "cpu"
+backend = "onnxruntime"
+[devices.{name}.options]
+intra_op_num_threads = 1
+''' for name in ("cpu", "other_runtime_cpu"))
 
 CONTENDED = '''
 import os, time
@@ -45,6 +53,17 @@ def test_offline(edgeai_device, edgeai_model, edgeai_bench):
     model = edgeai_model(MODEL)
     if edgeai_device.name == "cpu_a":
         barrier(edgeai_device.name)
+    edgeai_bench.offline(model, batch=1)
+'''
+
+# one test per device, one device per worker (--dist load, two tests, two workers), both measured at once
+SHARED_CPU = CONTENDED.split("MODEL =")[0] + '''
+MODEL = "cnn_trad_fpool3"
+
+
+def test_offline(edgeai_device, edgeai_model, edgeai_bench):
+    model = edgeai_model(MODEL)
+    barrier("host")
     edgeai_bench.offline(model, batch=1)
 '''
 
@@ -99,6 +118,20 @@ def test_workers_share_one_run_and_never_measure_one_device_at_once(lab):
     (a_start, a_end), (b_start, b_end) = spans["cpu_a"][1], spans["cpu_b"][0]
     assert a_start < b_end and b_start < a_end  # cpu_a's second measurement overlapped cpu_b's first
     result.stdout.fnmatch_lines([f"edgeai: 4 records in {run}; HTML report: *"])
+
+
+def test_two_cpu_devices_without_a_hardware_id_share_the_host_cpu_lock(lab):
+    """cpu and a second runtime's cpu reach their devices at the same moment on two workers: one waits."""
+    lab.makepyfile(test_shared=SHARED_CPU)
+    result = lab.runpytest("-n", "2", "--dist", "load", "--device", "cpu,other_runtime_cpu", *QUICK)
+    result.assert_outcomes(passed=2)
+    records = sorted((json.loads(p.read_text()) for p in (the_run(lab) / "records").glob("*.json")),
+                     key=lambda r: r["extra"]["started_at"])
+    assert {r["device"]["name"] for r in records} == {"cpu", "other_runtime_cpu"}
+    assert {r["extra"]["worker"]["id"] for r in records} == {"gw0", "gw1"}  # at once, but for the lock
+    first, second = records
+    assert first["extra"]["started_at"] + first["extra"]["wall_s"] <= second["extra"]["started_at"]
+    assert second["extra"]["lock_wait_s"] > first["extra"]["wall_s"] / 2  # it waited for the other
 
 
 def test_a_worker_that_dies_loses_no_record(lab):

@@ -11,7 +11,7 @@ import pytest
 
 from pytest_edgeai.devices import Device
 from pytest_edgeai.errors import DeviceUnavailable
-from pytest_edgeai.lab.locks import device_key, device_lock
+from pytest_edgeai.lab.locks import HOST_CPU_KEY, device_key, device_lock, lock_key
 from pytest_edgeai.lab.runshare import open_shared_run, record_properties, take_records
 from pytest_edgeai.results.record import Record
 from pytest_edgeai.results.store import load_run
@@ -50,6 +50,13 @@ def test_the_lock_is_the_physical_device():
     same_tpu = Device(name="coral_via_other_runtime", kind="edgetpu", backend="onnxruntime", hardware_id="usb:0")
     assert device_key(same_tpu) == device_key(TPU) == "usb_0"
     assert device_key(Device(name="cpu a", kind="cpu", backend="onnxruntime")) == "onnxruntime-cpu_a"
+    # the host's CPU is one device whatever runtime drives it; a user's hardware_id still wins
+    ort, ov = (Device(name="cpu", kind="cpu", backend="onnxruntime"),
+               Device(name="openvino_cpu", kind="cpu", backend="openvino"))
+    assert lock_key(ort) == lock_key(ov) == HOST_CPU_KEY
+    assert lock_key(Device(name="socket1", kind="cpu", backend="openvino", hardware_id="cpu:1")) == "cpu_1"
+    assert lock_key(TPU) == device_key(TPU) and lock_key(Device(name="gpu0", kind="gpu", backend="tensorrt")) == \
+        "tensorrt-gpu0"
 
 
 def test_workers_joining_a_run_create_it_once(tmp_path):
@@ -105,9 +112,9 @@ def test_a_study_spanning_devices_holds_every_lock_taken_in_one_order(tmp_path, 
     taken = []
     real_lock = locks.device_lock
 
-    def recording_lock(device, directory=None, timeout_s=-1):
-        taken.append(device_key(device))
-        return real_lock(device, directory, timeout_s)
+    def recording_lock(device, directory=None, timeout_s=-1, tell=print):
+        taken.append(lock_key(device))
+        return real_lock(device, directory, timeout_s, tell)
 
     monkeypatch.setattr(locks, "device_lock", recording_lock)
     cpu = builtin_cpu()
@@ -124,6 +131,6 @@ def test_a_study_spanning_devices_holds_every_lock_taken_in_one_order(tmp_path, 
         assert bench.call(study, also_lock=[cpu, TPU]) == "both held"
     finally:
         bench.close()
-    assert taken == [device_key(cpu), device_key(TPU)]  # sorted, not the bench's own device first
+    assert taken == [lock_key(cpu), lock_key(TPU)]  # sorted, not the bench's own device first
     with real_lock(TPU, None, 0.1), real_lock(cpu, None, 0.1):  # both released
         pass

@@ -44,6 +44,7 @@ class VariantResult:
     fidelity: Fidelity | None = None
     error: str | None = None  # the method failed on this model
     skipped: str | None = None  # the method is not installed here
+    model: Model | None = None  # the variant itself, for a ratio measured side by side with fp32
 
     @property
     def ok(self) -> bool:
@@ -145,7 +146,7 @@ def study(bench: Bench, model: Model, feeds: dict[str, np.ndarray], calibration:
         if fidelity.degenerate:
             record.warnings.append(fidelity.degenerate)
             bench.save(record)
-        result.variants.append(VariantResult(method, record=record, fidelity=fidelity))
+        result.variants.append(VariantResult(method, record=record, fidelity=fidelity, model=variant))
     return result
 
 

@@ -331,9 +331,9 @@ def capacity_metrics(result: CapacityResult) -> Metrics:
         "available_mb": metric(result.available_bytes / MIB, "MiB", result.available_source),
         "predicted_max_tenants": metric(result.predicted_device_max, "tenants",
                                         f"(available - overhead) / footprint, available from "
-                                        f"{result.available_source}", method="derived"),
+                                        f"{result.available_source}", method="predicted"),
         "predicted_budget_tenants": metric(result.predicted_budget_max, "tenants",
-                                           f"(budget - overhead) / footprint; {budget}", method="derived"),
+                                           f"(budget - overhead) / footprint; {budget}", method="predicted"),
         "observed_max_tenants": metric(result.observed_max, "tenants",
                                        f"tenants loaded and run within the budget; {budget}; {how}"),
         "prediction_error": metric(result.prediction_error, "fraction",

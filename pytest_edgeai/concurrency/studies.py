@@ -115,14 +115,18 @@ class SweepResult:
         return [s.to_dict() for s in self.steps]
 
 
+def run_tenants(model: Model, device: Device, runner: TenantRunner, window: Window, n: int) -> Step:
+    """One step: ``n`` tenants of the model together, each with its thread share (a round of a ratio)."""
+    tenant_device, plan = plan_threads(device, n)
+    return run_step(runner, [TenantSpec(f"tenant{i}", model, tenant_device) for i in range(n)], window, plan)
+
+
 def run_sweep(model: Model, device: Device, runner: TenantRunner, window: Window, limit: int,
               on_step: Callable[[Step], None] | None = None) -> SweepResult:
     """Grow N until ``limit`` or the first failed step; ``on_step`` sees each step as it ends."""
     result = SweepResult()
     for n in tenant_counts(limit):
-        tenant_device, plan = plan_threads(device, n)
-        specs = [TenantSpec(f"tenant{i}", model, tenant_device) for i in range(n)]
-        step = run_step(runner, specs, window, plan)
+        step = run_tenants(model, device, runner, window, n)
         result.steps.append(step)
         if on_step is not None:
             on_step(step)

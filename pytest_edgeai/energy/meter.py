@@ -35,7 +35,7 @@ NONE = "none"
 BUILTIN: dict[str, str] = {
     "rapl": "pytest_edgeai.energy.meters.rapl:RaplMeter",
     "nvml": "pytest_edgeai.energy.meters.nvml:NvmlMeter",
-    "jetson": "pytest_edgeai.energy.meters.jetson:open_jetson",
+    "jetson": "pytest_edgeai.energy.meters.jetson_power:open_jetson",
     "command": "pytest_edgeai.energy.meters.command:CommandMeter",
     "serial": "pytest_edgeai.energy.meters.serialport:SerialMeter",
     "estimate": "pytest_edgeai.energy.meters.estimate:EstimateMeter",
@@ -166,7 +166,9 @@ class MeterWindow:
     def __call__(self, edge: str) -> None:
         if self.meter is None:
             return
-        if edge == "start":
+        if edge == "idle":
+            self.idle()
+        elif edge == "start":
             try:
                 self.meter.start()
                 self._running = True

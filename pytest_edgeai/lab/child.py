@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import faulthandler
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -114,7 +115,8 @@ def start(target: Callable[..., Any], *args: Any, name: str, log: bool = False) 
     module-level function and ``args`` pickle. With ``log`` the child's stdout and stderr (faulthandler's
     report of a native crash included) go to a file :meth:`Child.log_tail` quotes; else they are ours."""
     ours, theirs = socket.socketpair()
-    log_path = Path(tempfile.mkstemp(prefix=f"edgeai-{name}-", suffix=".log")[1]) if log else None
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:64]  # a device's name is the user's: never a path as it is
+    log_path = Path(tempfile.mkstemp(prefix=f"edgeai-{safe}-", suffix=".log")[1]) if log else None
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), PARENT_ENV: str(os.getpid())}
     out = log_path.open("wb") if log_path is not None else None
     try:

@@ -17,10 +17,12 @@ from __future__ import annotations
 import os
 import pickle
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
+from ..backends.base import Availability, probe
+from ..devices import Device
 from ..errors import ConfigError, DeviceLost, DeviceUnavailable, EdgeAIError, RuntimeCrashed, from_wire, to_wire
 from ..measure.scenarios import ProgressCallback
 from . import child
@@ -28,6 +30,7 @@ from .child import describe_exit
 from .work import CallRequest, CallResult, MeasureRequest, MeasureResult, ModelCache, call, execute
 
 START_TIMEOUT_S = 60.0
+PROBE_TIMEOUT_S = 60.0  # a device that takes longer to say whether it is there is stuck
 CLOSE_TIMEOUT_S = 5.0
 LOCK_WAIT_FACTOR = 4  # a device lock held longer than this many time limits is held by something stuck
 
@@ -242,6 +245,34 @@ class InProcessRunner:
     def close(self) -> None:
         while self._caches:
             self._caches.popitem()[1].close()
+
+
+def no_events(name: str, args: tuple[Any, ...]) -> None:
+    """A probe relays nothing."""
+
+
+def probe_isolated(devices: Iterable[Device], timeout_s: float = PROBE_TIMEOUT_S) -> dict[str, Availability]:
+    """Whether each device is attached, asked in an isolated worker (one for all, replaced after a crash or a
+    hang): a vendor's probe that segfaults or hangs makes its device 'not attached', with one line saying
+    why, and the caller (``pytest-edgeai devices``, ``--device auto``) goes on."""
+    found: dict[str, Availability] = {}
+    worker: Worker | None = None
+    try:
+        for device in devices:
+            request = CallRequest(device, probe, (device,), exclusive=False, timeout_s=timeout_s)
+            try:
+                worker = worker or Worker("probes")
+                found[device.name] = worker.call(request, no_events).value
+            except EdgeAIError as exc:
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                found[device.name] = Availability(False, f"probing it in an isolated worker failed: {first}")
+                if worker is not None and isinstance(exc, (RuntimeCrashed, DeviceUnavailable)):
+                    worker.kill()  # crashed, hung or never started: the next device gets a fresh one
+                    worker = None
+    finally:
+        if worker is not None:
+            worker.close()
+    return found
 
 
 def make_runner(isolated: bool) -> Runner:

@@ -123,6 +123,7 @@ class CallResult:
     value: Any
     clocks: dict[str, Any] = field(default_factory=dict)  # {"before": snapshot, "after": snapshot}
     throttled: list[str] = field(default_factory=list)
+    reclaimed: list[str] = field(default_factory=list)  # the device's lock, taken from an orphaned holder
 
 
 def call(request: CallRequest, cache: ModelCache, notify: Notify | None = None) -> CallResult:
@@ -131,8 +132,9 @@ def call(request: CallRequest, cache: ModelCache, notify: Notify | None = None) 
     kwargs = dict(request.kwargs)
     for name in request.events:
         kwargs[name] = _relay(tell, name)
+    reclaimed: list[str] = []
     lock = (device_locks((request.device, *request.also_lock), Path(request.lock_dir) if request.lock_dir else None,
-                         request.lock_timeout_s) if request.exclusive else nullcontext(0.0))
+                         request.lock_timeout_s, reclaimed.append) if request.exclusive else nullcontext(0.0))
     with lock as waited:
         tell("locked", waited)
         timed = request.exclusive  # a study that times the device; a probe, a build or a bytes study does not
@@ -146,7 +148,7 @@ def call(request: CallRequest, cache: ModelCache, notify: Notify | None = None) 
                 return CallResult(value)
             after = clocks.snapshot(request.device)
             return CallResult(value, {"before": before, "after": after},
-                              clocks.throttling(request.device, before, after))
+                              clocks.throttling(request.device, before, after), reclaimed)
         except EdgeAIError:
             raise
         except Exception as exc:  # where it was raised, since a worker's traceback does not come back
@@ -169,17 +171,15 @@ def execute(request: MeasureRequest, cache: ModelCache, notify: Notify | None = 
     device = request.device
     tell = notify or (lambda event, value: None)
     lock_dir = Path(request.lock_dir) if request.lock_dir else None
-    with device_lock(device, lock_dir, request.lock_timeout_s) as waited:
+    reclaimed: list[str] = []
+    with device_lock(device, lock_dir, request.lock_timeout_s, reclaimed.append) as waited:
         tell("locked", waited)
         window = MeterWindow.for_device(device) if request.metered else None
         try:
             tell("phase", "loading the model")
             session, load_s = cache.get(device, request.model)
             feeds = make_feeds(session.inputs, request.batch, overrides=request.model.params.get("input_shapes"))
-            if window is not None:
-                tell("phase", "the idle power baseline")
-                window.idle()
-            tell("phase", "the measurement")
+            tell("phase", "the measurement")  # the idle baseline is read inside, after the warm-up
             before = clocks.snapshot(device)
             result = _run_scenario(session, feeds, request, progress, window)
             after = clocks.snapshot(device)
@@ -203,7 +203,7 @@ def execute(request: MeasureRequest, cache: ModelCache, notify: Notify | None = 
     if timings:
         extra["gpu_timings_ms"] = timings  # TensorRT, per timed query: H2D, compute, D2H (CUDA events), host
     return MeasureResult(metrics=result.metrics(), samples_ns=result.samples_ns,
-                         warnings=[*result.warnings, *(f"throttled: {t}" for t in throttled)],
+                         warnings=[*reclaimed, *result.warnings, *(f"throttled: {t}" for t in throttled)],
                          started_at=result.started_at, wall_ns=result.wall_ns, settings=settings, extra=extra,
                          energy=window.reading if window else None, energy_reason=window.reason if window else None)
 

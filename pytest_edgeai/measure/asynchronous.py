@@ -41,6 +41,7 @@ def measure_async(session: AsyncSession, feeds: dict[str, np.ndarray], batch: in
                               count * batch / elapsed_s))
 
     if window is not None:
+        window("idle")  # after the warm-up: the baseline in the state the timed window starts from
         window("start")
     timed = session.run_async(feeds, profile.min_count, profile.min_duration_s, report)
     if window is not None:

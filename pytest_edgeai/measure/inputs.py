@@ -38,6 +38,9 @@ def concrete_shape(spec: TensorSpec, batch: int, overrides: dict[str, list[int]]
 def make_feeds(specs: list[TensorSpec], batch: int, seed: int = 0,
                overrides: dict[str, list[int]] | None = None) -> dict[str, np.ndarray]:
     """Deterministic random inputs matching the model's specs."""
+    if batch != 1 and not any(spec.shape for spec in specs):  # nothing carries a batch: a query is one inference
+        raise ModelError(f"the model takes {'no inputs' if not specs else 'only scalar inputs'}: it cannot be fed "
+                         f"at batch {batch} (a query would count as {batch} inferences); measure it at batch 1")
     rng = np.random.default_rng(seed)
     feeds: dict[str, np.ndarray] = {}
     for spec in specs:

@@ -52,7 +52,7 @@ class Measurement:
     warmup_count: int
     summary: Summary
     throughput_ips: float
-    throughput_ci95: tuple[float, float]
+    throughput_ci95: tuple[float, float]  # see stats.throughput_ci: within this window only
     started_at: float
     warnings: list[str] = field(default_factory=list)
     in_flight: int = 1  # requests kept in flight: 1 for the synchronous loop, the pool size when asynchronous
@@ -71,6 +71,8 @@ class Measurement:
         return {
             "throughput_ips": {"value": self.throughput_ips, "unit": "inferences/s",
                                "ci95": list(self.throughput_ci95), "method": "measured",
+                               "ci95_basis": "relative bootstrap interval of the mean time per query, applied "
+                                             "to items / wall time; one window (queries are autocorrelated)",
                                "source": f"items / wall time of the timed loop; {how}"},
             "latency_mean_ms": {"value": s.mean_ms, **lat},
             "latency_p50_ms": {"value": s.median_ms, "ci95": list(s.median_ci95_ms), **lat},
@@ -91,7 +93,9 @@ def measure(session: Session, feeds: dict[str, np.ndarray], scenario: str, batch
     """Warm up, then time queries until both the minimum duration and count are reached.
 
     ``window("start")`` and ``window("stop")`` are called right around the timed loop, so a
-    power meter covers exactly the queries that are counted, not the load or the warm-up.
+    power meter covers exactly the queries that are counted, not the load or the warm-up;
+    ``window("idle")`` comes between the warm-up and the timed loop, so an idle baseline is read
+    with the model loaded and the device warm, in the state the timed window starts from.
     """
     if scenario not in SCENARIOS:
         raise MeasurementError(f"unknown scenario '{scenario}'; known: {', '.join(SCENARIOS)}")
@@ -114,6 +118,7 @@ def measure(session: Session, feeds: dict[str, np.ndarray], scenario: str, batch
     append = samples.append
     min_count = profile.min_count
     if window is not None:
+        window("idle")
         window("start")
     start = clock()
     deadline = start + int(profile.min_duration_s * 1e9)
@@ -140,6 +145,7 @@ def summarise_measurement(scenario: str, batch: int, profile: Profile, samples: 
                           first_ns: int, warmups: int, started_at: float) -> Measurement:
     """The Measurement of a timed loop's samples, with a warning when they vary too much to trust."""
     summary = summarize(samples)
+    throughput = len(samples) * batch / (wall_ns / 1e9)
     warnings = []
     if summary.cv > CV_WARNING:
         warnings.append(f"unstable: latency coefficient of variation {summary.cv:.1%} is above "
@@ -147,6 +153,6 @@ def summarise_measurement(scenario: str, batch: int, profile: Profile, samples: 
     return Measurement(
         scenario=scenario, batch=batch, profile=profile, samples_ns=samples, wall_ns=wall_ns,
         first_inference_ns=first_ns, warmup_count=warmups, summary=summary,
-        throughput_ips=len(samples) * batch / (wall_ns / 1e9),
-        throughput_ci95=throughput_ci(samples, batch), started_at=started_at, warnings=warnings,
+        throughput_ips=throughput,
+        throughput_ci95=throughput_ci(samples, throughput), started_at=started_at, warnings=warnings,
     )

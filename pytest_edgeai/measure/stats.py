@@ -93,7 +93,36 @@ def summarize(samples_ns: list[int] | np.ndarray) -> Summary:
     )
 
 
-def throughput_ci(samples_ns: list[int] | np.ndarray, batch: int) -> tuple[float, float]:
-    """95% interval of items/s, from the mean time per query (throughput = batch / mean)."""
-    lo, hi = mean_ci(np.asarray(samples_ns, dtype=np.float64) / 1e9)
-    return (batch / hi, batch / lo) if lo > 0 else (float("nan"), float("nan"))
+def throughput_ci(samples_ns: list[int] | np.ndarray, throughput: float) -> tuple[float, float]:
+    """95% interval of a throughput measured as items / wall time, from its window's per-query times.
+
+    The relative interval of the mean time per query (bootstrap) is applied to the measured figure,
+    so the interval is always around the figure it qualifies: a synchronous loop's wall time also
+    holds the loop's own time between queries, which per-query latencies leave out (for a fast model
+    an interval of batch / mean latency lies wholly above items / wall), and with N requests in flight
+    throughput is N / mean latency (Little's law), not 1 / mean latency. One window's queries are
+    autocorrelated: claims judge throughput on independent rounds (measure.rounds), not on this.
+    """
+    x = np.asarray(samples_ns, dtype=np.float64)
+    lo, hi = mean_ci(x)
+    mean = float(x.mean()) if x.size else float("nan")
+    if not (lo > 0 and mean > 0):
+        return (float("nan"), float("nan"))
+    return (throughput * mean / hi, throughput * mean / lo)
+
+
+def quantile_ci(values: np.ndarray, q: float, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact distribution-free interval of the q-quantile from order statistics (coverage >= confidence);
+    unbounded above when there are too few samples for the upper rank (p90 of 10 queries)."""
+    from scipy import stats
+
+    x = np.sort(np.asarray(values, dtype=np.float64))
+    n = x.size
+    if n == 0:
+        return (float("nan"), float("nan"))
+    alpha = 1.0 - confidence
+    lo = int(stats.binom.ppf(alpha / 2, n, q))
+    hi = int(stats.binom.isf(alpha / 2, n, q))
+    low = float(x[lo - 1]) if lo >= 1 else float("-inf")
+    high = float(x[hi]) if hi < n else float("inf")
+    return (low, high)

@@ -1,5 +1,5 @@
 """The HTML report: ONE self-contained file (inline CSS and SVG, no request leaves the page),
-rendered from result records only, section by section (sections/).
+rendered from result records only, section by section (sections.py).
 
 Autoescaping is on: device names, model names, paths and notes come from users. The only markup
 embedded unescaped is matplotlib's SVG (charts.py), whose text matplotlib escapes itself.
@@ -16,8 +16,7 @@ from ..errors import EdgeAIError
 from ..results.compare import Comparison, compare_runs, earlier_runs, run_release
 from ..results.history import History, build_history
 from ..results.store import Run, load_run
-from .sections import ReportData, all_sections
-from .sections.labels import number
+from .sections import ReportData, all_sections, number
 
 REPORT_FILE = "report.html"
 

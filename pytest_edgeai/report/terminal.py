@@ -38,14 +38,24 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _interval(claim: dict) -> str:
+    span = claim.get("interval")
+    return "" if not span or span[0] == span[1] else f"[{span[0]:.4g}, {span[1]:.4g}]"
+
+
 def verdicts(record: Record) -> str:
-    return " ".join(f"{c['name']}:{c['verdict']}" for c in record.claims) or "-"
+    """Each claim's verdict with the interval it was judged on; "no claims configured" where none were."""
+    return (" ".join(f"{c['name']}:{c['verdict']}{_interval(c)}" for c in record.claims)
+            or ("no claims configured" if record.extra.get("claims_note") else "-"))
 
 
 def summary_rows(records: Iterable[Record]) -> list[list[str]]:
     rows = []
     for r in records:
-        if r.scenario.get("name") not in ("single_stream", "offline") and r.status == "ok":
+        judged = bool(r.claims) or "claims_note" in r.extra
+        one_round = "round" in r.scenario or "window" in r.scenario  # its figure is on the pooled record
+        if r.status == "ok" and not judged and (r.scenario.get("name") not in ("single_stream", "offline")
+                                                 or one_round):
             continue
         rows.append([r.suite, r.device.get("name", "?"), r.model.get("name", "?"),
                      str(r.scenario.get("name", "?")), str(r.scenario.get("batch", "")),

@@ -21,7 +21,7 @@ against how much the figure varies BETWEEN runs of the same bench, estimated fro
 - the history: the same measurement in up to ``MAX_RUNS`` earlier runs in the store (as Conbench's
   lookback and Perfherder's back window). sigma = the root mean square of successive differences of
   ln(value) / sqrt(2) (von Neumann), a difference more than ``STEP_CUT`` robust sds out set aside as a
-  step (an earlier release that changed the figure is not noise). At least ``MIN_RUNS`` earlier runs are needed (pyperf and asv repeat whole
+  step (an earlier release that changed the figure is not noise; at most one in ``STEP_EVERY``). At least ``MIN_RUNS`` earlier runs are needed (pyperf and asv repeat whole
   processes for the same reason); with fewer the verdict is "between-run noise unknown: N more runs
   needed", never a regression;
 - independent repeated windows in both records (a metric's ``windows``: asv's rounds, pyperf's
@@ -32,15 +32,16 @@ same bootstrap of the quantile, and only when the record's samples reproduce its
 asynchronous or multi-tenant figure is not a statistic of its pooled samples). A quantile q rests on
 at least ``MIN_TAIL`` samples beyond it: fewer, and the verdict is "too few samples for p99 (need N)".
 A change is significant when |ln(new/base)| exceeds, for every source at hand, its critical value
-(Student's t at two-sided ``ALPHA`` = 0.001 on the source's degrees of freedom, z for the bootstrap)
-times its standard error (sqrt(2) sigma for the history, as both runs carry the noise). ALPHA is
-strict because a comparison judges hundreds of metrics at once (Perfherder asks t > 7, Conbench z > 5).
+(Student's t at two-sided ``ALPHA`` = 0.001 on the source's degrees of freedom, z for the bootstrap;
+for the history at least ``Z_FLOOR`` = 5, Conbench's |z| > 5, as a shared machine's noise has heavy
+tails) times its standard error (sqrt(2) sigma for the history, as both runs carry the noise). The
+bar is high because a comparison judges hundreds of metrics at once (Perfherder asks t > 7).
 
 **Machine drift** (the canary). Every run measures a fixed reference workload on each device
 (``CANARY_SUITE`` records, pytest_edgeai.canary), as Chromium's perf bots run a reference build beside
-the one under test. A timing or rate is corrected by the canary's factor on its device; a change the
-correction brings within tolerance is "machine drift", not a regression, and the history of corrected
-values gives the noise when enough runs have a canary.
+the one under test. A timing or rate is corrected by the canary's factor on its device, unless the
+history shows the correction does not lower that figure's between-run noise (a control variate is used
+where it tracks); a change the correction brings within tolerance is "machine drift", not a regression.
 
 **Verdicts** (direction-aware; tolerance t as a fraction, from devices.toml [tolerances.SUITE], then
 ``DEFAULT_TOLERANCES``, then ``DEFAULT_TOLERANCE``; ``fail_on`` overrides them all): regressed /
@@ -212,6 +213,8 @@ ALPHA = 0.001
 MIN_RUNS = 5  # earlier runs of the same measurement before a between-run noise is estimated
 MAX_RUNS = 20  # the lookback (Perfherder's back window is 12-24 runs)
 STEP_CUT = 4.0  # a successive difference this many robust sds out is a step in the history, not noise
+STEP_EVERY = 10  # ...but at most one difference in ten is set aside: a heavy tail is noise, not steps
+Z_FLOOR = 5.0  # the history's critical value is at least Conbench's |z| > 5: machine noise has heavy tails
 MIN_WINDOWS = 3  # independent windows per record before they count as evidence
 MIN_TAIL = 10  # samples beyond a quantile for it to be compared: p99 needs 1000, p90 100, p50 20
 RESAMPLES = 499
@@ -246,11 +249,12 @@ class Evidence:
     se: float
     df: float | None  # None: normal
     between_runs: bool
+    floor: float = 0.0  # the least critical value this source is judged with
 
     @property
     def threshold(self) -> float:
         """The |ln ratio| beyond which this source calls the change significant."""
-        return _critical(self.df) * self.se
+        return max(_critical(self.df), self.floor) * self.se
 
     def p_value(self, ln_ratio: float) -> float:
         """Two-sided p of a change of ``ln_ratio`` under this source's noise."""
@@ -307,17 +311,19 @@ def within_run(base: list[float], new: list[float], names: list[str]) -> dict[st
 def history_noise(values: list[float], what: str) -> Evidence | None:
     """Between-run noise from a run-ordered series of one figure: the successive differences of ln, those
     beyond STEP_CUT robust standard deviations set aside as steps (a release that changed the figure
-    is not noise), the rest giving sigma = sqrt(mean(d^2) / 2)."""
+    is not noise; at most one in STEP_EVERY), the rest giving sigma = sqrt(mean(d^2) / 2)."""
     x = np.log(np.asarray([v for v in values if v > 0], dtype=np.float64))
     if x.size < MIN_RUNS:
         return None
     d = np.diff(x)
     robust = float(np.median(np.abs(d))) / 0.6745  # the sd of a difference, from its median
-    kept = d[np.abs(d) <= STEP_CUT * robust] if robust > 0 else d
+    order = np.argsort(-np.abs(d))[: d.size // STEP_EVERY]  # the largest, at most one in STEP_EVERY
+    steps = [i for i in order if robust > 0 and abs(d[i]) > STEP_CUT * robust]
+    kept = np.delete(d, steps)
     sigma = float(np.sqrt(np.mean(kept ** 2) / 2.0))
-    steps = f", {d.size - kept.size} step(s) set aside" if kept.size < d.size else ""
-    return Evidence(f"between-run noise {sigma:.1%} from {x.size} earlier runs{what}{steps}",
-                    sigma * math.sqrt(2.0), float(kept.size), between_runs=True)
+    aside = f", {len(steps)} step(s) set aside" if steps else ""
+    return Evidence(f"between-run noise {sigma:.1%} from {x.size} earlier runs{what}{aside}",
+                    sigma * math.sqrt(2.0), float(kept.size), between_runs=True, floor=Z_FLOOR)
 
 
 def window_noise(base: list[float], new: list[float]) -> Evidence | None:
@@ -384,8 +390,8 @@ class MetricDelta:
     unit: str
     base: float | None
     new: float | None
-    ratio: float | None
-    ratio_ci: tuple[float, float] | None  # the range of new/base the noise allows (1 - ALPHA)
+    ratio: float | None  # new/base as judged: corrected by the canary where ``drift`` is set (raw for DRIFT)
+    ratio_ci: tuple[float, float] | None  # the range of that ratio the noise allows (1 - ALPHA)
     p_value: float | None
     significant: bool | None  # None: could not be judged
     tolerance: float
@@ -410,8 +416,10 @@ class MetricDelta:
             return f"{self.label} {self.metric}: {self.verdict}: {self.test}"
         ci = f" [{self.ratio_ci[0] - 1:+.1%}, {self.ratio_ci[1] - 1:+.1%}]" if self.ratio_ci else ""
         p = f", p={self.p_value:.2g}" if self.p_value is not None else ""
+        raw = (f"; {self.new / self.base - 1:+.1%} before the canary's correction"
+               if self.drift and self.base and self.verdict != DRIFT else "")
         return (f"{self.label} {self.metric}: {self.base:.4g} -> {self.new:.4g} {self.unit} "
-                f"({self.change:+.1%}{ci}{p}; tolerance {self.tolerance:.0%}): {said}")
+                f"({self.change:+.1%}{ci}{p}{raw}; tolerance {self.tolerance:.0%}): {said}")
 
 
 @dataclass
@@ -487,10 +495,14 @@ def samples_evidence(b: Record, n: Record, names: list[str]) -> tuple[dict[str, 
     """Within-run evidence for the metrics the records' samples reproduce; quantiles without enough
     samples are named with the count they need."""
     bs, ns = b.samples.get("latency_ns") or [], n.samples.get("latency_ns") or []
-    if not bs or not ns:
+    try:
+        arrays = {"base": np.asarray(bs, dtype=np.float64), "new": np.asarray(ns, dtype=np.float64)}
+    except (TypeError, ValueError):  # not a list of numbers: no evidence, the verdict says what is missing
         return {}, {}
-    arrays = {"base": np.asarray(bs, dtype=np.float64), "new": np.asarray(ns, dtype=np.float64)}
-    batches = {"base": b.scenario.get("batch") or 1, "new": n.scenario.get("batch") or 1}
+    if arrays["base"].ndim != 1 or arrays["new"].ndim != 1 or not len(bs) or not len(ns):
+        return {}, {}
+    batches = {side: (batch if isinstance(batch, int) and not isinstance(batch, bool) and batch > 0 else 1)
+               for side, batch in (("base", b.scenario.get("batch")), ("new", n.scenario.get("batch")))}
     reproduced, too_few = [], {}
     for name in names:
         q, sign = SAMPLE_STATISTICS[name]
@@ -551,7 +563,14 @@ def compare_metric(pair: Pair, name: str, tolerances: dict[str, dict[str, float]
 
     raw = nv / bv
     kind = speed_kind(name, unit)
-    drift = pair.drift if kind else None
+    plain = history_noise(pair.history.get(name, []), "")
+    corrected = (history_noise(pair.corrected_history.get(name, []), ", corrected by the canary")
+                 if pair.drift and kind else None)
+    # The canary corrects a timing unless the history shows it does not track this one (the correction
+    # then only adds the canary's own noise): as a control variate, used where it lowers the variance.
+    tracks = pair.drift is not None and kind != 0 and not (
+        plain is not None and (corrected is None or corrected.se >= plain.se))
+    drift = pair.drift if tracks else None
     ratio = raw * (drift ** kind) if drift else raw  # time / f, rate * f
     if drift and abs(raw - 1.0) > tol and abs(ratio - 1.0) <= tol and abs(drift - 1.0) > tol:
         return delta(DRIFT, f"the canary on this device changed by {drift - 1:+.1%} in time per query too: "
@@ -560,8 +579,7 @@ def compare_metric(pair: Pair, name: str, tolerances: dict[str, dict[str, float]
 
     sources: list[Evidence] = []
     windows = window_noise(be.get("windows") or [], ne.get("windows") or [])
-    corrected = history_noise(pair.corrected_history.get(name, []), ", corrected by the canary") if drift else None
-    history = corrected or history_noise(pair.history.get(name, []), "")
+    history = corrected if drift and corrected else plain
     sources += [e for e in (windows, history) if e is not None]
     floor = pair.within.get(name) or interval_evidence(be.get("ci95"), ne.get("ci95"))
     if floor is not None:

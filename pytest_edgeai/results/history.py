@@ -1,8 +1,9 @@
 """The trend of every device/model/metric across many runs, with releases and step changes.
 
 Runs are ordered by their start time. A step (``find_steps``) counts when it is significant and
-the median moved by more than the metric's tolerance (compare.tolerance_for); a step for the
-worse names the release where it entered: the first run after the step, its release if it has one,
+the median moved by more than the metric's tolerance (compare.tolerance_for); a step of a timing
+that the same series corrected by each run's canary does not show, or a step of the canary itself,
+is machine drift; a step for the worse names the release where it entered: the first run after the step, its release if it has one,
 otherwise the releases on either side.
 
 Steps: binary segmentation, each split placed by least squares
@@ -24,18 +25,22 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .compare import (
+    CANARY_SUITE,
     CHANGED,
+    DRIFT,
     HIGHER,
     IMPROVED,
     REGRESSED,
     UNKNOWN,
     Key,
+    canaries,
     direction,
     index,
     label,
     numeric_value,
     run_release,
     run_started,
+    speed_kind,
     tolerance_for,
 )
 from .store import Run
@@ -95,6 +100,7 @@ class Point:
     run: int  # position of the run in History.runs
     value: float
     ci95: tuple[float, float] | None = None
+    canary: float | None = None  # the run's canary time per query on this device
 
 
 @dataclass
@@ -173,6 +179,7 @@ def build_history(runs: list[Run], tolerances: dict[str, dict[str, float]] | Non
     problems: list[str] = []
     for pos, run in enumerate(ordered):
         problems.extend(run.problems)
+        canary = canaries(run)
         records, _ = index([r for r in run.records if r.status == "ok"])
         for key, record in records.items():
             for name, entry in record.metrics.items():
@@ -183,7 +190,8 @@ def build_history(runs: list[Run], tolerances: dict[str, dict[str, float]] | Non
                 if s is None:
                     s = series[(key, name)] = Series(key, name, str(entry.get("unit") or ""))
                 ci = entry.get("ci95")
-                s.points.append(Point(pos, value, tuple(ci) if isinstance(ci, list) and len(ci) == 2 else None))
+                s.points.append(Point(pos, value, tuple(ci) if isinstance(ci, list) and len(ci) == 2 else None,
+                                      canary.get(key.device)))
     history = History(infos, series, problems=problems)
     for s in series.values():
         history.steps.extend(_steps(s, infos, tolerances))
@@ -193,9 +201,17 @@ def build_history(runs: list[Run], tolerances: dict[str, dict[str, float]] | Non
 def _steps(s: Series, infos: list[RunInfo], tolerances) -> list[StepChange]:
     tol = tolerance_for(s.key[0], s.metric, tolerances)
     sense = direction(s.metric, s.unit)
+    kind = speed_kind(s.metric, s.unit)
+    corrected = None  # where the canary stepped as well, the step is the machine's
+    if kind and all(p.canary for p in s.points):
+        corrected = {step.index for step in find_steps([p.value * p.canary ** kind for p in s.points
+                                                        if p.canary], min_shift=tol)}
     out = []
     for step in find_steps([p.value for p in s.points], min_shift=tol):
-        if sense == UNKNOWN:
+        if s.key.suite == CANARY_SUITE or (corrected is not None and not corrected & {step.index - 1, step.index,
+                                                                                     step.index + 1}):
+            verdict = DRIFT
+        elif sense == UNKNOWN:
             verdict = CHANGED
         else:
             verdict = IMPROVED if (step.after > step.before) == (sense == HIGHER) else REGRESSED

@@ -18,7 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ..errors import EdgeAIError
 from ..filecache import atomic_write
@@ -69,8 +69,12 @@ def run_meta(run_id: str, **meta: Any) -> dict[str, Any]:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON so that readers see the old file or the new one, never half of one."""
-    text = json.dumps(data, indent=1, sort_keys=True, allow_nan=True, default=str)
-    atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+    raw = json.dumps(data, indent=1, sort_keys=True, allow_nan=True, default=str).encode("utf-8")
+
+    def write(fh: IO[bytes]) -> None:
+        fh.write(raw)
+
+    atomic_write(path, write)
 
 
 def write_record(run_dir: Path, record: Record) -> Path:
@@ -306,7 +310,7 @@ def _record_files(run_dir: Path, problems: list[str]) -> list[Path]:
         return []
     except OSError as exc:
         why = {errno.ENOTDIR: "is a file, not a directory", errno.ELOOP: "is a symlink loop"}.get(
-            exc.errno, f"cannot be listed ({exc.strerror or exc})")
+            exc.errno or 0, f"cannot be listed ({exc.strerror or exc})")
         problems.append(f"{directory}: {why}; no records read")
         return []
     return [directory / n for n in sorted(names) if n.endswith(".json") and not n.startswith(".")]

@@ -59,9 +59,10 @@ CANARY_MS = 1.0
 def write_run(root: Path, slowdown: float = 1.0, release: str | None = None, started: float | None = None,
               seed: int = 0, batches: tuple[int, ...] = (1, 2, 4, 8), count: int = 400,
               dev: dict | None = None, models: tuple[str, ...] = MODELS, drift: float = 1.0,
-              canary: bool = False) -> Path:
+              canary: bool = False, canary_drift: float | None = None) -> Path:
     """One run directory like a throughput suite run of the whole zoo (``slowdown`` scales the release's
-    latency; ``drift`` the machine's, canary included; ``canary`` writes the reference workload's record)."""
+    latency; ``drift`` the machine's, canary included unless ``canary_drift`` says otherwise; ``canary``
+    writes the reference workload's record)."""
     rng = np.random.default_rng(seed)
     store = RunStore.create(root, {"environment": {"host": "synthetic", "git": {}}, "options": {},
                                    "profile": {"name": "synthetic"}, "release": release, "synthetic": True})
@@ -70,7 +71,8 @@ def write_run(root: Path, slowdown: float = 1.0, release: str | None = None, sta
     created = started or time.time()
     slowdown *= drift
     if canary:
-        rec = latency_record("canary", "single_stream", 1, CANARY_MS * drift, rng, count, dev, suite=CANARY_SUITE)
+        factor = drift if canary_drift is None else canary_drift
+        rec = latency_record("canary", "single_stream", 1, CANARY_MS * factor, rng, count, dev, suite=CANARY_SUITE)
         rec.created = created - 1.0
         store.write(rec)
     for model in models:

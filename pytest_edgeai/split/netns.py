@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import queue
 import random
@@ -51,8 +52,11 @@ MAX_HOLD_CHUNKS = 4096  # a relay's queue of held chunks (64 KiB each at most): 
 UP, DOWN = "eai-up", "eai-dn"  # in namespace k: DOWN leads to k+1, UP to k-1
 
 
+@functools.cache
 def unavailable() -> str | None:
-    """Why kernel-shaped links cannot be built here (None when they can)."""
+    """Why kernel-shaped links cannot be built here (None when they can): tried once per process, by
+    building a namespace with a veth pair and a tbf qdisc and removing it (a root container without
+    the capabilities, or a kernel without veth or tbf, says so here)."""
     if sys.platform != "linux":
         return f"network namespaces are Linux-only (this is {sys.platform})"
     for tool in ("ip", "tc"):
@@ -60,6 +64,17 @@ def unavailable() -> str | None:
             return f"the '{tool}' command (iproute2) is not installed: apt-get install iproute2"
     if os.geteuid() != 0:
         return "creating network namespaces needs root or CAP_NET_ADMIN (this process is not root)"
+    probe = f"{PREFIX}-{os.getpid()}-{secrets.token_hex(2)}-probe"
+    try:
+        for step in (("ip", "netns", "add", probe),
+                     ("ip", "-n", probe, "link", "add", DOWN, "type", "veth", "peer", "name", UP),
+                     ("tc", "-n", probe, "qdisc", "add", "dev", DOWN, "root", "tbf", "rate", "1mbit",
+                      "burst", "3028", "limit", "65536")):
+            done = _run(*step, check=False)
+            if done.returncode:
+                return f"'{' '.join(step[:4])} ...' failed here: {(done.stderr or done.stdout).strip()}"
+    finally:
+        delete([probe])
     return None
 
 

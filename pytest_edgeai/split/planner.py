@@ -40,6 +40,12 @@ class SplitProblem:
     links: Mapping[tuple[str, str], LinkProfile]
     energy_j: Mapping[str, Sequence[float]] = field(default_factory=dict)
     block_names: tuple[str, ...] = ()
+    # tier -> bytes of each boundary when that tier sends it (its precision: an EdgeTPU sends int8);
+    # a tier not named sends boundary_bytes
+    tier_bytes: Mapping[str, Sequence[float]] = field(default_factory=dict)
+
+    def sent_bytes(self, tier: str) -> Sequence[float]:
+        return self.tier_bytes.get(tier, self.boundary_bytes)
 
     def __post_init__(self) -> None:
         b = len(self.boundary_bytes) - 1
@@ -58,6 +64,9 @@ class SplitProblem:
                     problems.append(f"{label}[{tier}] has a negative or NaN value")
         if any(not (x >= 0 and math.isfinite(x)) for x in self.boundary_bytes):
             problems.append("boundary_bytes must be finite and >= 0")
+        for tier, sizes in self.tier_bytes.items():
+            if tier not in self.tiers or len(sizes) != b + 1 or any(not (x >= 0 and math.isfinite(x)) for x in sizes):
+                problems.append(f"tier_bytes[{tier}] must be {b + 1} finite sizes >= 0 of a tier in the chain")
         if self.block_names and len(self.block_names) != b:
             problems.append(f"block_names has {len(self.block_names)} names for {b} blocks")
         if problems:
@@ -135,7 +144,7 @@ def evaluate(problem: SplitProblem, route: Sequence[tuple[str, int, int]], objec
         stages.append(Stage(tier, start, stop, float(sum(lat[start:stop])), float(sum(en[start:stop]))))
         if n + 1 < len(route):
             link = problem.links[(tier, route[n + 1][0])]
-            nbytes = float(problem.boundary_bytes[stop])
+            nbytes = float(problem.sent_bytes(tier)[stop])
             secs = link.transfer_s(nbytes)
             transfers.append(Transfer(tier, link.dst, stop, nbytes, secs, secs * link.tx_power_w))
     steps = [s.compute_s for s in stages] + [t.seconds for t in transfers]
@@ -202,7 +211,6 @@ class _Solver:
         self.p, self.m, self.obj, self.n = problem, masks, objective, top
         self.combine = np.maximum if objective == "throughput" else np.add
         self.b = problem.blocks
-        self.bytes = np.asarray(problem.boundary_bytes, float)
 
     def _prefix(self, table: Mapping[str, Sequence[float]], tier: str) -> np.ndarray:
         values = np.nan_to_num(np.asarray(table.get(tier, [0.0] * self.b), float), posinf=0.0)
@@ -233,9 +241,10 @@ class _Solver:
         link = self.p.links.get(key)
         if link is None:
             return None
-        secs = np.array([link.transfer_s(x) for x in self.bytes])
+        sent = np.asarray(self.p.sent_bytes(self.p.tiers[t]), float)
+        secs = np.array([link.transfer_s(x) for x in sent])
         cost = secs * link.tx_power_w if self.obj == "energy" else secs
-        bad = self.bytes > self.m.upload_cap.get(key, np.inf)
+        bad = sent > self.m.upload_cap.get(key, np.inf)
         bad[self.b] = True  # nothing is left to compute once the output exists
         if not self.m.input_may_leave:
             bad[0] = True

@@ -10,8 +10,9 @@ when at least one layer follows it and, for a model whose input is spatial, its 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,8 @@ from .inputs import InputSample, samples_for
 from .network import LinkProfile
 from .planner import Plan, SplitProblem, plan
 from .profile import block_latencies
-from .runner import activations
-from .wire import CutBytes, WireReport, measure_cut_bytes
+from .runner import SegmentSession, activations
+from .wire import CutBytes, WireReport, decode, encode, measure_cut_bytes
 
 LOSSLESS = "lossless"
 
@@ -42,6 +43,7 @@ class CutStudy:
     wire: WireReport
     shapes: list[tuple[int, ...]]  # per-sample shape of each cut's tensor
     input_set: dict
+    preprocess: Preprocess | None = None  # how photographs were fed (None: not an image model)
 
     def depth(self, cut: Cut) -> int:
         """Network layers (weighted ops) between the cut and the output."""
@@ -139,7 +141,7 @@ def study_cuts(model: onnx.ModelProto, count: int, preprocess: Preprocess | None
                                [s.raw_bytes for s in samples], [s.compressed_bytes for s in samples],
                                samples[0].compressed_format)
     shapes = [tuple(acts[0][c.tensors[0]].shape[1:]) for c in cuts]
-    return CutStudy(graph, cuts, samples, report, shapes, input_set or {})
+    return CutStudy(graph, cuts, samples, report, shapes, input_set or {}, preprocess)
 
 
 def study_file(path: str, count: int, declared: Preprocess | None = None, params: dict | None = None) -> CutStudy:
@@ -156,6 +158,11 @@ def study_file(path: str, count: int, declared: Preprocess | None = None, params
     return study_cuts(model, count, pre, described)
 
 
+def tier_encoding(encoding: str, precision: str) -> str:
+    """The wire key a tier sends: a tier whose accelerator computes in int8 sends int8 codes, same codec."""
+    return f"int8+{encoding.split('+', 1)[1]}" if precision == "int8" else encoding
+
+
 @dataclass
 class PlanStudy:
     """A split problem built from measurements, its constraints and its best plans."""
@@ -165,49 +172,112 @@ class PlanStudy:
     plans: list[Plan]
     boundaries: list[int]
     links: dict[tuple[str, str], LinkProfile]
-    encoding: str = "raw+none"  # how the cut tensors were priced, and so how they are sent
+    encoding: str = "raw+none"  # how fp32 tiers send the cut tensors (priced so, sent so)
+    precision: dict[str, str] = field(default_factory=dict)  # tier -> "int8" when its device computes in int8
+    # per plan: top-1 agreement with the whole fp32 model when each link carries what the plan sends
+    agreement: list[dict] = field(default_factory=list)
 
     @property
     def chosen(self) -> Plan:
         return self.plans[0]
 
+    def encodings(self, chosen: Plan) -> list[str]:
+        """What each of the plan's transfers carries: the sending tier's precision in the study's codec."""
+        return [tier_encoding(self.encoding, self.precision.get(t.src, "fp32")) for t in chosen.transfers]
+
 
 def study_plan(study: CutStudy, links: Mapping[tuple[str, str], LinkProfile], tiers: Sequence[str],
-               repeats: int = 5, top: int = 5, encoding: str = "raw+none") -> PlanStudy:
+               repeats: int = 5, top: int = 5, encoding: str = "raw+none", objective: str = "latency",
+               precision: Mapping[str, str] | None = None, trained: bool = False) -> PlanStudy:
     """Profile each block on this host and plan the split over the study's cuts.
 
     Every tier's per-block latency is this host's (one machine plays every tier), so the
     cheapest plan would keep everything on the device; the raw input stays on the first tier
     and the last block is pinned to the last tier, which makes the plan cross the links.
-    Bytes at each cut are the study's mean bytes in ``encoding`` (a wire key, 'fp16+zstd'), the
-    encoding the executor then sends them in.
+    Bytes at each cut are the study's mean bytes in ``encoding`` (a wire key, 'fp16+zstd'), or, from
+    a tier whose ``precision`` is int8, in int8 with the same codec (Mukherjee & Dey weigh the
+    quantisation an accelerator's SDK imposes): the planner prices each transfer in what its sender
+    sends. With ``trained`` weights each plan's accuracy change is measured on every evaluation view.
     """
     graph, first = study.graph, study.samples[0]
+    precision = dict(precision or {})
     feed = {graph.boundary(0)[0]: first.tensor}
     boundaries = [0, *(c.index for c in study.cuts), graph.size]
     compute = block_latencies(graph, boundaries, feed, repeats=repeats)
-    study.size(study.wire.cuts[0], encoding)  # ConfigError naming the known encodings if unmeasured
-    nbytes = [float(first.tensor.nbytes), *(row.sizes[encoding] for row in study.wire.cuts),
-              float(sum(v.nbytes for v in _outputs(graph, feed).values()))]
-    problem = SplitProblem(tuple(tiers), {t: compute for t in tiers}, nbytes, dict(links),
-                           block_names=tuple(f"{a}:{b}" for a, b in zip(boundaries, boundaries[1:])))
+    outputs = float(sum(v.nbytes for v in _outputs(graph, feed).values()))
+    sizes = {}
+    for tier in tiers:
+        key = tier_encoding(encoding, precision.get(tier, "fp32"))
+        study.size(study.wire.cuts[0], key)  # ConfigError naming the known encodings if unmeasured
+        sizes[tier] = [float(first.tensor.nbytes), *(row.sizes[key] for row in study.wire.cuts), outputs]
+    problem = SplitProblem(tuple(tiers), {t: compute for t in tiers}, sizes[tiers[0]], dict(links),
+                           block_names=tuple(f"{a}:{b}" for a, b in itertools.pairwise(boundaries)),
+                           tier_bytes=sizes)
     constraints: list[Constraint] = [KeepInputOnDevice(), Pin(problem.blocks - 1, tiers[-1])]
-    plans = plan(problem, "latency", constraints, top=top)
-    return PlanStudy(problem, constraints, plans, boundaries, dict(links), encoding)
+    plans = plan(problem, objective, constraints, top=top)
+    planned = PlanStudy(problem, constraints, plans, boundaries, dict(links), encoding, precision)
+    planned.agreement = [plan_agreement(study, planned, p, trained) for p in plans]
+    return planned
+
+
+def plan_agreement(study: CutStudy, planned: PlanStudy, chosen: Plan, trained: bool) -> dict:
+    """Top-1 agreement with the whole model when the plan's links carry its encodings, on every evaluation view.
+
+    Raw fp32 on every link is lossless (exactly 1.0, nothing to measure); a lossy link on seeded weights
+    is not measurable (its outputs mean nothing); otherwise each view runs stage by stage, each crossing
+    tensor encoded and decoded as the wire would."""
+    keys = planned.encodings(chosen)
+    if all(k.startswith("raw+") for k in keys):
+        return {"top1_agreement": 1.0, "encodings": keys, "method": "exact: raw tensors are sent losslessly"}
+    if not trained or study.preprocess is None:
+        why = "seeded weights" if not trained else "not an image model (no photographs to judge it on)"
+        return {"top1_agreement": None, "encodings": keys, "method": f"not measurable: {why}"}
+    graph = study.graph
+    views = evaluation_photos(study.preprocess).tensors()
+    name = graph.boundary(0)[0]
+    reference = activations(graph, list(graph.boundary(graph.size)), [{name: v[None]} for v in views], threads=1)
+    stages, _ = stages_for(chosen, planned.boundaries, planned.links)
+    sessions = [SegmentSession(graph.segment(s.start, s.stop), threads=1) if s.stop > s.start else None
+                for s in stages]  # a relay-only tier computes nothing
+    try:
+        agree = []
+        for view, ref in zip(views, reference):
+            values: dict[str, np.ndarray] = {name: view[None]}
+            for i, (stage, session) in enumerate(zip(stages, sessions)):
+                if session is not None:
+                    values.update(session.run({n: values[n] for n in session.segment.inputs}))
+                if i < len(keys):  # what crosses the next link, as the wire carries it
+                    encoding = keys[i].split("+", 1)[0]
+                    for t in graph.boundary(stage.stop):
+                        v = values[t]
+                        values[t] = decode(encode(v, encoding), encoding, v.dtype, v.shape)
+            first = next(iter(ref))
+            agree.append(bool(np.array_equal(np.argmax(values[first], -1), np.argmax(ref[first], -1))))
+    finally:
+        for session in sessions:
+            if session is not None:
+                session.close()
+    return {"top1_agreement": float(np.mean(agree)), "encodings": keys, "views": len(views),
+            "method": f"measured: top-1 against the whole fp32 model on {len(views)} views of {study.input_set.get('name')}"}
 
 
 def run_plan(study: CutStudy, planned: PlanStudy, runs: int = 5, warmup: int = 1,
              timeout_s: float = 60.0, network: str = "user") -> SplitMeasurement:
-    """Run the chosen plan in separate processes over shaped links (``network``: execute.NETWORKS);
-    SplitExecutionError keeps partials."""
+    """Run the chosen plan in separate processes over shaped links (``network``: execute.NETWORKS),
+    one inference at a time, or pipelined when the plan's objective is throughput, each link carrying
+    what its sending tier sends; SplitExecutionError keeps partials."""
     graph = study.graph
     stages, stage_links = stages_for(planned.chosen, planned.boundaries, planned.links)
     feeds = [{graph.boundary(0)[0]: s.tensor} for s in study.samples]
     feeds = (feeds * (runs // len(feeds) + 1))[:runs]
     reference = [_outputs(graph, f) for f in feeds]
     with SplitExecutor(graph, stages, stage_links, timeout_s=timeout_s, network=network,
-                       encodings=[planned.encoding] * len(stage_links)) as ex:
-        measured = ex.measure(feeds, warmup=warmup, reference=reference)
+                       encodings=planned.encodings(planned.chosen)) as ex:
+        if planned.chosen.objective == "throughput":
+            measured = ex.measure_pipelined(feeds, warmup=warmup, reference=reference)
+            measured.predicted_throughput_per_s = planned.chosen.throughput_per_s
+        else:
+            measured = ex.measure(feeds, warmup=warmup, reference=reference)
     measured.predicted_s = planned.chosen.latency_s
     return measured
 

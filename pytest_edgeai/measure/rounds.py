@@ -1,0 +1,162 @@
+"""Interleaved rounds: how two or more configurations are measured side by side, and what follows.
+
+A ratio of two configurations measured one after the other (batch 8 after batch 1, int8 after
+fp32) carries the machine's drift between them: on a shared 2-core host its speed moves by
+tens of percent from one minute to the next. Measured in interleaved rounds (A B, B A, A B ...)
+each round's ratio sees the same machine, so the drift cancels, and the spread of the per-round
+ratios is the evidence about the ratio: its interval comes from them (a t-interval of the log
+ratios, since ratios multiply), not from one window's thousands of autocorrelated queries.
+
+One figure measured in several rounds (a throughput) gets its interval from the variation
+between the rounds' windows in the same way. Nothing here knows about pytest, records or claims.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Generic, TypeVar
+
+from .profiles import Profile
+
+T = TypeVar("T")
+CONFIDENCE = 0.95
+
+
+def round_order(arms: int, index: int) -> list[int]:
+    """The arms' order in round ``index``: forward in even rounds, reversed in odd ones (A B, B A, ...),
+    so a drift within a round favours no arm over a pair of rounds."""
+    order = list(range(arms))
+    return order if index % 2 == 0 else order[::-1]
+
+
+@dataclass
+class Interleaved(Generic[T]):
+    """Rounds of several arms measured in alternation; ``more`` adds rounds to the same series, so a
+    claim left inconclusive can be re-measured sequentially and judged on every round so far."""
+
+    arms: Sequence[Callable[[int], T]]  # arms[i](round) measures arm i once
+    results: list[list[T]] = field(default_factory=list)  # results[arm][round]
+
+    def __post_init__(self) -> None:
+        if not self.results:
+            self.results = [[] for _ in self.arms]
+
+    @property
+    def rounds(self) -> int:
+        return min(len(r) for r in self.results) if self.results else 0
+
+    def more(self, rounds: int = 1) -> Interleaved[T]:
+        for _ in range(rounds):
+            index = self.rounds
+            for arm in round_order(len(self.arms), index):
+                self.results[arm].append(self.arms[arm](index))
+        return self
+
+
+def interleave(arms: Sequence[Callable[[int], T]], rounds: int) -> Interleaved[T]:
+    """Measure every arm ``rounds`` times in alternating order; ``arms[i](r)`` measures arm i in round r."""
+    return Interleaved(list(arms)).more(rounds)
+
+
+def round_profile(profile: Profile) -> Profile:
+    """One round's window: the profile's duration and count shared out over its rounds, so measuring
+    side by side costs about what one window of each configuration cost (plus each round's warm-up)."""
+    rounds = max(profile.rounds, 1)
+    return replace(profile, min_duration_s=profile.min_duration_s / rounds,
+                   min_count=max(2, math.ceil(profile.min_count / rounds)))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A figure with the interval a verdict is judged on, and where that interval comes from."""
+
+    value: float
+    low: float
+    high: float
+    basis: str
+    rounds: int = 1  # independent windows or rounds the interval rests on
+
+    @classmethod
+    def exact(cls, value: float, basis: str = "a deterministic figure, judged exactly") -> Estimate:
+        return cls(value, value, value, basis, 0)
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return (self.low, self.high)
+
+    def scaled(self, factor: float, basis: str | None = None) -> Estimate:
+        """This figure times a known constant (throughput / price): the interval scales with it."""
+        lo, hi = sorted((self.low * factor, self.high * factor))
+        return replace(self, value=self.value * factor, low=lo, high=hi, basis=basis or self.basis)
+
+
+def _t(confidence: float, df: int) -> float:
+    from scipy import stats
+
+    return float(stats.t.ppf(0.5 + confidence / 2, df))
+
+
+def mean_estimate(values: Sequence[float | None], what: str, confidence: float = CONFIDENCE) -> Estimate:
+    """The centre of independent rounds' figures, with a t-interval from their spread (unbounded with one
+    round: one window says nothing about how much another would differ). Rates, energies and times are
+    positive and vary by factors, so for positive figures this is the geometric mean with the interval of
+    the logs (never below zero); otherwise the arithmetic mean."""
+    x = [float(v) for v in values if v is not None and math.isfinite(v)]
+    if not x:
+        return Estimate(math.nan, math.nan, math.nan, f"no {what} measured", 0)
+    positive = all(v > 0 for v in x)
+    scale = [math.log(v) for v in x] if positive else x
+    centre = statistics.fmean(scale)
+    value = math.exp(centre) if positive else centre
+    if len(x) < 2:
+        return Estimate(value, -math.inf, math.inf, f"{what} from 1 round: no interval without a second", 1)
+    half = _t(confidence, len(x) - 1) * statistics.stdev(scale) / math.sqrt(len(x))
+    if positive:
+        return Estimate(value, math.exp(centre - half), math.exp(centre + half),
+                        f"geometric mean of {len(x)} rounds' {what}, {confidence:.0%} t-interval of their logs", len(x))
+    return Estimate(value, centre - half, centre + half,
+                    f"{confidence:.0%} t-interval over {len(x)} rounds' {what}", len(x))
+
+
+def ratio_estimate(numerator: Sequence[float | None], denominator: Sequence[float | None], what: str,
+                   confidence: float = CONFIDENCE) -> Estimate:
+    """The ratio of two arms measured in the same rounds: geometric mean of the per-round ratios, with
+    a t-interval of their logarithms."""
+    pairs = [(a, b) for a, b in zip(numerator, denominator)
+             if a is not None and b is not None and a > 0 and b > 0 and math.isfinite(a) and math.isfinite(b)]
+    if not pairs:
+        return Estimate(math.nan, math.nan, math.nan, f"no round measured both sides of {what}", 0)
+    logs = [math.log(a / b) for a, b in pairs]
+    centre = statistics.fmean(logs)
+    if len(logs) < 2:
+        return Estimate(math.exp(centre), 0.0, math.inf, f"{what} from 1 interleaved round: no interval", 1)
+    half = _t(confidence, len(logs) - 1) * statistics.stdev(logs) / math.sqrt(len(logs))
+    return Estimate(math.exp(centre), math.exp(centre - half), math.exp(centre + half),
+                    f"{confidence:.0%} t-interval of the log ratios of {len(logs)} interleaved rounds ({what})",
+                    len(logs))
+
+
+def best_of(candidates: dict[str, Callable[[float], Estimate]], what: str,
+            confidence: float = CONFIDENCE) -> tuple[str, Estimate]:
+    """The best of several estimates (the best batch), corrected for choosing it after the fact.
+
+    Taking the largest of k noisy point estimates overstates the best (the winner's curse). Each
+    candidate's interval is computed at confidence 1 - (1 - confidence) / k (Bonferroni), so all k hold
+    together; then the best true value lies in [max of the lows, max of the highs]. ``candidates`` maps a
+    name to a function giving that candidate's estimate at a confidence level.
+    """
+    level = 1.0 - (1.0 - confidence) / max(len(candidates), 1)
+    estimates = {name: est(level) for name, est in candidates.items()}
+    finite = {n: e for n, e in estimates.items() if math.isfinite(e.value)}
+    if not finite:
+        return next(iter(estimates), ""), Estimate(math.nan, math.nan, math.nan, f"no {what} measured", 0)
+    chosen = max(finite, key=lambda n: finite[n].value)
+    low = max(e.low for e in finite.values())
+    high = max(e.high for e in finite.values())
+    rounds = min(e.rounds for e in finite.values())
+    return chosen, Estimate(finite[chosen].value, low, high,
+                            f"best of {len(finite)} ({', '.join(map(str, finite))}), each at {level:.2%} "
+                            f"(Bonferroni for choosing the best); {finite[chosen].basis}", rounds)

@@ -1,0 +1,154 @@
+"""Every figure the suites write says truthfully how it was obtained.
+
+The suites run at the quick profile over a tiny model (and the concurrency suite over a fake
+backend); then every metric of every record they wrote is held to the rules below: a figure
+from a link model or a memory model is "predicted", one computed offline from other figures
+(a ratio, a fraction of a fixed set, a mean of rounds) is "derived", a reading from an estimating
+meter is "estimated", and nothing that was computed is labelled "measured".
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import build_tiny_model
+
+from pytest_edgeai.backends import base
+from pytest_edgeai.results.record import METHODS
+
+SUITES = Path(__file__).resolve().parents[1] / "suites"
+QUICK = ("--edgeai-profile", "quick", "-p", "no:cacheprovider", "-p", "no:randomly")
+DEVICES = """
+[devices.cpu]
+kind = "cpu"
+backend = "onnxruntime"
+price_usd = 100
+meter = { source = "command", command = "echo 5", rate_hz = 4, covers = "test stand-in" }
+[devices.cpu.options]
+intra_op_num_threads = 1
+"""
+# what a figure is, by the name it is recorded under; a name matching none is a direct reading of the run
+PREDICTED = ("predicted_", "cascade_latency_ms", "baseline_latency_ms")
+DERIVED = ("speedup", "saving", "reduction", "fraction_offloaded", "accuracy_cascade", "accuracy_loss",
+           "agreement_with_large", "prediction_error", "inferences_per_s_per_usd", "best_batch", "bytes_per_input")
+
+
+def expected_method(record: dict, name: str, entry: dict) -> set[str]:
+    """The methods a metric may truthfully carry."""
+    cascade = record["scenario"].get("name") == "cascade"
+    if name.startswith(PREDICTED) or (cascade and name == "latency_reduction"):
+        return {"predicted"}
+    if "link model" in entry.get("source", ""):
+        return {"predicted"}
+    if any(word in name for word in DERIVED):
+        return {"derived"}
+    energy = record["extra"].get("energy") or {}
+    if energy.get("estimated") and name in ("joules_per_inference", "mean_w", "inferences_per_s_per_w"):
+        return {"estimated"}
+    if entry.get("rounds", 1) > 1 and "ci95_basis" in entry:  # a mean over rounds: computed from their records
+        return {"derived", "measured", "estimated"} if name in ("joules_per_inference", "inferences_per_s_per_w",
+                                                               "mean_w") else {"derived"}
+    return set(METHODS)
+
+
+def problems(records: list[dict]) -> list[str]:
+    out = []
+    for r in records:
+        for name, entry in r["metrics"].items():
+            where = f"{r['suite']}/{r['scenario'].get('name')}/{name}"
+            method = entry.get("method")
+            if method not in METHODS:
+                out.append(f"{where}: method {method!r} is not one of {METHODS}")
+            elif method not in expected_method(r, name, entry):
+                out.append(f"{where}: labelled {method!r}, but it is {sorted(expected_method(r, name, entry))}")
+            if not entry.get("source"):
+                out.append(f"{where}: says nothing of where it comes from")
+    return out
+
+
+def read_records(path: Path) -> list[dict]:
+    run = (path / "reports" / "latest").resolve()
+    return [json.loads(p.read_text()) for p in (run / "records").glob("*.json")]
+
+
+def test_the_rules_catch_a_mislabelled_figure():
+    cascade = {"suite": "compression", "scenario": {"name": "cascade"}, "extra": {}, "metrics": {
+        "latency_reduction": {"value": 3.0, "method": "derived", "source": "x"},
+        "fraction_offloaded": {"value": 0.3, "method": "measured", "source": "x"}}}
+    capacity = {"suite": "concurrency", "scenario": {"name": "memory_capacity"}, "extra": {}, "metrics": {
+        "predicted_max_tenants": {"value": 7, "method": "derived", "source": "x"}}}
+    assert len(problems([cascade, capacity])) == 3
+
+
+def test_every_figure_the_suites_write_is_labelled_truthfully(pytester: pytest.Pytester):
+    build_tiny_model(pytester.path / "tiny.onnx")
+    pytester.makefile(".toml", devices=DEVICES)
+    for suite in ("throughput", "energy", "split", "compression"):
+        shutil.copy(SUITES / f"test_{suite}.py", pytester.path / f"test_{suite}.py")
+    result = pytester.runpytest_subprocess(
+        "--device", "cpu", f"--edgeai-model={pytester.path / 'tiny.onnx'}", "--edgeai-batches", "1,2", *QUICK,
+        "-k", "(tiny and not planned) or (cascade and uniform)")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("error", 0) == 0 and outcomes.get("failed", 0) == 0, result.stdout.str()[-3000:]
+    records = read_records(pytester.path)
+    scenarios = {r["scenario"].get("name") for r in records}
+    assert {"offline_rounds", "batching_speedup", "single_stream", "energy_rounds", "cascade",
+            "split_bytes_per_cut", "compression"} <= scenarios
+    assert problems(records) == []
+
+
+BALLAST = '''
+import numpy as np
+from pytest_edgeai.backends.base import Availability, TensorSpec
+
+
+class Session:
+    inputs = [TensorSpec("x", ("N", 4), "float32")]
+    outputs = [TensorSpec("y", ("N", 4), "float32")]
+
+    def run(self, feeds):
+        return [feeds["x"]]
+
+    def settings(self):
+        return {}
+
+    def close(self):
+        pass
+
+
+class Backend:
+    name = "ballast"
+
+    def probe(self, device):
+        return Availability(True, runtime="ballast", runtime_version="0")
+
+    def load(self, model, device):
+        return Session()
+'''
+
+
+def test_every_figure_of_the_concurrency_suite_is_labelled_truthfully(pytester, monkeypatch, tmp_path):
+    monkeypatch.setattr(base, "BUILTIN", dict(base.BUILTIN))
+    monkeypatch.setattr(base, "_instances", {})
+    pytester.makepyfile(ballast=BALLAST, conftest='from pytest_edgeai.backends import base\n'
+                                                  'base.BUILTIN["ballast"] = "ballast:Backend"\n')
+    pytester.makefile(".toml", devices='[devices.fake]\nkind = "cpu"\nbackend = "ballast"\n'
+                                       '[devices.fake.claims.concurrency]\n'
+                                       'min_aggregate_speedup = { cnn_trad_fpool3 = { threshold = 0.01, at_tenants = 2 } }\n')
+    (pytester.path / "test_suite_concurrency.py").write_text((SUITES / "test_concurrency.py").read_text()
+                                                            + "\n\npytestmark = pytest.mark.edgeai_suite('concurrency')\n")
+    result = pytester.runpytest("--device", "fake", *QUICK,
+                                "-k", "memory_capacity or (tenant_sweep and cnn_trad and thread)")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("error", 0) == 0 and outcomes.get("failed", 0) == 0, result.stdout.str()[-3000:]
+    records = read_records(pytester.path)
+    names = {n for r in records for n in r["metrics"]}
+    assert {"predicted_max_tenants", "aggregate_speedup_interleaved_at_2", "throughput_ips"} <= names
+    assert problems(records) == []
+    # a step's percentiles are the worst tenant's and its throughput the sum: its samples stay per tenant
+    steps = [r for r in records if r["scenario"].get("name") == "tenants" and r["status"] == "ok"]
+    assert steps and all("latency_ns" not in r["samples"] for r in steps)
+    assert {len(r["samples"]) for r in steps} == {r["scenario"]["tenants"] for r in steps}

@@ -1,0 +1,92 @@
+"""A probe that crashes the process asking it (#16 item 10): `pytest-edgeai devices` and `--device auto` ask in
+an isolated worker, so a backend whose probe segfaults gives one line naming the device and the signal, and
+the command goes on. Both run in this process: were the probe asked here, the test run itself would die."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_edgeai.backends import base
+from pytest_edgeai.cli import main
+
+FAKE = '''
+import os, signal
+from pytest_edgeai.backends.base import Availability, TensorSpec
+
+
+class Session:
+    inputs = [TensorSpec("x", ("N", 4), "float32")]
+    outputs = [TensorSpec("y", ("N", 4), "float32")]
+
+    def run(self, feeds):
+        return [feeds["x"]]
+
+    def settings(self):
+        return {}
+
+    def close(self):
+        pass
+
+
+class CrashingProbe:
+    name = "crashy"
+
+    def probe(self, device):
+        if device.options["mode"] == "segv":
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return Availability(True, runtime="crashy", runtime_version="1.0")
+
+    def load(self, model, device):
+        return Session()
+'''
+
+DEVICES = "".join(f'''
+[devices.{name}]
+kind = "npu"
+backend = "crashy"
+[devices.{name}.options]
+mode = "{name}"
+''' for name in ("segv", "fine"))
+
+
+@pytest.fixture
+def crashy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The fake backend registered here, importable by the worker (it inherits sys.path)."""
+    (tmp_path / "crashyprobe.py").write_text(FAKE)
+    (tmp_path / "devices.toml").write_text(DEVICES)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(base, "BUILTIN", {**base.BUILTIN, "crashy": "crashyprobe:CrashingProbe"})
+    monkeypatch.setattr(base, "_instances", {})
+    return tmp_path
+
+
+def test_devices_names_the_device_whose_probe_segfaulted_and_lists_the_rest(crashy, capsys):
+    assert main(["devices", "--devices-file", str(crashy / "devices.toml")]) == 0
+    out = capsys.readouterr().out
+    [segv] = [line for line in out.splitlines() if line.startswith("segv ")]
+    assert " no " in segv and "probing it in an isolated worker failed" in segv and "crashed with SIGSEGV" in segv
+    [fine] = [line for line in out.splitlines() if line.startswith("fine ")]
+    assert fine.split()[-1] == "yes" and "1.0" in fine
+    assert "runtimes on this machine:" in out
+
+
+TESTS = '''
+def test_probe(edgeai_device):
+    assert edgeai_device.name == "fine"
+'''
+
+CONFTEST = '''
+from pytest_edgeai.backends import base
+
+base.BUILTIN["crashy"] = "crashyprobe:CrashingProbe"
+'''
+
+
+def test_device_auto_leaves_out_the_device_whose_probe_segfaulted(crashy, pytester: pytest.Pytester):
+    pytester.makepyfile(test_auto=TESTS, conftest=CONFTEST, crashyprobe=FAKE)
+    pytester.makefile(".toml", devices=DEVICES)
+    result = pytester.runpytest("--device", "auto", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["edgeai: devices fine (npu, crashy)*"])

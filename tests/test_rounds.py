@@ -1,0 +1,78 @@
+"""Interleaved rounds: the order, a drift that cancels in the per-round ratios, intervals from rounds,
+the best of several chosen with its correction, and a round's share of the profile."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from pytest_edgeai.measure.profiles import PROFILES
+from pytest_edgeai.measure.rounds import (
+    Interleaved,
+    best_of,
+    interleave,
+    mean_estimate,
+    ratio_estimate,
+    round_order,
+    round_profile,
+)
+
+
+def test_rounds_alternate_their_order():
+    assert [round_order(2, i) for i in range(4)] == [[0, 1], [1, 0], [0, 1], [1, 0]]
+    seen = []
+    interleave([lambda r: seen.append(("A", r)), lambda r: seen.append(("B", r))], 3)
+    assert seen == [("A", 0), ("B", 0), ("B", 1), ("A", 1), ("A", 2), ("B", 2)]
+
+
+def test_more_rounds_extend_the_same_series():
+    series = Interleaved([lambda r: r, lambda r: 10 * r]).more(2)
+    series.more(1)
+    assert series.results == [[0, 1, 2], [0, 10, 20]] and series.rounds == 3
+
+
+def test_a_drifting_machine_cancels_in_the_per_round_ratios():
+    """B is 2x A's speed; the machine slows by half over the run. One after the other reads 1.0x;
+    the interleaved rounds' ratio reads 2x with a narrow interval."""
+    speed = iter([1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.45, 0.4])  # the machine, one step a measurement
+    series = interleave([lambda r: 100 * next(speed), lambda r: 200 * next(speed)], 4)
+    est = ratio_estimate(series.results[1], series.results[0], "B / A")
+    assert est.low < 2.0 < est.high and est.low > 1.5 and est.rounds == 4
+    sequential = (200 * 0.5) / (100 * 1.0)  # A measured first, B after the drift
+    assert sequential == pytest.approx(1.0)
+
+
+def test_one_round_has_no_interval():
+    assert ratio_estimate([2.0], [1.0], "x").high == math.inf
+    one = mean_estimate([5.0], "x")
+    assert one.low == -math.inf and one.high == math.inf and one.rounds == 1
+    assert math.isnan(mean_estimate([], "x").value)
+
+
+def test_rates_get_a_positive_interval_from_their_logs():
+    est = mean_estimate([10.0, 40.0, 20.0], "throughput")
+    assert est.value == pytest.approx(20.0) and 0 < est.low < 20.0 < est.high
+    assert "geometric mean" in est.basis
+    signed = mean_estimate([-1.0, 1.0, 3.0], "x")
+    assert signed.value == pytest.approx(1.0) and signed.low < 0
+
+
+def test_the_best_of_several_is_corrected_for_being_chosen():
+    rounds = {"b2": ([1.1, 1.3, 1.2], [1.0, 1.0, 1.0]), "b4": ([1.5, 1.0, 1.3], [1.0, 1.0, 1.0])}
+    candidates = {k: (lambda level, v=v: ratio_estimate(v[0], v[1], "x", level)) for k, v in rounds.items()}
+    chosen, est = best_of(candidates, "speed-up")
+    alone = ratio_estimate(*rounds[chosen], "x")
+    assert chosen == "b4" and est.value == pytest.approx(alone.value)
+    wider = ratio_estimate(*rounds["b2"], "x", 1 - 0.05 / 2)
+    assert est.low == pytest.approx(max(wider.low, ratio_estimate(*rounds["b4"], "x", 1 - 0.05 / 2).low))
+    assert est.high > alone.high  # chosen after the fact, the best is known less tightly than one alone
+    assert "Bonferroni" in est.basis
+
+
+def test_a_round_is_a_share_of_the_profile_window():
+    standard = PROFILES["standard"]
+    one = round_profile(standard)
+    assert one.min_duration_s == pytest.approx(standard.min_duration_s / standard.rounds)
+    assert one.min_count == math.ceil(standard.min_count / standard.rounds)
+    assert standard.rounds <= standard.max_rounds and PROFILES["full"].max_rounds > standard.max_rounds
