@@ -29,6 +29,7 @@ import argparse
 import contextlib
 import io
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -123,6 +124,7 @@ def main() -> None:
     parser.add_argument("--workloads", type=int, default=2)
     parser.add_argument("--load", type=int, default=0, help="busy processes to start for the duration")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a timeout still kills the busy processes
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load)]
     root = Path(tempfile.mkdtemp(prefix="verdict-power-"))
     os.chdir(root)  # no devices.toml here: the default tolerances judge, whatever the checkout's says

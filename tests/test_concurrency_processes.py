@@ -88,7 +88,7 @@ def test_the_budget_bounds_the_observed_maximum_and_the_prediction_matches_it():
     assert result.predicted_budget_max == 4 and result.prediction_error == 0.0
     assert result.predicted_device_max > 1000  # 64 GiB offered / 24 MiB
     metrics = capacity_metrics(result)
-    assert metrics["observed_max_tenants"]["value"] == 4 and metrics["predicted_max_tenants"]["method"] == "derived"
+    assert metrics["observed_max_tenants"]["value"] == 4 and metrics["predicted_max_tenants"]["method"] == "predicted"
 
 
 def test_a_child_that_dies_ends_the_probe_at_that_tenant():
