@@ -162,3 +162,38 @@ def test_measure_async_gives_an_offline_measurement_whose_samples_include_comple
     assert result.first_inference_ns >= DELAY_NS
     assert result.throughput_ips == pytest.approx(len(result.samples_ns) * 4 / (result.wall_ns / 1e9))
     assert result.warmup_count >= PROFILE.warmup_count
+
+
+class Slot:
+    """A stream slot whose request takes ``work`` calls to complete (a stream runs its work in order)."""
+
+    def __init__(self, log, fail_at=None):
+        self.log, self.fail_at, self.count = log, fail_at, 0
+
+    def submit(self, feeds):
+        self.count += 1
+        self.log.append(("submit", id(self), self.count))
+
+    def complete(self):
+        self.log.append(("complete", id(self), self.count))
+        if self.count == self.fail_at:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return self.count
+
+
+def test_oldest_first_queue_keeps_every_slot_busy_and_waits_for_all():
+    from pytest_edgeai.backends.asynchronous import OldestFirstQueue
+
+    log, done = [], []
+    slots = [Slot(log), Slot(log)]
+    run = drive(OldestFirstQueue(slots, done.append), min_count=5, min_duration_s=0.0)
+    assert run.count == 5 and run.in_flight == 2 and len(done) == 5
+    assert [e[0] for e in log[:3]] == ["submit", "submit", "complete"]  # both in flight before the first wait
+    assert sum(e[0] == "submit" for e in log) == sum(e[0] == "complete" for e in log) == 5
+
+
+def test_a_failing_request_is_reported_through_drive_not_lost():
+    from pytest_edgeai.backends.asynchronous import OldestFirstQueue
+
+    with pytest.raises(MeasurementError, match="1 of 4 asynchronous requests failed; first: RuntimeError: CUDA error"):
+        drive(OldestFirstQueue([Slot([], fail_at=2), Slot([])]), min_count=4, min_duration_s=0.0)

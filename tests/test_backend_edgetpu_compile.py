@@ -16,7 +16,8 @@ from pytest_edgeai.errors import BackendError
 from pytest_edgeai.models.model import model_from_file
 
 pytest.importorskip("tensorflow", reason="tensorflow is not installed (pip install 'pytest-edgeai[tflite-convert]')")
-pytest.importorskip("onnx2tf", reason="onnx2tf is not installed (pip install 'pytest-edgeai[tflite-convert]')")
+if tflite_convert.converter_missing():  # not importorskip: onnx2tf's import raises the recursion limit
+    pytest.skip(tflite_convert.converter_missing(), allow_module_level=True)
 pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is not installed (the fake compiler reads models with it)")
 
 

@@ -46,7 +46,8 @@ def test_runs_a_tflite_built_with_tensorflow_and_resizes_the_batch(tf, tmp_path)
 
 @pytest.fixture(scope="module")
 def conversion_cache(tf, tmp_path_factory):
-    pytest.importorskip("onnx2tf", reason="onnx2tf is not installed: ONNX cannot be converted to TFLite here")
+    if tflite_convert.converter_missing():  # not importorskip: onnx2tf's import raises the recursion limit
+        pytest.skip(tflite_convert.converter_missing())
     return tmp_path_factory.mktemp("tflite-cache")
 
 
@@ -106,3 +107,13 @@ def test_bad_quantisation_and_formats_are_refused(tiny_model, tmp_path):
     ir.write_text("<net/>")
     with pytest.raises(BackendError, match="only ONNX models can be converted"):
         tflite_convert.to_tflite(model_from_file(ir), "fp32", tmp_path)
+
+
+def test_converting_leaves_the_process_recursion_limit_as_it_was(converted):
+    import sys
+
+    model, cache = converted
+    before = sys.getrecursionlimit()
+    tflite_convert._tools()  # onnx2tf's import raises it to the C int maximum
+    tflite_convert.to_tflite(model, "fp32", cache, batch=3)
+    assert sys.getrecursionlimit() == before

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+from conftest import build_tiny_model
 
 from pytest_edgeai.backends import torch as torchb
 from pytest_edgeai.devices import Device
@@ -101,3 +102,20 @@ def test_run_synchronises_cuda_before_returning(monkeypatch, tiny_model):
     monkeypatch.setattr(torch.cuda, "synchronize", lambda d=None: calls.append(d))
     session.run({"input": np.ones((1, 16), np.float32)})
     assert calls == ["cpu"]
+
+
+def test_streams_need_a_cuda_device(tmp_path):
+    model = model_from_file(build_tiny_model(tmp_path / "t.onnx"))
+    with pytest.raises(ConfigError, match="2 streams need a CUDA device, not cpu"):
+        torchb.TorchBackend().load(model, Device(name="t", kind="cpu", backend="torch", options={"streams": 2}))
+
+
+@pytest.mark.hardware("cuda")
+def test_cuda_streams_keep_several_queries_in_flight(hardware_device, tmp_path):
+    from dataclasses import replace
+
+    device = replace(hardware_device, options={**hardware_device.options, "streams": 3})
+    session = torchb.TorchBackend().load(model_from_file(build_tiny_model(tmp_path / "t.onnx")), device)
+    assert session.prefers_async()
+    run = session.run_async({"input": np.ones((4, 16), np.float32)}, min_count=30, min_duration_s=0.0)
+    assert run.in_flight == 3 and run.count >= 30 and min(run.latencies_ns) > 0

@@ -8,9 +8,16 @@ from pathlib import Path
 import pytest
 
 from pytest_edgeai.backends.base import TensorSpec
-from pytest_edgeai.concurrency.capacity import (MIB, CapacityPlan, NvmlProbe, available_bytes, gpu_index,
-                                                probe_capacity, probe_for)
+from pytest_edgeai.concurrency.capacity import (
+    MIB,
+    CapacityPlan,
+    NvmlProbe,
+    available_bytes,
+    probe_capacity,
+    probe_for,
+)
 from pytest_edgeai.devices import Device
+from pytest_edgeai.energy.meters.nvml import cuda_index
 from pytest_edgeai.models.model import Model
 
 GPU = Device(name="gpu", kind="gpu", backend="onnxruntime",
@@ -28,16 +35,16 @@ def _nvml_or_skip():
 
 
 def test_gpu_tenants_are_measured_with_nvml_on_the_configured_gpu():
-    assert isinstance(probe_for(GPU), NvmlProbe) and gpu_index(GPU) == 0
+    assert isinstance(probe_for(GPU), NvmlProbe) and cuda_index(GPU) == 0
     pinned = Device(name="gpu1", kind="gpu", backend="onnxruntime",
                     options={"provider_options": {"CUDAExecutionProvider": {"device_id": 1}}})
-    assert gpu_index(pinned) == 1
+    assert cuda_index(pinned) == 1 and probe_for(pinned).source == "NVML memory used, CUDA device 1"
 
 
 def test_nvml_reads_used_and_free_memory_of_a_real_gpu():
     pynvml = _nvml_or_skip()
     info = pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(0))
-    probe = NvmlProbe(0)
+    probe = NvmlProbe(GPU)
     assert 0 < probe.used_bytes() <= info.total
     free, source = available_bytes(GPU)
     assert 0 < free <= info.total and "NVML" in source

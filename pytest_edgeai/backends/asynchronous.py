@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -115,3 +116,55 @@ def drive(queue: RequestQueue, min_count: int, min_duration_s: float,
                                f"returned: the runtime's queue did not wait for its requests")
     return AsyncRun(latencies_ns=latencies, wall_ns=wall_ns, in_flight=queue.size)
 
+
+
+class StreamSlot(Protocol):
+    """One request on its own device stream (a CUDA stream with its buffers): enqueue, then wait."""
+
+    def submit(self, feeds: dict[str, np.ndarray] | None) -> None:
+        """Enqueue a request (None: on the inputs already in place) and return without waiting."""
+        ...
+
+    def complete(self) -> Any:
+        """Wait for the request enqueued last; what it measured (passed to ``on_complete``)."""
+        ...
+
+
+class OldestFirstQueue:
+    """Stream slots as a RequestQueue: requests complete in the order they were enqueued, and the oldest
+    is waited for when no slot is idle (a stream's work runs in order, so the oldest finishes first)."""
+
+    def __init__(self, slots: Sequence[StreamSlot], on_complete: Callable[[Any], None] = lambda measured: None,
+                 errors: tuple[type[BaseException], ...] = (Exception,)):
+        self.size = len(slots)
+        self._idle: deque[StreamSlot] = deque(slots)
+        self._busy: deque[tuple[StreamSlot, Any]] = deque()
+        self._on_complete = on_complete
+        self._errors = errors
+        self._callback: Callable[[Any, str | None], None] = lambda userdata, error: None
+
+    def set_callback(self, callback: Callable[[Any, str | None], None]) -> None:
+        self._callback = callback
+
+    def start(self, userdata: Any) -> None:
+        slot = self._idle.popleft()
+        slot.submit(None)
+        self._busy.append((slot, userdata))
+
+    def _finish_oldest(self) -> None:
+        slot, userdata = self._busy.popleft()
+        error = None
+        try:
+            self._on_complete(slot.complete())
+        except self._errors as exc:  # the runtime's failure, reported through drive's error list
+            error = f"{type(exc).__name__}: {exc}"
+        self._idle.append(slot)
+        self._callback(userdata, error)
+
+    def wait_idle(self) -> None:
+        if not self._idle:
+            self._finish_oldest()
+
+    def wait_all(self) -> None:
+        while self._busy:
+            self._finish_oldest()

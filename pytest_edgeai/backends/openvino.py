@@ -118,7 +118,7 @@ class OpenVINOBackend:
         version = distribution_version("openvino") or ov.get_version()
         if any(t.upper().startswith("MYRIAD") for t in targets(dev)) and version_tuple(version) > MYRIAD_LAST:
             return Availability(False, f"MYRIAD (NCS2) needs OpenVINO 2022.3 or older; this is {version}: "
-                                       f"pip install 'openvino==2022.3.*' in a separate environment",
+                                       f"pip install 'pytest-edgeai[ncs2]' in a Python 3.10 environment of its own",
                                 runtime=self.name, runtime_version=version)
         available = list(ov.Core().available_devices)
         missing = [t for t in targets(dev)

@@ -30,7 +30,6 @@ import json
 import re
 import time
 from collections import deque
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +38,7 @@ from ..errors import BackendError, ConfigError, ModelError
 from ..filecache import build_once
 from ..keys import Key
 from . import cuda, jetson
-from .asynchronous import AsyncProgress, AsyncRun, drive
+from .asynchronous import AsyncProgress, AsyncRun, OldestFirstQueue, drive
 from .base import Availability, TensorSpec
 from .device_options import check_keys, choice, flag, positive_int, require
 
@@ -521,7 +520,7 @@ class TensorRTSession:
         for slot in slots:
             for name in slot.input_names:
                 slot.host[name][...] = feeds[name]
-        return drive(_StreamQueue(slots, self._keep), min_count, min_duration_s, progress)
+        return drive(OldestFirstQueue(slots, self._keep, (BackendError,)), min_count, min_duration_s, progress)
 
     def timings(self, last: int | None = None) -> dict[str, Any]:
         """Statistics of the newest ``last`` queries, split as trtexec splits them: H2D, GPU compute, D2H
@@ -549,43 +548,6 @@ class TensorRTSession:
                 slot.close()
         self._slots.clear()
         self._engines.clear()
-
-
-class _StreamQueue:
-    """Request slots on their own streams as a RequestQueue: the oldest request is waited for first."""
-
-    def __init__(self, slots: list[_Slot], keep):
-        self.size = len(slots)
-        self._idle = deque(slots)
-        self._busy: deque[tuple[_Slot, Any]] = deque()
-        self._keep = keep
-        self._callback: Callable[[Any, str | None], None] = lambda userdata, error: None
-
-    def set_callback(self, callback) -> None:
-        self._callback = callback
-
-    def start(self, userdata: Any) -> None:
-        slot = self._idle.popleft()
-        slot.submit(None)
-        self._busy.append((slot, userdata))
-
-    def _finish_oldest(self) -> None:
-        slot, userdata = self._busy.popleft()
-        try:
-            self._keep(slot.complete())
-            error = None
-        except BackendError as exc:
-            error = str(exc)
-        self._idle.append(slot)
-        self._callback(userdata, error)
-
-    def wait_idle(self) -> None:
-        if not self._idle:
-            self._finish_oldest()
-
-    def wait_all(self) -> None:
-        while self._busy:
-            self._finish_oldest()
 
 
 def _free(shape: tuple[int, ...]) -> tuple[int | None, ...]:

@@ -10,9 +10,11 @@ file lock with an atomic rename, so parallel workers convert once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,13 +49,46 @@ def default_cache_dir() -> Path:
 
 
 def _tools():
+    """onnx2tf and tensorflow. Importing onnx2tf sets the process's recursion limit to the C int maximum
+    (onnx2tf.py: ``sys.setrecursionlimit(2147483647)``), which turns any deep recursion anywhere later
+    (a deeply nested JSON record, say) into a segfault instead of a RecursionError: the limit is put back
+    at once, and raised only while onnx2tf converts."""
+    before = sys.getrecursionlimit()
     try:
         import onnx2tf
         import tensorflow as tf
     except ImportError as exc:
         raise BackendError(f"converting ONNX to TFLite needs tensorflow and onnx2tf ({exc}): "
                            f"pip install 'pytest-edgeai[tflite-convert]', or give a .tflite model") from None
+    finally:
+        _ONNX2TF_LIMIT[0] = max(sys.getrecursionlimit(), _ONNX2TF_LIMIT[0])
+        # onnx2tf imported earlier by someone else: the limit it replaced is gone; Python's default it is
+        sys.setrecursionlimit(before if before < ONNX2TF_SETS else PYTHON_DEFAULT_LIMIT)
     return onnx2tf, tf
+
+
+def converter_missing() -> str | None:
+    """Why ONNX cannot be converted to TFLite here (what to install), or None when it can."""
+    try:
+        _tools()
+    except BackendError as exc:
+        return str(exc)
+    return None
+
+
+ONNX2TF_SETS = 2147483647
+PYTHON_DEFAULT_LIMIT = 1000
+_ONNX2TF_LIMIT = [0]  # the recursion limit onnx2tf asked for when it was imported
+
+
+@contextlib.contextmanager
+def _onnx2tf_recursion():
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(before, _ONNX2TF_LIMIT[0]))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(before)
 
 
 def cache_key(model: Model, quantization: str, batch: int | None = None) -> str:
@@ -101,8 +136,9 @@ def _convert(model: Model, quantization: str, batch: int | None = None) -> bytes
         source = work / "model.onnx"  # onnx2tf rewrites its input file (op names): never give it the cache's
         shutil.copyfile(model.path, source)
         try:
-            onnx2tf.convert(input_onnx_file_path=str(source), output_folder_path=str(work),
-                            non_verbose=True, output_signaturedefs=True, batch_size=batch)
+            with _onnx2tf_recursion():
+                onnx2tf.convert(input_onnx_file_path=str(source), output_folder_path=str(work),
+                                non_verbose=True, output_signaturedefs=True, batch_size=batch)
         except BaseException as exc:  # onnx2tf calls sys.exit on some unsupported graphs
             raise BackendError(f"{model.path}: onnx2tf cannot convert it: {type(exc).__name__}: {exc}") from None
         if quantization == "fp32":

@@ -5,6 +5,8 @@ A ``.pt`` file is tried as TorchScript (``torch.jit.load``) first, then as a who
 trust). A state_dict alone is not a model: save the module or script it. TorchScript and pickled
 modules carry no input shapes: give them as ``input_shapes = { NAME = [1, 3, 224, 224] }`` in the
 model's params. ``run`` synchronises the GPU and copies outputs to the host before it returns.
+``streams = N`` (CUDA only) keeps N queries in flight for offline throughput, each on its own CUDA stream
+with pinned host buffers, as trtexec's --infStreams does for TensorRT.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendError, ConfigError, ModelError
 from ..keys import Key
+from .asynchronous import AsyncProgress, AsyncRun, OldestFirstQueue, drive
 from .base import Availability, TensorSpec
 from .device_options import check_keys, flag, positive_int, require
 from ..registry import distribution_version
@@ -27,7 +30,7 @@ if TYPE_CHECKING:
     from ..models.model import Model
 
 OPTION_KEYS = (Key("device", "string", None), Key("num_threads", "integer", None, minimum=1),
-               Key("fp16", "bool", None))
+               Key("fp16", "bool", None), Key("streams", "integer", None, minimum=1))
 
 
 def _torch():
@@ -77,6 +80,10 @@ class TorchBackend:
         threads = positive_int(device, "num_threads")
         if threads:
             torch.set_num_threads(threads)
+        streams = positive_int(device, "streams", 1) or 1
+        if streams > 1 and not dev.startswith("cuda"):
+            raise ConfigError([f"devices.{device.name}.options.streams: {streams} streams need a CUDA device, "
+                               f"not {dev}"])
         module, inputs, source = _module(torch, model)
         half = flag(device, "fp16")
         try:
@@ -85,7 +92,7 @@ class TorchBackend:
                 module = module.half()
         except (RuntimeError, AssertionError) as exc:
             raise BackendError(f"{model.path}: torch cannot move it to {dev}: {exc}") from None
-        return TorchSession(torch, module, dev, inputs, half, source)
+        return TorchSession(torch, module, dev, inputs, half, source, streams)
 
 
 def _module(torch, model: Model) -> tuple[Any, list[TensorSpec], str]:
@@ -168,8 +175,9 @@ def onnx2torch_convert():
 class TorchSession:
     """An nn.Module in eval mode under inference_mode; outputs synchronised and copied to the host."""
 
-    def __init__(self, torch, module, dev: str, inputs: list[TensorSpec], half: bool, source: str):
+    def __init__(self, torch, module, dev: str, inputs: list[TensorSpec], half: bool, source: str, streams: int = 1):
         self._torch, self._module, self._dev, self._half, self._source = torch, module, dev, half, source
+        self._streams = streams
         self._cuda = dev.startswith("cuda")
         self.inputs = inputs
         self.outputs: list[TensorSpec] = []
@@ -189,9 +197,18 @@ class TorchSession:
             self.outputs = [TensorSpec(f"output_{i}", (None, *o.shape[1:]), o.dtype.name) for i, o in enumerate(outputs)]
         return outputs
 
+    def prefers_async(self) -> bool:
+        return self._streams > 1
+
+    def run_async(self, feeds: dict[str, np.ndarray], min_count: int, min_duration_s: float,
+                  progress: AsyncProgress | None = None) -> AsyncRun:
+        slots = [_CudaSlot(self._torch, self._module, self._dev, [feeds[s.name] for s in self.inputs], self._half)
+                 for _ in range(self._streams)]
+        return drive(OldestFirstQueue(slots), min_count, min_duration_s, progress)
+
     def settings(self) -> dict[str, Any]:
         torch = self._torch
-        out = {"device": self._dev, "source": self._source, "fp16": self._half,
+        out = {"device": self._dev, "source": self._source, "fp16": self._half, "streams": self._streams,
                "num_threads": torch.get_num_threads(), "torch_version": torch.__version__,
                "cuda_version": torch.version.cuda}
         if self._cuda:
@@ -202,6 +219,34 @@ class TorchSession:
         self._module = None
         if self._cuda:
             self._torch.cuda.empty_cache()
+
+
+class _CudaSlot:
+    """One CUDA stream with pinned host inputs and outputs: copy in, forward, copy out, an event after."""
+
+    def __init__(self, torch, module, dev: str, arrays: list[np.ndarray], half: bool):
+        self._torch, self._module, self._half = torch, module, half
+        self._stream = torch.cuda.Stream(dev)
+        self._event = torch.cuda.Event()
+        self._host = [torch.from_numpy(a).pin_memory() for a in arrays]
+        self._device = [h.to(dev) for h in self._host]
+        self._out_host: list[Any] = []
+
+    def submit(self, feeds: dict[str, np.ndarray] | None) -> None:
+        torch = self._torch
+        with torch.inference_mode(), torch.cuda.stream(self._stream):
+            for d, h in zip(self._device, self._host):
+                d.copy_(h, non_blocking=True)
+            args = [a.half() if self._half and a.is_floating_point() else a for a in self._device]
+            outs = _flatten(self._module(*args))
+            if not self._out_host:
+                self._out_host = [torch.empty(o.shape, dtype=o.dtype, pin_memory=True) for o in outs]
+            for h, o in zip(self._out_host, outs):
+                h.copy_(o, non_blocking=True)
+            self._event.record(self._stream)
+
+    def complete(self) -> None:
+        self._event.synchronize()
 
 
 def _flatten(result) -> list:

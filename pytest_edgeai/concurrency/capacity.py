@@ -25,6 +25,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..energy.meters.nvml import cuda_index, nvml_handle
 from ..errors import DeviceUnavailable
 from ..lab import child
 from ..results.record import metric
@@ -83,11 +84,12 @@ class HostUsedProbe:
 
 
 class NvmlProbe:
-    """GPU memory in use on one NVIDIA GPU, from NVML."""
+    """GPU memory in use on the NVIDIA GPU a device runs on, from NVML (matched by PCI bus id, not by
+    CUDA index: CUDA's order is not NVML's)."""
 
-    def __init__(self, index: int = 0):
-        self.index = index
-        self.source = f"NVML memory used, GPU {index}"
+    def __init__(self, device: Device):
+        self.device = device
+        self.source = f"NVML memory used, CUDA device {cuda_index(device)}"
 
     def _handle(self):
         try:
@@ -95,7 +97,7 @@ class NvmlProbe:
         except ImportError:
             raise DeviceUnavailable("pynvml is not importable: pip install nvidia-ml-py") from None
         pynvml.nvmlInit()
-        return pynvml, pynvml.nvmlDeviceGetHandleByIndex(self.index)
+        return pynvml, nvml_handle(pynvml, self.device)[0]
 
     def used_bytes(self) -> int:
         pynvml, handle = self._handle()
@@ -106,16 +108,10 @@ class NvmlProbe:
         return int(pynvml.nvmlDeviceGetMemoryInfo(handle).free)
 
 
-def gpu_index(device: Device) -> int:
-    """The CUDA device a session lands on (onnxruntime's provider_options device_id)."""
-    opts = device.options.get("provider_options", {}).get("CUDAExecutionProvider", {})
-    return int(opts.get("device_id", device.options.get("device_id", 0)))
-
-
 def probe_for(device: Device) -> MemoryProbe:
     """The probe that sees a tenant's memory on this kind of device."""
     if device.kind == "gpu":
-        return NvmlProbe(gpu_index(device))
+        return NvmlProbe(device)
     if device.kind == "jetson":
         return HostUsedProbe()
     return RssProbe()
@@ -126,7 +122,7 @@ def available_bytes(device: Device) -> tuple[int, str]:
     if device.memory_mb:
         return int(device.memory_mb * MIB), f"devices.{device.name}.memory_mb"
     if device.kind == "gpu":
-        probe = NvmlProbe(gpu_index(device))
+        probe = NvmlProbe(device)
         return probe.total_free_bytes(), probe.source.replace("used", "free")
     kib = proc_kib("/proc/meminfo", "MemAvailable")
     if kib is None:

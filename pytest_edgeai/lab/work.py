@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..backends.asynchronous import AsyncSession
 from ..backends.base import get_backend
 from ..energy import EnergyReading, MeterWindow
 from ..errors import EdgeAIError, RuntimeFailure
+from ..measure.asynchronous import measure_async
 from ..measure.inputs import make_feeds
 from ..measure.scenarios import ProgressCallback, measure
 from . import clocks
@@ -211,10 +213,6 @@ def execute(request: MeasureRequest, cache: ModelCache, notify: Notify | None = 
 def _run_scenario(session: Session, feeds, request: MeasureRequest, progress: ProgressCallback | None,
                   window: MeterWindow | None) -> Measurement:
     """The synchronous loop, or the request pool when the runtime was set up for throughput."""
-    from ..backends.asynchronous import AsyncSession
-
     if request.scenario == "offline" and isinstance(session, AsyncSession) and session.prefers_async():
-        from ..measure.asynchronous import measure_async
-
         return measure_async(session, feeds, request.batch, request.profile, progress, window)
     return measure(session, feeds, request.scenario, request.batch, request.profile, progress, window)

@@ -110,11 +110,15 @@ def test_openvino_accelerator_agrees(kind, hardware_device):
 
 @pytest.mark.parametrize("kind", [pytest.param(k, marks=pytest.mark.hardware(k)) for k in ("edgetpu", "edgetpu_pci")])
 def test_edgetpu_runs_a_compiled_int8_model(kind, hardware_device):
-    pytest.importorskip("onnx2tf", reason="converting the zoo's ONNX to int8 TFLite needs tensorflow and onnx2tf")
+    from pytest_edgeai.backends.tflite_convert import converter_missing
+
+    if converter_missing():
+        pytest.skip(converter_missing())
     model = resolve_model("cnn_trad_fpool3")
     session = get_backend("litert").load(model, hardware_device)
     s = session.settings()
     assert s["delegate"] == "edgetpu" and s["library"] and s["edgetpu_compiled"] != "no (runs on the CPU)"
+    assert s["edgetpu_compiler"]["ops_on_tpu"] > 0 and s["batch"] == 1
     spec = session.inputs[0]
     x = np.zeros((1, *spec.shape[1:]), dtype=spec.dtype)
     out = session.run({spec.name: x})
