@@ -3,7 +3,7 @@
 Both workers run every test (--dist each) and meet at a barrier before measuring cpu_a, so they reach
 that device at the same moment: only the device lock keeps their measurements apart. The one that got
 cpu_a first moves on to cpu_b while the other measures cpu_a: different devices (cpu_a and cpu_b are two
-hardware_ids) do run at once. Two cpu devices without a hardware_id are the host's one CPU: never at once.
+hardware_ids) have different locks, so cpu_b is not held up by cpu_a's holder. Two cpu devices without a hardware_id are the host's one CPU: never at once.
 """
 
 from __future__ import annotations
@@ -105,18 +105,17 @@ def test_workers_share_one_run_and_never_measure_one_device_at_once(lab):
     records = [json.loads(p.read_text()) for p in (run / "records").glob("*.json")]
     assert len(records) == 4
     assert {r["extra"]["worker"]["id"] for r in records} == {"gw0", "gw1"}
-    spans = {}
     for device in ("cpu_a", "cpu_b"):
         first, second = sorted((r for r in records if r["device"]["name"] == device),
                                key=lambda r: r["extra"]["started_at"])
         assert first["extra"]["worker"]["id"] != second["extra"]["worker"]["id"]
         assert first["extra"]["started_at"] + first["extra"]["wall_s"] <= second["extra"]["started_at"]
-        spans[device] = [(r["extra"]["started_at"], r["extra"]["started_at"] + r["extra"]["wall_s"])
-                         for r in (first, second)]
     contended = sorted((r for r in records if r["device"]["name"] == "cpu_a"), key=lambda r: r["extra"]["started_at"])
     assert contended[1]["extra"]["lock_wait_s"] > contended[0]["extra"]["wall_s"] / 2  # it waited for the other
-    (a_start, a_end), (b_start, b_end) = spans["cpu_a"][1], spans["cpu_b"][0]
-    assert a_start < b_end and b_start < a_end  # cpu_a's second measurement overlapped cpu_b's first
+    # Different hardware_ids are different locks: the first measurement of cpu_b never waited behind the
+    # worker that held cpu_a (whether the two windows overlap in time is up to the scheduler, not the lock).
+    free = min((r for r in records if r["device"]["name"] == "cpu_b"), key=lambda r: r["extra"]["started_at"])
+    assert free["extra"]["lock_wait_s"] < contended[1]["extra"]["wall_s"] / 2
     result.stdout.fnmatch_lines([f"edgeai: 4 records in {run}; HTML report: *"])
 
 
