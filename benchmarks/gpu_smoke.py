@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pytest_edgeai.backends.base import get_backend
-from pytest_edgeai.devices import Device, probe
+from pytest_edgeai.backends.base import get_backend, probe
+from pytest_edgeai.devices import Device
 from pytest_edgeai.errors import EdgeAIError
 from pytest_edgeai.measure.inputs import make_feeds
 from pytest_edgeai.measure.profiles import Profile

@@ -12,10 +12,10 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from .energy import record_energy
-from .errors import EdgeAIError
+from .errors import EdgeAIError, RuntimeFailure
 from .lab.locks import device_lock
 from .lab.runners import InProcessRunner, Runner
-from .lab.work import CallRequest, CallResult, MeasureRequest, RuntimeFailure
+from .lab.work import CallRequest, CallResult, MeasureRequest
 from .measure.scenarios import ProgressCallback
 from .models.model import Model
 from .results.record import Record

@@ -18,11 +18,11 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, NoReturn
 
+from .devices import ANY_MODEL
 from .errors import did_you_mean
 from .measure.rounds import CONFIDENCE, Estimate, mean_estimate, ratio_estimate
 from .results.record import metric
 
-ANY_MODEL = "*"
 MET, MISSED, INCONCLUSIVE, UNCHECKED = "met", "missed", "inconclusive", "skip"
 NO_CLAIMS = "no claims configured"
 # keys a claim's table may hold besides its own extra fields

@@ -48,8 +48,8 @@ def _devices_args(p: argparse.ArgumentParser) -> None:
 @command("devices", "list configured devices and runtimes found, attached or not and why", _devices_args)
 def cmd_devices(args: argparse.Namespace) -> int:
     from . import config as config_mod
-    from .devices import select
     from .lab.runners import probe_isolated
+    from .selection import select
     from .options import split_list
     from .report.terminal import format_table
 
@@ -83,8 +83,9 @@ def _doctor_args(p: argparse.ArgumentParser) -> None:
                    "if a named device (or every device of a named kind) cannot run", _doctor_args)
 def cmd_doctor(args: argparse.Namespace) -> int:
     from . import config as config_mod
-    from .devices import KINDS, select
+    from .devices import KINDS
     from .doctor import examine, verdict
+    from .selection import select
 
     path = Path(args.devices_file) if args.devices_file else Path("devices.toml")
     cfg = config_mod.load(path) if path.is_file() or args.devices_file else config_mod.builtin()

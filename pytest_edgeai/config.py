@@ -14,16 +14,8 @@ import tomllib
 
 from .backends.base import known_backends
 from .backends.device_options import declared_options, option_problems
-from .claims import (
-    ANY_MODEL,
-    BUILT_IN,
-    CLAIMS,
-    ClaimSpec,
-    spec_problems,
-    suite_problem,
-    table_keys,
-)
-from .devices import KINDS, TIERS, Device, builtin_cpu
+from .claims import BUILT_IN, CLAIMS, ClaimSpec, spec_problems, suite_problem, table_keys
+from .devices import ANY_MODEL, KINDS, TIERS, Device, builtin_cpu
 from .energy.meter import check_meter
 from .errors import ConfigError, did_you_mean
 from .keys import is_number, shown

@@ -1,20 +1,21 @@
-"""Device: one configured accelerator, and which of them are attached now."""
+"""Device: one configured accelerator, as plain data.
+
+A leaf: it imports nothing of ours at run time, so every layer (config, backends, meters, studies)
+can name a Device without an import cycle. Which devices are attached is the backends' question
+(``backends.base.probe``); which a run uses, ``selection.select``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .claims import ANY_MODEL, ClaimSpec
-from .errors import ConfigError, did_you_mean
-
 if TYPE_CHECKING:
-    from .backends.base import Availability
-    from .config import Config
+    from .claims import ClaimSpec
 
 KINDS = ("cpu", "gpu", "edgetpu", "ncs2", "npu", "jetson")
 TIERS = ("device", "edge", "cloud")
+ANY_MODEL = "*"  # a claim's model key that applies to every model without one of its own
 
 
 @dataclass(frozen=True)
@@ -60,42 +61,3 @@ def builtin_cpu() -> Device:
     """The device used when there is no devices.toml."""
     return Device(name="cpu", kind="cpu", backend="onnxruntime",
                   description="the host CPU through onnxruntime (built-in default)")
-
-
-def probe(device: Device) -> Availability:
-    """Ask the device's backend whether it is attached; never raises for a missing runtime."""
-    from .backends.base import Availability, get_backend
-
-    try:
-        return get_backend(device.backend).probe(device)
-    except ConfigError as exc:
-        return Availability(False, str(exc))
-    except Exception as exc:  # a vendor runtime failing in its own probe
-        return Availability(False, f"{device.backend} probe failed: {type(exc).__name__}: {exc}")
-
-
-def select(config: Config, requested: list[str],
-           probe_all: Callable[[list[Device]], dict[str, Availability]] | None = None) -> list[Device]:
-    """Resolve --device values: names, kinds, 'all', or 'auto' (configured and attached, as ``probe_all``
-    says: lab.runners.probe_isolated, so a probe that crashes cannot take the caller down; this process
-    when it is None)."""
-    chosen: dict[str, Device] = {}
-    for word in requested:
-        if word == "all":
-            chosen.update(config.devices)
-        elif word == "auto":
-            candidates = list(config.devices.values())
-            found = probe_all(candidates) if probe_all else {d.name: probe(d) for d in candidates}
-            chosen.update({d.name: d for d in candidates if found[d.name].attached})
-        elif word in config.devices:
-            chosen[word] = config.devices[word]
-        elif word in KINDS and any(d.kind == word for d in config.devices.values()):
-            chosen.update({n: d for n, d in config.devices.items() if d.kind == word})
-        else:
-            where = f" in {config.path}" if config.path else " (no devices.toml: only the built-in 'cpu')"
-            raise ConfigError([
-                f"--device {word}: no such device{where}"
-                f"{did_you_mean(word, list(config.devices) + list(KINDS))}; "
-                f"configured: {', '.join(sorted(config.devices))}; also: all, auto"
-            ])
-    return list(chosen.values())

@@ -19,13 +19,14 @@ from importlib import metadata
 from packaging.requirements import InvalidRequirement, Requirement
 
 from .backends import jetson
-from .backends.base import distribution_version
+from .backends.base import probe
 from .backends.edgetpu import COMPILER
 from .backends.litert import is_edgetpu
 from .backends.openvino import targets
-from .devices import Device, probe
-from .energy import MeterUnavailable, make_meter
-from .errors import EdgeAIError
+from .devices import Device
+from .energy import make_meter
+from .errors import EdgeAIError, MeterUnavailable
+from .registry import distribution_version
 
 PACKAGE = "pytest-edgeai"
 # distributions whose version decides whether a backend can run, per extra

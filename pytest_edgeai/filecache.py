@@ -1,7 +1,7 @@
 """Files written whole or not at all, and files built once by whichever process gets there first.
 
 Zoo models, converted and quantised variants, TensorRT engines and result records all go
-through here: the bytes go to a temporary file beside the target, are fsynced, and an atomic
+through here (the caches under :func:`cache_dir`): the bytes go to a temporary file beside the target, are fsynced, and an atomic
 rename publishes them, so a reader (or a crash) never sees half a file. Builds happen under a
 lock next to the target, so concurrent pytest-xdist workers build each file once.
 """
@@ -17,6 +17,18 @@ from pathlib import Path
 from typing import IO, Any
 
 from filelock import FileLock
+
+
+def cache_dir(kind: str = "models") -> Path:
+    """Where built files of ``kind`` are cached ("models", "variants", "tflite", "tensorrt", ...).
+
+    The zoo's models go to $EDGEAI_CACHE_DIR, else $XDG_CACHE_HOME/pytest-edgeai/models, else
+    ~/.cache/pytest-edgeai/models; every other kind sits beside that folder."""
+    if os.environ.get("EDGEAI_CACHE_DIR"):
+        models = Path(os.environ["EDGEAI_CACHE_DIR"])
+    else:
+        models = Path(os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")) / "pytest-edgeai" / "models"
+    return models if kind == "models" else models.parent / kind
 
 
 def key(*parts: Any) -> str:

@@ -1,31 +1,57 @@
 """The pytest plugin: options, markers, fixtures, collection, summary, report. Hooks only.
 
-Heavy work (runtimes, onnx, numpy) is imported inside fixtures, so loading the plugin into a
-pytest run that does not use it costs nothing.
+Loading the plugin costs nothing until edgeai is used (as Hypothesis's plugin does): the run (devices.toml,
+the zoo, the runtimes, numpy, onnx) starts only when an edgeai option is given on the command line or in
+the ini file, a test requests an edgeai fixture, or a test carries an edgeai marker. Until then this
+module imports only the option table, the Device leaf and the hook specifications, and every hook
+returns at once. That is why the heavy modules are imported inside the functions that start the run
+or render its end: the import is the cost being deferred, not a cycle being dodged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Generator
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
+from . import hookspecs, registry
+from .devices import KINDS
+from .errors import EdgeAIError
 from .options import BY_DEST, OPTIONS, split_list
 
 if TYPE_CHECKING:
-    from .session import EdgeAISession
+    from .bench import Bench
+    from .claims import ClaimChecker
+    from .config import Config
+    from .devices import Device
+    from .models.model import Model
+    from .results.compare import Outcome
+    from .results.store import RunStore
+    from .run import EdgeAIRun, Workload
 
-KIND_MARKERS = ("cpu", "gpu", "edgetpu", "ncs2", "npu", "jetson")
+KIND_MARKERS: tuple[str, ...] = KINDS
+MARKERS: tuple[str, ...] = ("device", "edgeai_suite", *KIND_MARKERS)
+INI_TYPES: dict[str, Literal["bool", "args"]] = {"bool": "bool", "list": "args"}
 DEVICE_FIXTURES = ("edgeai_device", "edgeai_bench", "edgeai_claims")
-SESSION_KEY = pytest.StashKey["EdgeAISession"]()
-BASELINE_KEY = pytest.StashKey[object]()  # results.compare.Outcome of this session
+FIXTURES = ("edgeai_session", "edgeai_config", "edgeai_workload", "edgeai_model", *DEVICE_FIXTURES)
+RUN_KEY = pytest.StashKey["EdgeAIRun"]()
+DEFERRED_ERROR_KEY = pytest.StashKey[str]()  # a run that could not start during collection: said after it
+HEADER_SHOWN_KEY = pytest.StashKey[bool]()
+BASELINE_KEY = pytest.StashKey["Outcome"]()  # results.compare.Outcome of this session
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("edgeai", "pytest-edgeai: characterise inference on accelerators")
     for opt in OPTIONS:
-        kwargs = {"dest": opt.dest, "help": opt.help + (f" (default: {opt.default})" if opt.default not in (None, [], False) else "")}
+        kwargs: dict[str, Any] = {"dest": opt.dest, "help": opt.help + (
+            f" (default: {opt.default})" if opt.default not in (None, [], False) else "")}
         if opt.kind == "bool":
             kwargs["action"] = "store_true"
         elif opt.kind == "list":
@@ -35,11 +61,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         if opt.metavar:
             kwargs["metavar"] = opt.metavar
         group.addoption(opt.flag, default=None, **kwargs)
-        parser.addini(opt.ini, opt.help, type={"bool": "bool", "list": "args"}.get(opt.kind, "string"),
-                      default=opt.default)
+        parser.addini(opt.ini, opt.help, type=INI_TYPES.get(opt.kind, "string"), default=opt.default)
 
 
-def _value(config: pytest.Config, dest: str):
+def _value(config: pytest.Config, dest: str) -> Any:
     """Command line first, then the ini key, then the default."""
     value = config.getoption(dest)
     if value is None or value == []:
@@ -54,8 +79,27 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "edgeai_suite(name, claims={'min_x': 'unit'}): the suite a test's records "
                                        "and claims belong to (default: the module name without test_), and the "
                                        "claims a suite of your own declares")
-    from .errors import EdgeAIError
-    from .session import EdgeAISession, Settings
+    if _options_given(config) or _xdist_controller(config):
+        _start_run(config)
+
+
+def _options_given(config: pytest.Config) -> bool:
+    """An edgeai option on the command line, or an ini key set to other than its default."""
+    return any(config.getoption(o.dest) not in (None, []) or config.getini(o.ini) != o.default for o in OPTIONS)
+
+
+def _xdist_controller(config: pytest.Config) -> bool:
+    """A pytest-xdist controller collects nothing, so it cannot see the fixtures its workers use; it plans
+    the shared run up front, as before (see lab.xdist.is_controller)."""
+    return (not hasattr(config, "workerinput") and getattr(config.option, "dist", "no") != "no"
+            and not getattr(config.option, "collectonly", False))
+
+
+def _start_run(config: pytest.Config) -> EdgeAIRun:
+    """Start the run: the hooks' backends and meters, devices.toml, the selected devices. Bad input is a
+    UsageError with one line per problem."""
+    from .lab import xdist
+    from .run import EdgeAIRun, Settings
 
     def path(dest: str) -> Path | None:
         value = _value(config, dest)
@@ -81,21 +125,53 @@ def pytest_configure(config: pytest.Config) -> None:
         values={o.dest: _value(config, o.dest) for o in OPTIONS},
     )
     try:
-        config.stash[SESSION_KEY] = s = EdgeAISession(settings)
+        _add_plugins(config)
+        config.stash[RUN_KEY] = s = EdgeAIRun(settings)
     except EdgeAIError as exc:
         raise pytest.UsageError(f"pytest-edgeai: {exc}") from None
-    from .lab import xdist
-
     s.shared_run, s.xdist_worker = xdist.roles(config, settings.report_dir)
     if s.shared_run is not None and s.xdist_worker is None:
         xdist.bound_restarts(config)
         config.pluginmanager.register(_XdistController(s), "edgeai-xdist-controller")
+    return s
+
+
+def _add_plugins(config: pytest.Config) -> None:
+    """What the conftests and plugins loaded so far add through the hooks of hookspecs.py."""
+    registry.clear()
+    for group, hook, name in ((registry.BACKENDS, config.hook.pytest_edgeai_backends, "pytest_edgeai_backends"),
+                              (registry.METERS, config.hook.pytest_edgeai_meters, "pytest_edgeai_meters")):
+        for found in hook():
+            registry.add(group, found, name)
+
+
+def _used(config: pytest.Config) -> EdgeAIRun | None:
+    """The run, started now if it has not been; None (the error kept for the end of collection) when
+    it cannot start. Called only where a test uses edgeai."""
+    if RUN_KEY in config.stash:
+        return config.stash[RUN_KEY]
+    if DEFERRED_ERROR_KEY in config.stash:
+        return None
+    try:
+        return _start_run(config)
+    except pytest.UsageError as exc:  # raised from a collector it would be a collection error with a traceback
+        config.stash[DEFERRED_ERROR_KEY] = str(exc)
+        return None
+
+
+def _started(config: pytest.Config) -> EdgeAIRun | None:
+    """The run if edgeai is in use, else None: the hooks of a run that does not use edgeai do nothing."""
+    return config.stash.get(RUN_KEY, None)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    registry.clear()  # a conftest's backends do not outlive its run (pytester runs share a process)
 
 
 class _XdistController:
     """Hooks of the xdist controller: records measured by workers arrive with their test reports."""
 
-    def __init__(self, s: EdgeAISession):
+    def __init__(self, s: EdgeAIRun):
         self.s = s
 
     @pytest.hookimpl(tryfirst=True)
@@ -106,7 +182,7 @@ class _XdistController:
             self.s.receive(record)
 
     @pytest.hookimpl(optionalhook=True)
-    def pytest_testnodedown(self, node, error) -> None:
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
         from .lab.runshare import ENVIRONMENT_OUTPUT_KEY
 
         environment = getattr(node, "workeroutput", {}).get(ENVIRONMENT_OUTPUT_KEY)
@@ -115,7 +191,7 @@ class _XdistController:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_sessionstart(session: pytest.Session):
+def pytest_sessionstart(session: pytest.Session) -> Generator[None, None, None]:
     """xdist connects to remote benches here: an unreachable one is one line, not an INTERNALERROR."""
     try:
         return (yield)
@@ -129,7 +205,7 @@ def pytest_sessionstart(session: pytest.Session):
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_xdist_setupnodes(config: pytest.Config, specs) -> None:
+def pytest_xdist_setupnodes(config: pytest.Config, specs: list[Any]) -> None:
     from .lab.xdist import harden_ssh
 
     for spec in specs:
@@ -137,31 +213,40 @@ def pytest_xdist_setupnodes(config: pytest.Config, specs) -> None:
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node) -> None:
+def pytest_configure_node(node: Any) -> None:
     """Every worker, local or remote, writes into the run this controller planned."""
     from .lab import runshare
 
-    s = _session(node.config)
-    if s.shared_run is not None:
+    s = _started(node.config)
+    if s is not None and s.shared_run is not None:
         node.workerinput[runshare.WORKERINPUT_KEY] = runshare.for_worker(s.shared_run, bool(node.gateway.spec.popen))
 
 
-def _session(config: pytest.Config) -> EdgeAISession:
-    return config.stash[SESSION_KEY]
+def _session(config: pytest.Config) -> EdgeAIRun:
+    """The run, for a fixture or hook that uses it (started now if a fixture was asked for late)."""
+    s = _used(config)
+    if s is None:
+        pytest.fail(config.stash[DEFERRED_ERROR_KEY], pytrace=False)
+    return s
+
+
+def _header(s: EdgeAIRun) -> str:
+    where = s.config.path or "built-in (no devices.toml)"
+    devices = ", ".join(f"{d.name} ({d.kind}, {d.backend} {registry.distribution_version(d.backend) or ''})"
+                        .replace(" )", ")") for d in s.devices)
+    return (f"edgeai: devices {devices or 'none'} from {where}; profile {s.profile.name}"
+            f"{'; strict' if s.settings.strict else ''}")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    from .backends.base import distribution_version
-
-    s = _session(config)
-    where = s.config.path or "built-in (no devices.toml)"
-    devices = ", ".join(f"{d.name} ({d.kind}, {d.backend} {distribution_version(d.backend) or ''})".replace(" )", ")")
-                        for d in s.devices)
-    return [f"edgeai: devices {devices or 'none'} from {where}; profile {s.profile.name}"
-            f"{'; strict' if s.settings.strict else ''}"]
+    s = _started(config)
+    if s is None:
+        return []
+    config.stash[HEADER_SHOWN_KEY] = True
+    return [_header(s)]
 
 
-def _marker_targets(item_or_fn) -> list[str] | None:
+def _marker_targets(item_or_fn: pytest.Item | pytest.Function) -> list[str] | None:
     """Names and kinds a test is limited to by its markers; None when it is not limited."""
     targets: list[str] = []
     limited = False
@@ -175,12 +260,16 @@ def _marker_targets(item_or_fn) -> list[str] | None:
     return targets if limited else None
 
 
-def _matches(device, targets: list[str] | None) -> bool:
+def _matches(device: Device, targets: list[str] | None) -> bool:
     return targets is None or device.name in targets or device.kind in targets
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    s = _session(metafunc.config)
+    if not any(f in metafunc.fixturenames for f in FIXTURES):
+        return
+    s = _used(metafunc.config)
+    if s is None:
+        return
     if any(f in metafunc.fixturenames for f in DEVICE_FIXTURES):
         targets = _marker_targets(metafunc.definition)
         devices = [d for d in s.devices if _matches(d, targets)]
@@ -192,8 +281,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                              indirect=True)
 
 
+def _uses_edgeai(item: pytest.Item) -> bool:
+    return (any(f in getattr(item, "fixturenames", ()) for f in FIXTURES)
+            or any(mark.name in MARKERS for mark in item.iter_markers()))
+
+
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    s = _session(config)
+    s = _started(config) or (_used(config) if any(_uses_edgeai(item) for item in items) else None)
+    if DEFERRED_ERROR_KEY in config.stash:
+        raise pytest.UsageError(config.stash[DEFERRED_ERROR_KEY])
+    if s is None:
+        return
     _declare_claims(s, items)
     keep, drop = [], []
     for item in items:
@@ -209,7 +307,19 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         items[:] = keep
 
 
-def _declare_claims(s: EdgeAISession, items: list[pytest.Item]) -> None:
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """A run started by what the tests use, after the header was written: its header line now."""
+    config = session.config
+    s = _started(config)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if s is None or config.stash.get(HEADER_SHOWN_KEY, False) or reporter is None:
+        return
+    config.stash[HEADER_SHOWN_KEY] = True
+    if config.get_verbosity() >= 0 and not getattr(config.option, "no_header", False):
+        reporter.write_line(_header(s))
+
+
+def _declare_claims(s: EdgeAIRun, items: list[pytest.Item]) -> None:
     """Custom suites' claims from their markers; then devices.toml's claims are checked against them."""
     import warnings
 
@@ -225,15 +335,14 @@ def _declare_claims(s: EdgeAISession, items: list[pytest.Item]) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+def pytest_runtest_makereport(item: pytest.Item,
+                               call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """An EdgeAIError is bad input, not a bug: show its message, not our traceback."""
     report = yield
-    from .errors import EdgeAIError
-
     if call.excinfo is not None and call.excinfo.errisinstance(EdgeAIError) and report.failed:
         report.longrepr = f"{type(call.excinfo.value).__name__}: {call.excinfo.value}"
-    s = _session(item.config)
-    if s.xdist_worker is not None and s.outbox:  # to the controller, which writes them into the run
+    s = _started(item.config)
+    if s is not None and s.xdist_worker is not None and s.outbox:  # to the controller, which writes them into the run
         from .lab.runshare import record_properties
 
         report.user_properties.extend(record_properties(s.outbox))
@@ -249,7 +358,7 @@ def _suite_name(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def edgeai_session(pytestconfig: pytest.Config) -> EdgeAISession:
+def edgeai_session(pytestconfig: pytest.Config) -> EdgeAIRun:
     """The session state: config, selected devices, the open run."""
     s = _session(pytestconfig)
     if s.store is None:
@@ -258,15 +367,15 @@ def edgeai_session(pytestconfig: pytest.Config) -> EdgeAISession:
 
 
 @pytest.fixture(scope="session")
-def edgeai_config(edgeai_session: EdgeAISession):
+def edgeai_config(edgeai_session: EdgeAIRun) -> Config:
     """The validated devices.toml (or the built-in config)."""
     return edgeai_session.config
 
 
 @pytest.fixture
-def edgeai_device(request: pytest.FixtureRequest, edgeai_session: EdgeAISession):
+def edgeai_device(request: pytest.FixtureRequest, edgeai_session: EdgeAIRun) -> Device:
     """The device under test (parametrised over the selected devices); skips if not attached."""
-    device = request.param
+    device: Device = request.param
     availability = edgeai_session.availability(device)
     lost = edgeai_session.lost.reason(device)
     if lost or not availability.attached:
@@ -279,7 +388,7 @@ def edgeai_device(request: pytest.FixtureRequest, edgeai_session: EdgeAISession)
 
 
 @pytest.fixture
-def edgeai_workload(request: pytest.FixtureRequest, edgeai_session: EdgeAISession):
+def edgeai_workload(request: pytest.FixtureRequest, edgeai_session: EdgeAIRun) -> Model:
     """A model the suites run (parametrised over the zoo, [models] and --edgeai-model files); a zoo model
     whose trained weights are not installed skips with what to install (never built seeded instead)."""
     from .models.zoo import ZOO
@@ -300,13 +409,14 @@ def edgeai_workload(request: pytest.FixtureRequest, edgeai_session: EdgeAISessio
 
 
 @pytest.fixture(scope="session")
-def edgeai_model(edgeai_session: EdgeAISession):
+def edgeai_model(edgeai_session: EdgeAIRun) -> Callable[[Workload | str], Model]:
     """A factory: ``edgeai_model("mobilenet_v2")`` or ``edgeai_model("path/to/model.onnx")``."""
     return edgeai_session.model
 
 
 @pytest.fixture
-def edgeai_bench(request: pytest.FixtureRequest, edgeai_session: EdgeAISession, edgeai_device):
+def edgeai_bench(request: pytest.FixtureRequest, edgeai_session: EdgeAIRun,
+                 edgeai_device: Device) -> Generator[Bench, None, None]:
     """Runs scenarios on the test's device and records each result as it is produced."""
     from dataclasses import asdict
 
@@ -314,11 +424,11 @@ def edgeai_bench(request: pytest.FixtureRequest, edgeai_session: EdgeAISession, 
     from .report.terminal import ProgressLine
 
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    quiet = request.config.get_verbosity() < 0 or reporter is None
+    progress = partial(ProgressLine, reporter) if reporter is not None and request.config.get_verbosity() >= 0 else None
     bench = Bench(edgeai_device, _suite_name(request), request.node.nodeid, edgeai_session.profile,
                   save=edgeai_session.save,
                   availability=asdict(edgeai_session.availability(edgeai_device)),
-                  progress=None if quiet else (lambda label: ProgressLine(reporter, label)),
+                  progress=progress,
                   lab=edgeai_session, lock_timeout_s=edgeai_session.lock_timeout_s)
     yield bench
     from .results.compare import metric_properties
@@ -328,7 +438,7 @@ def edgeai_bench(request: pytest.FixtureRequest, edgeai_session: EdgeAISession, 
 
 
 @pytest.fixture
-def edgeai_claims(request: pytest.FixtureRequest, edgeai_session: EdgeAISession, edgeai_device):
+def edgeai_claims(request: pytest.FixtureRequest, edgeai_session: EdgeAIRun, edgeai_device: Device) -> ClaimChecker:
     """The claims of this device in this suite: ``check(...)`` then ``assert_met()``."""
     from .claims import ClaimChecker
 
@@ -337,9 +447,9 @@ def edgeai_claims(request: pytest.FixtureRequest, edgeai_session: EdgeAISession,
                         strict=edgeai_session.settings.strict, max_rounds=edgeai_session.profile.max_rounds)
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    s = _session(config)
-    if s.store is None or s.xdist_worker is not None:
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
+    s = _started(config)
+    if s is None or s.store is None or s.xdist_worker is not None:
         return
     from .report.terminal import summary_lines
 
@@ -362,33 +472,38 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    s = _session(session.config)
+    s = _started(session.config)
+    if s is None:
+        return
     s.close()
     if s.xdist_worker is not None:  # the controller finishes the run and renders the report, once
-        s.hand_over(session.config.workeroutput)
+        s.hand_over(getattr(session.config, "workeroutput"))  # set by xdist on its workers
         return
     if s.store is None and not s.rejoin_run():
         return
+    store = s.store
+    if store is None:
+        return
     from .report.html import write_report
 
-    s.store.finish("complete" if exitstatus in (0, 1) else f"interrupted (exit {int(exitstatus)})")
+    store.finish("complete" if exitstatus in (0, 1) else f"interrupted (exit {int(exitstatus)})")
     if s.worker_environments:
-        s.store.update_meta(workers=s.worker_environments)
-    outcome = _against_baseline(session, s)
-    s.report_path = write_report(s.store.path, comparison=outcome.comparison)
+        store.update_meta(workers=s.worker_environments)
+    outcome = _against_baseline(session, s, store)
+    s.report_path = write_report(store.path, comparison=outcome.comparison)
 
 
-def _against_baseline(session: pytest.Session, s: EdgeAISession):
+def _against_baseline(session: pytest.Session, s: EdgeAIRun, store: RunStore) -> Outcome:
     """--edgeai-baseline: compare this run, keep the outcome for the summary, and under
     --edgeai-fail-on-regression fail the session on a regression or a baseline that cannot be found."""
     from .results.compare import against_baseline, stamp_release
 
-    stamp_release(s.store)
+    stamp_release(store)
     fail = bool(s.settings.option("edgeai_fail_on_regression"))
-    outcome = against_baseline(s.store.path, s.settings.option("edgeai_baseline"), s.settings.report_dir,
+    outcome = against_baseline(store.path, s.settings.option("edgeai_baseline"), s.settings.report_dir,
                                s.config.tolerances, fail)
     if outcome.comparison is not None:
-        s.store.update_meta(baseline=str(outcome.comparison.base.path))
+        store.update_meta(baseline=str(outcome.comparison.base.path))
     session.config.stash[BASELINE_KEY] = outcome
     if fail and (outcome.regressed or outcome.error) and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -11,20 +11,11 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from pytest_edgeai.backends.base import input_specs
-from pytest_edgeai.bench import Bench
-from pytest_edgeai.claims import estimate_metric, rounds_ratio
-from pytest_edgeai.compress import cascade, digits
-from pytest_edgeai.compress.fidelity import model_scores
-from pytest_edgeai.compress.study import (
-    METHODS,
-    calibration_set,
-    fidelity_inputs,
-    study,
-)
-from pytest_edgeai.compress.variants import default_cache_dir
-from pytest_edgeai.config import Link
-from pytest_edgeai.measure.rounds import Estimate, Interleaved, round_profile
+from pytest_edgeai import COMPRESSION_METHODS as METHODS
+from pytest_edgeai import compression_study as study
+from pytest_edgeai import variants_cache_dir as default_cache_dir
+from pytest_edgeai import (Bench, Estimate, Interleaved, Link, calibration_set, cascade, digits, estimate_metric,
+                           fidelity_inputs, input_specs, model_scores, round_profile, rounds_ratio)
 
 FIDELITY_SAMPLES = 32      # non-image models: seeded random inputs; image models use every evaluation view
 CALIBRATION_SAMPLES = 18   # image models: views of the calibration photographs, never evaluated on

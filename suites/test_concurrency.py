@@ -25,41 +25,13 @@ import re
 import numpy as np
 import pytest
 
-from pytest_edgeai.backends.litert import edgetpu_parameter_bytes
-from pytest_edgeai.claims import estimate_metric
-from pytest_edgeai.concurrency import (
-    MIB,
-    SCENARIOS,
-    CapacityPlan,
-    ProcessRunner,
-    ServerPlan,
-    ThreadRunner,
-    available_bytes,
-    capacity_metrics,
-    loadgen_study,
-    measure_placement,
-    models_metrics,
-    placement_metrics,
-    plan_for,
-    plan_threads,
-    probe_capacity,
-    run_concurrent_models,
-    run_sweep,
-    run_tenants,
-    split_device,
-    step_metrics,
-    switching_metrics,
-    switching_study,
-    window_for,
-)
-from pytest_edgeai.measure.rounds import (
-    Estimate,
-    Interleaved,
-    ratio_estimate,
-    round_profile,
-)
-from pytest_edgeai.measure.stats import quantile_ci
-from pytest_edgeai.results.record import metric
+from pytest_edgeai import LOADGEN_SCENARIOS as SCENARIOS
+from pytest_edgeai import (MIB, CapacityPlan, Estimate, Interleaved, ProcessRunner, ServerPlan, ThreadRunner,
+                           available_bytes, capacity_metrics, edgetpu_parameter_bytes, estimate_metric, loadgen_study,
+                           measure_placement, metric, models_metrics, placement_metrics, plan_for, plan_threads,
+                           probe_capacity, quantile_ci, ratio_estimate, round_profile, run_concurrent_models,
+                           run_sweep, run_tenants, split_device, step_metrics, switching_metrics, switching_study,
+                           window_for)
 
 SWEEP_MODELS = ("mobilenet_v2", "cnn_trad_fpool3")
 CAPACITY_MODEL = "mobilenet_v2"

@@ -15,16 +15,8 @@ from dataclasses import asdict
 
 import pytest
 
-from pytest_edgeai.claims import (
-    estimate_metric,
-    find_against,
-    judge_ratio,
-    rounds_estimate,
-    rounds_ratio,
-    unchecked,
-)
-from pytest_edgeai.measure.rounds import Interleaved
-from pytest_edgeai.results.store import list_runs, load_run
+from pytest_edgeai import (Interleaved, estimate_metric, find_against, judge_ratio, list_runs, load_run,
+                           rounds_estimate, rounds_ratio, unchecked)
 
 PER_USD = "inferences_per_s_per_usd"
 PER_W = "inferences_per_s_per_w"

@@ -15,16 +15,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from pytest_edgeai.claims import MISSED, unchecked
-from pytest_edgeai.devices import TIERS
-from pytest_edgeai.errors import EdgeAIError
-from pytest_edgeai.measure.rounds import Estimate
-from pytest_edgeai.measure.stats import median_ci
-from pytest_edgeai.results.record import metric
-from pytest_edgeai.split import netns
-from pytest_edgeai.split.network import links_from_config
-from pytest_edgeai.split.planner import plan
-from pytest_edgeai.split.study import LOSSLESS, run_plan, study_file, study_plan
+from pytest_edgeai import split_plan as plan
+from pytest_edgeai import (LOSSLESS, MISSED, TIERS, EdgeAIError, Estimate, links_from_config, median_ci, metric, netns,
+                           run_plan, study_file, study_plan, unchecked)
 
 INPUTS = 6  # the centre view of each evaluation photograph (or seeded fields for non-image inputs)
 _STUDIES: dict[str, object] = {}  # the last two models' cut studies: both tests of a model use one

@@ -11,12 +11,8 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from pytest_edgeai.claims import estimate_metric, rounds_estimate, rounds_ratio
-from pytest_edgeai.measure.rounds import Estimate, Interleaved, best_of, round_profile
-from pytest_edgeai.measure.stats import quantile_ci
-from pytest_edgeai.models.detection import NmsConfig, summaries, time_pipeline
-from pytest_edgeai.models.inputs import CROPS, evaluation_photos
-from pytest_edgeai.results.record import metric
+from pytest_edgeai import (CROPS, Estimate, Interleaved, NmsConfig, best_of, estimate_metric, evaluation_photos,
+                           metric, quantile_ci, round_profile, rounds_estimate, rounds_ratio, summaries, time_pipeline)
 
 
 def _p90(records) -> Estimate:

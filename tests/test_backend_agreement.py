@@ -15,8 +15,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from pytest_edgeai.backends.base import TensorSpec, get_backend
-from pytest_edgeai.devices import Device, probe
+from pytest_edgeai.backends.base import TensorSpec, get_backend, probe
+from pytest_edgeai.devices import Device
 from pytest_edgeai.measure.inputs import make_feeds
 from pytest_edgeai.models import ZOO
 from pytest_edgeai.models.model import resolve_model

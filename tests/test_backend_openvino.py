@@ -126,7 +126,7 @@ def npu_openvino(monkeypatch, compiled: list):
 
     fake = types.SimpleNamespace(**{k: getattr(ov, k) for k in ("AsyncInferQueue", "Tensor", "get_version")},
                                  Core=NpuCore)
-    monkeypatch.setattr(ovb, "_ov", lambda: fake)
+    monkeypatch.setattr(ovb, "openvino_module", lambda: fake)
 
 
 def test_npu_gets_a_model_reshaped_before_compiling_one_per_batch(tiny, monkeypatch):
@@ -147,6 +147,6 @@ def test_npu_gets_a_model_reshaped_before_compiling_one_per_batch(tiny, monkeypa
 
 def test_the_fake_npu_rejects_what_the_real_one_rejects(tiny, monkeypatch):
     npu_openvino(monkeypatch, [])
-    core = ovb._ov().Core()
+    core = ovb.openvino_module().Core()
     with pytest.raises(RuntimeError, match="dynamic shapes are not supported"):
         core.compile_model(core.read_model(str(tiny.path)), "NPU")  # what compiling before reshaping did

@@ -143,7 +143,7 @@ def make_trt(cudart, version: str = "10.3.0"):
             except Exception as exc:
                 self.errors = [f"In node -1: {exc}"]
                 return False
-            dims = lambda v: [d.dim_value or -1 for d in v.type.tensor_type.shape.dim]
+            dims = lambda v: [d.dim_value or -1 for d in v.type.tensor_type.shape.dim]  # noqa: E731
             self.network.inputs = [Tensor(i.name, dims(i)) for i in proto.graph.input]
             self.network.outputs = [Tensor(o.name, dims(o)) for o in proto.graph.output]
             self.network.num_inputs = len(self.network.inputs)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from pytest_edgeai.compress import cascade, fidelity
-from pytest_edgeai.compress.cascade import OTHER, CascadeData, CascadeError
+from pytest_edgeai.compress.cascade import OTHER, CascadeData
 from pytest_edgeai.config import Link
-from pytest_edgeai.errors import EdgeAIError, MeasurementError
+from pytest_edgeai.errors import CascadeError, EdgeAIError, MeasurementError
 
 # --- fidelity -------------------------------------------------------------------------------
 

@@ -12,10 +12,9 @@ from conftest import build_tiny_model
 from pytest_edgeai.backends.base import get_backend, input_specs
 from pytest_edgeai.bench import Bench
 from pytest_edgeai.compress import base, study, variants
-from pytest_edgeai.compress.base import CalibrationError, MethodUnavailable, QuantizationError
 from pytest_edgeai.compress.fidelity import model_scores
 from pytest_edgeai.devices import builtin_cpu
-from pytest_edgeai.errors import ModelError
+from pytest_edgeai.errors import CalibrationError, MethodUnavailable, ModelError, QuantizationError
 from pytest_edgeai.measure.profiles import Profile
 from pytest_edgeai.models.model import Model, model_from_file, resolve_model
 

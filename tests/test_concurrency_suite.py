@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from conftest import copy_suite
 
-from pytest_edgeai.backends import base
 
 QUICK = ("--edgeai-profile", "quick", "-p", "no:cacheprovider", "-p", "no:randomly", "-rs")
 
@@ -58,11 +57,9 @@ mib = {mib}
 
 @pytest.fixture
 def lab(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.Pytester:
-    monkeypatch.setattr(base, "BUILTIN", dict(base.BUILTIN))
-    monkeypatch.setattr(base, "_instances", {})
     monkeypatch.setenv("EDGEAI_LOCK_DIR", str(tmp_path / "locks"))
-    pytester.makepyfile(ballast=BACKEND, conftest='from pytest_edgeai.backends import base\n'
-                                                  'base.BUILTIN["ballast"] = "ballast:Backend"\n')
+    pytester.makepyfile(ballast=BACKEND, conftest='def pytest_edgeai_backends():\n'
+                                                  '    return {"ballast": "ballast:Backend"}\n')
     pytester.makefile(".toml", devices=DEVICES)
     copy_suite("concurrency", pytester.path)
     return pytester

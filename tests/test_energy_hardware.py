@@ -7,7 +7,8 @@ import time
 import pytest
 
 from pytest_edgeai.devices import Device
-from pytest_edgeai.energy import MeterUnavailable, make_meter
+from pytest_edgeai.energy import make_meter
+from pytest_edgeai.errors import MeterUnavailable
 
 
 def real_meter(**meter):

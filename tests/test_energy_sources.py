@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from pytest_edgeai.devices import Device
-from pytest_edgeai.energy import MeterError, MeterUnavailable, make_meter
+from pytest_edgeai.energy import make_meter
 from pytest_edgeai.energy.meters import rapl
 from pytest_edgeai.energy.meters.jetson_power import tegrastats_power
-from pytest_edgeai.errors import ConfigError
+from pytest_edgeai.errors import ConfigError, MeterError, MeterUnavailable
 
 SLOW = 0.2  # Hz: the sampling thread stays asleep, so only the start and stop reads happen
 

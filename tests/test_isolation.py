@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from pytest_edgeai.backends import base
-
 QUICK = ("--edgeai-profile", "quick", "-p", "no:cacheprovider", "-p", "no:randomly")
 
 FAKE_BACKENDS = '''
@@ -73,9 +71,8 @@ class FakeBackend:
 '''
 
 CONFTEST = '''
-from pytest_edgeai.backends import base
-
-base.BUILTIN["fake"] = "fakebackends:FakeBackend"
+def pytest_edgeai_backends():
+    return {"fake": "fakebackends:FakeBackend"}
 '''
 
 DEVICES = "".join(f'''
@@ -97,9 +94,7 @@ def test_offline(edgeai_device, edgeai_model, edgeai_bench, batch):
 
 @pytest.fixture
 def bench_dir(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.Pytester:
-    """Fake backends registered the way a lab registers its own; the registry restored afterwards."""
-    monkeypatch.setattr(base, "BUILTIN", dict(base.BUILTIN))
-    monkeypatch.setattr(base, "_instances", {})
+    """Fake backends added the way a lab adds its own: a conftest's pytest_edgeai_backends hook."""
     monkeypatch.setenv("EDGEAI_LOCK_DIR", str(tmp_path / "locks"))
     pytester.makepyfile(fakebackends=FAKE_BACKENDS, conftest=CONFTEST, test_bench=TESTS)
     pytester.makefile(".toml", devices=DEVICES)
@@ -170,9 +165,9 @@ def test_a_bad_timeout_is_a_usage_error(bench_dir):
 
 def test_a_probe_that_crashes_or_hangs_skips_its_device_and_the_session_goes_on(bench_dir, monkeypatch):
     """Asking a vendor's runtime whether a device is there runs in the device's worker too."""
-    from pytest_edgeai import session
+    from pytest_edgeai import run
 
-    monkeypatch.setattr(session, "PROBE_TIMEOUT_S", 1.5)
+    monkeypatch.setattr(run, "PROBE_TIMEOUT_S", 1.5)
     result = bench_dir.runpytest("--device", "probe_segfault,probe_hang,ok", *QUICK, "-rs")
     result.assert_outcomes(passed=2, skipped=4)
     result.stdout.fnmatch_lines_random([

@@ -10,15 +10,10 @@ import pytest
 from onnx import TensorProto, helper
 
 from pytest_edgeai.devices import Device
-from pytest_edgeai.errors import ConfigError, MeasurementError
+from pytest_edgeai.errors import ConfigError, MeasurementError, SplitExecutionError
 from pytest_edgeai.split.constraints import Pin
 from pytest_edgeai.split.cuts import GraphCuts
-from pytest_edgeai.split.execute import (
-    SplitExecutionError,
-    SplitExecutor,
-    StageSpec,
-    stages_for,
-)
+from pytest_edgeai.split.execute import SplitExecutor, StageSpec, stages_for
 from pytest_edgeai.split.network import LinkProfile
 from pytest_edgeai.split.planner import SplitProblem, plan
 from pytest_edgeai.split.profile import block_latencies

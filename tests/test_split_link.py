@@ -13,23 +13,9 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from pytest_edgeai.errors import ConfigError, MeasurementError
-from pytest_edgeai.split.link import (
-    HEADER,
-    KIND_TENSOR,
-    MAGIC,
-    VERSION,
-    Channel,
-    FrameError,
-    PeerClosed,
-    TokenBucket,
-    accept,
-    connect,
-    encode_frame,
-    hello_frame,
-    listen,
-    new_token,
-)
+from pytest_edgeai.errors import ConfigError, FrameError, MeasurementError, PeerClosed
+from pytest_edgeai.split.link import (HEADER, KIND_TENSOR, MAGIC, VERSION, Channel, TokenBucket, accept, connect,
+                                      encode_frame, hello_frame, listen, new_token)
 from pytest_edgeai.split.network import SCISSION_PROFILES, LinkProfile, link_table
 
 TOKEN = new_token()

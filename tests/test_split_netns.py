@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from test_split_execute import two_input_feeds, two_input_model, whole
 
-from pytest_edgeai.errors import ConfigError, MeasurementError
+from pytest_edgeai.errors import ConfigError, MeasurementError, SplitExecutionError
 from pytest_edgeai.split import netns
 from pytest_edgeai.split.cuts import GraphCuts
-from pytest_edgeai.split.execute import SplitExecutionError, SplitExecutor, StageSpec
+from pytest_edgeai.split.execute import SplitExecutor, StageSpec
 from pytest_edgeai.split.network import LinkProfile
 
 WHY = netns.unavailable()

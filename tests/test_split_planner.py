@@ -13,9 +13,8 @@ import math
 import numpy as np
 import pytest
 
-from pytest_edgeai.errors import ConfigError
-from pytest_edgeai.split.constraints import (Exclude, KeepInputOnDevice, MaxTierTime, MaxUpload, Pin,
-                                             PlanError)
+from pytest_edgeai.errors import ConfigError, PlanError
+from pytest_edgeai.split.constraints import Exclude, KeepInputOnDevice, MaxTierTime, MaxUpload, Pin
 from pytest_edgeai.split.network import LinkProfile
 from pytest_edgeai.split.planner import SplitProblem, plan
 

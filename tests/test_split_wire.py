@@ -7,7 +7,6 @@ import zlib
 import numpy as np
 import pytest
 
-from pytest_edgeai.errors import ModelError
 from pytest_edgeai.split import wire
 from pytest_edgeai.split.wire import CODECS, ENCODINGS, encode, measure_cut_bytes
 

@@ -8,7 +8,6 @@ the device is attached. Backend modules import their runtime lazily, inside ``pr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .. import registry
@@ -20,7 +19,7 @@ if TYPE_CHECKING:
     from ..devices import Device
     from ..models.model import Model
 
-ENTRY_POINT_GROUP = "pytest_edgeai.backends"
+ENTRY_POINT_GROUP = registry.BACKENDS
 
 # Built-in backends, imported only when a device names them.
 BUILTIN: dict[str, str] = {
@@ -81,31 +80,35 @@ class Backend(Protocol):
     def load(self, model: Model, device: Device) -> Session: ...
 
 
-def adopt_registry(registry: dict[str, str]) -> None:
-    """In a child process: the parent's backends, plug-ins a conftest registered included (a spawned
-    process imports this module afresh and would know only the built-in ones and entry points)."""
-    BUILTIN.update(registry)
-
-
 def known_backends() -> list[str]:
-    """Every backend name a devices.toml may use: built-in and installed plug-ins."""
+    """Every backend name a devices.toml may use: built-in, added by a hook, installed plug-ins."""
     return registry.names(BUILTIN, ENTRY_POINT_GROUP)
 
 
-_instances: dict[str, Backend] = {}
+_instances: dict[tuple[str, type], Backend] = {}  # by name and class: a later run may name another
 
 
 def get_backend(name: str) -> Backend:
     """The backend registered under ``name``; a ConfigError with a did-you-mean otherwise."""
-    if name not in _instances:
-        cls = registry.load(name, BUILTIN, ENTRY_POINT_GROUP)
-        if cls is None:
-            raise ConfigError(
-                [f"unknown backend '{name}'{did_you_mean(name, known_backends())}; "
-                 f"known: {', '.join(known_backends())}"]
-            )
-        _instances[name] = cls()
-    return _instances[name]
+    cls = registry.load(name, BUILTIN, ENTRY_POINT_GROUP)
+    if cls is None:
+        raise ConfigError(
+            [f"unknown backend '{name}'{did_you_mean(name, known_backends())}; "
+             f"known: {', '.join(known_backends())}"]
+        )
+    if (name, cls) not in _instances:
+        _instances[name, cls] = cls()
+    return _instances[name, cls]
+
+
+def probe(device: Device) -> Availability:
+    """Ask the device's backend whether it is attached; never raises for a missing runtime."""
+    try:
+        return get_backend(device.backend).probe(device)
+    except ConfigError as exc:
+        return Availability(False, str(exc))
+    except Exception as exc:  # a vendor runtime failing in its own probe
+        return Availability(False, f"{device.backend} probe failed: {type(exc).__name__}: {exc}")
 
 
 def refusal(device: Device, model: Model) -> str | None:
@@ -124,13 +127,3 @@ def input_specs(model: Model, device: Device) -> list[TensorSpec]:
         return list(session.inputs)
     finally:
         session.close()
-
-
-def distribution_version(*names: str) -> str | None:
-    """The installed version of the first distribution found among ``names``."""
-    for dist in names:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    return None

@@ -10,8 +10,8 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from ..registry import distribution_version
 
-from .base import distribution_version
 
 
 @dataclass(frozen=True)
@@ -28,9 +28,9 @@ def _onnxruntime() -> str:
 
 
 def _openvino() -> str:
-    from .openvino import _ov
+    from .openvino import openvino_module
 
-    return "devices: " + (", ".join(_ov().Core().available_devices) or "none")
+    return "devices: " + (", ".join(openvino_module().Core().available_devices) or "none")
 
 
 def _litert() -> str:

@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 from ..errors import BackendError, ConfigError, ModelError
 from ..keys import Key
 from . import edgetpu
-from .base import Availability, TensorSpec, distribution_version
+from .base import Availability, TensorSpec
 from .device_options import check_keys, choice, flag, positive_int
 from .tflite_convert import to_tflite
+from ..registry import distribution_version
 
 if TYPE_CHECKING:
     import numpy as np
@@ -249,7 +250,7 @@ class _EdgeTPUGroup:
 def _edgetpu_delegate(device: Device, loader):
     coral = edgetpu.coral_edgetpu_module()
     if coral is not None:
-        loader = lambda _library, options: coral.load_edgetpu_delegate(options)
+        loader = lambda _library, options: coral.load_edgetpu_delegate(options)  # noqa: E731
     if loader is None:
         raise BackendError("this TFLite runtime has no load_delegate: install ai-edge-litert or tflite-runtime")
     return edgetpu.load_delegate(loader, device.options.get("device", "usb:0"), _tpus(device))

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .. import filecache
 from ..errors import BackendError, ConfigError, ModelError
 from ..keys import Key
 from . import jetson, ort_gpu
-from .base import Availability, TensorSpec, distribution_version
+from .base import Availability, TensorSpec
 from .device_options import check_keys
+from ..registry import distribution_version
 
 if TYPE_CHECKING:
     import numpy as np
@@ -112,9 +114,7 @@ def _session_options(ort, device: Device):
         so.enable_cpu_mem_arena = bool(opts["enable_cpu_mem_arena"])
     providers = requested_providers(device)
     ort_gpu.check_provider_options(device, providers)
-    from ..models.zoo import default_cache_dir
-
-    trt_cache = str(opts.get("cache_dir") or default_cache_dir().parent / "ort-tensorrt")
+    trt_cache = str(opts.get("cache_dir") or filecache.cache_dir("ort-tensorrt"))
     provider_options = [ort_gpu.with_defaults(p, dict(opts.get("provider_options", {}).get(p, {})), trt_cache)
                         for p in providers]
     return so, providers, provider_options

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 from ..errors import BackendError, ConfigError, ModelError
 from ..keys import Key
 from .asynchronous import AsyncProgress, AsyncRun, drive
-from .base import Availability, TensorSpec, distribution_version
+from .base import Availability, TensorSpec
 from .device_options import check_keys, choice, flag, positive_int
+from ..registry import distribution_version
 
 if TYPE_CHECKING:
     import numpy as np
@@ -40,7 +41,7 @@ MYRIAD_LAST = (2022, 3)  # the last OpenVINO release with the MYRIAD (NCS2) plug
 VIRTUAL = ("AUTO", "HETERO", "MULTI", "BATCH")
 
 
-def _ov():
+def openvino_module():
     """The openvino module with Core/AsyncInferQueue at top level (2023.1+) or under .runtime."""
     try:
         import openvino
@@ -109,7 +110,7 @@ class OpenVINOBackend:
 
     def probe(self, device: Device) -> Availability:
         try:
-            ov = _ov()
+            ov = openvino_module()
             dev = device_string(device)
             check_keys(device, OPTION_KEYS, "openvino")
         except (BackendError, ConfigError) as exc:
@@ -134,7 +135,7 @@ class OpenVINOBackend:
         return None if model.format in FORMATS else f"OpenVINO reads {', '.join(FORMATS)} models, not {model.format}"
 
     def load(self, model: Model, device: Device) -> OpenVINOSession:
-        ov = _ov()
+        ov = openvino_module()
         dev = device_string(device)
         config = compile_config(device)
         nireq = positive_int(device, "num_requests")

@@ -33,6 +33,7 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import filecache
 from ..errors import BackendError, ConfigError, ModelError
 from ..filecache import build_once
 from ..keys import Key
@@ -297,9 +298,7 @@ class EngineBuilder:
 
 
 def _default_cache() -> Path:
-    from ..models.zoo import default_cache_dir
-
-    return default_cache_dir().parent / "tensorrt"
+    return filecache.cache_dir("tensorrt")
 
 
 def _calibrator(trt, network, batch: int):

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import filecache
 from ..errors import BackendError
 from ..filecache import build_once
-from .base import distribution_version
+from ..registry import distribution_version
 
 if TYPE_CHECKING:
     from ..models.model import Model
@@ -44,9 +45,7 @@ class Converted:
 
 
 def default_cache_dir() -> Path:
-    from ..models.zoo import default_cache_dir as models_dir
-
-    return models_dir().parent / "tflite"
+    return filecache.cache_dir("tflite")
 
 
 def _tools():

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import EdgeAIError, ModelError, did_you_mean
+from ..errors import QuantizationError, did_you_mean
 
 Calibration = Sequence[dict[str, np.ndarray]]
 
@@ -25,18 +25,6 @@ METHODS: dict[str, str] = {
     "int8_static": "pytest_edgeai.compress.int8_static:StaticInt8Quantizer",
     "nncf_int8": "pytest_edgeai.compress.nncf_int8:NncfInt8Quantizer",
 }
-
-
-class QuantizationError(ModelError):
-    """A model the quantiser cannot handle, or a method that failed on it."""
-
-
-class CalibrationError(QuantizationError):
-    """Calibration data that does not fit the model (missing inputs, wrong shape or dtype)."""
-
-
-class MethodUnavailable(EdgeAIError):
-    """A quantisation method whose package is not installed here."""
 
 
 class Quantizer(Protocol):

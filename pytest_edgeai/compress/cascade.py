@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import EdgeAIError
+from ..errors import CascadeError
 
 if TYPE_CHECKING:
     from ..config import Link
@@ -26,10 +26,6 @@ if TYPE_CHECKING:
 OTHER = -1
 ZLIB_LEVEL = 6
 DEFAULT_THRESHOLDS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 1.0)
-
-
-class CascadeError(EdgeAIError):
-    """A cascade that cannot be evaluated: a threshold outside [0, 1], mismatched arrays."""
 
 
 def validate_threshold(threshold: float) -> float:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .base import Calibration, QuantizationError, first_line
+from ..errors import QuantizationError
+from .base import Calibration, first_line
 
 
 class Fp16Quantizer:

@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import CalibrationError
 from . import ortquant
-from .base import Calibration, CalibrationError
+from .base import Calibration
 
 
 def check_calibration(calibration: Calibration | None, inputs: dict[str, tuple[tuple[int | None, ...], str]],

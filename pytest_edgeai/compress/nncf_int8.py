@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .base import Calibration, QuantizationError, first_line
+from ..errors import QuantizationError
+from .base import Calibration, first_line
 from .int8_static import check_calibration
 from .ortquant import model_inputs
 

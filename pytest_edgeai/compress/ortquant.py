@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .base import QuantizationError, first_line
+from ..errors import QuantizationError
+from .base import first_line
 
 
 def ort_quantization():

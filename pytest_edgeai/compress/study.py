@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import EdgeAIError
+from ..errors import EdgeAIError, MethodUnavailable, QuantizationError
 from ..measure.inputs import make_feeds
 from ..models.inputs import (
     calibration_photos,
@@ -24,7 +24,7 @@ from ..models.inputs import (
     preprocess_for,
 )
 from ..results.record import metric
-from .base import Calibration, MethodUnavailable, QuantizationError
+from .base import Calibration
 from .fidelity import Fidelity, compare, model_scores, static_batch
 from .variants import build_variant
 

@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from .. import filecache
+from ..errors import MethodUnavailable, QuantizationError
 from ..models.model import Model
-from .base import Calibration, MethodUnavailable, QuantizationError, get_method
+from .base import Calibration, get_method
 
 
 def calibration_digest(calibration: Calibration | None) -> str | None:
@@ -30,9 +31,7 @@ def calibration_digest(calibration: Calibration | None) -> str | None:
 
 
 def default_cache_dir() -> Path:
-    from ..models import zoo
-
-    return zoo.default_cache_dir().parent / "variants"
+    return filecache.cache_dir("variants")
 
 
 def make_variant(model: Model, method: str, cache_dir: Path | None = None,

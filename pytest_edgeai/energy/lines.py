@@ -19,9 +19,8 @@ import tempfile
 from collections.abc import Callable
 from typing import IO, Protocol
 
-from ..errors import ConfigError
+from ..errors import ConfigError, MeterError, MeterUnavailable
 from ..keys import Key
-from .reading import MeterError, MeterUnavailable
 from .sampling import SampledMeter
 
 NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"

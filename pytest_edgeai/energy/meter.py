@@ -22,14 +22,14 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .. import registry
-from ..errors import ConfigError, did_you_mean
+from ..errors import ConfigError, MeterError, MeterUnavailable, did_you_mean
 from .options import COMMON, validate
-from .reading import EnergyReading, IdleBaseline, MeterError, MeterUnavailable
+from .reading import EnergyReading, IdleBaseline
 
 if TYPE_CHECKING:
     from ..devices import Device
 
-ENTRY_POINT_GROUP = "pytest_edgeai.meters"
+ENTRY_POINT_GROUP = registry.METERS
 NONE = "none"
 
 BUILTIN: dict[str, str] = {
@@ -132,11 +132,6 @@ def make_meter(device: Device) -> Meter:
     options.pop("idle_s", None)
     factory = meter_factory(source, f"devices.{device.name}.meter")
     return factory(device, **options)
-
-
-def adopt_registry(found: dict[str, str]) -> None:
-    """In a child process: the parent's meters, a conftest's included (see lab.child)."""
-    BUILTIN.update(found)
 
 
 class MeterWindow:

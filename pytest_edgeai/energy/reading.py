@@ -25,18 +25,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..errors import EdgeAIError, MeasurementError
 from ..results.record import metric
 
 SampleKind = Literal["watts", "joules"]
-
-
-class MeterUnavailable(EdgeAIError):
-    """The configured meter cannot read here; the message is the skip reason."""
-
-
-class MeterError(MeasurementError):
-    """A meter failed while measuring (its command died, it printed garbage, a read failed)."""
 
 
 @dataclass(frozen=True)

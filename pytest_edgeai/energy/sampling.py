@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .reading import EnergyReading, IdleBaseline, MeterError, SampleKind, SensorInfo, build_reading
+from ..errors import MeterError
+from .reading import EnergyReading, IdleBaseline, SampleKind, SensorInfo, build_reading
 
 JOIN_TIMEOUT_S = 2.0
 

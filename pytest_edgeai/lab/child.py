@@ -31,8 +31,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from ..backends import base as backends
-from ..energy import meter as meters
+from .. import registry
 
 PARENT_ENV = "EDGEAI_PARENT_PID"  # the pid whose death makes this process an orphan (see locks)
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -42,15 +41,14 @@ ORPHANED_EXIT = 3
 
 
 def registries() -> dict[str, dict[str, str]]:
-    """What a child must be told: every backend and meter registered in this process, a conftest's included
+    """What a child must be told: the backends and meters a conftest or plug-in added through the hooks
     (a fresh interpreter knows only the built-in ones and installed entry points)."""
-    return {"backends": dict(backends.BUILTIN), "meters": dict(meters.BUILTIN)}
+    return registry.added()
 
 
 def adopt(found: dict[str, dict[str, str]]) -> None:
     """In the child: the parent's registries."""
-    backends.adopt_registry(found["backends"])
-    meters.adopt_registry(found["meters"])
+    registry.adopt(found)
 
 
 def describe_exit(returncode: int) -> str:

@@ -21,14 +21,13 @@ from collections.abc import Callable, Iterable
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
-from .. import errors
-from ..backends.base import Availability
-from ..devices import Device, probe
-from ..errors import ConfigError, DeviceUnavailable, EdgeAIError, MeasurementError
+from ..backends.base import Availability, probe
+from ..devices import Device
+from ..errors import ConfigError, DeviceLost, DeviceUnavailable, EdgeAIError, RuntimeCrashed, from_wire, to_wire
 from ..measure.scenarios import ProgressCallback
 from . import child
 from .child import describe_exit
-from .work import CallRequest, CallResult, MeasureRequest, MeasureResult, ModelCache, RuntimeFailure, call, execute
+from .work import CallRequest, CallResult, MeasureRequest, MeasureResult, ModelCache, call, execute
 
 START_TIMEOUT_S = 60.0
 PROBE_TIMEOUT_S = 60.0  # a device that takes longer to say whether it is there is stuck
@@ -49,33 +48,6 @@ class Runner(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-class RuntimeCrashed(MeasurementError):
-    """The runtime took its worker process down (a signal, or an exit in native code)."""
-
-
-class DeviceLost(DeviceUnavailable):
-    """The device stopped answering: a measurement outlived its time limit."""
-
-
-def error_message(exc: BaseException) -> tuple[str, str, str]:
-    """(kind, type name, message): kind 'unavailable', 'runtime' or 'edgeai', for the parent to rebuild."""
-    kind = ("unavailable" if isinstance(exc, DeviceUnavailable) else
-            "runtime" if isinstance(exc, RuntimeFailure) else "edgeai")
-    return kind, type(exc).__name__, str(exc)
-
-
-def rebuild_error(kind: str, type_name: str, message: str) -> EdgeAIError:
-    """The child's error as the same kind of exception here (errors do not all pickle faithfully)."""
-    if kind == "runtime":
-        return RuntimeFailure(message)
-    cls = getattr(errors, type_name, None)
-    if cls is errors.ConfigError:
-        return errors.ConfigError(message.splitlines())
-    if isinstance(cls, type) and issubclass(cls, EdgeAIError):
-        return cls(message)
-    return DeviceUnavailable(message) if kind == "unavailable" else EdgeAIError(message)
 
 
 def serve(conn: Connection) -> None:
@@ -102,9 +74,9 @@ def serve(conn: Connection) -> None:
                                      progress=(lambda p: conn.send(("progress", p))) if want_progress else None)
                 conn.send(("done", result))
             except EdgeAIError as exc:
-                conn.send(("error", *error_message(exc)))
+                conn.send(("error", *to_wire(exc)))
             except Exception as exc:  # e.g. a result that cannot be pickled: say so, keep serving
-                conn.send(("error", "edgeai", type(exc).__name__, f"isolated worker: {type(exc).__name__}: {exc}"))
+                conn.send(("error", "EdgeAIError", f"isolated worker: {type(exc).__name__}: {exc}", {}))
     finally:
         cache.close()
 
@@ -195,7 +167,7 @@ class Worker:
                 return answer[1]
             elif event == "error":
                 self.phase = "idle"
-                raise rebuild_error(*answer[1:])
+                raise from_wire(*answer[1:])
             elif on_message(event, answer[1]) and deadline is not None and timeout_s is not None:
                 deadline = time.monotonic() + timeout_s
 

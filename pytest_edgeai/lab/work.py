@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..backends.asynchronous import AsyncSession
 from ..backends.base import get_backend
 from ..energy import EnergyReading, MeterWindow
-from ..errors import EdgeAIError
+from ..errors import EdgeAIError, RuntimeFailure
 from ..measure.asynchronous import measure_async
 from ..measure.inputs import make_feeds
 from ..measure.scenarios import ProgressCallback, measure
@@ -34,14 +34,6 @@ if TYPE_CHECKING:
     from ..measure.profiles import Profile
     from ..measure.scenarios import Measurement
     from ..models.model import Model
-
-
-class RuntimeFailure(EdgeAIError):
-    """The runtime raised something that is not ours (a vendor exception) while loading or measuring."""
-
-    def __init__(self, detail: str):
-        self.detail = detail
-        super().__init__(detail)
 
 
 @dataclass(frozen=True)

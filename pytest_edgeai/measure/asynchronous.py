@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .profiles import Profile
-from .scenarios import Measurement, Progress, ProgressCallback, _finish
+from .scenarios import Measurement, Progress, ProgressCallback, summarise_measurement
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,6 +46,7 @@ def measure_async(session: AsyncSession, feeds: dict[str, np.ndarray], batch: in
     timed = session.run_async(feeds, profile.min_count, profile.min_duration_s, report)
     if window is not None:
         window("stop")
-    result = _finish("offline", batch, profile, timed.latencies_ns, timed.wall_ns, first_ns, warm.count, started_at)
+    result = summarise_measurement("offline", batch, profile, timed.latencies_ns, timed.wall_ns, first_ns,
+                                   warm.count, started_at)
     result.in_flight = timed.in_flight
     return result

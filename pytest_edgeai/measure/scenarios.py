@@ -138,11 +138,12 @@ def measure(session: Session, feeds: dict[str, np.ndarray], scenario: str, batch
     wall_ns = clock() - start
     if window is not None:
         window("stop")
-    return _finish(scenario, batch, profile, samples, wall_ns, first_ns, warmups, started_at)
+    return summarise_measurement(scenario, batch, profile, samples, wall_ns, first_ns, warmups, started_at)
 
 
-def _finish(scenario: str, batch: int, profile: Profile, samples: list[int], wall_ns: int,
-            first_ns: int, warmups: int, started_at: float) -> Measurement:
+def summarise_measurement(scenario: str, batch: int, profile: Profile, samples: list[int], wall_ns: int,
+                          first_ns: int, warmups: int, started_at: float) -> Measurement:
+    """The Measurement of a timed loop's samples, with a warning when they vary too much to trust."""
     summary = summarize(samples)
     throughput = len(samples) * batch / (wall_ns / 1e9)
     warnings = []

@@ -1,9 +1,9 @@
 """The reference model zoo: deterministic ONNX builders for the edge-AI workloads."""
 
+from ..errors import UnknownModelError
 from .zoo import (
     ZOO,
     Builder,
-    UnknownModelError,
     build,
     cache_key,
     cached_path,

@@ -11,7 +11,6 @@ import difflib
 import hashlib
 import inspect
 import json
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,14 +19,11 @@ from typing import Any
 import numpy as np
 import onnx
 
-from ..filecache import build_once
+from ..errors import UnknownModelError
+from ..filecache import build_once, cache_dir
 from . import cnn_trad_fpool3, inception_v4, mobilenet_v2, ssd_mobilenet
 from .inputs import INCEPTION, TF_OD_API, TORCHVISION, Preprocess
 from .weights import TrainedWeights, seeded
-
-
-class UnknownModelError(ValueError):
-    """A model name that is not in the zoo; the message suggests the closest names."""
 
 
 @dataclass(frozen=True)
@@ -124,10 +120,7 @@ def cache_key(name: str, **params: Any) -> str:
 
 def default_cache_dir() -> Path:
     """$EDGEAI_CACHE_DIR, else $XDG_CACHE_HOME/pytest-edgeai/models, else ~/.cache/..."""
-    if os.environ.get("EDGEAI_CACHE_DIR"):
-        return Path(os.environ["EDGEAI_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "pytest-edgeai" / "models"
+    return cache_dir("models")
 
 
 def cached_path(name: str, cache_dir: Path | None = None, **params: Any) -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..backends.base import distribution_version
+from ..registry import distribution_version
 
 RUNTIMES = ("numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino", "ai-edge-litert",
             "tflite-runtime", "tensorflow", "tensorflow-cpu", "torch", "tensorrt", "cuda-python",

@@ -12,11 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..errors import EdgeAIError, did_you_mean
-
-
-class PlanError(EdgeAIError):
-    """No plan satisfies the problem; the message names what made it infeasible."""
+from ..errors import PlanError, did_you_mean
 
 
 @dataclass

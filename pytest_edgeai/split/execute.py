@@ -37,7 +37,7 @@ from typing import Self
 import numpy as np
 import onnx
 
-from ..errors import ConfigError, EdgeAIError, MeasurementError
+from ..errors import ConfigError, EdgeAIError, MeasurementError, SplitExecutionError
 from ..lab import child
 from . import netns
 from .cuts import GraphCuts, Segment
@@ -49,14 +49,6 @@ from .wire import parse_key
 
 POLL_S = 0.05
 NETWORKS = ("user", "kernel")
-
-
-class SplitExecutionError(MeasurementError):
-    """Split execution stopped; ``partial`` holds the latencies measured before it did."""
-
-    def __init__(self, message: str, partial: list[float]):
-        super().__init__(message)
-        self.partial = list(partial)
 
 
 @dataclass(frozen=True)

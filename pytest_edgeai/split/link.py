@@ -31,7 +31,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..errors import MeasurementError
+from ..errors import FrameError, MeasurementError, PeerClosed
 from . import wire
 from .network import LinkProfile
 
@@ -47,14 +47,6 @@ DTYPES: dict[int, np.dtype] = {1: np.dtype("<f4"), 2: np.dtype("<f2"), 3: np.dty
 DTYPE_CODES = {v: k for k, v in DTYPES.items()}
 CHUNK = 16 << 10
 RECV_STEP = 1 << 20
-
-
-class FrameError(MeasurementError):
-    """A peer sent something that is not a valid frame; nothing was allocated for it."""
-
-
-class PeerClosed(MeasurementError):
-    """The peer closed the connection (or died) in the middle of a message."""
 
 
 class TokenBucket:

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ConfigError
-from .constraints import Constraint, Masks, PlanError
+from ..errors import ConfigError, PlanError
+from .constraints import Constraint, Masks
 from .network import LinkProfile
 
 OBJECTIVES = ("latency", "energy", "throughput")

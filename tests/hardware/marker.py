@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_edgeai.devices import Device, probe
+from pytest_edgeai.backends.base import probe
+from pytest_edgeai.devices import Device
 
 HARDWARE: dict[str, Device] = {
     "edgetpu": Device(name="edgetpu", kind="edgetpu", backend="litert",

@@ -10,9 +10,10 @@ from __future__ import annotations
 import shutil
 from typing import TYPE_CHECKING
 
+from ...errors import MeterUnavailable
 from ...keys import Key
 from ..lines import DEFAULT_PATTERN, LINE_OPTIONS, CommandOnce, LineMeter, LineParser, ProcessLines, argv_of
-from ..reading import MeterUnavailable, SensorInfo
+from ..reading import SensorInfo
 
 if TYPE_CHECKING:
     from ...devices import Device

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from ...errors import ConfigError
+from ...errors import ConfigError, MeterUnavailable
 from ..options import ROOT
-from ..reading import MeterUnavailable, SensorInfo
+from ..reading import SensorInfo
 from ..sampling import SampledMeter, read_text, under
 
 if TYPE_CHECKING:

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ...errors import ConfigError, did_you_mean
+from ...errors import ConfigError, MeterUnavailable, did_you_mean
 from ...keys import Key
 from ..lines import LineMeter, ProcessLines
 from ..options import ROOT
-from ..reading import MeterUnavailable, SensorInfo
+from ..reading import SensorInfo
 from ..sampling import SampledMeter, read_number, read_text, under
 
 if TYPE_CHECKING:

@@ -17,8 +17,9 @@ import importlib
 import os
 from typing import TYPE_CHECKING, Any, Literal
 
+from ...errors import MeterUnavailable
 from ...keys import Key
-from ..reading import MeterUnavailable, SensorInfo
+from ..reading import SensorInfo
 from ..sampling import SampledMeter
 
 if TYPE_CHECKING:

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ...errors import ConfigError, did_you_mean
+from ...errors import ConfigError, MeterUnavailable, did_you_mean
 from ...keys import Key
 from ..options import ROOT
-from ..reading import MeterUnavailable, SensorInfo
+from ..reading import SensorInfo
 from ..sampling import SampledMeter, read_number, read_text, under
 
 if TYPE_CHECKING:

@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ...errors import MeterUnavailable
 from ...keys import Key
 from ..lines import DEFAULT_PATTERN, LINE_OPTIONS, LineMeter, LineParser
-from ..reading import MeterUnavailable, SensorInfo
+from ..reading import SensorInfo
 
 if TYPE_CHECKING:
     from ...devices import Device

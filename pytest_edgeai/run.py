@@ -1,4 +1,5 @@
-"""The state of one pytest-edgeai session: config, selected devices, run store, records.
+"""The state of one pytest-edgeai run (a pytest session using the plugin): config, selected devices,
+run store, records. ("Session" elsewhere in the package means a model loaded on a device.)
 
 Plain Python: the plugin creates one in ``pytest_configure`` and its fixtures ask it for
 devices, models and benches.
@@ -11,13 +12,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import config as config_mod
-from .backends.base import Availability
+from .backends.base import Availability, probe
 from .bench import Bench
 from .canary import NO_CANARY_ENV, canary_profile, measure_canary
-from .devices import Device, probe, select
+from .devices import Device
 from .errors import ConfigError, DeviceUnavailable, EdgeAIError
 from .lab import runshare
 from .lab.lost import LostDevices
@@ -32,6 +33,10 @@ from .results import environment
 from .results.compare import CANARY_SUITE
 from .results.record import Record
 from .results.store import RUN_FILE, RunStore, load_run, report_dir_problem
+from .selection import select
+
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -63,7 +68,7 @@ class Workload:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-class EdgeAISession:
+class EdgeAIRun:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.profile: Profile = get_profile(settings.profile)
@@ -113,7 +118,7 @@ class EdgeAISession:
 
         loads = [Workload(name, name) for name in zoo.ZOO]
         for entry in self.config.models.values():
-            loads.append(Workload(entry.name, entry.path or entry.zoo, dict(entry.params)))
+            loads.append(Workload(entry.name, entry.path or entry.zoo or "", dict(entry.params)))
         loads.extend(Workload(Path(path).stem, path) for path in self.settings.models)
         names = [w.name for w in loads]
         clash = sorted({n for n in names if names.count(n) > 1})
@@ -166,7 +171,7 @@ class EdgeAISession:
         request = replace(request, lock_timeout_s=self.lock_timeout_s, timeout_s=self.timeout_s)
         return self._on_device(request.device, lambda runner: runner.call(request, on_event))
 
-    def _on_device(self, device: Device, use: Callable[[Runner], Any]) -> Any:
+    def _on_device(self, device: Device, use: Callable[[Runner], T]) -> T:
         if self._runner is None:
             self._runner = make_runner(isolated=not self.settings.option("edgeai_no_isolation"))
         try:
@@ -221,9 +226,10 @@ class EdgeAISession:
         is on: a vendor's probe (enumerating USB, loading a delegate) can crash or hang as well."""
         if self.settings.option("edgeai_no_isolation"):
             return probe(device)
-        request = CallRequest(device, probe, (device,), exclusive=False, timeout_s=PROBE_TIMEOUT_S)  # no timing: no lock
+        # no timing, so no lock
+        request = CallRequest(device, probe, (device,), exclusive=False, timeout_s=PROBE_TIMEOUT_S)
         try:
-            found = self._on_device(device, lambda runner: runner.call(request, no_events)).value
+            found: Availability = self._on_device(device, lambda runner: runner.call(request, no_events)).value
         except EdgeAIError as exc:
             return Availability(False, f"probing it in its isolated worker failed: {exc}")
         if not found.attached:
