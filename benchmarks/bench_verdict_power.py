@@ -135,6 +135,7 @@ def main() -> None:
         aa, false_metrics = Counter(), Counter()
         ab = {0.05: Counter(), 0.20: Counter()}
         verdicts = {0.05: Counter(), 0.20: Counter()}
+        detecting = {0.05: Counter(), 0.20: Counter()}
         for t in range(args.trials):
             current = write_run(root / "reports", 0.0, args, canary)
             aa_code, _, regressed = judged(runs[-1], current)
@@ -142,9 +143,10 @@ def main() -> None:
             false_metrics.update(regressed)
             for extra, exits in ab.items():
                 slow = write_run(root / "reports", extra, args, canary)
-                code, v, _ = judged(current, slow)
+                code, v, found = judged(current, slow)
                 exits[code] += 1
                 verdicts[extra].update(v)
+                detecting[extra].update(found)
                 shutil.rmtree(slow)
             runs.append(current)
             print(f"trial {t + 1}/{args.trials}: A/A exit {aa_code}; exits so far: B5 {dict(ab[0.05])}, "
@@ -161,7 +163,7 @@ def main() -> None:
           f"metrics falsely regressed: {dict(false_metrics)}")
     for extra, counts in ab.items():
         print(f"A/B +{extra:.0%} work a query, detection rate (exit 1): {rate(counts[1], sum(counts.values()))}; "
-              f"throughput verdicts: {dict(verdicts[extra])}")
+              f"throughput verdicts: {dict(verdicts[extra])}; metrics regressed: {dict(detecting[extra])}")
 
 
 if __name__ == "__main__":

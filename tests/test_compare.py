@@ -14,6 +14,7 @@ from pytest_edgeai.results import store as store_module
 from pytest_edgeai.results import synthetic
 from pytest_edgeai.results.compare import (
     CHANGED,
+    DIAGNOSTIC_REGRESSED,
     DRIFT,
     EXACT,
     HIGHER,
@@ -32,6 +33,7 @@ from pytest_edgeai.results.compare import (
     compare_runs,
     direction,
     find_run,
+    headline,
     judge,
     label,
     min_samples,
@@ -162,6 +164,47 @@ def test_a_canary_that_does_not_track_the_workload_corrects_nothing(tmp_path):
     d = delta(c, "throughput_ips")
     assert d.drift is None and "corrected by the canary" not in d.test and d.verdict in (UNCHANGED, NOISY)
     assert not c.regressions
+
+
+def _stages_record(values: dict[str, float], windows: dict[str, list[float]] | None = None) -> Record:
+    r = Record(suite="latency", test_id="t", device=synthetic.device(), backend={"name": "onnxruntime"},
+               model={"name": "m"}, scenario={"name": "stages", "batch": 1})
+    r.metrics = {name: metric(float(v), "ms", "timer", windows=(windows or {}).get(name))
+                 for name, v in values.items()}
+    return r
+
+
+def test_a_a_with_many_noisy_metrics_does_not_fail_the_run_and_a_real_slowdown_does(tmp_path):
+    """One build, 50 timings and 4 diagnostic figures a record. In the last run the diagnostic figures
+    (spread, worst case, first inference: what a neighbour's burst moves) jump 3x: reported as
+    'regressed (diagnostic)', the run passes. The same history with one timing 20% slower fails."""
+    rng = np.random.default_rng(1)
+    names = [f"stage{i}_latency_ms" for i in range(50)]
+    diagnostic = {"latency_stddev_ms": 0.5, "latency_max_ms": 14.0, "first_inference_ms": 40.0, "latency_cv": 0.05}
+
+    def values(burst: float, slow: float = 1.0) -> dict[str, float]:
+        out = dict(zip(names, 10 * np.exp(0.02 * rng.standard_normal(len(names)))))
+        out["stage0_latency_ms"] *= slow
+        return {**out, **{k: v * burst * float(np.exp(0.01 * rng.standard_normal())) for k, v in diagnostic.items()}}
+
+    history = [_run_with(tmp_path, _stages_record(values(1.0)), started=float(i)) for i in range(7)]
+    new = _run_with(tmp_path, _stages_record(values(3.0)), started=10.0)
+    c = compare_runs(history[-1], new, history=history)
+    assert not c.regressions, [d.describe() for d in c.regressions]
+    for name in diagnostic:
+        assert verdicts(c, name) == {DIAGNOSTIC_REGRESSED}, delta(c, name).describe()
+    assert any("(diagnostic)" in line for line in summary_lines(c, show=(REGRESSED, DIAGNOSTIC_REGRESSED)))
+    slow = _run_with(tmp_path, _stages_record(values(3.0, slow=1.2)), started=11.0)
+    c = compare_runs(history[-1], slow, history=history)
+    assert [d.metric for d in c.regressions] == ["stage0_latency_ms"]
+
+
+def test_a_real_20_percent_slowdown_of_the_headline_figures_still_fails_the_run(tmp_path):
+    history = history_of(tmp_path, 6)
+    slow = load_run(run_of(tmp_path, 1.2, seed=60, started=100.0))
+    c = compare_runs(history[-1], slow, history=history)
+    assert verdicts(c, "throughput_ips") == {REGRESSED} and verdicts(c, "latency_mean_ms") == {REGRESSED}
+    assert headline("latency_min_ms") and not headline("latency_stddev_ms")  # the steadiest speed figure gates
 
 
 def _energy_record(joules: float, windows: list[float] | None = None, extra_metrics: dict | None = None) -> Record:
