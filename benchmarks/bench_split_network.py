@@ -140,8 +140,9 @@ def pipelined(quick: bool) -> None:
         with SplitExecutor(graph, stages, stage_links, network=network, cpus={"edge": [0], "cloud": [1]}) as ex:
             r = ex.measure_pipelined(feeds(n), warmup=1)
         print(f"   {network:6} {best.describe()}: measured {r.throughput_per_s:.1f}/s, predicted "
-              f"{best.throughput_per_s:.1f}/s (bottleneck {best.bottleneck_s * 1e3:.1f} ms, of which RTT/2 "
-              f"{stage_links[0].one_way_s * 1e3:.0f} ms); median latency {r.median_s * 1e3:.1f} ms")
+              f"{best.throughput_per_s:.1f}/s (bottleneck {best.bottleneck_s * 1e3:.1f} ms; link serialisation "
+              f"{best.transfers[0].busy_s * 1e3:.2f} ms, RTT/2 {stage_links[0].one_way_s * 1e3:.0f} ms overlapped); "
+              f"median latency {r.median_s * 1e3:.1f} ms")
 
 
 def conditions(quick: bool) -> None:

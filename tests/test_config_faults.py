@@ -114,7 +114,8 @@ def test_good_backend_options_load(tmp_path):
 
 
 def test_the_shipped_devices_toml_passes_the_option_checks():
-    config.load(Path(__file__).resolve().parents[1] / "devices.toml")
+    cfg = config.load(Path(__file__).resolve().parents[1] / "devices.toml")  # raises on any problem
+    assert {"cpu", "openvino_cpu", "edgetpu", "litert_cpu"} <= set(cfg.devices)
 
 
 @pytest.mark.parametrize("name", ["a/b", "..", ".hidden", "nul\x00byte", "tab\there", "x" * 240, "back\\slash"])

@@ -161,9 +161,11 @@ run_edits = {"edits": st.lists(mutations(), min_size=1, max_size=3), "meta": st.
 @given(**run_edits)
 def test_a_fuzzed_run_is_read_compared_and_exported(template, tmp_path_factory, edits, meta, raw):
     _, loaded = fuzzed_run(template, tmp_path_factory, edits, meta, raw)
-    to_pytest_benchmark(loaded)  # neither may raise on what the store let through
-    compare_runs(load_run(template), loaded)
-    compare_runs(loaded, load_run(template))
+    document, left_out = to_pytest_benchmark(loaded)  # none may raise on what the store let through
+    assert isinstance(document, dict) and all(isinstance(why, str) for why in left_out)
+    for base, new in ((load_run(template), loaded), (loaded, load_run(template))):
+        comparison = compare_runs(base, new)
+        assert all(d.verdict and d.test for d in comparison.deltas)  # a verdict, and what it was judged on
 
 
 @settings(FAST, max_examples=4)  # a report draws charts: about a second each

@@ -81,16 +81,16 @@ def test_an_undecodable_photograph_is_one_clear_line(tmp_path):
 
 
 def test_split_samples_are_photograph_views_with_lossless_and_camera_baselines():
-    samples = samples_for(("N", 3, 224, 224), 6, TORCHVISION)
-    assert len(samples) == 6 and samples[0].tensor.shape == (1, 3, 224, 224)
+    samples = samples_for({"x": ("N", 3, 224, 224)}, 6, TORCHVISION)
+    assert len(samples) == 6 and samples[0].feeds["x"].shape == (1, 3, 224, 224)
     view = evaluation_photos(TORCHVISION).pixels[0]
     from PIL import Image
 
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png_bytes(view)))), view)  # lossless
     assert samples[0].compressed_bytes == len(png_bytes(view)) < view.nbytes
     assert samples[0].jpeg_bytes == len(jpeg_bytes(view)) < samples[0].compressed_bytes
-    feat = samples_for(("N", 1, 32, 40), 1, None)
+    feat = samples_for({"x": ("N", 1, 32, 40)}, 1, None)
     assert feat[0].compressed_format == "zlib" and feat[0].raw_bytes == 32 * 40 * 4 and feat[0].jpeg_bytes is None
     with pytest.raises(ModelError, match="unknown dimensions"):
-        samples_for(("N", 3, "H", "W"), 1, TORCHVISION)
+        samples_for({"x": ("N", 3, "H", "W")}, 1, TORCHVISION)
     np.testing.assert_array_equal(smooth_field(3, (4, 5)), smooth_field(3, (4, 5)))

@@ -67,7 +67,7 @@ def brute_force(p: SplitProblem, constraints: list, objective: str) -> list[floa
             route = (p.tiers[0],) + extra
             for cuts in itertools.combinations_with_replacement(range(p.blocks), len(route) - 1):
                 bounds = (0,) + cuts + (p.blocks,)
-                steps, energy, ok = [], 0.0, True
+                steps, busy, energy, ok = [], [], 0.0, True
                 for n, tier in enumerate(route):
                     a, b = bounds[n], bounds[n + 1]
                     blocks = range(a, b)
@@ -77,6 +77,7 @@ def brute_force(p: SplitProblem, constraints: list, objective: str) -> list[floa
                         ok = False
                         break
                     steps.append(sum(lat))
+                    busy.append(sum(lat))
                     energy += sum(p.energy_j.get(tier, [0.0] * p.blocks)[k] for k in blocks)
                     if n + 1 < len(route):
                         key = (tier, route[n + 1])
@@ -85,11 +86,13 @@ def brute_force(p: SplitProblem, constraints: list, objective: str) -> list[floa
                             ok = False
                             break
                         link = p.links[key]
-                        secs = link.rtt_ms / 2000 + nbytes * 8 / (link.bandwidth_mbps * 1e6 * (1 - link.loss))
+                        wire = nbytes * 8 / (link.bandwidth_mbps * 1e6 * (1 - link.loss))
+                        secs = link.rtt_ms / 2000 + wire
                         steps.append(secs)
+                        busy.append(wire)  # a pipeline overlaps the delay; only serialisation occupies the link
                         energy += secs * link.tx_power_w
                 if ok:
-                    scores.append({"latency": sum(steps), "throughput": max(steps), "energy": energy}[objective])
+                    scores.append({"latency": sum(steps), "throughput": max(busy), "energy": energy}[objective])
     return sorted(scores)
 
 
@@ -111,6 +114,21 @@ def test_dp_matches_brute_force_on_random_problems(objective):
         assert got == pytest.approx(expected, rel=1e-9, abs=1e-12)
         checked += 1
     assert checked >= 20 and infeasible >= 1  # the seeds exercise both branches
+
+
+def test_throughput_bottleneck_is_serialisation_not_delay():
+    """A long, fast link: its delay (50 ms one way) exceeds every stage, its serialisation does not.
+    The pipeline's rate is set by the slowest compute stage, so splitting beats the device alone
+    (40 ms a query); counting the delay as busy time would keep everything on the device."""
+    link = LinkProfile("device", "edge", 1000.0, 100.0)  # 1 Gbit/s, 100 ms RTT
+    p = SplitProblem(tiers=("device", "edge"), latency_s={"device": [0.02, 0.02], "edge": [math.inf, 0.001]},
+                     boundary_bytes=[1e4, 1e4, 1e4], links={("device", "edge"): link})
+    best = plan(p, "throughput")[0]
+    assert [(s.tier, s.start, s.stop) for s in best.stages] == [("device", 0, 1), ("edge", 1, 2)]
+    assert best.transfers[0].busy_s == pytest.approx(1e4 * 8 / 1e9)
+    assert best.bottleneck_s == pytest.approx(0.02)  # compute of the device stage, not the 50 ms delay
+    assert best.throughput_per_s == pytest.approx(50.0)
+    assert best.latency_s == pytest.approx(0.02 + 0.05 + 1e4 * 8 / 1e9 + 0.001)
 
 
 def test_plans_are_distinct_and_respect_constraints():

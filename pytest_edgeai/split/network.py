@@ -59,9 +59,14 @@ class LinkProfile:
     def one_way_s(self) -> float:
         return self.rtt_ms / 2000.0
 
+    def serialise_s(self, nbytes: float) -> float:
+        """Seconds the link is busy putting ``nbytes`` on the wire: in a pipeline the propagation
+        delay of one message overlaps the next, so only this occupies the link."""
+        return nbytes / self.goodput_bytes_per_s
+
     def transfer_s(self, nbytes: float) -> float:
         """Seconds from the first byte sent to the last byte received."""
-        return self.one_way_s + nbytes / self.goodput_bytes_per_s
+        return self.one_way_s + self.serialise_s(nbytes)
 
     @classmethod
     def from_config(cls, link: Link) -> LinkProfile:

@@ -9,7 +9,8 @@ link between the two tiers. The result is delivered where the last block ran.
 
 Objectives: end-to-end latency (compute + transfers), energy (per-block joules where given,
 plus each link's tx_power_w x transfer time), or pipelined throughput (minimise the slowest
-stage: a tier's run or a transfer). All three are monotone path costs over the states
+stage: a tier's run or a link's serialisation time; propagation delay overlaps in a pipeline,
+so it adds to latency but occupies no stage). All three are monotone path costs over the states
 (boundary, tier), so keeping the N best partial plans per state gives the exact top-N in
 O(T^2 B^2 N) vectorised work instead of enumerating every plan (Scission's brute force).
 """
@@ -96,8 +97,9 @@ class Transfer:
     dst: str
     boundary: int
     nbytes: float
-    seconds: float
+    seconds: float   # first byte sent to last received: delay + serialisation (latency)
     energy_j: float
+    busy_s: float    # serialisation alone: how long the link is occupied (pipeline bottleneck)
 
 
 @dataclass(frozen=True)
@@ -146,9 +148,12 @@ def evaluate(problem: SplitProblem, route: Sequence[tuple[str, int, int]], objec
             link = problem.links[(tier, route[n + 1][0])]
             nbytes = float(problem.sent_bytes(tier)[stop])
             secs = link.transfer_s(nbytes)
-            transfers.append(Transfer(tier, link.dst, stop, nbytes, secs, secs * link.tx_power_w))
-    steps = [s.compute_s for s in stages] + [t.seconds for t in transfers]
-    return Plan(tuple(stages), tuple(transfers), latency_s=float(sum(steps)), bottleneck_s=float(max(steps)),
+            transfers.append(Transfer(tier, link.dst, stop, nbytes, secs, secs * link.tx_power_w,
+                                      link.serialise_s(nbytes)))
+    compute = [s.compute_s for s in stages]
+    return Plan(tuple(stages), tuple(transfers),
+                latency_s=float(sum(compute) + sum(t.seconds for t in transfers)),
+                bottleneck_s=float(max(compute + [t.busy_s for t in transfers])),
                 energy_j=float(sum(s.energy_j for s in stages) + sum(t.energy_j for t in transfers)),
                 objective=objective)
 
@@ -242,7 +247,8 @@ class _Solver:
         if link is None:
             return None
         sent = np.asarray(self.p.sent_bytes(self.p.tiers[t]), float)
-        secs = np.array([link.transfer_s(x) for x in sent])
+        busy = link.serialise_s if self.obj == "throughput" else link.transfer_s
+        secs = np.array([busy(x) for x in sent])
         cost = secs * link.tx_power_w if self.obj == "energy" else secs
         bad = sent > self.m.upload_cap.get(key, np.inf)
         bad[self.b] = True  # nothing is left to compute once the output exists

@@ -23,7 +23,7 @@ from ..models.inputs import Preprocess, evaluation_photos, image_layout, preproc
 from .constraints import Constraint, KeepInputOnDevice, Pin
 from .cuts import Cut, GraphCuts, layer_boundaries
 from .execute import SplitExecutor, SplitMeasurement, stages_for
-from .inputs import InputSample, samples_for
+from .inputs import InputSample, input_kinds, samples_for
 from .network import LinkProfile
 from .planner import Plan, SplitProblem, plan
 from .profile import block_latencies
@@ -55,7 +55,7 @@ class CutStudy:
 
     def feature(self, k: int) -> bool:
         """Whether the k-th cut lies inside the feature layers (see the module doc)."""
-        spatial = self.samples[0].tensor.ndim - 1 >= 3
+        spatial = self.samples[0].ndim - 1 >= 3
         extent = self.shapes[k][1:] if len(self.shapes[k]) >= 2 else ()
         return self.depth(self.cuts[k]) >= 1 and (not spatial or int(np.prod(extent)) > 1)
 
@@ -119,12 +119,11 @@ def load_onnx(path: Path) -> onnx.ModelProto:
         raise ModelError(f"{path}: not a readable ONNX model: {exc}") from None
 
 
-def input_shape(model: onnx.ModelProto) -> tuple[int | str, ...]:
+def input_shapes(model: onnx.ModelProto) -> dict[str, tuple[int | str, ...]]:
+    """Each graph input (not an initializer) and its declared shape, in graph order."""
     inits = {t.name for t in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in inits]
-    if len(inputs) != 1:
-        raise ModelError(f"the split study feeds one input; '{model.graph.name}' has {len(inputs)}")
-    return tuple(d.dim_value or d.dim_param for d in inputs[0].type.tensor_type.shape.dim)
+    return {i.name: tuple(d.dim_value or d.dim_param for d in i.type.tensor_type.shape.dim)
+            for i in model.graph.input if i.name not in inits}
 
 
 def study_cuts(model: onnx.ModelProto, count: int, preprocess: Preprocess | None,
@@ -134,9 +133,8 @@ def study_cuts(model: onnx.ModelProto, count: int, preprocess: Preprocess | None
     cuts = layer_boundaries(graph, [c for c in graph.cuts() if c.single])
     if not cuts:
         raise ModelError(f"'{model.graph.name}' has no single-tensor cut (every cut leaves a branch open)")
-    samples = samples_for(input_shape(model), count, preprocess)
-    name = graph.boundary(0)[0]
-    acts = activations(graph, [c.tensors[0] for c in cuts], [{name: s.tensor} for s in samples], threads=1)
+    samples = samples_for(input_shapes(model), count, preprocess)
+    acts = activations(graph, [c.tensors[0] for c in cuts], [s.feeds for s in samples], threads=1)
     report = measure_cut_bytes([c.name for c in cuts], [c.tensors for c in cuts], acts,
                                [s.raw_bytes for s in samples], [s.compressed_bytes for s in samples],
                                samples[0].compressed_format)
@@ -148,13 +146,17 @@ def study_file(path: str, count: int, declared: Preprocess | None = None, params
     """:func:`study_cuts` of a model file: what a bench runs in the device's worker (a path pickles cheaply).
 
     An image input is fed photographs preprocessed as the model declares (``declared``, else its
-    [models] ``params.preprocess``, else the assumed recipe, which the record says); others smooth fields."""
+    [models] ``params.preprocess``, else the assumed recipe, which the record says), sized for the
+    first image input; every other input seeded smooth fields. ``inputs`` in the record says which."""
     model = load_onnx(Path(path))
-    shape = input_shape(model)
-    if image_layout(shape) is None:
-        return study_cuts(model, count, None, {"name": "seeded smooth fields (not an image input)", "views": count})
-    pre = preprocess_for(declared, params or {}, shape)
-    described = {**evaluation_photos(pre).describe(), "views": f"the centre view of each photograph, up to {count}"}
+    shapes = input_shapes(model)
+    images = [s for s in shapes.values() if image_layout(s) is not None]
+    if not images:
+        return study_cuts(model, count, None, {"name": "seeded smooth fields (not an image input)", "views": count,
+                                               "inputs": input_kinds(shapes, None)})
+    pre = preprocess_for(declared, params or {}, images[0])
+    described = {**evaluation_photos(pre).describe(), "views": f"the centre view of each photograph, up to {count}",
+                 "inputs": input_kinds(shapes, pre)}
     return study_cuts(model, count, pre, described)
 
 
@@ -201,7 +203,7 @@ def study_plan(study: CutStudy, links: Mapping[tuple[str, str], LinkProfile], ti
     """
     graph, first = study.graph, study.samples[0]
     precision = dict(precision or {})
-    feed = {graph.boundary(0)[0]: first.tensor}
+    feed = first.feeds
     boundaries = [0, *(c.index for c in study.cuts), graph.size]
     compute = block_latencies(graph, boundaries, feed, repeats=repeats)
     outputs = float(sum(v.nbytes for v in _outputs(graph, feed).values()))
@@ -209,7 +211,7 @@ def study_plan(study: CutStudy, links: Mapping[tuple[str, str], LinkProfile], ti
     for tier in tiers:
         key = tier_encoding(encoding, precision.get(tier, "fp32"))
         study.size(study.wire.cuts[0], key)  # ConfigError naming the known encodings if unmeasured
-        sizes[tier] = [float(first.tensor.nbytes), *(row.sizes[key] for row in study.wire.cuts), outputs]
+        sizes[tier] = [float(first.nbytes), *(row.sizes[key] for row in study.wire.cuts), outputs]
     problem = SplitProblem(tuple(tiers), {t: compute for t in tiers}, sizes[tiers[0]], dict(links),
                            block_names=tuple(f"{a}:{b}" for a, b in itertools.pairwise(boundaries)),
                            tier_bytes=sizes)
@@ -229,8 +231,11 @@ def plan_agreement(study: CutStudy, planned: PlanStudy, chosen: Plan, trained: b
     keys = planned.encodings(chosen)
     if all(k.startswith("raw+") for k in keys):
         return {"top1_agreement": 1.0, "encodings": keys, "method": "exact: raw tensors are sent losslessly"}
-    if not trained or study.preprocess is None:
-        why = "seeded weights" if not trained else "not an image model (no photographs to judge it on)"
+    several = len(study.graph.boundary(0)) > 1
+    if not trained or study.preprocess is None or several:
+        why = ("seeded weights" if not trained else
+               "not an image model (no photographs to judge it on)" if study.preprocess is None else
+               "several inputs (the evaluation views feed one)")
         return {"top1_agreement": None, "encodings": keys, "method": f"not measurable: {why}"}
     graph = study.graph
     views = evaluation_photos(study.preprocess).tensors()
@@ -268,7 +273,7 @@ def run_plan(study: CutStudy, planned: PlanStudy, runs: int = 5, warmup: int = 1
     what its sending tier sends; SplitExecutionError keeps partials."""
     graph = study.graph
     stages, stage_links = stages_for(planned.chosen, planned.boundaries, planned.links)
-    feeds = [{graph.boundary(0)[0]: s.tensor} for s in study.samples]
+    feeds = [s.feeds for s in study.samples]
     feeds = (feeds * (runs // len(feeds) + 1))[:runs]
     reference = [_outputs(graph, f) for f in feeds]
     with SplitExecutor(graph, stages, stage_links, timeout_s=timeout_s, network=network,
