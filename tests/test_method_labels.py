@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from conftest import build_tiny_model
 
-from pytest_edgeai.backends import base
 from pytest_edgeai.results.record import METHODS
 
 SUITES = Path(__file__).resolve().parents[1] / "suites"
@@ -130,11 +129,9 @@ class Backend:
 '''
 
 
-def test_every_figure_of_the_concurrency_suite_is_labelled_truthfully(pytester, monkeypatch, tmp_path):
-    monkeypatch.setattr(base, "BUILTIN", dict(base.BUILTIN))
-    monkeypatch.setattr(base, "_instances", {})
-    pytester.makepyfile(ballast=BALLAST, conftest='from pytest_edgeai.backends import base\n'
-                                                  'base.BUILTIN["ballast"] = "ballast:Backend"\n')
+def test_every_figure_of_the_concurrency_suite_is_labelled_truthfully(pytester):
+    pytester.makepyfile(ballast=BALLAST, conftest='def pytest_edgeai_backends():\n'
+                                                  '    return {"ballast": "ballast:Backend"}\n')
     pytester.makefile(".toml", devices='[devices.fake]\nkind = "cpu"\nbackend = "ballast"\n'
                                        '[devices.fake.claims.concurrency]\n'
                                        'min_aggregate_speedup = { cnn_trad_fpool3 = { threshold = 0.01, at_tenants = 2 } }\n')

@@ -69,9 +69,8 @@ class SpinBackend:
 '''
 
 CONFTEST = '''
-from pytest_edgeai.backends import base
-
-base.BUILTIN["spin"] = "spinbackend:SpinBackend"
+def pytest_edgeai_backends():
+    return {"spin": "spinbackend:SpinBackend"}
 '''
 
 DEVICES = "".join(f'''

@@ -4,11 +4,12 @@ the command goes on. Both run in this process: were the probe asked here, the te
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from pytest_edgeai.backends import base
+from pytest_edgeai import registry
 from pytest_edgeai.cli import main
 
 FAKE = '''
@@ -52,14 +53,15 @@ mode = "{name}"
 
 
 @pytest.fixture
-def crashy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """The fake backend registered here, importable by the worker (it inherits sys.path)."""
+def crashy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """The fake backend added as a hook adds it (the registry every worker is handed), importable by the
+    worker (it inherits sys.path)."""
     (tmp_path / "crashyprobe.py").write_text(FAKE)
     (tmp_path / "devices.toml").write_text(DEVICES)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(base, "BUILTIN", {**base.BUILTIN, "crashy": "crashyprobe:CrashingProbe"})
-    monkeypatch.setattr(base, "_instances", {})
-    return tmp_path
+    registry.add(registry.BACKENDS, {"crashy": "crashyprobe:CrashingProbe"}, "test_probes")
+    yield tmp_path
+    registry.clear()
 
 
 def test_devices_names_the_device_whose_probe_segfaulted_and_lists_the_rest(crashy, capsys):
@@ -78,9 +80,8 @@ def test_probe(edgeai_device):
 '''
 
 CONFTEST = '''
-from pytest_edgeai.backends import base
-
-base.BUILTIN["crashy"] = "crashyprobe:CrashingProbe"
+def pytest_edgeai_backends():
+    return {"crashy": "crashyprobe:CrashingProbe"}
 '''
 
 
