@@ -99,7 +99,7 @@ def sshd(tmp_path: Path):
 
 def tx(key: Path, port: int, chdir: Path, lock_dir: Path) -> str:
     return (f"ssh={ssh_options(key, port)} {getpass.getuser()}@127.0.0.1//python={sys.executable}"
-            f"//chdir={chdir}//env:EDGEAI_LOCK_DIR={lock_dir}")
+            f"//chdir={chdir}//env:EDGEAI_LOCK_DIR={lock_dir}//env:EDGEAI_NO_CANARY=1")  # ssh passes no env
 
 
 def test_records_of_a_remote_bench_come_back_into_the_controllers_run(pytester, sshd, tmp_path):
