@@ -17,6 +17,9 @@ peer that trickles a byte every few seconds is cut off, not waited on per recv.
 Shaping here is the user-space model only (link is not None): each message waits RTT/2, then
 its bytes are paced by a token bucket at the link's goodput, the very model
 network.LinkProfile.transfer_s predicts with. A kernel-shaped link (netns.py) sends unpaced.
+The sending stage itself sleeps that RTT/2, so in a pipeline this model does NOT overlap one
+message's delay with the next query's work (the planner's throughput objective assumes it does):
+pipelined runs over it are bounded near 1 / (stage compute + RTT/2 + serialisation).
 """
 
 from __future__ import annotations
