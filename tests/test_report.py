@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from html.parser import HTMLParser
 
 import numpy as np
 
 from pytest_edgeai.report.html import render, write_report
 from pytest_edgeai.results import synthetic
-from pytest_edgeai.results.compare import compare_runs
+from pytest_edgeai.results.compare import DIAGNOSTIC_REGRESSED, compare_runs
 from pytest_edgeai.results.history import build_history
 from pytest_edgeai.results.record import Record
 from pytest_edgeai.results.store import RunStore, load_run
@@ -106,3 +107,12 @@ def test_energy_section_takes_energy_metrics_only():
     for name, unit in (("agreement_with_large", "fraction"), ("throughput_ips", "inferences/s"),
                        ("latency_p90_ms", "ms"), ("wire_bytes", "bytes")):
         assert not is_energy(name, unit), name
+
+
+def test_a_diagnostic_regression_is_not_coloured_as_a_regression(tmp_path):
+    runs = [load_run(synthetic.write_run(tmp_path, 1.0, seed=i, started=float(i), **ONE)) for i in range(2)]
+    comparison = compare_runs(runs[0], runs[1])
+    comparison.deltas = [replace(comparison.deltas[0], metric="latency_stddev_ms", verdict=DIAGNOSTIC_REGRESSED)]
+    html = render(runs[1], comparison, None)
+    assert '<tr class="diagnostic">' in html and '<tr class="regressed">' not in html  # reported, not red
+    assert f">{DIAGNOSTIC_REGRESSED}</td>" in html

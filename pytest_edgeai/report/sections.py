@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..results.compare import UNCHANGED, VERDICTS, Comparison, describe, label, run_release, scenario_label
+from ..results.compare import DIAGNOSTIC_REGRESSED, UNCHANGED, VERDICTS, Comparison, describe, label, run_release, scenario_label
 from ..results.history import History, Series
 from ..results.record import Record
 from ..results.store import Run
@@ -322,7 +322,8 @@ class ComparisonSection:
         rows = [{"label": d.label, "metric": d.metric, "unit": d.unit, "base": d.base, "new": d.new,
                  "change": d.change, "ci": d.ratio_ci, "p": d.p_value, "significant": d.significant,
                  "tolerance": d.tolerance, "sense": describe(d.sense), "verdict": d.verdict,
-                 "css": d.verdict.split()[0], "test": d.test} for d in deltas]
+                 "css": "diagnostic" if d.verdict == DIAGNOSTIC_REGRESSED else d.verdict.split()[0],
+                 "test": d.test} for d in deltas]
         return {"base": str(c.base.path), "base_release": run_release(c.base.meta),
                 "counts": c.counts(), "order": ORDER,
                 "rows": [r for r in rows if r["verdict"] != UNCHANGED],
