@@ -8,6 +8,8 @@ on stderr and exit status 2, and so is a path that cannot be read or written.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -159,8 +161,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     try:
         fail_on = parse_fraction(args.fail_on) if args.fail_on else None
-    except ValueError:
-        raise ConfigError([f"--fail-on {args.fail_on}: give a percentage such as 5% or a fraction such as 0.05"]) from None
+    except ValueError as exc:
+        why = "not a number" if str(exc).startswith("could not convert") else str(exc)
+        raise ConfigError([f"--fail-on {args.fail_on}: {why}; give a percentage such as 5% or a fraction "
+                           "such as 0.05"]) from None
     root = Path(args.edgeai_report_dir)
     new = load_run(args.new, root)
     base = load_run(find_run(args.base, root, exclude=new.path))
@@ -232,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command][2](args)
+    except BrokenPipeError:  # the reader (head, less) stopped reading: end quietly, as a shell tool does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 128 + signal.SIGPIPE
     except EdgeAIError as exc:
         print(f"pytest-edgeai {args.command}: {exc}", file=sys.stderr)
         return 2

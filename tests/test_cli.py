@@ -54,6 +54,24 @@ def test_compare_rejects_a_bad_tolerance_in_one_line(runs, capsys):
     assert "--fail-on lots" in err and "Traceback" not in err
 
 
+def test_fail_on_without_a_percent_sign_is_refused_not_read_as_hundreds_of_percent(runs, capsys):
+    base, _, slow = runs
+    assert main(["compare", str(base), str(slow), "--fail-on", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "--fail-on 5: a bare 5 would be a tolerance of 500%: write 5%" in err and "Traceback" not in err
+
+
+def test_compare_piped_into_a_reader_that_stops_ends_quietly(runs):
+    base, _, slow = runs
+    cli = [sys.executable, "-c", "import sys; from pytest_edgeai.cli import main; sys.exit(main())"]
+    shown = subprocess.Popen([*cli, "compare", str(base), str(slow), "--all"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    assert shown.stdout is not None and shown.stderr is not None
+    shown.stdout.close()  # as `| head` does once it has its lines: the reader is gone before the writer ends
+    err = shown.stderr.read().decode()
+    assert shown.wait(60) == 141 and err == "", err  # 128 + SIGPIPE, as a shell tool ends; nothing said
+
+
 def test_report_of_several_runs_has_the_trend_and_problems_are_said(runs, tmp_path, capsys):
     base, same, slow = runs
     broken = next((slow / "records").glob("*.json"))

@@ -363,6 +363,9 @@ def test_tolerances_come_from_config_then_defaults_and_fail_on_overrides():
     assert parse_fraction("5%") == pytest.approx(0.05) and parse_fraction("0.05") == pytest.approx(0.05)
     with pytest.raises(ValueError):
         parse_fraction("five")
+    with pytest.raises(ValueError, match=r"a bare 5 would be a tolerance of 500%: write 5% \(or 0.05\)"):
+        parse_fraction("5")  # a forgotten % sign, not 500%
+    assert parse_fraction("0.5") == pytest.approx(0.5) and parse_fraction("150%") == pytest.approx(1.5)
 
 
 def test_a_wide_tolerance_turns_the_regression_into_unchanged(tmp_path):

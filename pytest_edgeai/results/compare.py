@@ -718,11 +718,15 @@ def compare_runs(base: Run, new: Run, tolerances: dict[str, dict[str, float]] | 
 
 
 def parse_fraction(text: str) -> float:
-    """'5%' or '0.05' to 0.05 (ValueError otherwise)."""
+    """'5%' or '0.05' to 0.05 (ValueError otherwise). A bare number of 1 or more is refused: '5' is far
+    more likely a percentage with its sign forgotten than a tolerance of 500%."""
     t = str(text).strip()
-    value = float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    percent = t.endswith("%")
+    value = float(t[:-1]) / 100 if percent else float(t)
+    if not percent and value >= 1:
+        raise ValueError(f"a bare {t} would be a tolerance of {value:.0%}: write {t}% (or {value / 100:g})")
     if not 0 <= value < 10:
-        raise ValueError(text)
+        raise ValueError(f"{t} is not a tolerance between 0% and 1000%")
     return value
 
 
