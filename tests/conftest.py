@@ -20,6 +20,24 @@ import pytest_edgeai.run  # noqa: F401
 from hardware.marker import hardware_device, pytest_configure, pytest_runtest_setup  # noqa: F401
 
 
+# The source of a fake Session that echoes its input (the module it is pasted into imports TensorSpec from
+# pytest_edgeai.backends.base): the fake backends that tests write into pytester directories share it.
+ECHO_SESSION = '''
+class Session:
+    inputs = [TensorSpec("x", ("N", 4), "float32")]
+    outputs = [TensorSpec("y", ("N", 4), "float32")]
+
+    def run(self, feeds):
+        return [feeds["x"]]
+
+    def settings(self):
+        return {}
+
+    def close(self):
+        pass
+'''
+
+
 def build_tiny_model(path: Path, features: int = 16, classes: int = 4, seed: int = 0) -> Path:
     """A small classifier (MatMul, Relu, MatMul, Softmax) with a dynamic batch dimension."""
     rng = np.random.default_rng(seed)

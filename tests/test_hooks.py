@@ -7,6 +7,7 @@ import json
 import os
 
 import pytest
+from conftest import ECHO_SESSION
 
 from pytest_edgeai import registry
 from pytest_edgeai.errors import ConfigError
@@ -25,19 +26,8 @@ def note(what):
     with (HERE / "pids.txt").open("a") as fh:
         fh.write(f"{what} {os.getpid()}\\n")
 
-
-class EchoSession:
-    inputs = [TensorSpec("x", ("N", 4), "float32")]
-    outputs = [TensorSpec("y", ("N", 4), "float32")]
-
-    def run(self, feeds):
-        return [feeds["x"]]
-
-    def settings(self):
-        return {}
-
-    def close(self):
-        pass
+''' + ECHO_SESSION + '''
+EchoSession = Session
 
 
 class EchoBackend:

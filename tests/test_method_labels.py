@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import build_tiny_model
+from conftest import ECHO_SESSION, build_tiny_model
 
 from pytest_edgeai.results.record import METHODS
 
@@ -103,19 +103,7 @@ BALLAST = '''
 import numpy as np
 from pytest_edgeai.backends.base import Availability, TensorSpec
 
-
-class Session:
-    inputs = [TensorSpec("x", ("N", 4), "float32")]
-    outputs = [TensorSpec("y", ("N", 4), "float32")]
-
-    def run(self, feeds):
-        return [feeds["x"]]
-
-    def settings(self):
-        return {}
-
-    def close(self):
-        pass
+''' + ECHO_SESSION + '''
 
 
 class Backend:

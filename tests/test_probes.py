@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import ECHO_SESSION
 
 from pytest_edgeai import registry
 from pytest_edgeai.cli import main
@@ -16,19 +17,7 @@ FAKE = '''
 import os, signal
 from pytest_edgeai.backends.base import Availability, TensorSpec
 
-
-class Session:
-    inputs = [TensorSpec("x", ("N", 4), "float32")]
-    outputs = [TensorSpec("y", ("N", 4), "float32")]
-
-    def run(self, feeds):
-        return [feeds["x"]]
-
-    def settings(self):
-        return {}
-
-    def close(self):
-        pass
+''' + ECHO_SESSION + '''
 
 
 class CrashingProbe:
