@@ -36,7 +36,6 @@ from pytest_edgeai.results.compare import (
     headline,
     judge,
     label,
-    min_samples,
     nature,
     parse_fraction,
     record_key,
@@ -45,6 +44,9 @@ from pytest_edgeai.results.compare import (
     summary_lines,
     tolerance_for,
 )
+from pytest_edgeai.measure.profiles import get_profile
+from pytest_edgeai.measure.scenarios import summarise_measurement
+from pytest_edgeai.measure.stats import min_samples, quantile_fields
 from pytest_edgeai.results.record import Record, metric
 from pytest_edgeai.results.store import Run, RunStore, load_run
 
@@ -299,6 +301,25 @@ def test_too_few_samples_for_p99_says_so(tmp_path):
     assert d.verdict == TOO_FEW and f"too few samples for p99 (need {min_samples(0.99)}, have 40 and 40)" in d.test
     assert min_samples(0.99) == 1000 and min_samples(0.5) == 20
     assert delta(compare_runs(base, new), "latency_p50_ms").verdict != TOO_FEW
+
+
+def test_a_quantile_of_too_few_queries_says_so_in_the_record_and_without_samples_in_the_comparison(tmp_path):
+    profile = get_profile("standard")
+    m = summarise_measurement("single_stream", 1, profile, [1_000_000 + i for i in range(150)], 200_000_000,
+                              1_000_000, 5, 0.0).metrics()
+    assert m["latency_p99_ms"]["samples"] == 150 and m["latency_p99_ms"]["tail_samples"] == 1
+    assert m["latency_p99_ms"]["caveat"] == "too few samples for p99 (need 1000, have 150)"
+    assert m["latency_p90_ms"]["tail_samples"] == 15 and "caveat" not in m["latency_p90_ms"]
+    assert "caveat" not in m["latency_p50_ms"]
+    rng = np.random.default_rng(0)
+    records = []
+    for median in (5.0, 9.0):
+        r = synthetic.latency_record("m", "single_stream", 1, median, rng, 150)
+        r.samples.clear()  # a record that kept no samples: the metric's own caveat still counts
+        r.metrics["latency_p99_ms"].update(quantile_fields(0.99, 150))
+        records.append(_run_with(tmp_path, r))
+    d = delta(compare_runs(*records), "latency_p99_ms")
+    assert d.verdict == TOO_FEW and "baseline: too few samples for p99 (need 1000, have 150)" in d.test
 
 
 def test_bad_input_gets_a_verdict_saying_why(tmp_path, monkeypatch):

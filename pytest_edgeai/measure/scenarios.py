@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import MeasurementError
 from .profiles import Profile
-from .stats import CV_WARNING, Summary, summarize, throughput_ci
+from .stats import CV_WARNING, Summary, quantile_fields, summarize, throughput_ci
 
 if TYPE_CHECKING:
     from ..backends.base import Session
@@ -75,9 +75,10 @@ class Measurement:
                                              "to items / wall time; one window (queries are autocorrelated)",
                                "source": f"items / wall time of the timed loop; {how}"},
             "latency_mean_ms": {"value": s.mean_ms, **lat},
-            "latency_p50_ms": {"value": s.median_ms, "ci95": list(s.median_ci95_ms), **lat},
-            "latency_p90_ms": {"value": s.p90_ms, **lat},
-            "latency_p99_ms": {"value": s.p99_ms, **lat},
+            "latency_p50_ms": {"value": s.median_ms, "ci95": list(s.median_ci95_ms), **lat,
+                               **quantile_fields(0.50, s.count)},
+            "latency_p90_ms": {"value": s.p90_ms, **lat, **quantile_fields(0.90, s.count)},
+            "latency_p99_ms": {"value": s.p99_ms, **lat, **quantile_fields(0.99, s.count)},
             "latency_min_ms": {"value": s.min_ms, **lat},
             "latency_max_ms": {"value": s.max_ms, **lat},
             "latency_stddev_ms": {"value": s.stddev_ms, **lat},

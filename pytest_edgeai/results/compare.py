@@ -30,7 +30,7 @@ The within-run evidence comes on top, as a floor, never alone: throughput and me
 block bootstrap of the per-query samples (blocks of n^(1/3) keep the autocorrelation), quantiles by the
 same bootstrap of the quantile, and only when the record's samples reproduce its recorded figure (an
 asynchronous or multi-tenant figure is not a statistic of its pooled samples). A quantile q rests on
-at least ``MIN_TAIL`` samples beyond it: fewer, and the verdict is "too few samples for p99 (need N)".
+at least ``measure.stats.MIN_TAIL`` samples beyond it (the record's metric says so too): fewer, and the verdict is "too few samples for p99 (need N)".
 A change is significant when |ln(new/base)| exceeds, for every source at hand, its critical value
 (Student's t at two-sided ``ALPHA`` = 0.001 on the source's degrees of freedom, z for the bootstrap;
 for the history at least ``Z_FLOOR`` = 5, Conbench's |z| > 5, as a shared machine's noise has heavy
@@ -73,6 +73,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..errors import EdgeAIError
+from ..measure.stats import too_few_for
 from .record import COMPARISONS, Record
 from .store import LATEST, Run, RunStore, list_runs, load_run, read_meta, resolve_run
 
@@ -227,7 +228,6 @@ STEP_CUT = 4.0  # a successive difference this many robust sds out is a step in 
 STEP_EVERY = 10  # ...but at most one difference in ten is set aside: a heavy tail is noise, not steps
 Z_FLOOR = 5.0  # the history's critical value is at least Conbench's |z| > 5: machine noise has heavy tails
 MIN_WINDOWS = 3  # independent windows per record before they count as evidence
-MIN_TAIL = 10  # samples beyond a quantile for it to be compared: p99 needs 1000, p90 100, p50 20
 RESAMPLES = 499
 MAX_SAMPLES = 4000  # per side; longer series are thinned evenly (order kept) for the bootstrap
 REPRODUCE = 0.05  # the samples' statistic must be within 5% of the recorded figure to stand for it
@@ -238,11 +238,6 @@ SAMPLE_STATISTICS: dict[str, tuple[float | None, int]] = {
     "latency_mean_ms": (None, 1), "latency_p50_ms": (0.50, 1), "latency_p90_ms": (0.90, 1),
     "latency_p99_ms": (0.99, 1), "throughput_ips": (None, -1),
 }
-
-
-def min_samples(q: float) -> int:
-    """Samples a quantile q needs to rest on MIN_TAIL samples beyond it."""
-    return math.ceil(MIN_TAIL / (1.0 - q) - 1e-9)
 
 
 def _critical(df: float | None) -> float:
@@ -529,9 +524,9 @@ def samples_evidence(b: Record, n: Record, names: list[str]) -> tuple[dict[str, 
     reproduced, too_few = [], {}
     for name in names:
         q, sign = SAMPLE_STATISTICS[name]
-        if q is not None and min(len(bs), len(ns)) < min_samples(q):
-            too_few[name] = (f"too few samples for p{round(q * 100)} (need {min_samples(q)}, "
-                             f"have {len(bs)} and {len(ns)})")
+        caveat = too_few_for(q, len(bs), len(ns)) if q is not None else None
+        if caveat:
+            too_few[name] = caveat
             continue
         ok = True
         for side, rec in (("base", b), ("new", n)):
@@ -585,6 +580,9 @@ def compare_metric(pair: Pair, name: str, tolerances: dict[str, dict[str, float]
         return delta(NOT_COMPARED, f"a measured figure of {bv:g} -> {nv:g} has no ratio to judge{schema}")
     if name in pair.too_few:
         return delta(TOO_FEW, pair.too_few[name], nv / bv)
+    caveats = [f"{side}: {e['caveat']}" for side, e in (("baseline", be), ("this run", ne)) if e.get("caveat")]
+    if caveats:  # the measurement said its quantile rests on too few samples (its samples may not be kept)
+        return delta(TOO_FEW, "; ".join(caveats), nv / bv)
 
     raw = nv / bv
     kind = speed_kind(name, unit)
