@@ -120,3 +120,21 @@ def test_export_is_read_by_pytest_benchmark_compare(runs, tmp_path):
                           timeout=60, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "single_stream" in done.stdout and "mobilenet_v2" in done.stdout
+
+
+def test_export_ops_is_inferences_per_second_for_a_batch(tmp_path):
+    """A query of batch 4 is one round of 4 iterations: OPS is the record's inferences/s, not queries/s."""
+    pytest.importorskip("pytest_benchmark", reason="pytest-benchmark is not installed")
+    from pytest_benchmark.stats import Stats
+
+    run = synthetic.write_run(tmp_path / "reports", 1.0, batches=(4,), count=60, models=("mobilenet_v2",))
+    target = tmp_path / "export.json"
+    assert main(["export", str(run), "-o", str(target)]) == 0
+    [offline] = [b for b in json.loads(target.read_text())["benchmarks"] if b["params"]["batch"] == 4]
+    [record] = [r for r in load_run(run).records if r.scenario["batch"] == 4]
+    assert offline["stats"]["iterations"] == 4
+    assert offline["stats"]["ops"] == pytest.approx(record.metric("throughput_ips"), rel=1e-6)
+    reference = Stats()  # pytest-benchmark's own statistics of the exported data agree, OPS included
+    for value in offline["stats"]["data"]:
+        reference.update(value)
+    assert reference.as_dict()["ops"] == pytest.approx(offline["stats"]["ops"])
