@@ -410,7 +410,8 @@ def edgeai_workload(request: pytest.FixtureRequest, edgeai_session: EdgeAIRun) -
 
 @pytest.fixture(scope="session")
 def edgeai_model(edgeai_session: EdgeAIRun) -> Callable[[Workload | str], Model]:
-    """A factory: ``edgeai_model("mobilenet_v2")`` or ``edgeai_model("path/to/model.onnx")``."""
+    """A factory: ``edgeai_model("mobilenet_v2")`` or ``edgeai_model("models/x.onnx")``, a relative path read
+    from pytest's rootdir as reports/ and devices.toml are."""
     return edgeai_session.model
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from pytest_edgeai.cli import main
 from pytest_edgeai.results import synthetic
-from pytest_edgeai.results.store import load_run
+from pytest_edgeai.results.store import RunStore, load_run
 
 ONE = dict(batches=(1,), count=120, models=("mobilenet_v2",))
 
@@ -70,6 +70,17 @@ def test_compare_piped_into_a_reader_that_stops_ends_quietly(runs):
     shown.stdout.close()  # as `| head` does once it has its lines: the reader is gone before the writer ends
     err = shown.stderr.read().decode()
     assert shown.wait(60) == 141 and err == "", err  # 128 + SIGPIPE, as a shell tool ends; nothing said
+
+
+def test_a_run_that_measured_nothing_leaves_latest_and_compare_latest_alone(runs, capsys):
+    base, same, slow = runs
+    root = slow.parent
+    RunStore.create(root, {"environment": {}, "options": {}}).finish()  # every test skipped: no record
+    assert load_run("latest", root).path == slow.resolve()
+    assert main(["compare", str(base), "latest", "--edgeai-report-dir", str(root)]) == 1  # latest: slow
+    assert main(["compare", "latest", str(slow), "--edgeai-report-dir", str(root)]) == 1  # latest before slow: same
+    out = capsys.readouterr().out
+    assert f"{same.resolve()}" in out and "regressed" in out
 
 
 def test_report_of_several_runs_has_the_trend_and_problems_are_said(runs, tmp_path, capsys):
