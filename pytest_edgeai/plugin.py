@@ -11,6 +11,7 @@ or render its end: the import is the cost being deferred, not a cycle being dodg
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
+from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from .config import Config
     from .devices import Device
     from .models.model import Model
+    from .report.terminal import LiveLine
     from .results.compare import Outcome
     from .results.store import RunStore
     from .run import EdgeAIRun, Workload
@@ -41,6 +43,7 @@ RUN_KEY = pytest.StashKey["EdgeAIRun"]()
 DEFERRED_ERROR_KEY = pytest.StashKey[str]()  # a run that could not start during collection: said after it
 HEADER_SHOWN_KEY = pytest.StashKey[bool]()
 BASELINE_KEY = pytest.StashKey["Outcome"]()  # results.compare.Outcome of this session
+LIVE_LINE_KEY = pytest.StashKey["LiveLine | None"]()  # None: this session's output is no place for one
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -337,8 +340,10 @@ def _declare_claims(s: EdgeAIRun, items: list[pytest.Item]) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item,
                                call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """An EdgeAIError is bad input, not a bug: show its message, not our traceback."""
+    """An EdgeAIError is bad input, not a bug: show its message, not our traceback. The live line goes
+    before pytest writes the outcome, so the line is pytest's again."""
     report = yield
+    _clear_live_line(item.config)
     if call.excinfo is not None and call.excinfo.errisinstance(EdgeAIError) and report.failed:
         report.longrepr = f"{type(call.excinfo.value).__name__}: {call.excinfo.value}"
     s = _started(item.config)
@@ -424,12 +429,11 @@ def edgeai_bench(request: pytest.FixtureRequest, edgeai_session: EdgeAIRun,
     from .bench import Bench
     from .report.terminal import ProgressLine
 
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    progress = partial(ProgressLine, reporter) if reporter is not None and request.config.get_verbosity() >= 0 else None
+    line = _live_line(request.config)
     bench = Bench(edgeai_device, _suite_name(request), request.node.nodeid, edgeai_session.profile,
                   save=edgeai_session.save,
                   availability=asdict(edgeai_session.availability(edgeai_device)),
-                  progress=progress,
+                  progress=partial(ProgressLine, line) if line is not None else None,
                   lab=edgeai_session, lock_timeout_s=edgeai_session.lock_timeout_s)
     yield bench
     from .results.compare import metric_properties
@@ -446,6 +450,40 @@ def edgeai_claims(request: pytest.FixtureRequest, edgeai_session: EdgeAIRun, edg
     return ClaimChecker(edgeai_device, _suite_name(request), save=edgeai_session.save,
                         fail=lambda msg: pytest.fail(msg, pytrace=False), skip=pytest.skip, xfail=pytest.xfail,
                         strict=edgeai_session.settings.strict, max_rounds=edgeai_session.profile.max_rounds)
+
+
+def _live_line(config: pytest.Config) -> LiveLine | None:
+    """The session's live progress line, made on first use; None where it must stay quiet: output that is
+    not a terminal (a CI log, a pipe), an xdist worker (its output is not a terminal either), -q, or a
+    pytest without TerminalReporter.write_raw (before 9.0), the one way to write past its line count."""
+    if LIVE_LINE_KEY not in config.stash:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        quiet = (reporter is None or not bool(getattr(reporter, "isatty", False)) or config.get_verbosity() < 0
+                 or hasattr(config, "workerinput") or not hasattr(reporter, "write_raw"))
+        config.stash[LIVE_LINE_KEY] = None if quiet else _make_live_line(config, reporter)
+    return config.stash[LIVE_LINE_KEY]
+
+
+def _make_live_line(config: pytest.Config, reporter: Any) -> LiveLine:
+    """Writes go around pytest's capture as its live logging's do (so they show without -s) and past its
+    TerminalWriter's count of the line (so its [NN%] column stays where it belongs)."""
+    from .report.terminal import LiveLine
+
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    writer = config.get_terminal_writer()
+
+    def write(text: str) -> None:
+        with capture.global_and_fixture_disabled() if capture is not None else nullcontext():
+            reporter.write_raw(text, flush=True)
+
+    return LiveLine(write, room=lambda: writer.fullwidth - writer.width_of_current_line - 1,
+                    column=lambda: writer.width_of_current_line)
+
+
+def _clear_live_line(config: pytest.Config) -> None:
+    line = config.stash.get(LIVE_LINE_KEY, None)
+    if line is not None:
+        line.clear()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
@@ -473,6 +511,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _clear_live_line(session.config)  # an interrupted measurement's line too
     s = _started(session.config)
     if s is None:
         return

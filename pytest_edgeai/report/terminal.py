@@ -2,43 +2,75 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Protocol
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from ..measure.scenarios import Progress
 from ..results.record import Record
 
 SHOW_AFTER_S = 3.0
+MIN_ROOM = 24  # fewer free columns than this on the current line: no live line (it would say nothing)
 
 
-class Writer(Protocol):
-    """The part of pytest's TerminalWriter we use (duck-typed: no pytest import here)."""
+class LiveLine:
+    """The tail of the terminal's current line, rewritten while a long measurement runs and cleared
+    before pytest writes again.
 
-    def write(self, msg: str, **markup: bool) -> None: ...
+    ``write`` puts raw text on the terminal (the plugin passes one that goes around pytest's capture and
+    past its TerminalWriter's count of the current line, which places the ``[NN%]`` column: that count
+    never includes this text). The text is taken back with backspaces, which every terminal honours, and
+    kept within ``room()``, the columns left on the line, so it never wraps. ``column()`` is where pytest
+    believes the cursor is: when it moved (pytest or a live log wrote meanwhile), the old text is no
+    longer under the cursor and is left alone. Only the main thread writes: pytest's capture is
+    suspended and resumed around each write, which another thread must not do."""
+
+    def __init__(self, write: Callable[[str], None], room: Callable[[], int], column: Callable[[], int]):
+        self.write = write
+        self.room = room
+        self.column = column
+        self.shown = 0
+        self.at: int | None = None
+
+    def show(self, text: str) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if self.column() != self.at:
+            self.shown = 0
+        room = self.room() if self.column() >= 0 else 0  # a count of -1: pytest lost track of the line
+        text = text[:room] if room >= MIN_ROOM else ""
+        if not text and not self.shown:
+            return
+        pad = max(0, self.shown - len(text))
+        self.write("\b" * self.shown + text + " " * pad + "\b" * pad)
+        self.shown, self.at = len(text), self.column()
+
+    def clear(self) -> None:
+        """Take the text back off the line, leaving the cursor where pytest left it."""
+        if self.shown and self.column() == self.at and threading.current_thread() is threading.main_thread():
+            self.write("\b" * self.shown + " " * self.shown + "\b" * self.shown)
+        self.shown = 0
 
 
 class ProgressLine:
-    """Rewrites one line with elapsed vs target and running throughput, for long measurements."""
+    """One measurement's progress on the live line: elapsed vs target and the running throughput,
+    once it has run for ``SHOW_AFTER_S`` (a short measurement says nothing)."""
 
-    def __init__(self, writer: Writer, label: str):
-        self.writer = writer
+    def __init__(self, line: LiveLine, label: str):
+        self.line = line
         self.label = label
-        self.shown = False
 
     def __call__(self, p: Progress) -> None:
-        if p.elapsed_s < SHOW_AFTER_S:
-            return
-        prefix = "\r" if self.shown else "\n"
-        self.shown = True
-        self.writer.write(f"{prefix}  [edgeai] {self.label}: {p.elapsed_s:.0f}/{p.target_s:.0f} s, "
-                          f"{p.count}/{p.min_count} queries, {p.items_per_s:.1f} inferences/s   ", flush=True)
+        if p.elapsed_s >= SHOW_AFTER_S:
+            self.line.show(f" [edgeai] {self.label}: {p.elapsed_s:.0f}/{p.target_s:.0f} s, "
+                           f"{p.count}/{p.min_count} queries, {p.items_per_s:.1f} inferences/s")
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _interval(claim: dict) -> str:
+def _interval(claim: dict[str, Any]) -> str:
     span = claim.get("interval")
     return "" if not span or span[0] == span[1] else f"[{span[0]:.4g}, {span[1]:.4g}]"
 
