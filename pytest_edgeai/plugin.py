@@ -43,6 +43,7 @@ RUN_KEY = pytest.StashKey["EdgeAIRun"]()
 DEFERRED_ERROR_KEY = pytest.StashKey[str]()  # a run that could not start during collection: said after it
 HEADER_SHOWN_KEY = pytest.StashKey[bool]()
 BASELINE_KEY = pytest.StashKey["Outcome"]()  # results.compare.Outcome of this session
+LAST_LINE_KEY = pytest.StashKey[str]()  # the run's path, written after pytest's own summary
 LIVE_LINE_KEY = pytest.StashKey["LiveLine | None"]()  # None: this session's output is no place for one
 
 
@@ -165,10 +166,6 @@ def _used(config: pytest.Config) -> EdgeAIRun | None:
 def _started(config: pytest.Config) -> EdgeAIRun | None:
     """The run if edgeai is in use, else None: the hooks of a run that does not use edgeai do nothing."""
     return config.stash.get(RUN_KEY, None)
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    registry.clear()  # a conftest's backends do not outlive its run (pytester runs share a process)
 
 
 class _XdistController:
@@ -487,10 +484,13 @@ def _clear_live_line(config: pytest.Config) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
+    """What was measured and judged, why tests skipped, the comparison with the baseline; the run's path
+    waits for the very last line (pytest_unconfigure)."""
     s = _started(config)
     if s is None or s.store is None or s.xdist_worker is not None:
         return
-    from .report.terminal import summary_lines
+    from .report.terminal import run_line, skip_lines, summary_lines
+    from .results.store import LATEST, resolve_run
 
     records = s.run_records()
     lines = summary_lines(records)
@@ -498,8 +498,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
         terminalreporter.section("edgeai summary")
         for line in lines:
             terminalreporter.write_line(line)
-    if s.report_path:
-        terminalreporter.write_line(f"edgeai: {len(records)} records in {s.store.path}; HTML report: {s.report_path}")
+    skips = skip_lines(_skip_reason(report) for report in terminalreporter.stats.get("skipped", []))
+    if skips:
+        terminalreporter.section("edgeai skipped", yellow=True)
+        for line in skips:
+            terminalreporter.write_line(line)
     outcome = config.stash.get(BASELINE_KEY, None)
     if outcome is not None and (outcome.lines or outcome.error):
         terminalreporter.section("edgeai vs baseline", red=bool(outcome.regressed or outcome.error))
@@ -507,6 +510,28 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
             terminalreporter.write_line(line)
         if outcome.error:
             terminalreporter.write_line(f"edgeai: {outcome.error}", red=True)
+    try:
+        latest: Path | None = resolve_run(LATEST, s.store.path.parent)
+    except EdgeAIError:
+        latest = None
+    config.stash[LAST_LINE_KEY] = run_line(len(records), s.store.path, s.report_path, latest)
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    """A skip's reason as pytest -rs words it, without its file and line."""
+    longrepr = report.longrepr
+    text = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+    return str(text).removeprefix("Skipped: ")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """After pytest's short summary and its count of outcomes: the run's path, the session's last line."""
+    registry.clear()  # a conftest's backends do not outlive its run (pytester runs share a process)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    line = config.stash.get(LAST_LINE_KEY, None)
+    if line is not None and reporter is not None:
+        reporter.write_line(line)
 
 
 @pytest.hookimpl(tryfirst=True)

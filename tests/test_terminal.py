@@ -155,7 +155,8 @@ def test_a_long_measurement_shows_a_live_line_on_a_terminal_without_s_and_pytest
     assert re.fullmatch(r"test_long\.py \.\. +\[100%\]", row), row  # cleared: nothing of it is left
     assert len(row) == COLUMNS - 1, row  # [100%] ends where pytest puts it on a 160-column terminal
     assert not any("[edgeai] cpu tiny" in line for line in shown)
-    assert "passed" in shown[-2] or "passed" in shown[-1]
+    last, before = [line for line in ESCAPE.sub("", raw).splitlines() if line.strip()][-1:-3:-1]
+    assert last.startswith("edgeai: 1 records in ") and "2 passed" in before
 
 
 def test_without_a_terminal_there_is_no_live_line(long_measurement):
@@ -165,3 +166,92 @@ def test_without_a_terminal_there_is_no_live_line(long_measurement):
     out = result.stdout.str()
     assert "[edgeai] cpu tiny" not in out and "\b" not in out
     result.stdout.fnmatch_lines(["test_long.py .. *[[]100%[]]"])
+
+
+DEVICES = """
+[devices.cpu]
+kind = "cpu"
+backend = "onnxruntime"
+[devices.cpu.claims.throughput]
+min_inferences_per_s = 1.0
+"""
+
+A_SUITE = """
+import pytest
+
+def test_measure(edgeai_device, edgeai_model, edgeai_bench, edgeai_claims):
+    model = edgeai_model({model!r})
+    record = edgeai_bench.offline(model, batch=2)
+    edgeai_claims.check("min_inferences_per_s", record.metric("throughput_ips"), model.name, record)
+    edgeai_claims.assert_met()
+
+@pytest.mark.parametrize("meter", ["a", "b"])
+def test_energy(edgeai_device, meter):
+    pytest.skip("no RAPL counters readable here")
+
+def test_fails(edgeai_device):
+    assert False
+"""
+
+EVERYTHING_SKIPS = """
+import pytest
+
+def test_measure(edgeai_device, edgeai_bench):
+    pytest.skip("nothing to measure today")
+"""
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+    build_tiny_model(pytester.path / "tiny.onnx")
+    pytester.makefile(".toml", devices=DEVICES)
+    pytester.makepyfile(test_throughput=A_SUITE.format(model=str(pytester.path / "tiny.onnx")))
+    return pytester
+
+
+def test_the_summary_says_what_each_test_measured_and_why_tests_skipped_and_ends_with_the_run(suite):
+    result = suite.runpytest("--edgeai-profile", "quick", "--edgeai-no-canary", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, skipped=2, failed=1)
+    run = (suite.path / "reports" / "latest").resolve()
+    out = result.stdout.lines
+    assert out[-1] == f"edgeai: 1 records in {run}; HTML report: {run / 'report.html'}"  # after pytest's own
+    assert "short test summary info" in "".join(out[:-1]) and "1 failed, 1 passed, 2 skipped" in out[-2]
+    result.stdout.fnmatch_lines(["*edgeai summary*",
+                                 "test*suite*device*model*scenario*batch*inf/s*p50 ms*p90 ms*claims*",
+                                 "test_measure*throughput*cpu*tiny*offline*2*min_inferences_per_s:met[[]*,*[]]",
+                                 "*edgeai skipped*",
+                                 "   2 x no RAPL counters readable here"])  # without -rs, grouped
+
+
+def test_a_run_that_measured_nothing_says_latest_still_names_the_last_run_that_did(suite):
+    args = ("--edgeai-profile", "quick", "--edgeai-no-canary", "-p", "no:cacheprovider")
+    suite.runpytest(*args, "-k", "test_measure").assert_outcomes(passed=1)
+    measured = (suite.path / "reports" / "latest").resolve()
+    suite.makepyfile(test_throughput=EVERYTHING_SKIPS)
+    result = suite.runpytest(*args)
+    result.assert_outcomes(skipped=1)
+    assert (suite.path / "reports" / "latest").resolve() == measured
+    assert result.stdout.lines[-1].startswith("edgeai: 0 records in ")
+    assert f"(nothing was measured: {suite.path / 'reports' / 'latest'} still names {measured})" \
+        in result.stdout.lines[-1]
+    result.stdout.fnmatch_lines(["*edgeai skipped*", "   1 x nothing to measure today"])
+
+
+def test_every_test_gets_a_row_saying_what_it_measured_and_an_estimate_says_so():
+    from pytest_edgeai.report.terminal import summary_rows
+    from pytest_edgeai.results.record import Record, metric
+
+    def record(test: str, scenario: dict, **metrics: dict) -> Record:
+        return Record(suite="mine", test_id=f"suites/test_mine.py::{test}[cpu-m]", device={"name": "cpu"},
+                      backend={"name": "onnxruntime"}, model={"name": "m"}, scenario=scenario,
+                      metrics=dict(metrics))
+
+    one_round = record("test_rounds", {"name": "offline", "batch": 1, "round": 0},
+                       throughput_ips=metric(50.0, "inferences/s", "t"))
+    pooled_without_figures = record("test_rounds", {"name": "energy_rounds", "batch": 1})
+    study = record("test_study", {"name": "study"}, saving=metric(10.65, "ratio", "t"),
+                   joules=metric(0.5, "J", "t", method="estimated"))
+    rows = summary_rows([one_round, pooled_without_figures, study])
+    assert [row[0] for row in rows] == ["test_rounds", "test_study"]
+    assert rows[0][6] == "50.0"  # the round's figure stands in for a pooled record that has none
+    assert rows[1][-1] == "measured: saving=10.65 ratio, joules=0.5 J (estimated)"
