@@ -145,7 +145,7 @@ def summary_rows(records: Iterable[Record]) -> list[list[str]]:
     by_test: dict[str, list[Record]] = {}
     for r in records:
         by_test.setdefault(r.test_id, []).append(r)
-    rows = []
+    rows: list[list[str]] = []
     for test_records in by_test.values():
         chosen = ([r for r in test_records if _headline(r)] or [r for r in test_records if r.metrics][-1:]
                   or test_records[-1:])
@@ -155,7 +155,10 @@ def summary_rows(records: Iterable[Record]) -> list[list[str]]:
 
 def format_table(header: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
-    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+
     return [line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]
 
 
