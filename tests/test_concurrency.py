@@ -170,6 +170,8 @@ def test_sweep_stops_cleanly_when_the_third_load_is_refused():
     assert failed.to_dict()["error"] == failed.reason
     assert sweep.max_tenants_ok == 1 and "stopped at 2 tenants" in sweep.stopped
     assert all(s.closed for s in loader.loaded)
+    with pytest.raises(ValueError, match="refuses another session"):  # a failed step has no figures to give
+        step_metrics(failed)
 
 
 def test_a_crashing_tenant_fails_its_step_with_the_reason():
