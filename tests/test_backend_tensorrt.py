@@ -20,6 +20,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from vendor_fakes import fake_trtexec
 
 from pytest_edgeai.backends import tensorrt as trtb
 from pytest_edgeai.devices import Device
@@ -463,3 +464,13 @@ def test_calibration_batches_fill_device_buffers_then_end():
     data = np.frombuffer(bytes(rt.memory[given[-1][0]]), dtype=np.float32)
     assert data.shape == (32,) and data.std() > 0.5  # standard-normal samples, not zeros
     assert feed.next_pointers() is None
+
+
+def test_trtexec_compute_time_is_the_median_of_its_exported_queries(tmp_path):
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"plan")
+    trtexec = fake_trtexec(tmp_path / "bin", compute_ms=[1.0, 5.0, 2.0, 2.5, 100.0])
+    ms = trtb.trtexec_compute_ms(str(trtexec), str(engine), {"input": (1, 16)}, tmp_path, seconds=0.1)
+    assert ms == pytest.approx(2.5)
+    with pytest.raises(BackendError, match=r"trtexec failed \(1\): &&&& FAILED TensorRT.trtexec"):
+        trtb.trtexec_compute_ms(str(trtexec), str(tmp_path / "absent.engine"), {"input": (1, 16)}, tmp_path)

@@ -292,3 +292,32 @@ def fake_edgetpu_compiler(bin_dir: Path, version: str = "16.0.384591198", mapped
         """))
     script.chmod(0o755)
     return script
+
+
+# ---------------------------------------------------------------- trtexec
+
+def fake_trtexec(bin_dir: Path, compute_ms: list[float], fail: bool = False) -> Path:
+    """A ``trtexec`` that behaves as TensorRT's developer guide documents it ("trtexec"): --loadEngine,
+    --shapes=name:AxBxC, --warmUp (ms), --duration (s); --exportTimes=FILE writes a JSON list with one
+    object per query holding startInMs, endInMs, startComputeMs, endComputeMs, startOutMs, endOutMs (ms
+    from the start). A missing engine file ends with "&&&& FAILED TensorRT.trtexec" and exit status 1."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    script = bin_dir / "trtexec"
+    script.write_text(textwrap.dedent(f"""\
+        #!{sys.executable}
+        import json, os, sys
+        args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--") and "=" in a)
+        if {fail!r} or not os.path.exists(args.get("loadEngine", "")):
+            print("[E] Error opening engine file")
+            print("&&&& FAILED TensorRT.trtexec [TensorRT v100300] # trtexec " + " ".join(sys.argv[1:]))
+            sys.exit(1)
+        t, queries = 0.0, []
+        for c in {compute_ms!r}:
+            queries.append({{"startInMs": t, "endInMs": t + 0.01, "startComputeMs": t + 0.01,
+                             "endComputeMs": t + 0.01 + c, "startOutMs": t + 0.01 + c, "endOutMs": t + 0.02 + c}})
+            t += 0.02 + c
+        json.dump(queries, open(args["exportTimes"], "w"))
+        print("&&&& PASSED TensorRT.trtexec [TensorRT v100300] # trtexec " + " ".join(sys.argv[1:]))
+        """))
+    script.chmod(0o755)
+    return script
