@@ -99,6 +99,10 @@ def line_chart(title: str, xlabel: str, ylabel: str,
         _log_axis(ax.yaxis, ax.get_ylim())
     if xticks:
         ax.set_xticks([x for x, _ in xticks], [t for _, t in xticks], fontsize=6)
+    elif not log_x and all(float(x).is_integer() for _, xs, _ in lines for x in xs):
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # tenants, batches, layers: no 1.5
     _title(fig, title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
