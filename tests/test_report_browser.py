@@ -101,7 +101,8 @@ LAYOUT_JS = """<script>window.addEventListener('load', () => {
     }
     for (const axis of ['xtick', 'ytick']) {
       const labels = [...svg.querySelectorAll(`g[id^="${axis}_"] > g > text, g[id^="${axis}_"] text`)].map(box).filter(r => r.width);
-      for (let i = 1; i < labels.length; i++) if (overlap(labels[i - 1], labels[i])) out.overlapping.push(axis);
+      for (let i = 0; i < labels.length; i++) for (let j = i + 1; j < labels.length; j++)
+        if (overlap(labels[i], labels[j])) out.overlapping.push(axis);
     }
   }
   for (const t of document.querySelectorAll('table')) if (box(t).right > window.innerWidth && !t.closest('.scroll'))
@@ -131,3 +132,17 @@ def test_the_report_reads_at_1400_px_without_clipped_or_overlapping_text(real_ru
     assert shown["width"] <= 1400 and shown["wide"] == [], shown
     assert shown["clipped"] == [] and shown["overlapping"] == [], shown
     assert shown["height"] < 12_000, shown  # a one-model run: a few screens, its raw tables folded away
+
+
+def test_a_long_history_reads_without_overlapping_run_labels(tmp_path):
+    """The trend's x-axis names runs (id and start), few enough that the labels do not collide."""
+    from pytest_edgeai.results import synthetic
+
+    browser = _chromium()
+    runs = [synthetic.write_run(tmp_path / "reports", 1.2 if i >= 20 else 1.0, seed=i, started=1_700_000_000.0 + 3600 * i,
+                                batches=(1, 2), count=60, models=("mobilenet_v2", "cnn_trad_fpool3"))
+            for i in range(30)]
+    page = write_report(runs[-1], history=runs[:-1], baseline=runs[-2])
+    shown = layout(browser, page, tmp_path)
+    assert "Trend across runs" in page.read_text()
+    assert shown["overlapping"] == [] and shown["clipped"] == [] and shown["width"] <= 1400, shown
