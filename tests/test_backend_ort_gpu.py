@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import onnxruntime
 import pytest
-from vendor_fakes import FakeCudaSessions, fake_cuda_streams, install_cuda_runtime
+from vendor_fakes import FakeCudaSessions, install_cuda_runtime, make_cudart
 
 from pytest_edgeai.backends import onnxruntime as ortb
 from pytest_edgeai.backends import ort_gpu
@@ -88,7 +88,7 @@ def test_the_tensorrt_provider_needs_onnxruntime_1_27_for_tensorrt_11(ort_versio
 def cuda_sessions(monkeypatch):
     """onnxruntime-gpu's CUDA provider (documented behaviour, tests/vendor_fakes.py) over the real CPU session,
     and cuda-python's stream calls."""
-    rt = fake_cuda_streams()
+    rt = make_cudart()
     install_cuda_runtime(monkeypatch, rt)
     monkeypatch.setitem(sys.modules, "cuda.bindings.utils", None)  # cuda-python 12.x before the utility module
 

@@ -22,13 +22,14 @@ from pytest_edgeai.report.terminal import LiveLine, ProgressLine
 COLUMNS = 160
 ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
 
-# one measurement long enough for the live line (it shows after 3 s), then one short test
+# a test of two measurements, each shorter than the 3 s after which the live line shows, then a short test
 LONG_MEASUREMENT = """
 from pytest_edgeai.measure.profiles import PROFILES
 from dataclasses import replace
 
 def test_long(edgeai_device, edgeai_model, edgeai_bench):
-    edgeai_bench.offline(edgeai_model({model!r}), profile=replace(PROFILES["quick"], min_duration_s=4.6))
+    for batch in (1, 2):
+        edgeai_bench.offline(edgeai_model({model!r}), batch, profile=replace(PROFILES["quick"], min_duration_s=2.5))
 
 def test_after():
     pass
@@ -70,9 +71,12 @@ class FakeTerminal:
     def write(self, text: str) -> None:
         self.raw += text
 
-    def line(self) -> LiveLine:
+    def line(self, clock: list[float] | None = None) -> LiveLine:
+        """The live line on this terminal; ``clock``: the times it reads, one per read (the last repeats)."""
+        times = clock or [100.0]
         return LiveLine(self.write, room=lambda: self.width - len(self.pytest_line) - 1,
-                        column=lambda: len(self.pytest_line))
+                        column=lambda: len(self.pytest_line), delay=3.0,
+                        clock=lambda: times.pop(0) if len(times) > 1 else times[0])
 
 
 def progress(elapsed: float, rate: float = 1234.5) -> Progress:
@@ -81,9 +85,11 @@ def progress(elapsed: float, rate: float = 1234.5) -> Progress:
 
 def test_the_live_line_rewrites_itself_and_is_cleared_leaving_pytests_line_as_it_was():
     term = FakeTerminal("test_x.py ..", width=COLUMNS)
-    show = ProgressLine(term.line(), "cpu tiny offline b8")
+    # the first progress at 10 s (read twice), the next at 11 s, then 13 s and later
+    show = ProgressLine(term.line(clock=[10.0, 10.0, 11.0, 13.0]), "cpu tiny offline b8")
     show(progress(1.0))
-    assert term.raw == "test_x.py .."  # a short measurement says nothing
+    show(progress(2.0))
+    assert term.raw == "test_x.py .."  # for the first 3 s of a test's progress: nothing
     show(progress(12.0, rate=99999.9))
     show(progress(13.0, rate=5.0))  # shorter than the text before: its tail is blanked
     assert screen(term.raw) == ["test_x.py .. [edgeai] cpu tiny offline b8: 13/60 s, 130/100 queries, "
@@ -92,11 +98,15 @@ def test_the_live_line_rewrites_itself_and_is_cleared_leaving_pytests_line_as_it
     assert screen(term.raw) == ["test_x.py .."]
     term.raw += "."  # pytest goes on where it left off
     assert screen(term.raw) == ["test_x.py ..."]
+    show.line.clock = lambda: 20.0  # the next test: its own 3 s of quiet first
+    show(progress(1.0))
+    assert screen(term.raw) == ["test_x.py ..."]
 
 
 def test_the_live_line_never_wraps_and_leaves_text_alone_once_pytest_has_written():
     term = FakeTerminal("x" * 40, width=80)
-    line = term.line()
+    line = term.line(clock=[0.0, 0.0, 5.0])
+    line.show("quiet: the first progress")
     line.show("y" * 100)
     assert screen(term.raw, 80) == ["x" * 40 + "y" * 39]  # within the line, the last column kept free
     term.pytest_line += "PASSED"  # pytest (or a live log) wrote since: the cursor is not after our text
@@ -149,14 +159,22 @@ def long_measurement(pytester: pytest.Pytester) -> pytest.Pytester:
 def test_a_long_measurement_shows_a_live_line_on_a_terminal_without_s_and_pytests_column_stays(long_measurement):
     raw = run_in_terminal(["--edgeai-profile", "quick", "--edgeai-no-canary", "-p", "no:cacheprovider",
                            "test_long.py"], str(long_measurement.path))
-    assert "[edgeai] cpu tiny offline b1: " in raw and " inferences/s" in raw, raw  # shown, capture or not
+    assert "[edgeai] cpu tiny offline b2: " in raw and " inferences/s" in raw, raw  # shown, capture or not
     shown = screen(raw)
     [row] = [line for line in shown if line.startswith("test_long.py")]
     assert re.fullmatch(r"test_long\.py \.\. +\[100%\]", row), row  # cleared: nothing of it is left
     assert len(row) == COLUMNS - 1, row  # [100%] ends where pytest puts it on a 160-column terminal
     assert not any("[edgeai] cpu tiny" in line for line in shown)
     last, before = [line for line in ESCAPE.sub("", raw).splitlines() if line.strip()][-1:-3:-1]
-    assert last.startswith("edgeai: 1 records in ") and "2 passed" in before
+    assert last.startswith("edgeai: 2 records in ") and "2 passed" in before
+
+
+def test_xdist_workers_write_no_live_line_even_when_the_controller_is_on_a_terminal(long_measurement):
+    pytest.importorskip("xdist", reason="pytest-xdist is not installed")
+    raw = run_in_terminal(["--edgeai-profile", "quick", "--edgeai-no-canary", "-p", "no:cacheprovider", "-n", "1",
+                           "test_long.py"], str(long_measurement.path))
+    assert "2 passed" in raw, raw
+    assert "[edgeai] cpu tiny" not in raw and "\b" not in raw
 
 
 def test_without_a_terminal_there_is_no_live_line(long_measurement):

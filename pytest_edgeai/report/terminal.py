@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,9 @@ MIN_ROOM = 24  # fewer free columns than this on the current line: no live line 
 
 
 class LiveLine:
-    """The tail of the terminal's current line, rewritten while a long measurement runs and cleared
-    before pytest writes again.
+    """The tail of the terminal's current line, rewritten while a test measures and cleared before pytest
+    writes again. It shows once the test has reported progress for ``delay`` seconds: a short test says
+    nothing, and a long one made of many short measurements (interleaved rounds) is not silent.
 
     ``write`` puts raw text on the terminal (the plugin passes one that goes around pytest's capture and
     past its TerminalWriter's count of the current line, which places the ``[NN%]`` column: that count
@@ -26,15 +28,23 @@ class LiveLine:
     longer under the cursor and is left alone. Only the main thread writes: pytest's capture is
     suspended and resumed around each write, which another thread must not do."""
 
-    def __init__(self, write: Callable[[str], None], room: Callable[[], int], column: Callable[[], int]):
+    def __init__(self, write: Callable[[str], None], room: Callable[[], int], column: Callable[[], int],
+                 delay: float = SHOW_AFTER_S, clock: Callable[[], float] = time.monotonic):
         self.write = write
         self.room = room
         self.column = column
+        self.delay = delay
+        self.clock = clock
         self.shown = 0
         self.at: int | None = None
+        self.since: float | None = None  # the first progress since the line was last cleared
 
     def show(self, text: str) -> None:
         if threading.current_thread() is not threading.main_thread():
+            return
+        if self.since is None:
+            self.since = self.clock()
+        if self.clock() - self.since < self.delay:
             return
         if self.column() != self.at:
             self.shown = 0
@@ -51,20 +61,19 @@ class LiveLine:
         if self.shown and self.column() == self.at and threading.current_thread() is threading.main_thread():
             self.write("\b" * self.shown + " " * self.shown + "\b" * self.shown)
         self.shown = 0
+        self.since = None
 
 
 class ProgressLine:
-    """One measurement's progress on the live line: elapsed vs target and the running throughput,
-    once it has run for ``SHOW_AFTER_S`` (a short measurement says nothing)."""
+    """One measurement's progress on the live line: elapsed vs target, queries, running throughput."""
 
     def __init__(self, line: LiveLine, label: str):
         self.line = line
         self.label = label
 
     def __call__(self, p: Progress) -> None:
-        if p.elapsed_s >= SHOW_AFTER_S:
-            self.line.show(f" [edgeai] {self.label}: {p.elapsed_s:.0f}/{p.target_s:.0f} s, "
-                           f"{p.count}/{p.min_count} queries, {p.items_per_s:.1f} inferences/s")
+        self.line.show(f" [edgeai] {self.label}: {p.elapsed_s:.0f}/{p.target_s:.0f} s, "
+                       f"{p.count}/{p.min_count} queries, {p.items_per_s:.1f} inferences/s")
 
 
 UNMEASURED = ("predicted", "estimated")  # figures a table must not pass off as measured (results.record.METHODS)
