@@ -32,7 +32,8 @@ import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Self
+from multiprocessing.connection import Connection
+from typing import Any
 
 import numpy as np
 import onnx
@@ -69,11 +70,11 @@ class SplitMeasurement:
     predicted_s: float | None = None
     max_abs_error: float = 0.0   # largest difference from the whole model's outputs
     top1_agreement: float | None = None  # fraction of inputs whose argmax matches the whole model's
-    shaping: list[dict] = field(default_factory=list)
+    shaping: list[dict[str, Any]] = field(default_factory=list)
     wire_bytes: list[float] = field(default_factory=list)  # mean bytes per message on each link
     throughput_per_s: float | None = None   # pipelined: completions per second in steady state
     predicted_throughput_per_s: float | None = None
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def median_s(self) -> float:
@@ -133,11 +134,11 @@ class StageConfig:
     max_message_bytes: int
 
 
-def _segment_payload(seg: Segment) -> tuple:
+def _segment_payload(seg: Segment) -> tuple[Any, ...]:
     return (seg.model.SerializeToString(), seg.start, seg.stop, seg.inputs, seg.outputs, seg.passthrough)
 
 
-def _stage_main(conn, payload: tuple, cfg: StageConfig) -> None:
+def _stage_main(conn: Connection, payload: tuple[Any, ...], cfg: StageConfig) -> None:
     """A later stage: receive, run, forward (or report the output and its finishing time)."""
     try:
         if cfg.namespace:
@@ -202,9 +203,9 @@ class SplitExecutor:
         self.latencies_s: list[float] = []
         self.processes: list[child.Child] = []
         self.helpers: list[child.Child] = []  # delay relays and load generators
-        self._pipes: list = []
-        self._helper_pipes: list = []
-        self._inbox: list[deque] = []
+        self._pipes: list[Connection] = []
+        self._helper_pipes: list[Connection] = []
+        self._inbox: list[deque[tuple[Any, ...]]] = []
         self._sent: list[list[int]] = [[] for _ in links]
         self._head = SegmentSession(graph.segment(stages[0].start, stages[0].stop), threads=threads)
         self._channel: Channel | None = None
@@ -313,7 +314,7 @@ class SplitExecutor:
                 if msg[0] == "error":
                     raise SplitExecutionError(msg[1], self.latencies_s)
 
-    def _expect(self, i: int, kind: str) -> tuple:
+    def _expect(self, i: int, kind: str) -> tuple[Any, ...]:
         """The next ``kind`` message from stage i+1, failing clearly if any stage fails, dies or stalls."""
         deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline:
@@ -388,7 +389,7 @@ class SplitExecutor:
         window = window or 2 * len(self.stages) - 1
         last = len(self.processes) - 1
         starts: dict[int, int] = {}
-        done: list[tuple] = []
+        done: list[tuple[Any, ...]] = []
         slots = threading.Semaphore(window)
         failure: list[BaseException] = []
 
@@ -453,10 +454,10 @@ class SplitExecutor:
         if self.lab is not None:
             self.lab.close()
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> SplitExecutor:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 

@@ -39,7 +39,8 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Self
+from multiprocessing.connection import Connection
+from typing import Any
 
 from ..errors import ConfigError, DeviceUnavailable, MeasurementError
 from .network import LinkProfile
@@ -78,7 +79,7 @@ def unavailable() -> str | None:
     return None
 
 
-def _run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+def _run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
     if check and proc.returncode:
         raise MeasurementError(f"'{' '.join(cmd)}' failed: {(proc.stderr or proc.stdout).strip()}")
@@ -165,7 +166,7 @@ class LinkShaping:
     def kernel_parts(self) -> list[str]:
         return [p for p in ("rate", "delay", "jitter", "loss") if getattr(self, p).startswith("kernel")]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "kernel_shaped": self.kernel_parts}
 
 
@@ -268,10 +269,10 @@ class Lab:
                 self._reaper.kill()
                 self._reaper.wait(5)
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> Lab:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -325,7 +326,7 @@ def _has_netem(ns: str) -> bool:
     return True
 
 
-def _start_reaper(names: Sequence[str]) -> subprocess.Popen:
+def _start_reaper(names: Sequence[str]) -> subprocess.Popen[bytes]:
     """A process that deletes ``names`` once its stdin closes, i.e. when this process ends however.
 
     Not a lab.child: those die with their parent by design, and this one must outlive it."""
@@ -334,14 +335,15 @@ def _start_reaper(names: Sequence[str]) -> subprocess.Popen:
                             start_new_session=True, close_fds=True)
 
 
-def relay_main(conn, ns: str, host: str, target_port: int, delay_s: float, jitter_s: float, seed: int,
+def relay_main(conn: Connection, ns: str | None, host: str, target_port: int, delay_s: float, jitter_s: float, seed: int,
                timeout_s: float) -> None:
     """Forward one TCP stream to 127.0.0.1:target_port, each chunk held for the delay (plus jitter).
 
     Chunks keep their order: a chunk is due at max(arrival + delay + jitter, previous due).
     """
     try:
-        enter(ns)
+        if ns:
+            enter(ns)
         srv = socket.create_server((host, 0))
         srv.settimeout(timeout_s)
         conn.send(("port", srv.getsockname()[1]))
@@ -350,7 +352,7 @@ def relay_main(conn, ns: str, host: str, target_port: int, delay_s: float, jitte
         for s in (up, down):
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         up.settimeout(None)
-        held: queue.Queue = queue.Queue(MAX_HOLD_CHUNKS)
+        held: queue.Queue[tuple[float, bytes]] = queue.Queue(MAX_HOLD_CHUNKS)
         rng = random.Random(seed)
 
         def hold() -> None:
@@ -377,7 +379,7 @@ def relay_main(conn, ns: str, host: str, target_port: int, delay_s: float, jitte
             conn.send(("error", f"relay into '{ns}' failed: {type(exc).__name__}: {exc}"))
 
 
-def load_main(conn, ns: str | None, cpus: Sequence[int], duty: float, period_s: float, seconds: float) -> None:
+def load_main(conn: Connection, ns: str | None, cpus: Sequence[int], duty: float, period_s: float, seconds: float) -> None:
     """A bounded CPU load: busy ``duty`` of every period on ``cpus``, for at most ``seconds``
     (in namespace ``ns`` when given: the loaded tier's).
 

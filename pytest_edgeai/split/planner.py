@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -131,7 +132,7 @@ class Plan:
         parts = [f"{s.tier}[{s.start}:{s.stop}]" for s in self.stages]
         return " -> ".join(parts) + f" ({self.objective} {self.score:.6g})"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"stages": [vars(s) for s in self.stages], "transfers": [vars(t) for t in self.transfers],
                 "latency_s": self.latency_s, "bottleneck_s": self.bottleneck_s,
                 "energy_j": self.energy_j, "objective": self.objective, "summary": self.describe()}
@@ -311,7 +312,7 @@ class _Solver:
         finals.sort()
         return [self._route(t, r, arr_back, run_back) for _, t, r in finals[:n]]
 
-    def _route(self, t: int, rank: int, arr_back, run_back) -> list[tuple[str, int, int]]:
+    def _route(self, t: int, rank: int, arr_back: Sequence[np.ndarray], run_back: Sequence[np.ndarray]) -> list[tuple[str, int, int]]:
         route = []
         j = self.b
         while True:

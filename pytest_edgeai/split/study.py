@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,7 @@ class CutStudy:
     samples: list[InputSample]
     wire: WireReport
     shapes: list[tuple[int, ...]]  # per-sample shape of each cut's tensor
-    input_set: dict
+    input_set: dict[str, Any]
     preprocess: Preprocess | None = None  # how photographs were fed (None: not an image model)
 
     def depth(self, cut: Cut) -> int:
@@ -103,7 +104,7 @@ class CutStudy:
         depths = [self.depth(c) for c, s in zip(self.cuts, self.savings(encoding)) if s > 1.0 and self.depth(c) >= 1]
         return max(depths, default=0)
 
-    def table(self) -> list[dict]:
+    def table(self) -> list[dict[str, Any]]:
         """Per-cut rows for a record: name, op, depth, tensors, bytes by encoding, savings against PNG and JPEG."""
         jpeg = self.savings(LOSSLESS, "jpeg")
         return [{"cut": c.name, "op_type": c.op_type, "depth_layers": self.depth(c), "feature_layer": self.feature(k),
@@ -127,7 +128,7 @@ def input_shapes(model: onnx.ModelProto) -> dict[str, tuple[int | str, ...]]:
 
 
 def study_cuts(model: onnx.ModelProto, count: int, preprocess: Preprocess | None,
-               input_set: dict | None = None) -> CutStudy:
+               input_set: dict[str, Any] | None = None) -> CutStudy:
     """Bytes at every single-tensor cut over ``count`` inputs (photographs when ``preprocess`` is given)."""
     graph = GraphCuts(model)
     cuts = layer_boundaries(graph, [c for c in graph.cuts() if c.single])
@@ -142,7 +143,7 @@ def study_cuts(model: onnx.ModelProto, count: int, preprocess: Preprocess | None
     return CutStudy(graph, cuts, samples, report, shapes, input_set or {}, preprocess)
 
 
-def study_file(path: str, count: int, declared: Preprocess | None = None, params: dict | None = None) -> CutStudy:
+def study_file(path: str, count: int, declared: Preprocess | None = None, params: dict[str, Any] | None = None) -> CutStudy:
     """:func:`study_cuts` of a model file: what a bench runs in the device's worker (a path pickles cheaply).
 
     An image input is fed photographs preprocessed as the model declares (``declared``, else its
@@ -177,7 +178,7 @@ class PlanStudy:
     encoding: str = "raw+none"  # how fp32 tiers send the cut tensors (priced so, sent so)
     precision: dict[str, str] = field(default_factory=dict)  # tier -> "int8" when its device computes in int8
     # per plan: top-1 agreement with the whole fp32 model when each link carries what the plan sends
-    agreement: list[dict] = field(default_factory=list)
+    agreement: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def chosen(self) -> Plan:
@@ -222,7 +223,7 @@ def study_plan(study: CutStudy, links: Mapping[tuple[str, str], LinkProfile], ti
     return planned
 
 
-def plan_agreement(study: CutStudy, planned: PlanStudy, chosen: Plan, trained: bool) -> dict:
+def plan_agreement(study: CutStudy, planned: PlanStudy, chosen: Plan, trained: bool) -> dict[str, Any]:
     """Top-1 agreement with the whole model when the plan's links carry its encodings, on every evaluation view.
 
     Raw fp32 on every link is lossless (exactly 1.0, nothing to measure); a lossy link on seeded weights
