@@ -144,7 +144,7 @@ def test_a_model_with_two_inputs_splits_where_a_set_of_tensors_crosses_in_the_pl
     assert lossy.wire_bytes[1] < exact.wire_bytes[1] / 1.5
     assert 0.0 < lossy.max_abs_error < 1e-2  # decoded on the far side: close to, not equal to, the whole model
     assert lossy.top1_agreement is not None
-    assert all(s["rate"].startswith("user-space model") for s in lossy.shaping)
+    assert all(s["rate"].startswith("user-space relay") for s in lossy.shaping)
     assert "NOT an independent check" in lossy.link_method()
 
 
@@ -159,6 +159,35 @@ def test_a_pipelined_plan_keeps_several_inferences_in_flight():
     assert len(result.latencies_s) == 12 and result.max_abs_error == 0.0
     assert result.throughput_per_s is not None and result.throughput_per_s > 0
     assert result.extra["window"] == 5
+
+
+def test_the_user_space_links_delay_overlaps_in_a_pipeline():
+    # 150 ms one way: a link that held each message before sending the next would complete at most
+    # 1 / 0.15 = 6.7 per second; a delay line keeps the window's 5 messages in flight at once
+    model = two_input_model()
+    graph = GraphCuts(model)
+    stages = [StageSpec("device", 0, 1), StageSpec("cloud", 1, 4)]
+    link = LinkProfile("device", "cloud", 1000.0, rtt_ms=300.0)
+    fs = two_input_feeds(15)
+    with SplitExecutor(graph, stages, [link], timeout_s=20) as ex:
+        result = ex.measure_pipelined(fs, warmup=1, window=5, reference=whole(model, fs))
+    assert result.max_abs_error == 0.0
+    assert min(result.latencies_s) >= link.one_way_s  # the delay is in every message's path
+    assert result.throughput_per_s > 2 / link.one_way_s  # and several messages were in it at once
+    assert result.shaping[0]["delay"].startswith("user-space relay") and "overlap" in result.shaping[0]["delay"]
+
+
+def test_the_user_space_link_serialises_at_its_goodput():
+    model = wide_chain()
+    graph = GraphCuts(model)
+    stages = [StageSpec("device", 0, 1), StageSpec("cloud", 1, graph.size)]
+    link = LinkProfile("device", "cloud", 2.0, rtt_ms=0.0)  # 16 kB: 65 ms at 2 Mbit/s
+    fs = feeds(3)
+    with SplitExecutor(graph, stages, [link], timeout_s=20) as ex:
+        result = ex.measure(fs, warmup=1)
+    # a lower bound only: the relay cannot deliver faster than the link serialises
+    assert min(result.latencies_s) >= 0.95 * link.serialise_s(WIDTH * 4)
+    assert result.shaping[0]["kernel_shaped"] == [] and not result.independent
 
 
 def test_bad_encodings_and_networks_are_one_clear_line():

@@ -8,8 +8,8 @@ The last stage reports when it finished, on the host's shared monotonic clock
 (CLOCK_MONOTONIC, one host), so an inference's latency runs from feeding the first stage to
 the last stage's output: what planner.Plan.latency_s predicts.
 
-The link is either ``user`` (loopback TCP paced in user space by the predictor's own model,
-link.Channel) or ``kernel`` (each stage in its own network namespace joined by veth pairs
+The link is either ``user`` (loopback TCP through a relay process that serialises the bytes at the
+goodput and holds them for RTT/2 in a delay line: the predictor's own model, netns.relay_main) or ``kernel`` (each stage in its own network namespace joined by veth pairs
 shaped by tbf, and netem or a user-space delay relay: netns.py). ``shaping`` says, per link,
 which parts were kernel-shaped and which emulated. Every connection opens with a per-run
 token; a stage serves no one else.
@@ -125,7 +125,6 @@ class StageConfig:
     listen_host: str
     next_host: str
     next_port: int | None
-    link: LinkProfile | None   # user-space shaping of the outgoing link
     encoding: str
     timeout_s: float
     threads: int
@@ -152,8 +151,7 @@ def _stage_main(conn: Connection, payload: tuple[Any, ...], cfg: StageConfig) ->
         conn.send(("port", srv.getsockname()[1]))
         down = None
         if cfg.next_port is not None and cfg.downstream is not None:
-            down = connect(cfg.next_host, cfg.next_port, cfg.downstream, cfg.timeout_s, cfg.token, cfg.link,
-                           cfg.encoding)
+            down = connect(cfg.next_host, cfg.next_port, cfg.downstream, cfg.timeout_s, cfg.token, cfg.encoding)
         up = accept(srv, cfg.upstream, cfg.timeout_s, cfg.token, cfg.max_message_bytes)
         srv.close()
         while (msg := up.receive_message()) is not None:
@@ -239,7 +237,6 @@ class SplitExecutor:
                 namespace=self._namespace(i),
                 listen_host=hop.address if hop and not hop.relay else "127.0.0.1",
                 next_host=next_host, next_port=next_port,
-                link=links[i] if downstream and not lab else None,
                 encoding=self.encodings[i] if downstream else "raw+none", timeout_s=self.timeout_s,
                 threads=threads, token=self._token, cpus=self.cpus.get(stages[i].tier),
                 max_message_bytes=max_message_bytes)
@@ -249,23 +246,25 @@ class SplitExecutor:
             self._pipes.insert(0, proc.conn)
             next_port = self._expect(0, "port")[1]
             next_host = hop.address if hop else "127.0.0.1"
-            if hop and hop.relay:
-                next_port = self._relay(i, hop, next_port)
+            if hop is None:  # the user-space link: a relay serialises at the goodput and holds for the delay
+                next_port = self._relay(i, None, "127.0.0.1", next_port, links[i - 1].goodput_bytes_per_s)
+            elif hop.relay:  # the kernel's rate, the relay's delay
+                next_port = self._relay(i, hop.receiver_ns, hop.address, next_port, 0.0)
         head_ns = self._namespace(0)
         assert next_port is not None  # there is at least one later stage
         if head_ns:
             with netns.inside(head_ns):
                 self._channel = connect(next_host, next_port, stages[1].tier, self.timeout_s, self._token,
-                                        None, self.encodings[0])
+                                        self.encodings[0])
         else:
             self._channel = connect(next_host, next_port, stages[1].tier, self.timeout_s, self._token,
-                                    links[0], self.encodings[0])
+                                    self.encodings[0])
 
-    def _relay(self, i: int, hop: netns.Hop, target_port: int) -> int:
-        """Start the delay relay in front of stage i; the port its upstream connects to."""
+    def _relay(self, i: int, ns: str | None, host: str, target_port: int, rate_bytes_per_s: float) -> int:
+        """Start the delay line in front of stage i (in namespace ``ns``); the port its upstream connects to."""
         link = self.links[i - 1]
-        proc = child.start(netns.relay_main, hop.receiver_ns, hop.address, target_port, link.one_way_s,
-                           link.jitter_ms / 1e3, i, self.timeout_s, name=f"relay-{link.dst}")
+        proc = child.start(netns.relay_main, ns, host, target_port, link.one_way_s, link.jitter_ms / 1e3, i,
+                           self.timeout_s, rate_bytes_per_s, name=f"relay-{link.dst}")
         self.helpers.append(proc)
         parent = proc.conn
         self._helper_pipes.append(parent)

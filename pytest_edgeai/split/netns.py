@@ -171,12 +171,14 @@ class LinkShaping:
 
 
 def user_space(link: LinkProfile) -> LinkShaping:
-    """The loopback link of link.Channel: every part is the predictor's own model."""
-    model = "user-space model (the predictor's own): "
-    return LinkShaping(link.name or f"{link.src}->{link.dst}", model + "token bucket at the goodput",
-                       model + "sleep RTT/2 per message", "none" if not link.jitter_ms else model + "not applied",
+    """The loopback link through a user-space relay (relay_main): every part is the predictor's own model."""
+    model = "user-space relay (the predictor's own model): "
+    return LinkShaping(link.name or f"{link.src}->{link.dst}", model + "bytes serialised at the goodput",
+                       model + "a delay line holding each chunk RTT/2 after it is serialised (messages overlap)"
+                       if link.one_way_s else "none",
+                       model + "normal, standard deviation jitter_ms" if link.jitter_ms else "none",
                        model + "lost goodput" if link.loss else "none", link.goodput_bytes_per_s * 8,
-                       link.one_way_s * 1e3, 0.0, link.loss)
+                       link.one_way_s * 1e3, link.jitter_ms, link.loss)
 
 
 def validate(link: LinkProfile) -> None:
@@ -234,12 +236,9 @@ class Lab:
         one_way_ms, jitter_ms = link.one_way_s * 1e3, link.jitter_ms
         if self.netem:
             rate = link.bandwidth_mbps * 1e6
-            netem = ["delay", f"{one_way_ms:.3f}ms"] + ([f"{jitter_ms:.3f}ms"] if jitter_ms else [])
-            _run("tc", "-n", a, "qdisc", "add", "dev", DOWN, "root", "handle", "1:", "netem", *netem,
-                 *(["loss", f"{link.loss * 100:.4f}%"] if link.loss else []), "limit", "100000")
+            for command in netem_commands(a, b, link):
+                _run(*command)
             _tbf(a, DOWN, rate, parent=("parent", "1:1"))
-            if one_way_ms:
-                _run("tc", "-n", b, "qdisc", "add", "dev", UP, "root", "netem", *netem, "limit", "100000")
             kernel = "kernel netem"
             shaping = LinkShaping(label, "kernel tbf", kernel if one_way_ms else "none",
                                   kernel if jitter_ms else "none", kernel if link.loss else "none",
@@ -317,6 +316,33 @@ def _tbf(ns: str, dev: str, rate_bps: float, parent: tuple[str, ...] = ("root",)
          "burst", str(burst), "limit", str(limit))
 
 
+def netem_commands(sender_ns: str, receiver_ns: str, link: LinkProfile) -> list[tuple[str, ...]]:
+    """The ``tc`` commands that put ``link``'s delay, jitter and loss on a hop with netem: the data
+    direction (the sender's veth, handle 1: so tbf can sit under it) and, for the RTT TCP sees, the
+    return direction. tc-netem(8): ``tc qdisc ... dev DEVICE ] add netem OPTIONS`` with ``limit
+    PACKETS``, ``delay TIME [ JITTER ...]`` and ``loss [ random ] PERCENT``."""
+    one_way_ms = link.one_way_s * 1e3
+    netem = netem_delay(one_way_ms, link.jitter_ms)
+    commands = [("tc", "-n", sender_ns, "qdisc", "add", "dev", DOWN, "root", "handle", "1:", "netem", *netem,
+                 *(["loss", "random", f"{link.loss * 100:.4f}%"] if link.loss else []), "limit", "100000")]
+    if one_way_ms:
+        commands.append(("tc", "-n", receiver_ns, "qdisc", "add", "dev", UP, "root", "netem", *netem,
+                         "limit", "100000"))
+    return commands
+
+
+def netem_delay(one_way_ms: float, jitter_ms: float) -> list[str]:
+    """netem's delay arguments for a one-way delay with ``jitter_ms`` as its standard deviation.
+
+    tc-netem(8): ``delay TIME [ JITTER [ CORRELATION ]] [ distribution { uniform | normal | pareto |
+    paretonormal } ]``; without a distribution the jitter is uniform over TIME +- JITTER, so the
+    normal table is named, making JITTER the standard deviation, as LinkProfile.jitter_ms and the
+    user-space relay (random.gauss) take it."""
+    if not jitter_ms:
+        return ["delay", f"{one_way_ms:.3f}ms"]
+    return ["delay", f"{one_way_ms:.3f}ms", f"{jitter_ms:.3f}ms", "distribution", "normal"]
+
+
 def _has_netem(ns: str) -> bool:
     """Whether this kernel has netem (tried on the namespace's loopback, then removed)."""
     ok = _run("tc", "-n", ns, "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms", check=False)
@@ -335,11 +361,15 @@ def _start_reaper(names: Sequence[str]) -> subprocess.Popen[bytes]:
                             start_new_session=True, close_fds=True)
 
 
-def relay_main(conn: Connection, ns: str | None, host: str, target_port: int, delay_s: float, jitter_s: float, seed: int,
-               timeout_s: float) -> None:
-    """Forward one TCP stream to 127.0.0.1:target_port, each chunk held for the delay (plus jitter).
+def relay_main(conn: Connection, ns: str | None, host: str, target_port: int, delay_s: float, jitter_s: float,
+               seed: int, timeout_s: float, rate_bytes_per_s: float = 0.0) -> None:
+    """Forward one TCP stream to 127.0.0.1:target_port through a delay line (in namespace ``ns`` when given).
 
-    Chunks keep their order: a chunk is due at max(arrival + delay + jitter, previous due).
+    Each chunk read is stamped when it arrives; with ``rate_bytes_per_s`` (the user-space link) it is first
+    serialised at that rate behind the bytes before it; then it is held for the delay (plus normal jitter of
+    standard deviation ``jitter_s``). The sender is never held, so several messages are in flight during the
+    delay, as on a real link. Chunks keep their order: a chunk is due at max(serialised + delay + jitter,
+    the previous chunk's due time).
     """
     try:
         if ns:
@@ -356,9 +386,12 @@ def relay_main(conn: Connection, ns: str | None, host: str, target_port: int, de
         rng = random.Random(seed)
 
         def hold() -> None:
-            due = 0.0
+            due = free = 0.0
             while data := up.recv(64 << 10):
-                due = max(time.monotonic() + delay_s + (rng.gauss(0.0, jitter_s) if jitter_s else 0.0), due)
+                sent = time.monotonic()
+                if rate_bytes_per_s:  # the link is busy serialising until ``free``
+                    sent = free = max(sent, free) + len(data) / rate_bytes_per_s
+                due = max(sent + delay_s + (rng.gauss(0.0, jitter_s) if jitter_s else 0.0), due)
                 held.put((due, data))
             held.put((0.0, b""))
 
@@ -376,7 +409,7 @@ def relay_main(conn: Connection, ns: str | None, host: str, target_port: int, de
             pass
     except Exception as exc:  # noqa: BLE001 - the relay's failure, in words, for the executor to report
         with contextlib.suppress(OSError):
-            conn.send(("error", f"relay into '{ns}' failed: {type(exc).__name__}: {exc}"))
+            conn.send(("error", f"relay into '{ns or 'loopback'}' failed: {type(exc).__name__}: {exc}"))
 
 
 def load_main(conn: Connection, ns: str | None, cpus: Sequence[int], duty: float, period_s: float, seconds: float) -> None:

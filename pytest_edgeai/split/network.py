@@ -71,7 +71,7 @@ class LinkProfile:
     @classmethod
     def from_config(cls, link: Link) -> LinkProfile:
         return cls(src=link.src, dst=link.dst, bandwidth_mbps=link.bandwidth_mbps,
-                   rtt_ms=link.rtt_ms, loss=link.loss, name=link.name)
+                   rtt_ms=link.rtt_ms, loss=link.loss, name=link.name, jitter_ms=link.jitter_ms)
 
 
 # The network profiles Scission ships (Lockhart & Varghese, UCC 2020): ping in ms, Mbit/s.
