@@ -4,15 +4,31 @@ onnxruntime lists the CUDA provider whenever onnxruntime-gpu is installed, yet f
 the CPU with only a log line when CUDA or cuDNN libraries are missing at session creation. A
 result measured that way would be labelled GPU and be a CPU figure, so a load checks which
 providers the session actually got.
+
+``streams = N`` keeps N requests in flight for offline throughput, as trtexec's --streams does: N
+InferenceSessions, each given a CUDA stream of its own through the CUDA provider's documented option
+``user_compute_stream`` (the stream's address as a string; it sets ``has_user_compute_stream`` itself;
+Python API since onnxruntime 1.17, microsoft/onnxruntime#19229), each run by a host thread of its own
+(``InferenceSession.Run`` is thread-safe and the Python binding releases the GIL while it runs). A
+session's Run synchronises its stream before it returns, so each request's outputs are on the host when
+its thread finishes; the streams are created non-blocking, so they do not serialise on the legacy default
+stream.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import ExitStack
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendError, ConfigError, did_you_mean
+from . import cuda
+from .asynchronous import AsyncProgress, AsyncRun, OldestFirstQueue, ThreadSlot, drive
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ..devices import Device
 
 GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
@@ -77,3 +93,57 @@ def check_applied(requested: list[str], applied: list[str], path: str) -> None:
         raise BackendError(f"{path}: onnxruntime did not enable {', '.join(dropped)} (the session got "
                            f"{', '.join(applied)}): its CUDA/cuDNN/TensorRT libraries failed to load; see "
                            f"onnxruntime's log and the versions its build needs")
+
+
+STREAM_PROVIDER = "CUDAExecutionProvider"
+
+
+def streams_problem(device: Device, providers: list[str], streams: int) -> str | None:
+    """Why ``streams`` cannot apply to these providers (it needs the CUDA provider first), or None."""
+    if streams > 1 and (not providers or providers[0] != STREAM_PROVIDER):
+        return (f"devices.{device.name}.options.streams: {streams} streams need {STREAM_PROVIDER} first in "
+                f"providers (each request gets a CUDA stream of its own), not {', '.join(providers) or 'none'}")
+    return None
+
+
+class StreamSessions:
+    """N InferenceSessions on N non-blocking CUDA streams of their own; ``run_async`` keeps one request in
+    flight on each. ``create(options)`` makes a session whose CUDA provider gets ``options``."""
+
+    def __init__(self, create: Callable[[dict[str, Any]], Any], cuda_options: dict[str, Any], count: int,
+                 path: str):
+        rt = cuda.cudart()
+        cuda.call(rt, "cudaSetDevice", int(cuda_options.get("device_id", 0)))
+        self._rt = rt
+        self._streams: list[Any] = []
+        self.sessions: list[Any] = []
+        try:
+            for _ in range(count):
+                stream = cuda.call(rt, "cudaStreamCreateWithFlags", rt.cudaStreamNonBlocking)
+                self._streams.append(stream)
+                session = create({**cuda_options, "user_compute_stream": str(cuda.handle(stream))})
+                check_applied([STREAM_PROVIDER], session.get_providers(), path)
+                took = session.get_provider_options().get(STREAM_PROVIDER, {}).get("has_user_compute_stream")
+                if str(took) != "1":
+                    raise BackendError(f"{path}: onnxruntime did not take the CUDA stream it was given "
+                                       f"(has_user_compute_stream = {took!r}; the Python API passes "
+                                       f"user_compute_stream from onnxruntime 1.17): pip install "
+                                       f"'onnxruntime-gpu>=1.20'")
+                self.sessions.append(session)
+        except BaseException:
+            self.close()
+            raise
+
+    def run_async(self, feeds: dict[str, np.ndarray], min_count: int, min_duration_s: float,
+                  progress: AsyncProgress | None = None) -> AsyncRun:
+        with ExitStack() as threads:
+            slots = [threads.enter_context(ThreadSlot(partial(session.run, None), feeds))
+                     for session in self.sessions]
+            return drive(OldestFirstQueue(slots), min_count, min_duration_s, progress)
+
+    def close(self) -> None:
+        """The sessions go first: a stream must outlive the session that runs on it."""
+        self.sessions.clear()
+        for stream in self._streams:
+            cuda.call(self._rt, "cudaStreamDestroy", stream)
+        self._streams.clear()
