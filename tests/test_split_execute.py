@@ -190,6 +190,29 @@ def test_the_user_space_link_serialises_at_its_goodput():
     assert result.shaping[0]["kernel_shaped"] == [] and not result.independent
 
 
+def test_a_latency_splits_exactly_into_compute_message_cpu_and_link_terms():
+    model = wide_chain()
+    graph = GraphCuts(model)
+    stages = [StageSpec("device", 0, 1), StageSpec("edge", 1, 2), StageSpec("cloud", 2, graph.size)]
+    links = [LinkProfile("device", "edge", 100.0, 20.0), LinkProfile("edge", "cloud", 100.0, 0.0)]
+    with SplitExecutor(graph, stages, links, timeout_s=20, encodings=["fp16+zlib", "raw+none"]) as ex:
+        calibration = ex.calibrate(feeds(3))
+        result = ex.measure(feeds(1), warmup=0)  # one inference: its terms are that inference's
+    terms = result.terms
+    assert len(terms["compute_s"]) == 3 and len(terms["link_s"]) == 2
+    total = sum(terms["compute_s"]) + sum(terms["receive_s"]) + sum(terms["send_s"]) + sum(terms["link_s"])
+    assert total == pytest.approx(result.latencies_s[0], abs=2e-6)  # stamps on one clock: nothing unaccounted
+    assert terms["link_s"][0] >= links[0].one_way_s  # the delay line is on the link, not in a stage
+    assert terms["receive_s"][0] == 0.0 and terms["send_s"][-1] == 0.0  # the head receives none, the last sends none
+    assert terms["receive_s"][1] > 0  # the edge decompressed fp16+zlib
+    assert calibration.queries == 3 and set(calibration.message_s) == {"device", "edge", "cloud"}
+    assert calibration.message_s["device"][0] == 0.0 and calibration.message_s["cloud"][1] == 0.0
+    assert all(np.isfinite(calibration.link_overhead_s))
+    priced = calibration.links(links)
+    assert [lk.message_overhead_s for lk in priced] == calibration.link_overhead_s
+    assert priced[0].transfer_s(1000) >= priced[0].one_way_s
+
+
 def test_bad_encodings_and_networks_are_one_clear_line():
     graph = GraphCuts(wide_chain())
     stages = [StageSpec("device", 0, 2), StageSpec("cloud", 2, 4)]

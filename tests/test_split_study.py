@@ -54,8 +54,20 @@ def test_plan_is_executed_and_compared_with_its_prediction():
     assert planned.chosen.stages[0].stop > 0 and planned.chosen.stages[-1].tier == "cloud"
     assert len(planned.plans) == 2  # the input stays on the device, the last block on the cloud: 2 cuts left
     measured = run_plan(study, planned, runs=3)
-    assert measured.max_abs_error == 0.0 and len(measured.latencies_s) == 3
-    assert measured.predicted_s == planned.chosen.latency_s and measured.prediction_error >= 0
+    assert measured.max_abs_error == 0.0 and len(measured.latencies_s) == 3  # calibration runs are not samples
+    assert measured.extra["uncalibrated_predicted_s"] == planned.chosen.latency_s and measured.prediction_error >= 0
+    calibration = measured.extra["calibration"]
+    assert calibration["queries"] == 3 and calibration["method"].startswith("measured")
+    # the prediction compared is the plan re-priced with what its messages measured to cost, term by term
+    priced = measured.extra["predicted_terms"]
+    assert priced["compute_s"] == measured.extra["uncalibrated_predicted_terms"]["compute_s"]
+    device_send = calibration["message_s"]["device"][1]
+    assert device_send > 0 and priced["message_s"][0] == device_send
+    link = links[("device", "cloud")]
+    assert priced["link_s"][0] == pytest.approx(max(link.one_way_s, link.transfer_s(
+        planned.chosen.transfers[0].nbytes) + calibration["link_overhead_s"][0]))
+    assert measured.predicted_s == pytest.approx(sum(priced["compute_s"]) + sum(priced["message_s"])
+                                                 + sum(priced["link_s"]))
 
 
 def test_a_plan_priced_in_an_encoding_is_sent_in_it():

@@ -17,6 +17,12 @@ token; a stage serves no one else.
 ``measure`` runs inferences one at a time (the latency objective); ``measure_pipelined`` keeps
 several in flight, each stage working on a different one, for the throughput objective.
 
+Every stage stamps each message (received and decoded, computed, sent: CLOCK_MONOTONIC), so a
+latency splits exactly into each stage's compute, its message CPU (decode; encode and send) and
+each link's time. ``calibrate`` runs a few inferences before the measured ones and takes those
+medians: the stages' message CPU and what each link took beyond its model (RTT/2 + bytes /
+goodput), a Calibration the prediction of this plan on this link then includes (as measured).
+
 A stage that dies, refuses its model or stops answering gives a SplitExecutionError naming
 the stage and its exit code; the latencies already measured stay on the executor
 (``latencies_s``) and in the error (``partial``).
@@ -31,7 +37,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -75,6 +81,8 @@ class SplitMeasurement:
     throughput_per_s: float | None = None   # pipelined: completions per second in steady state
     predicted_throughput_per_s: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # medians over the measured inferences, seconds: per stage compute and message CPU, per link its time
+    terms: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def median_s(self) -> float:
@@ -133,6 +141,40 @@ class StageConfig:
     max_message_bytes: int
 
 
+@dataclass(frozen=True)
+class Stamp:
+    """One message through one stage (monotonic ns; decode in seconds): what a breakdown is made of."""
+
+    received_ns: int   # decoded (the first stage: when it was fed)
+    computed_ns: int
+    sent_ns: int       # its output handed to the socket (the last stage: computed_ns)
+    decode_s: float
+    nbytes: int        # bytes it put on its outgoing link (0 for the last stage)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Per-message costs measured on a plan's own stages and links (medians of ``queries`` inferences).
+
+    ``message_s``: tier -> (receive, send) CPU seconds per message (decoding; encoding and handing to
+    the socket); ``link_overhead_s``: per link, its measured time (from the sender's socket call
+    returning to the receiver starting to decode) beyond RTT/2 + bytes / goodput; ``compute_s``: per stage, its compute as measured in the stage."""
+
+    queries: int
+    message_s: dict[str, tuple[float, float]]
+    link_overhead_s: list[float]
+    compute_s: list[float]
+
+    def links(self, links: Sequence[LinkProfile]) -> list[LinkProfile]:
+        return [replace(lk, message_overhead_s=o) for lk, o in zip(links, self.link_overhead_s)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"queries": self.queries, "message_s": {t: list(v) for t, v in self.message_s.items()},
+                "link_overhead_s": self.link_overhead_s, "compute_s": self.compute_s,
+                "method": "measured: median over calibration inferences run before the measured ones, "
+                          "on the same stages and links"}
+
+
 def _segment_payload(seg: Segment) -> tuple[Any, ...]:
     return (seg.model.SerializeToString(), seg.start, seg.stop, seg.inputs, seg.outputs, seg.passthrough)
 
@@ -155,12 +197,15 @@ def _stage_main(conn: Connection, payload: tuple[Any, ...], cfg: StageConfig) ->
         up = accept(srv, cfg.upstream, cfg.timeout_s, cfg.token, cfg.max_message_bytes)
         srv.close()
         while (msg := up.receive_message()) is not None:
+            received = time.monotonic_ns()
             seq, tensors = msg
             out = session.run(dict(zip(seg.inputs, tensors)))
+            computed = time.monotonic_ns()
             if down is None:
-                conn.send(("done", seq, time.monotonic_ns(), out))
+                conn.send(("done", seq, computed, out, Stamp(received, computed, computed, up.last_decode_s, 0)))
             else:
-                conn.send(("sent", seq, down.send_message(seq, [out[n] for n in seg.outputs])))
+                nbytes = down.send_message(seq, [out[n] for n in seg.outputs])
+                conn.send(("sent", seq, Stamp(received, computed, time.monotonic_ns(), up.last_decode_s, nbytes)))
         if down is not None:
             down.send_close()
         conn.send(("closed",))
@@ -204,7 +249,7 @@ class SplitExecutor:
         self._pipes: list[Connection] = []
         self._helper_pipes: list[Connection] = []
         self._inbox: list[deque[tuple[Any, ...]]] = []
-        self._sent: list[list[int]] = [[] for _ in links]
+        self._stamps: list[dict[int, Stamp]] = [{} for _ in stages]  # per stage: sequence -> its stamp
         self._head = SegmentSession(graph.segment(stages[0].start, stages[0].stop), threads=threads)
         self._channel: Channel | None = None
         self._seq = 0
@@ -301,7 +346,7 @@ class SplitExecutor:
                 if msg[0] == "error":
                     raise SplitExecutionError(msg[1], self.latencies_s)
                 if msg[0] == "sent":
-                    self._sent[j + 1].append(msg[2])
+                    self._stamps[j + 1][msg[1]] = msg[2]
                 else:
                     self._inbox[j].append(msg)
         for pipe in self._helper_pipes:
@@ -336,13 +381,15 @@ class SplitExecutor:
                                   f"{self.timeout_s:g} s", self.latencies_s)
 
     def _send(self, feed: Mapping[str, np.ndarray]) -> int:
-        """Run the head on ``feed`` and send its boundary; the sequence number and its start (ns)."""
+        """Run the head on ``feed`` and send its boundary; its start (ns)."""
         assert self._channel is not None
         t0 = time.monotonic_ns()
         mid = self._head.run(feed)
+        computed = time.monotonic_ns()
         self._seq += 1
         try:
-            self._sent[0].append(self._channel.send_message(self._seq, [mid[n] for n in self._head.segment.outputs]))
+            nbytes = self._channel.send_message(self._seq, [mid[n] for n in self._head.segment.outputs])
+            self._stamps[0][self._seq] = Stamp(t0, computed, time.monotonic_ns(), 0.0, nbytes)
         except MeasurementError as exc:
             proc = self.processes[0]
             proc.join(0.5)
@@ -354,11 +401,52 @@ class SplitExecutor:
     def infer(self, feed: Mapping[str, np.ndarray]) -> tuple[float, dict[str, np.ndarray]]:
         """One inference through every stage: (seconds, outputs at the last stage)."""
         t0 = self._send(feed)
-        msg = self._expect(len(self.processes) - 1, "done")
+        msg = self._done(self._expect(len(self.processes) - 1, "done"))
         if msg[1] != self._seq:
             raise SplitExecutionError(f"result for inference {msg[1]} arrived while waiting for {self._seq}",
                                       self.latencies_s)
         return (msg[2] - t0) / 1e9, msg[3]
+
+    def _done(self, msg: tuple[Any, ...]) -> tuple[Any, ...]:
+        self._stamps[-1][msg[1]] = msg[4]
+        return msg
+
+    def _breakdown(self, seqs: Sequence[int]) -> dict[str, list[list[float]]]:
+        """Per inference in ``seqs``: each stage's compute, receive and send CPU, each link's time and bytes."""
+        self._drain()
+        rows: dict[str, list[list[float]]] = {k: [] for k in ("compute_s", "receive_s", "send_s", "link_s",
+                                                               "link_bytes")}
+        for seq in seqs:
+            stamps = [s.get(seq) for s in self._stamps]
+            if any(st is None for st in stamps):
+                continue  # a stage's stamp still in its pipe: that inference is left out, not guessed
+            st = [s for s in stamps if s is not None]
+            rows["compute_s"].append([(s.computed_ns - s.received_ns) / 1e9 for s in st])
+            rows["receive_s"].append([s.decode_s for s in st])
+            rows["send_s"].append([(s.sent_ns - s.computed_ns) / 1e9 for s in st])
+            rows["link_s"].append([(b.received_ns - a.sent_ns) / 1e9 - b.decode_s for a, b in itertools.pairwise(st)])
+            rows["link_bytes"].append([float(a.nbytes) for a in st[:-1]])
+        return rows
+
+    def calibrate(self, feeds: Iterable[Mapping[str, np.ndarray]], warmup: int = 1) -> Calibration:
+        """Run ``feeds`` (after ``warmup`` untimed) one at a time, not counted as measurements, and
+        measure what each message costs on these stages and links."""
+        feeds = list(feeds)
+        for feed in feeds[:1] * warmup:
+            self.infer(feed)
+        first = self._seq + 1
+        for feed in feeds:
+            self.infer(feed)
+        rows = self._breakdown(range(first, self._seq + 1))
+        if not rows["compute_s"]:
+            raise MeasurementError("calibration: no inference came back with every stage's stamps")
+        med = {k: [statistics.median(col) for col in zip(*v)] for k, v in rows.items()}
+        message_s = {s.tier: (med["receive_s"][k] if k else 0.0, med["send_s"][k] if k + 1 < len(self.stages) else 0.0)
+                     for k, s in enumerate(self.stages)}
+        overhead = [statistics.median(t - self.links[k].one_way_s - self.links[k].serialise_s(n)
+                                      for t, n in zip((r[k] for r in rows["link_s"]), (r[k] for r in rows["link_bytes"])))
+                    for k in range(len(self.links))]
+        return Calibration(len(rows["compute_s"]), message_s, overhead, med["compute_s"])
 
     def measure(self, feeds: Iterable[Mapping[str, np.ndarray]], warmup: int = 1,
                 reference: Sequence[Mapping[str, np.ndarray]] | None = None) -> SplitMeasurement:
@@ -366,13 +454,13 @@ class SplitExecutor:
         feeds = list(feeds)
         for feed in feeds[:1] * warmup:
             self.infer(feed)
-        self._sent = [[] for _ in self.links]
+        first = self._seq + 1
         outputs = []
         for feed in feeds:
             seconds, out = self.infer(feed)
             self.latencies_s.append(seconds)
             outputs.append(out)
-        return self._result(outputs, reference)
+        return self._result(outputs, reference, range(first, self._seq + 1))
 
     def measure_pipelined(self, feeds: Iterable[Mapping[str, np.ndarray]], warmup: int = 1,
                           reference: Sequence[Mapping[str, np.ndarray]] | None = None,
@@ -384,7 +472,7 @@ class SplitExecutor:
             raise ConfigError(["a pipelined measurement needs at least two feeds"])
         for feed in feeds[:1] * warmup:
             self.infer(feed)
-        self._sent = [[] for _ in self.links]
+        first = self._seq + 1
         window = window or 2 * len(self.stages) - 1
         last = len(self.processes) - 1
         starts: dict[int, int] = {}
@@ -395,7 +483,7 @@ class SplitExecutor:
         def collect() -> None:
             try:
                 for _ in feeds:
-                    done.append(self._expect(last, "done"))
+                    done.append(self._done(self._expect(last, "done")))
                     slots.release()
             except BaseException as exc:  # noqa: BLE001 - handed to the feeding thread below
                 failure.append(exc)
@@ -418,23 +506,26 @@ class SplitExecutor:
             raise failure[0]
         if collector.is_alive():
             raise SplitExecutionError(f"the pipeline did not finish {len(feeds)} inferences", self.latencies_s)
-        result = self._result([m[3] for m in done], reference)
+        result = self._result([m[3] for m in done], reference, range(first, self._seq + 1))
         finish = [m[2] for m in done]
         result.throughput_per_s = (len(finish) - 1) / ((finish[-1] - finish[0]) / 1e9)
         result.extra["window"] = window
         return result
 
     def _result(self, outputs: Sequence[Mapping[str, np.ndarray]],
-                reference: Sequence[Mapping[str, np.ndarray]] | None) -> SplitMeasurement:
-        self._drain()
+                reference: Sequence[Mapping[str, np.ndarray]] | None, seqs: Sequence[int]) -> SplitMeasurement:
+        rows = self._breakdown(seqs)
         worst, agree = 0.0, None
         if reference is not None:
             worst = max((float(np.max(np.abs(out[k].astype(np.float64) - v))) for out, ref in zip(outputs, reference)
                          for k, v in ref.items() if v.size), default=0.0)
             agree = top1_agreement(outputs, reference)
+        med = {k: [statistics.median(col) for col in zip(*v)] for k, v in rows.items() if v}
         return SplitMeasurement(self.stages, list(self.latencies_s), max_abs_error=worst, top1_agreement=agree,
                                 shaping=list(self.shaping),
-                                wire_bytes=[float(np.mean(s)) if s else 0.0 for s in self._sent])
+                                wire_bytes=[float(np.mean(col)) for col in zip(*rows["link_bytes"])]
+                                or [0.0] * len(self.links),
+                                terms={k: v for k, v in med.items() if k != "link_bytes"})
 
     def close(self) -> None:
         """Tell the stages to stop, make sure they have, then remove the namespaces."""

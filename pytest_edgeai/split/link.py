@@ -91,6 +91,7 @@ class Channel:
         self.timeout_s, self.encoding = timeout_s, encoding
         sock.settimeout(timeout_s)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.last_decode_s = 0.0  # CPU seconds the last received message took to decompress and decode
 
     def send_message(self, seq: int, tensors: Sequence[np.ndarray]) -> int:
         """Send one inference's boundary tensors in the channel's encoding; the bytes put on the wire."""
@@ -125,6 +126,7 @@ class Channel:
         deadline = Deadline(self.timeout_s)
         tensors: list[np.ndarray] = []
         seq, count, wire_total, decoded_total = -1, 1, 0, 0
+        self.last_decode_s = 0.0
         while len(tensors) < count:
             head = self._recv_exact(HEADER.size, "a frame header", deadline, allow_eof=not tensors)
             if head is None:
@@ -164,11 +166,13 @@ class Channel:
                 raise FrameError(f"receiving from {self.peer}: shape {shape} of {dtype} in {encoding} "
                                  f"does not match the frame's {length} bytes")
             payload = self._recv_exact(length, f"a {length}-byte tensor", deadline)
+            started = time.perf_counter()
             try:
                 raw = wire.decompress(bytes(payload or b""), codec_name, expected)
                 tensors.append(wire.decode(raw, encoding, dtype, shape))
             except MeasurementError as exc:
                 raise FrameError(f"receiving from {self.peer}: {exc}") from None
+            self.last_decode_s += time.perf_counter() - started
         return seq, tensors
 
     def _recv_exact(self, n: int, what: str, deadline: Deadline, allow_eof: bool = False) -> bytearray | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from pathlib import Path
 
@@ -23,15 +23,16 @@ from ..errors import ConfigError, ModelError
 from ..models.inputs import Preprocess, evaluation_photos, image_layout, preprocess_for
 from .constraints import Constraint, KeepInputOnDevice, Pin
 from .cuts import Cut, GraphCuts, layer_boundaries
-from .execute import SplitExecutor, SplitMeasurement, stages_for
+from .execute import Calibration, SplitExecutor, SplitMeasurement, stages_for
 from .inputs import InputSample, input_kinds, samples_for
 from .network import LinkProfile
-from .planner import Plan, SplitProblem, plan
+from .planner import Plan, SplitProblem, evaluate, plan
 from .profile import block_latencies
 from .runner import SegmentSession, activations
 from .wire import CutBytes, WireReport, decode, encode, measure_cut_bytes
 
 LOSSLESS = "lossless"
+CALIBRATION = 3  # inferences that measure a plan's message costs before its measured runs
 
 
 @dataclass
@@ -267,24 +268,52 @@ def plan_agreement(study: CutStudy, planned: PlanStudy, chosen: Plan, trained: b
             "method": f"measured: top-1 against the whole fp32 model on {len(views)} views of {study.input_set.get('name')}"}
 
 
+def calibrated_plan(planned: PlanStudy, chosen: Plan, calibration: Calibration) -> Plan:
+    """``chosen`` re-priced with what its messages were measured to cost on its own stages and links."""
+    _, stage_links = stages_for(chosen, planned.boundaries, planned.links)
+    links = {**planned.links, **{(lk.src, lk.dst): lk for lk in calibration.links(stage_links)}}
+    problem = replace(planned.problem, links=links, message_s=calibration.message_s)
+    return evaluate(problem, [(s.tier, s.start, s.stop) for s in chosen.stages], chosen.objective)
+
+
+def plan_terms(chosen: Plan) -> dict[str, list[float]]:
+    """A plan's predicted seconds, term by term, in the shape of SplitMeasurement.terms."""
+    return {"compute_s": [s.compute_s for s in chosen.stages], "message_s": [s.message_s for s in chosen.stages],
+            "link_s": [t.seconds for t in chosen.transfers]}
+
+
 def run_plan(study: CutStudy, planned: PlanStudy, runs: int = 5, warmup: int = 1,
-             timeout_s: float = 60.0, network: str = "user") -> SplitMeasurement:
+             timeout_s: float = 60.0, network: str = "user", calibration: int = CALIBRATION) -> SplitMeasurement:
     """Run the chosen plan in separate processes over shaped links (``network``: execute.NETWORKS),
     one inference at a time, or pipelined when the plan's objective is throughput, each link carrying
-    what its sending tier sends; SplitExecutionError keeps partials."""
+    what its sending tier sends; SplitExecutionError keeps partials.
+
+    First ``calibration`` inferences measure each message's cost on these stages and links; the
+    prediction compared with the measured runs is the plan re-priced with them (``extra`` keeps the
+    uncalibrated prediction and every term, predicted and measured)."""
     graph = study.graph
-    stages, stage_links = stages_for(planned.chosen, planned.boundaries, planned.links)
+    chosen = planned.chosen
+    stages, stage_links = stages_for(chosen, planned.boundaries, planned.links)
     feeds = [s.feeds for s in study.samples]
     feeds = (feeds * (runs // len(feeds) + 1))[:runs]
     reference = [_outputs(graph, f) for f in feeds]
     with SplitExecutor(graph, stages, stage_links, timeout_s=timeout_s, network=network,
-                       encodings=planned.encodings(planned.chosen)) as ex:
-        if planned.chosen.objective == "throughput":
-            measured = ex.measure_pipelined(feeds, warmup=warmup, reference=reference)
-            measured.predicted_throughput_per_s = planned.chosen.throughput_per_s
+                       encodings=planned.encodings(chosen)) as ex:
+        measured_cost = ex.calibrate(feeds[:calibration], warmup=warmup)
+        priced = calibrated_plan(planned, chosen, measured_cost)
+        if chosen.objective == "throughput":
+            measured = ex.measure_pipelined(feeds, warmup=0, reference=reference)
+            measured.predicted_throughput_per_s = priced.throughput_per_s
         else:
-            measured = ex.measure(feeds, warmup=warmup, reference=reference)
-    measured.predicted_s = planned.chosen.latency_s
+            measured = ex.measure(feeds, warmup=0, reference=reference)
+    measured.predicted_s = priced.latency_s
+    measured.extra.update({
+        "calibration": measured_cost.to_dict(), "uncalibrated_predicted_s": chosen.latency_s,
+        "uncalibrated_predicted_throughput_per_s": chosen.throughput_per_s,
+        "predicted_terms": plan_terms(priced), "uncalibrated_predicted_terms": plan_terms(chosen),
+        "measured_terms": {**measured.terms, "message_s": [r + s for r, s in zip(measured.terms.get("receive_s", []),
+                                                                                  measured.terms.get("send_s", []))]},
+    })
     return measured
 
 
