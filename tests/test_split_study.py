@@ -57,7 +57,7 @@ def test_plan_is_executed_and_compared_with_its_prediction():
     assert measured.max_abs_error == 0.0 and len(measured.latencies_s) == 3  # calibration runs are not samples
     assert measured.extra["uncalibrated_predicted_s"] == planned.chosen.latency_s and measured.prediction_error >= 0
     calibration = measured.extra["calibration"]
-    assert calibration["queries"] == 3 and calibration["method"].startswith("measured")
+    assert calibration["queries"] == 5 and calibration["method"].startswith("measured")
     # the prediction compared is the plan re-priced with what its messages measured to cost, term by term
     priced = measured.extra["predicted_terms"]
     assert priced["compute_s"] == measured.extra["uncalibrated_predicted_terms"]["compute_s"]

@@ -50,7 +50,7 @@ from . import netns
 from .cuts import GraphCuts, Segment
 from .link import DEFAULT_MAX_MESSAGE, Channel, accept, connect, listen, new_token
 from .network import LinkProfile
-from .planner import Plan
+from .planner import Plan, SplitProblem, evaluate
 from .runner import SegmentSession
 from .wire import parse_key
 
@@ -167,6 +167,13 @@ class Calibration:
 
     def links(self, links: Sequence[LinkProfile]) -> list[LinkProfile]:
         return [replace(lk, message_overhead_s=o) for lk, o in zip(links, self.link_overhead_s)]
+
+    def reprice(self, problem: SplitProblem, chosen: Plan) -> Plan:
+        """``chosen`` (the plan this calibration ran) priced with the measured per-message costs."""
+        measured = self.links([problem.links[(t.src, t.dst)] for t in chosen.transfers])
+        links = {**problem.links, **{(lk.src, lk.dst): lk for lk in measured}}
+        return evaluate(replace(problem, links=links, message_s=self.message_s),
+                        [(s.tier, s.start, s.stop) for s in chosen.stages], chosen.objective)
 
     def to_dict(self) -> dict[str, Any]:
         return {"queries": self.queries, "message_s": {t: list(v) for t, v in self.message_s.items()},

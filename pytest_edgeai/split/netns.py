@@ -50,6 +50,7 @@ NAME = re.compile(rf"^{PREFIX}-(\d+)-([0-9a-f]{{4}})-(\d+|probe)$")
 CLONE_NEWNET = 0x40000000
 MIN_RATE_BPS = 8_000  # tc's rate tables count bytes per second; below this an MTU takes seconds
 MAX_HOLD_CHUNKS = 4096  # a relay's queue of held chunks (64 KiB each at most): backpressure, not memory
+FRAME_BYTES = 1514  # an Ethernet frame at MTU 1500, as tbf counts it on a veth
 UP, DOWN = "eai-up", "eai-dn"  # in namespace k: DOWN leads to k+1, UP to k-1
 
 
@@ -161,6 +162,7 @@ class LinkShaping:
     one_way_delay_ms: float
     jitter_ms: float
     loss_fraction: float
+    burst_bytes: int = 0  # bytes the rate lets through unpaced after an idle pause (kernel tbf's bucket)
 
     @property
     def kernel_parts(self) -> list[str]:
@@ -242,7 +244,7 @@ class Lab:
             kernel = "kernel netem"
             shaping = LinkShaping(label, "kernel tbf", kernel if one_way_ms else "none",
                                   kernel if jitter_ms else "none", kernel if link.loss else "none",
-                                  rate, one_way_ms, jitter_ms, link.loss)
+                                  rate, one_way_ms, jitter_ms, link.loss, tbf_burst(rate))
             return Hop(a, b, f"10.77.{k}.2", False, shaping)
         rate = link.goodput_bytes_per_s * 8
         _tbf(a, DOWN, rate)
@@ -251,7 +253,7 @@ class Lab:
             label, "kernel tbf" + (" (at bandwidth x (1 - loss))" if link.loss else ""),
             relay if one_way_ms else "none", relay if jitter_ms else "none",
             "modelled as lost goodput in the tbf rate (no netem here): the predictor's own model"
-            if link.loss else "none", rate, one_way_ms, jitter_ms, link.loss)
+            if link.loss else "none", rate, one_way_ms, jitter_ms, link.loss, tbf_burst(rate))
         return Hop(a, b, f"10.77.{k}.2", bool(one_way_ms or jitter_ms), shaping)
 
     def qdiscs(self) -> dict[str, str]:
@@ -307,10 +309,17 @@ def measure_goodput(lab: Lab, nbytes: int, hop: int = 0, timeout_s: float = 60.0
     return got["end"] - start, int(got["n"])
 
 
+def tbf_burst(rate_bps: float) -> int:
+    """tbf's bucket: 1 ms of bytes, one Ethernet frame at least (tbf cannot send a packet larger than its
+    bucket). A message after an idle pause gets this many bytes through unpaced, which a link of that rate
+    would serialise: so the smallest bucket, and the record says how large it is (``burst_bytes``)."""
+    return max(FRAME_BYTES, int(rate_bps / 8 * 1e-3))
+
+
 def _tbf(ns: str, dev: str, rate_bps: float, parent: tuple[str, ...] = ("root",)) -> None:
-    """tbf at ``rate_bps``: a burst of 1 ms of bytes (two MTUs at least), a queue of 0.5 s."""
+    """tbf at ``rate_bps``: a bucket of tbf_burst bytes, a queue of 0.5 s."""
     rate_bytes = rate_bps / 8
-    burst = max(2 * 1514, int(rate_bytes * 1e-3))
+    burst = tbf_burst(rate_bps)
     limit = max(64 << 10, int(rate_bytes * 0.5))
     _run("tc", "-n", ns, "qdisc", "add", "dev", dev, *parent, "tbf", "rate", f"{int(rate_bps)}bit",
          "burst", str(burst), "limit", str(limit))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 from pathlib import Path
 
@@ -23,16 +23,16 @@ from ..errors import ConfigError, ModelError
 from ..models.inputs import Preprocess, evaluation_photos, image_layout, preprocess_for
 from .constraints import Constraint, KeepInputOnDevice, Pin
 from .cuts import Cut, GraphCuts, layer_boundaries
-from .execute import Calibration, SplitExecutor, SplitMeasurement, stages_for
+from .execute import SplitExecutor, SplitMeasurement, stages_for
 from .inputs import InputSample, input_kinds, samples_for
 from .network import LinkProfile
-from .planner import Plan, SplitProblem, evaluate, plan
+from .planner import Plan, SplitProblem, plan
 from .profile import block_latencies
 from .runner import SegmentSession, activations
 from .wire import CutBytes, WireReport, decode, encode, measure_cut_bytes
 
 LOSSLESS = "lossless"
-CALIBRATION = 3  # inferences that measure a plan's message costs before its measured runs
+CALIBRATION = 5  # inferences that measure a plan's message costs before its measured runs
 
 
 @dataclass
@@ -268,14 +268,6 @@ def plan_agreement(study: CutStudy, planned: PlanStudy, chosen: Plan, trained: b
             "method": f"measured: top-1 against the whole fp32 model on {len(views)} views of {study.input_set.get('name')}"}
 
 
-def calibrated_plan(planned: PlanStudy, chosen: Plan, calibration: Calibration) -> Plan:
-    """``chosen`` re-priced with what its messages were measured to cost on its own stages and links."""
-    _, stage_links = stages_for(chosen, planned.boundaries, planned.links)
-    links = {**planned.links, **{(lk.src, lk.dst): lk for lk in calibration.links(stage_links)}}
-    problem = replace(planned.problem, links=links, message_s=calibration.message_s)
-    return evaluate(problem, [(s.tier, s.start, s.stop) for s in chosen.stages], chosen.objective)
-
-
 def plan_terms(chosen: Plan) -> dict[str, list[float]]:
     """A plan's predicted seconds, term by term, in the shape of SplitMeasurement.terms."""
     return {"compute_s": [s.compute_s for s in chosen.stages], "message_s": [s.message_s for s in chosen.stages],
@@ -294,13 +286,13 @@ def run_plan(study: CutStudy, planned: PlanStudy, runs: int = 5, warmup: int = 1
     graph = study.graph
     chosen = planned.chosen
     stages, stage_links = stages_for(chosen, planned.boundaries, planned.links)
-    feeds = [s.feeds for s in study.samples]
-    feeds = (feeds * (runs // len(feeds) + 1))[:runs]
+    samples = [s.feeds for s in study.samples]
+    feeds = (samples * (runs // len(samples) + 1))[:runs]
     reference = [_outputs(graph, f) for f in feeds]
     with SplitExecutor(graph, stages, stage_links, timeout_s=timeout_s, network=network,
                        encodings=planned.encodings(chosen)) as ex:
-        measured_cost = ex.calibrate(feeds[:calibration], warmup=warmup)
-        priced = calibrated_plan(planned, chosen, measured_cost)
+        measured_cost = ex.calibrate((samples * (calibration // len(samples) + 1))[:calibration], warmup=warmup)
+        priced = measured_cost.reprice(planned.problem, chosen)
         if chosen.objective == "throughput":
             measured = ex.measure_pipelined(feeds, warmup=0, reference=reference)
             measured.predicted_throughput_per_s = priced.throughput_per_s
