@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -36,6 +40,36 @@ class Session:
     def close(self):
         pass
 '''
+
+
+def backends_conftest(**backends: str) -> str:
+    """The source of a conftest.py that adds fake backends through the hook: name="module:Class"."""
+    return f"def pytest_edgeai_backends():\n    return {backends!r}\n"
+
+
+def devices_toml(devices: dict[str, dict[str, Any]], **common: Any) -> str:
+    """The text of a devices.toml: a [devices.NAME] table per entry, holding ``common`` and the entry's own
+    keys; a dict value (``options``, ``meter``) becomes its [devices.NAME.KEY] sub-table."""
+    def lines(table: dict[str, Any]) -> list[str]:
+        return [f"{key} = {json.dumps(value)}" for key, value in table.items()]  # JSON scalars are TOML ones
+
+    out = []
+    for name, own in devices.items():
+        keys = {**common, **own}
+        out += [f"[devices.{name}]", *lines({k: v for k, v in keys.items() if not isinstance(v, dict)})]
+        for key, sub in keys.items():
+            if isinstance(sub, dict):
+                out += [f"[devices.{name}.{key}]", *lines(sub)]
+    return "\n".join(out) + "\n"
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Poll until ``predicate()`` holds (a background thread's effect); AssertionError after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        time.sleep(0.005)
 
 
 def build_tiny_model(path: Path, features: int = 16, classes: int = 4, seed: int = 0) -> Path:

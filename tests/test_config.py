@@ -25,6 +25,10 @@ def problems(tmp_path: Path, text: str) -> list[str]:
     return info.value.problems
 
 
+# a valid CPU device; each claims test adds the lines of its [devices.x.claims.throughput] table
+THROUGHPUT_CLAIMS_OF_X = '[devices.x]\nkind = "cpu"\nbackend = "onnxruntime"\n[devices.x.claims.throughput]'
+
+
 def test_shipped_devices_toml_holds_the_reference_devices():
     cfg = config.load(ROOT / "devices.toml")
     kinds = {d.kind for d in cfg.devices.values()}
@@ -89,11 +93,7 @@ def test_missing_file_is_one_clear_problem(tmp_path):
 
 
 def test_claims_per_model_and_for_every_model(tmp_path):
-    cfg = load_text(tmp_path, """
-[devices.x]
-kind = "cpu"
-backend = "onnxruntime"
-[devices.x.claims.throughput]
+    cfg = load_text(tmp_path, THROUGHPUT_CLAIMS_OF_X + """
 min_inferences_per_s = { mobilenet_v2 = 20, "*" = 5 }
 max_p90_latency_ms = 50
 """)
@@ -105,11 +105,7 @@ max_p90_latency_ms = 50
 
 
 def test_unknown_claims_and_suites_are_rejected(tmp_path):
-    found = problems(tmp_path, """
-[devices.x]
-kind = "cpu"
-backend = "onnxruntime"
-[devices.x.claims.throughput]
+    found = problems(tmp_path, THROUGHPUT_CLAIMS_OF_X + """
 min_inference_per_s = 3
 [devices.x.claims.througput]
 max_p90_latency_ms = 3
@@ -120,11 +116,7 @@ max_p90_latency_ms = 3
 
 
 def test_claim_threshold_must_be_a_number(tmp_path):
-    found = problems(tmp_path, """
-[devices.x]
-kind = "cpu"
-backend = "onnxruntime"
-[devices.x.claims.throughput]
+    found = problems(tmp_path, THROUGHPUT_CLAIMS_OF_X + """
 min_inferences_per_s = { mobilenet_v2 = "fast" }
 """)
     assert len(found) == 1

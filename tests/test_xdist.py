@@ -12,25 +12,15 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import devices_toml
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 QUICK = ("--edgeai-profile", "quick", "-p", "no:cacheprovider", "-p", "no:randomly")
 
-DEVICES = "".join(f'''
-[devices.{name}]
-kind = "cpu"
-backend = "onnxruntime"
-hardware_id = "bench-{name}"
-[devices.{name}.options]
-intra_op_num_threads = 1
-''' for name in ("cpu_a", "cpu_b")) + "".join(f'''
-[devices.{name}]
-kind = "cpu"
-backend = "onnxruntime"
-[devices.{name}.options]
-intra_op_num_threads = 1
-''' for name in ("cpu", "other_runtime_cpu"))
+DEVICES = devices_toml({"cpu_a": {"hardware_id": "bench-cpu_a"}, "cpu_b": {"hardware_id": "bench-cpu_b"},
+                        "cpu": {}, "other_runtime_cpu": {}},
+                       kind="cpu", backend="onnxruntime", options={"intra_op_num_threads": 1})
 
 CONTENDED = '''
 import os, time

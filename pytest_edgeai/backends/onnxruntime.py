@@ -77,11 +77,21 @@ class OnnxRuntimeBackend:
             except BackendError as exc:
                 return Availability(False, f"streams: {exc}", runtime=self.name, runtime_version=version)
         if "TensorrtExecutionProvider" in requested_providers(device):
-            problem = ort_gpu.tensorrt_provider_problem(version, distribution_version(*ort_gpu.TENSORRT_DISTRIBUTIONS))
+            problem = (ort_gpu.tensorrt_provider_problem(version, distribution_version(*ort_gpu.TENSORRT_DISTRIBUTIONS))
+                       or ort_gpu.cuda_major_problem(version, ort_gpu.build_cuda_major(ort), ort_gpu.tensorrt_wheels()))
             if problem:
                 return Availability(False, problem, runtime=self.name, runtime_version=version)
+        if any(p in ort_gpu.GPU_PROVIDERS for p in requested_providers(device)):
+            ort_gpu.preload(ort)
+            _, providers, provider_options = _session_options(ort, device)
+            dropped = ort_gpu.dropped_providers(ort, providers, provider_options)
+            if dropped:
+                return Availability(False, f"onnxruntime {version} lists {', '.join(dropped)} but a session does "
+                                           f"not get it (its libraries did not load): {ort_gpu.libraries_fix(ort)}",
+                                    runtime=self.name, runtime_version=version)
         return Availability(True, runtime=self.name, runtime_version=version,
                             details={"providers": available,
+                                     **({"cuda_build": ort.cuda_version} if ort_gpu.build_cuda_major(ort) else {}),
                                      "distribution": next((d for d in DISTRIBUTIONS
                                                            if distribution_version(d)), "onnxruntime")})
 
@@ -99,21 +109,24 @@ class OnnxRuntimeBackend:
         if problem:
             raise ConfigError([problem])
 
+        libraries = ort_gpu.preload(ort) if any(p in ort_gpu.GPU_PROVIDERS for p in providers) else None
+
         def create(first_provider_options: dict[str, Any] | None = None) -> Any:
             per_provider = list(provider_options)
             if first_provider_options is not None:
                 per_provider[0] = first_provider_options
             try:
-                return ort.InferenceSession(str(model.path), sess_options=options, providers=providers,
+                made = ort.InferenceSession(str(model.path), sess_options=options, providers=providers,
                                             provider_options=per_provider)
             except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
                 raise ModelError(f"{model.path}: onnxruntime cannot load it: {_first_line(exc)}") from None
+            ort_gpu.check_applied(providers, made.get_providers(), str(model.path), ort_gpu.libraries_fix(ort))
+            return made
 
         session = create()
-        ort_gpu.check_applied(providers, session.get_providers(), str(model.path))
         pool = (ort_gpu.StreamSessions(create, provider_options[0], streams, str(model.path))
                 if streams > 1 else None)
-        return OnnxRuntimeSession(session, options, device, pool)
+        return OnnxRuntimeSession(session, options, device, pool, libraries)
 
 
 def _session_options(ort, device: Device):
@@ -144,8 +157,10 @@ class OnnxRuntimeSession:
     """An InferenceSession; ``run`` is synchronous, outputs are on the host when it returns. With
     ``streams = N`` (CUDA provider) offline throughput runs N requests in flight (ort_gpu.StreamSessions)."""
 
-    def __init__(self, session, options, device: Device, pool: ort_gpu.StreamSessions | None = None):
+    def __init__(self, session, options, device: Device, pool: ort_gpu.StreamSessions | None = None,
+                 libraries: str | None = None):
         self._session = session
+        self._libraries = libraries
         self._options = options
         self._device = device
         self._pool = pool
@@ -174,6 +189,7 @@ class OnnxRuntimeSession:
             "execution_mode": str(so.execution_mode),
             "graph_optimization_level": str(so.graph_optimization_level),
             "streams": len(self._pool.sessions) if self._pool else 1,
+            **({"cuda_libraries": self._libraries} if self._libraries else {}),
             **({"in_flight": "one InferenceSession per stream, each on a CUDA stream of its own "
                              "(user_compute_stream) and run by a host thread of its own"} if self._pool else {}),
             **(jetson.state() if self._device.kind == "jetson" else {}),
