@@ -9,7 +9,7 @@ from onnx import TensorProto, helper, numpy_helper
 from pytest_edgeai.errors import ConfigError
 from pytest_edgeai.models.inputs import ASSUMED
 from pytest_edgeai.split.network import LinkProfile
-from pytest_edgeai.split.study import run_plan, study_cuts, study_plan
+from pytest_edgeai.split.study import run_plan, study_cuts, study_file, study_plan
 
 
 def tiny_classifier():
@@ -99,3 +99,20 @@ def test_an_int8_tier_is_priced_and_sent_in_int8_and_its_accuracy_change_measure
     seeded = study_plan(study, links, ["device", "cloud"], repeats=1, top=1, precision={"device": "int8"})
     assert seeded.agreement[0]["top1_agreement"] is None and "seeded" in seeded.agreement[0]["method"]
     assert len(run_plan(study, int8, runs=2).latencies_s) == 2  # the executor sends what was priced
+
+
+def test_a_plans_agreement_is_measured_on_a_model_with_several_inputs(tmp_path):
+    pytest.importorskip("PIL", reason="photographs are decoded with Pillow")
+    from test_split_suite_inputs import two_input_cnn
+
+    two_input_cnn(tmp_path / "two.onnx")
+    study = study_file(str(tmp_path / "two.onnx"), 2)
+    links = {("device", "cloud"): LinkProfile("device", "cloud", 50.0, 4.0)}
+    planned = study_plan(study, links, ["device", "cloud"], repeats=1, top=1, encoding="raw+zlib",
+                         precision={"device": "int8"}, trained=True)
+    agreement = planned.agreement[0]
+    assert agreement["encodings"] == ["int8+zlib"]
+    assert agreement["method"].startswith("measured") and "seeded smooth fields on meta" in agreement["method"]
+    assert agreement["views"] >= 30 and 0.0 <= agreement["top1_agreement"] <= 1.0
+    seeded = study_plan(study, links, ["device", "cloud"], repeats=1, top=1, precision={"device": "int8"})
+    assert seeded.agreement[0]["top1_agreement"] is None  # seeded weights: not judged

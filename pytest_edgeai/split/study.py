@@ -24,7 +24,7 @@ from ..models.inputs import Preprocess, evaluation_photos, image_layout, preproc
 from .constraints import Constraint, KeepInputOnDevice, Pin
 from .cuts import Cut, GraphCuts, layer_boundaries
 from .execute import SplitExecutor, SplitMeasurement, stages_for
-from .inputs import InputSample, input_kinds, samples_for
+from .inputs import PHOTOGRAPHS, InputSample, input_kinds, samples_for
 from .network import LinkProfile
 from .planner import Plan, SplitProblem, plan
 from .profile import block_latencies
@@ -224,32 +224,50 @@ def study_plan(study: CutStudy, links: Mapping[tuple[str, str], LinkProfile], ti
     return planned
 
 
+def agreement_feeds(study: CutStudy) -> tuple[list[dict[str, np.ndarray]], str] | None:
+    """The queries a plan's agreement is judged on, and what they are (None: the model has no image input
+    of the study's preprocessing): every evaluation view on each image input (a second image input the
+    next view, as samples_for does), the study's seeded fields cycled on every other input."""
+    if study.preprocess is None:
+        return None
+    kinds = input_kinds(input_shapes(study.graph.model), study.preprocess)
+    images = [n for n, k in kinds.items() if k == PHOTOGRAPHS]
+    if not images:
+        return None
+    views = evaluation_photos(study.preprocess).tensors()
+    feeds = [{**study.samples[q % len(study.samples)].feeds,
+              **{n: views[(q + k) % len(views)][None] for k, n in enumerate(images)}} for q in range(len(views))]
+    others = [n for n in kinds if n not in images]
+    what = f"{len(views)} views of {study.input_set.get('name')}"
+    if others:
+        what += f" on {', '.join(images)}, beside seeded smooth fields on {', '.join(others)} (synthetic)"
+    return feeds, what
+
+
 def plan_agreement(study: CutStudy, planned: PlanStudy, chosen: Plan, trained: bool) -> dict[str, Any]:
     """Top-1 agreement with the whole model when the plan's links carry its encodings, on every evaluation view.
 
     Raw fp32 on every link is lossless (exactly 1.0, nothing to measure); a lossy link on seeded weights
-    is not measurable (its outputs mean nothing); otherwise each view runs stage by stage, each crossing
-    tensor encoded and decoded as the wire would."""
+    is not measurable (its outputs mean nothing), nor on a model without an image input (no photographs to
+    judge it on); otherwise each query (agreement_feeds: several inputs included) runs stage by stage,
+    each crossing tensor encoded and decoded as the wire would."""
     keys = planned.encodings(chosen)
     if all(k.startswith("raw+") for k in keys):
         return {"top1_agreement": 1.0, "encodings": keys, "method": "exact: raw tensors are sent losslessly"}
-    several = len(study.graph.boundary(0)) > 1
-    if not trained or study.preprocess is None or several:
-        why = ("seeded weights" if not trained else
-               "not an image model (no photographs to judge it on)" if study.preprocess is None else
-               "several inputs (the evaluation views feed one)")
+    judged = agreement_feeds(study) if trained else None
+    if judged is None:
+        why = "seeded weights" if not trained else "not an image model (no photographs to judge it on)"
         return {"top1_agreement": None, "encodings": keys, "method": f"not measurable: {why}"}
     graph = study.graph
-    views = evaluation_photos(study.preprocess).tensors()
-    name = graph.boundary(0)[0]
-    reference = activations(graph, list(graph.boundary(graph.size)), [{name: v[None]} for v in views], threads=1)
+    feeds, what = judged
+    reference = activations(graph, list(graph.boundary(graph.size)), feeds, threads=1)
     stages, _ = stages_for(chosen, planned.boundaries, planned.links)
     sessions = [SegmentSession(graph.segment(s.start, s.stop), threads=1) if s.stop > s.start else None
                 for s in stages]  # a relay-only tier computes nothing
     try:
         agree = []
-        for view, ref in zip(views, reference):
-            values: dict[str, np.ndarray] = {name: view[None]}
+        for feed, ref in zip(feeds, reference):
+            values: dict[str, np.ndarray] = dict(feed)
             for i, (stage, session) in enumerate(zip(stages, sessions)):
                 if session is not None:
                     values.update(session.run({n: values[n] for n in session.segment.inputs}))
@@ -264,8 +282,8 @@ def plan_agreement(study: CutStudy, planned: PlanStudy, chosen: Plan, trained: b
         for session in sessions:
             if session is not None:
                 session.close()
-    return {"top1_agreement": float(np.mean(agree)), "encodings": keys, "views": len(views),
-            "method": f"measured: top-1 against the whole fp32 model on {len(views)} views of {study.input_set.get('name')}"}
+    return {"top1_agreement": float(np.mean(agree)), "encodings": keys, "views": len(feeds),
+            "method": f"measured: top-1 against the whole fp32 model on {what}"}
 
 
 def plan_terms(chosen: Plan) -> dict[str, list[float]]:
