@@ -13,16 +13,15 @@ import onnx
 import onnxruntime  # noqa: F401  imported here so in-process pytester runs never re-import it
 import pytest
 import scipy.stats  # noqa: F401  (same reason: C extensions cannot be loaded twice in one process)
+
+# @pytest.mark.hardware("<kind>") and the hardware_device fixture: tests/hardware/marker.py
+from hardware.marker import hardware_device, pytest_configure, pytest_runtest_setup  # noqa: F401
 from onnx import TensorProto, helper, numpy_helper
 
 # The run state and what it imports, loaded once for the whole session: the plugin imports them only when a
 # run uses edgeai, and a module first imported inside an in-process pytester run is dropped after it (pytester
 # restores sys.modules), so a test that patches it beforehand would patch a copy the next run does not use.
 import pytest_edgeai.run  # noqa: F401
-
-# @pytest.mark.hardware("<kind>") and the hardware_device fixture: tests/hardware/marker.py
-from hardware.marker import hardware_device, pytest_configure, pytest_runtest_setup  # noqa: F401
-
 
 # The source of a fake Session that echoes its input (the module it is pasted into imports TensorSpec from
 # pytest_edgeai.backends.base): the fake backends that tests write into pytester directories share it.

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from conftest import backends_conftest, copy_suite, devices_toml
 
-
 QUICK = ("--edgeai-profile", "quick", "-p", "no:cacheprovider", "-p", "no:randomly", "-rs")
 
 BACKEND = '''

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import devices_toml
 
 from pytest_edgeai import config
 from pytest_edgeai.claims import ANY_MODEL
@@ -33,7 +34,8 @@ def test_shipped_devices_toml_holds_the_reference_devices():
     cfg = config.load(ROOT / "devices.toml")
     kinds = {d.kind for d in cfg.devices.values()}
     assert {"cpu", "edgetpu", "ncs2", "jetson", "gpu"} <= kinds
-    assert {"cpu", "openvino_cpu", "edgetpu", "ncs2", "jetson_nano", "jetson_xavier_nx", "server_gpu"} <= set(cfg.devices)
+    assert {"cpu", "openvino_cpu", "edgetpu", "ncs2", "jetson_nano", "jetson_xavier_nx",
+            "server_gpu"} <= set(cfg.devices)
     nx = cfg.devices["jetson_xavier_nx"].claim("throughput", "min_batching_speedup", "mobilenet_v2")
     assert nx is not None and nx.threshold == pytest.approx(2.4)
     assert cfg.links["device_cloud"].bandwidth_mbps == pytest.approx(1.6)
@@ -130,7 +132,7 @@ def test_models_need_exactly_a_path_or_a_zoo_name(tmp_path):
 
 
 def test_meter_problems_are_reported_with_the_file(tmp_path):
-    found = problems(tmp_path, '[devices.x]\nkind = "cpu"\nbackend = "onnxruntime"\n[devices.x.meter]\nsource = "rapll"\n')
+    found = problems(tmp_path, devices_toml({"x": {"meter": {"source": "rapll"}}}, kind="cpu", backend="onnxruntime"))
     assert len(found) == 1
     assert "devices.toml: devices.x.meter.source: unknown meter 'rapll' (did you mean 'rapl'?)" in found[0]
 

@@ -44,7 +44,8 @@ def free_port() -> int:
 
 
 def tool(name: str) -> str:
-    found = shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.path.exists(p)), None)
+    found = shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.path.exists(p)),
+                                       None)
     if found is None:
         pytest.skip(f"{name} not found: install openssh-server and openssh-client (apt-get install -y openssh-server)")
     return found

@@ -3,7 +3,8 @@
 Both workers run every test (--dist each) and meet at a barrier before measuring cpu_a, so they reach
 that device at the same moment: only the device lock keeps their measurements apart. The one that got
 cpu_a first moves on to cpu_b while the other measures cpu_a: different devices (cpu_a and cpu_b are two
-hardware_ids) have different locks, so cpu_b is not held up by cpu_a's holder. Two cpu devices without a hardware_id are the host's one CPU: never at once.
+hardware_ids) have different locks, so cpu_b is not held up by cpu_a's holder. Two cpu devices without a
+hardware_id are the host's one CPU: never at once.
 """
 
 from __future__ import annotations

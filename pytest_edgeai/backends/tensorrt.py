@@ -63,7 +63,7 @@ TIMINGS_KEPT = 1_000_000  # per-query timings kept for the statistics (the newes
 INSTALL = "pip install 'pytest-edgeai[tensorrt]' (or use the TensorRT that JetPack installs)"
 
 
-def _trt():
+def _trt() -> Any:
     return require("tensorrt", INSTALL)
 
 
@@ -165,7 +165,7 @@ class TensorRTBackend:
         return TensorRTSession(trt, rt, builder, info, opts)
 
 
-def _onnx(model: Model, data: bytes):
+def _onnx(model: Model, data: bytes) -> Any:
     import onnx
 
     try:
@@ -180,13 +180,13 @@ def _to_fp16(onnx_bytes: bytes) -> bytes:
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     converted = convert_float_to_float16(onnx.load_from_string(onnx_bytes), keep_io_types=True)
-    return converted.SerializeToString()
+    return bytes(converted.SerializeToString())
 
 
 class EngineBuilder:
     """What to build for this model, TensorRT version and precision; builds and caches one engine per shape."""
 
-    def __init__(self, trt, model: Model, opts: dict[str, Any], identity: dict[str, Any], device: Device):
+    def __init__(self, trt: Any, model: Model, opts: dict[str, Any], identity: dict[str, Any], device: Device):
         self.trt, self.model, self.opts, self.identity = trt, model, opts, identity
         self.version = version_tuple(trt.__version__)
         self.cache = Path(device.options.get("cache_dir") or _default_cache())
@@ -301,44 +301,57 @@ def _default_cache() -> Path:
     return filecache.cache_dir("tensorrt")
 
 
-def _calibrator(trt, network, batch: int):
-    """An entropy calibrator fed seeded random batches (TensorRT < 11): recorded as such, not real data."""
-    import numpy as np
+class CalibrationBatches:
+    """Seeded standard-normal batches in device buffers: what TensorRT's int8 calibrator hands the builder."""
 
-    rt = cuda.cudart()
-    inputs = [network.get_input(i) for i in range(network.num_inputs)]
+    def __init__(self, rt: Any, inputs: list[Any], batch: int):
+        import numpy as np
 
-    class Calibrator(trt.IInt8EntropyCalibrator2):
-        def __init__(self):
-            super().__init__()
-            self.rng = np.random.default_rng(0)
-            self.left = CALIBRATION_SAMPLES
-            self.buffers = {}
+        self.rt, self.inputs, self.batch = rt, inputs, batch
+        self.rng = np.random.default_rng(0)
+        self.left = CALIBRATION_SAMPLES
+        self.buffers: dict[str, Any] = {}
 
-        def get_batch_size(self):
-            return batch
+    def next_pointers(self) -> list[int] | None:
+        """The device addresses of the next batch's inputs; None once every sample was given."""
+        import numpy as np
 
-        def get_batch(self, names):
-            if self.left == 0:
-                return None
-            self.left -= 1
-            ptrs = []
-            for t in inputs:
-                host = self.rng.standard_normal((batch, *tuple(t.shape)[1:])).astype(np.float32)
-                if t.name not in self.buffers:
-                    self.buffers[t.name] = cuda.call(rt, "cudaMalloc", host.nbytes)
-                cuda.call(rt, "cudaMemcpy", self.buffers[t.name], host.ctypes.data, host.nbytes,
-                          rt.cudaMemcpyKind.cudaMemcpyHostToDevice)
-                ptrs.append(int(self.buffers[t.name]))
-            return ptrs
-
-        def read_calibration_cache(self):
+        if self.left == 0:
             return None
+        self.left -= 1
+        rt, ptrs = self.rt, []
+        for t in self.inputs:
+            host = self.rng.standard_normal((self.batch, *tuple(t.shape)[1:])).astype(np.float32)
+            if t.name not in self.buffers:
+                self.buffers[t.name] = cuda.call(rt, "cudaMalloc", host.nbytes)
+            cuda.call(rt, "cudaMemcpy", self.buffers[t.name], host.ctypes.data, host.nbytes,
+                      rt.cudaMemcpyKind.cudaMemcpyHostToDevice)
+            ptrs.append(int(self.buffers[t.name]))
+        return ptrs
 
-        def write_calibration_cache(self, cache):
-            return None
 
-    return Calibrator()
+def _calibrator(trt: Any, network: Any, batch: int) -> Any:
+    """An entropy calibrator fed seeded random batches (TensorRT < 11): recorded as such, not real data.
+
+    TensorRT's Python calibrators subclass IInt8EntropyCalibrator2 and call its __init__ explicitly; the
+    subclass is made with type() since the base is the vendor's (untyped) class."""
+    feed = CalibrationBatches(cuda.cudart(), [network.get_input(i) for i in range(network.num_inputs)], batch)
+
+    def init(self: Any) -> None:
+        trt.IInt8EntropyCalibrator2.__init__(self)
+
+    def get_batch_size(self: Any) -> int:
+        return batch
+
+    def get_batch(self: Any, names: list[str]) -> list[int] | None:
+        return feed.next_pointers()
+
+    def no_cache(self: Any, *cache: Any) -> None:
+        return None
+
+    methods = {"__init__": init, "get_batch_size": get_batch_size, "get_batch": get_batch,
+               "read_calibration_cache": no_cache, "write_calibration_cache": no_cache}
+    return type("Calibrator", (trt.IInt8EntropyCalibrator2,), methods)()
 
 
 class _Slot:
@@ -347,7 +360,7 @@ class _Slot:
     Sized for one input shape; a CUDA graph of the enqueue is captured once when asked.
     """
 
-    def __init__(self, trt, rt, engine, shapes: dict[str, tuple[int, ...]], cuda_graph: bool):
+    def __init__(self, trt: Any, rt: Any, engine: Any, shapes: dict[str, tuple[int, ...]], cuda_graph: bool):
         import numpy as np
 
         self.trt, self.rt, self.engine = trt, rt, engine
@@ -452,11 +465,11 @@ class _Slot:
 class TensorRTSession:
     """Engines (one per batch, or one over the profile), request slots per shape, per-query timings."""
 
-    def __init__(self, trt, rt, builder: EngineBuilder, info: dict[str, Any], opts: dict[str, Any]):
+    def __init__(self, trt: Any, rt: Any, builder: EngineBuilder, info: dict[str, Any], opts: dict[str, Any]):
         self._trt, self._rt, self._builder, self._info, self._opts = trt, rt, builder, info, opts
         self._runtime = trt.Runtime(builder.logger)
         self._engines: dict[int | None, Any] = {}
-        self._slots: dict[tuple, list[_Slot]] = {}
+        self._slots: dict[tuple[tuple[str, tuple[int, ...]], ...], list[_Slot]] = {}
         self._timings: dict[str, deque[float]] = {k: deque(maxlen=TIMINGS_KEPT)
                                                   for k in ("h2d_ms", "compute_ms", "d2h_ms", "host_ms")}
         self._engine_files: dict[str, str] = {}
@@ -471,7 +484,7 @@ class TensorRTSession:
             self.inputs = [TensorSpec(n, _free(s), d) for n, s, d in builder.inputs()]
             self.outputs = []
 
-    def _engine(self, batch: int | None):
+    def _engine(self, batch: int | None) -> Any:
         key = None if self._opts["shapes"] == "dynamic" or self._builder.model.format == "tensorrt" else batch
         if key not in self._engines:
             plan, path = self._builder.plan(key)
@@ -512,7 +525,7 @@ class TensorRTSession:
         return slot.outputs()
 
     def prefers_async(self) -> bool:
-        return self._opts["streams"] > 1
+        return bool(self._opts["streams"] > 1)
 
     def run_async(self, feeds: dict[str, np.ndarray], min_count: int, min_duration_s: float,
                   progress: AsyncProgress | None = None) -> AsyncRun:

@@ -30,7 +30,17 @@ import numpy as np
 from ..backends.base import get_backend
 from ..results.record import metric
 from .capacity import MIB
-from .tenants import Metrics, Step, TenantRunner, TenantSpec, Window, backend_load, default_feeds, plan_threads, run_step
+from .tenants import (
+    Metrics,
+    Step,
+    TenantRunner,
+    TenantSpec,
+    Window,
+    backend_load,
+    default_feeds,
+    plan_threads,
+    run_step,
+)
 
 if TYPE_CHECKING:
     from ..backends.base import Session

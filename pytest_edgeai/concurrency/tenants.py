@@ -83,7 +83,8 @@ def plan_threads(device: Device, tenants: int, cores: int | None = None) -> tupl
     cores = cores or usable_cores()
     key = THREAD_OPTION.get(device.backend)
     if key is None:
-        return device, ThreadPlan(None, f"{device.backend}: its own default (no per-session thread option known)", cores)
+        return device, ThreadPlan(None, f"{device.backend}: its own default (no per-session thread option known)",
+                                  cores)
     configured = device.options.get(key)
     if isinstance(configured, int) and configured > 0:
         return device, ThreadPlan(configured, f"devices.{device.name}.options.{key}", cores)

@@ -165,7 +165,8 @@ def decode_photo(path: Path) -> np.ndarray:
         raise ModelError(f"photograph {path}: cannot be decoded ({type(exc).__name__}: {exc})") from None
 
 
-def crop_views(image: np.ndarray, preprocess: Preprocess, crops: tuple[tuple[float, float, float], ...] = CROPS) -> np.ndarray:
+def crop_views(image: np.ndarray, preprocess: Preprocess,
+               crops: tuple[tuple[float, float, float], ...] = CROPS) -> np.ndarray:
     """[len(crops), size, size, 3] uint8: each square region resized (bilinear) then centre-cropped."""
     from PIL import Image
 
