@@ -32,7 +32,7 @@ from pytest_edgeai.split import netns
 from pytest_edgeai.split.conditions import compare, sweep
 from pytest_edgeai.split.constraints import KeepInputOnDevice, Pin
 from pytest_edgeai.split.cuts import GraphCuts
-from pytest_edgeai.split.execute import SplitExecutor, StageSpec, stages_for
+from pytest_edgeai.split.execute import SplitExecutor, StageSpec, pipeline_window, stages_for
 from pytest_edgeai.split.network import LinkProfile
 from pytest_edgeai.split.planner import SplitProblem, evaluate, plan
 from pytest_edgeai.split.profile import block_latencies
@@ -142,8 +142,8 @@ def pipelined(quick: bool) -> None:
         for network in ("user", "kernel"):
             with SplitExecutor(graph, stages, stage_links, network=network, cpus={"edge": [0], "cloud": [1]}) as ex:
                 priced = ex.calibrate(feeds(3), warmup=1).reprice(problem, best)
-                r = ex.measure_pipelined(feeds(n), warmup=0)
-            print(f"   {network:6} {best.describe()}: measured {r.throughput_per_s:.1f}/s; predicted "
+                r = ex.measure_pipelined(feeds(n), warmup=0, window=pipeline_window(priced))
+            print(f"   {network:6} {best.describe()}, {r.extra['window']} in flight: measured {r.throughput_per_s:.1f}/s; predicted "
                   f"{best.throughput_per_s:.1f}/s uncalibrated (measured/predicted {r.throughput_per_s / best.throughput_per_s:.2f}), "
                   f"{priced.throughput_per_s:.1f}/s calibrated ({r.throughput_per_s / priced.throughput_per_s:.2f}); "
                   f"calibrated stage busy ms " + ", ".join(f"{s.busy_s * 1e3:.2f}" for s in priced.stages)

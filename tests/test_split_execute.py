@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import threading
+from dataclasses import replace
 
 import numpy as np
 import onnxruntime as ort
@@ -13,9 +15,9 @@ from pytest_edgeai.devices import Device
 from pytest_edgeai.errors import ConfigError, MeasurementError, SplitExecutionError
 from pytest_edgeai.split.constraints import Pin
 from pytest_edgeai.split.cuts import GraphCuts
-from pytest_edgeai.split.execute import SplitExecutor, StageSpec, stages_for
+from pytest_edgeai.split.execute import SplitExecutor, StageSpec, pipeline_window, stages_for
 from pytest_edgeai.split.network import LinkProfile
-from pytest_edgeai.split.planner import SplitProblem, plan
+from pytest_edgeai.split.planner import SplitProblem, evaluate, plan
 from pytest_edgeai.split.profile import block_latencies
 from pytest_edgeai.split.runner import SegmentSession, stage_device
 
@@ -188,6 +190,20 @@ def test_the_user_space_link_serialises_at_its_goodput():
     # a lower bound only: the relay cannot deliver faster than the link serialises
     assert min(result.latencies_s) >= 0.95 * link.serialise_s(WIDTH * 4)
     assert result.shaping[0]["kernel_shaped"] == [] and not result.independent
+
+
+def test_a_pipeline_keeps_enough_in_flight_to_cover_its_latency():
+    links = {("device", "cloud"): LinkProfile("device", "cloud", 1.6, 100.0)}
+    problem = SplitProblem(("device", "cloud"), {"device": [0.01, 0.01], "cloud": [0.01, 0.01]}, [1e3, 4e3, 4e3],
+                           links)
+    slow = evaluate(problem, [("device", 0, 1), ("cloud", 1, 2)], "throughput")
+    assert slow.bottleneck_s == pytest.approx(0.02)  # 4 kB at 1.6 Mbit/s
+    # 0.01 + 0.05 + 0.02 + 0.01 s of latency at one query per 0.02 s: 5 in flight, and one to spare
+    assert pipeline_window(slow) == math.ceil(slow.latency_s / slow.bottleneck_s) + 1 == 6
+    fast = evaluate(replace(problem, links={("device", "cloud"): LinkProfile("device", "cloud", 1000.0, 0.0)},
+                            latency_s={"device": [0.01, 0.001], "cloud": [0.01, 0.001]}),
+                    [("device", 0, 1), ("cloud", 1, 2)], "throughput")
+    assert fast.latency_s < 2 * fast.bottleneck_s and pipeline_window(fast) == 3  # one per stage and link at least
 
 
 def test_a_latency_splits_exactly_into_compute_message_cpu_and_link_terms():

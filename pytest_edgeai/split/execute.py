@@ -31,6 +31,7 @@ the stage and its exit code; the latencies already measured stay on the executor
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import statistics
 import threading
@@ -556,6 +557,14 @@ class SplitExecutor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def pipeline_window(chosen: Plan) -> int:
+    """How many queries a pipelined run of ``chosen`` keeps in flight: one per stage and link, and enough to
+    cover its latency at its rate (Little's law: throughput <= in flight / latency, so a window of
+    latency / bottleneck or fewer would measure the window, not the plan)."""
+    cover = math.ceil(chosen.latency_s / chosen.bottleneck_s) + 1 if chosen.bottleneck_s > 0 else 1
+    return max(2 * len(chosen.stages) - 1, cover)
 
 
 def top1_agreement(outputs: Sequence[Mapping[str, np.ndarray]],

@@ -23,7 +23,7 @@ from ..errors import ConfigError, ModelError
 from ..models.inputs import Preprocess, evaluation_photos, image_layout, preprocess_for
 from .constraints import Constraint, KeepInputOnDevice, Pin
 from .cuts import Cut, GraphCuts, layer_boundaries
-from .execute import SplitExecutor, SplitMeasurement, stages_for
+from .execute import SplitExecutor, SplitMeasurement, pipeline_window, stages_for
 from .inputs import PHOTOGRAPHS, InputSample, input_kinds, samples_for
 from .network import LinkProfile
 from .planner import Plan, SplitProblem, plan
@@ -312,7 +312,7 @@ def run_plan(study: CutStudy, planned: PlanStudy, runs: int = 5, warmup: int = 1
         measured_cost = ex.calibrate((samples * (calibration // len(samples) + 1))[:calibration], warmup=warmup)
         priced = measured_cost.reprice(planned.problem, chosen)
         if chosen.objective == "throughput":
-            measured = ex.measure_pipelined(feeds, warmup=0, reference=reference)
+            measured = ex.measure_pipelined(feeds, warmup=0, reference=reference, window=pipeline_window(priced))
             measured.predicted_throughput_per_s = priced.throughput_per_s
         else:
             measured = ex.measure(feeds, warmup=0, reference=reference)
