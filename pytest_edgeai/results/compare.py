@@ -74,7 +74,7 @@ import numpy as np
 
 from ..errors import EdgeAIError
 from .record import COMPARISONS, Record
-from .store import LATEST, Run, RunStore, list_runs, load_run, read_meta, resolve_run
+from .store import LATEST, Run, RunStore, has_records, list_runs, load_run, read_meta, resolve_run
 
 # ---------------------------------------------------------------------------------------------
 # Identity
@@ -784,7 +784,7 @@ def find_run(ref: str | Path, report_dir: Path, exclude: Path | None = None) -> 
                               f"(a run records its release from --edgeai-release or the checkout's git tag)")
         return max(found)[2].resolve()
     if text == LATEST:
-        runs = [p for p in list_runs(report_dir) if p.resolve() != excluded]
+        runs = [p for p in list_runs(report_dir) if p.resolve() != excluded and has_records(p)]
         if not runs:
             raise EdgeAIError(f"no earlier run under {report_dir} to use as the baseline")
         return max(runs, key=lambda p: (float(_meta(p).get("started") or 0.0), p.name)).resolve()
