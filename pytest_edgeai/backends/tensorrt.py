@@ -28,6 +28,9 @@ import ctypes
 import hashlib
 import json
 import re
+import shutil
+import statistics
+import subprocess
 import time
 from collections import deque
 from pathlib import Path
@@ -79,6 +82,30 @@ def version_problem(version: str) -> str | None:
         return None
     return (f"TensorRT {version} is not supported (supported: {SUPPORTED_TEXT}): "
             f"pip install 'tensorrt>=8.6,<12' or a JetPack 6 (TensorRT 8.6/10.3) board")
+
+
+def find_trtexec() -> str | None:
+    """trtexec on PATH, or where TensorRT's deb packages and JetPack put it."""
+    return shutil.which("trtexec") or shutil.which("/usr/src/tensorrt/bin/trtexec")
+
+
+def trtexec_compute_ms(trtexec: str, engine: str, shapes: dict[str, tuple[int, ...]], workdir: Path,
+                       seconds: float = 3.0) -> float:
+    """trtexec's own median GPU compute time per query on an engine file: its --exportTimes JSON gives per
+    query startComputeMs/endComputeMs (TensorRT developer guide, "trtexec"); 200 ms of warm-up as trtexec's
+    default. BackendError with trtexec's last line when it fails or hangs."""
+    times = workdir / "trtexec-times.json"
+    shape = ",".join(f"{name}:{'x'.join(map(str, dims))}" for name, dims in shapes.items())
+    argv = [trtexec, f"--loadEngine={engine}", f"--shapes={shape}", "--warmUp=200", f"--duration={seconds:g}",
+            f"--exportTimes={times}"]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=300 + seconds)
+    except subprocess.TimeoutExpired:
+        raise BackendError(f"trtexec did not finish in {300 + seconds:g} s: {' '.join(argv)}") from None
+    if done.returncode != 0 or not times.exists():
+        tail = (done.stdout + done.stderr).strip().splitlines()[-1:] or ["no output"]
+        raise BackendError(f"trtexec failed ({done.returncode}): {tail[0]}")
+    return statistics.median(float(q["endComputeMs"]) - float(q["startComputeMs"]) for q in json.loads(times.read_text()))
 
 
 def build_options(device: Device) -> dict[str, Any]:
