@@ -217,7 +217,7 @@ class _Outcomes:
         elif report.failed:
             outcome = "failed" if report.when == "call" else "error"
             crash = getattr(report.longrepr, "reprcrash", None)
-            reason = str(crash.message if crash is not None else report.longrepr)
+            reason = str(crash.message if crash is not None else report.longrepr).removeprefix("Failed: ")
         else:
             outcome, reason = "passed", ""
         if known is not None and known.outcome in ("failed", "skipped", "xfailed") and outcome == "error":

@@ -82,6 +82,9 @@ class OnnxRuntimeBackend:
             if problem:
                 return Availability(False, problem, runtime=self.name, runtime_version=version)
         if any(p in ort_gpu.GPU_PROVIDERS for p in requested_providers(device)):
+            problem = ort_gpu.driver_problem(ort)
+            if problem:
+                return Availability(False, problem, runtime=self.name, runtime_version=version)
             ort_gpu.preload(ort)
             _, providers, provider_options = _session_options(ort, device)
             dropped = ort_gpu.dropped_providers(ort, providers, provider_options)
