@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .energy import record_energy
 from .errors import EdgeAIError, RuntimeFailure
@@ -114,19 +114,19 @@ class Bench:
             raise
         record.backend["settings"] = result.settings
         record.metrics.update(result.metrics)
-        record.samples["latency_ns"] = result.samples_ns
+        record.samples["latency_ns"] = cast("list[float]", result.samples_ns)  # ints are numbers the record keeps
         record.warnings.extend(result.warnings)
         record.extra.update(result.extra)
         if metered:
             queries = len(result.samples_ns)
             record_energy(record, result.energy, result.energy_reason, inferences=queries * batch,
-                          throughput_ips=record.metric("throughput_ips"), price_usd=self.device.price_usd,
+                          throughput_ips=float(result.metrics["throughput_ips"]["value"]), price_usd=self.device.price_usd,
                           queries=queries)
         self.save(record)
         return record
 
     def new_record(self, model: Model | None, scenario: dict[str, Any]) -> Record:
-        backend = {"name": self.device.backend, **{k: self._availability.get(k) for k in
+        backend: dict[str, Any] = {"name": self.device.backend, **{k: self._availability.get(k) for k in
                                                    ("runtime", "runtime_version") if k in self._availability}}
         record = Record(suite=self.suite, test_id=self.test_id, device=self.device.describe(),
                         backend=backend, model=model.describe() if model else {}, scenario=scenario)
