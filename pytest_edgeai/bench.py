@@ -54,21 +54,23 @@ class Bench:
                      progress=self._progress, lab=self._lab, lock_timeout_s=self._lock_timeout_s)
 
     def call(self, fn: Callable[..., Any], *args: Any, events: dict[str, Callable[..., Any]] | None = None,
-             exclusive: bool = True, also_lock: Sequence[Device] = (), **kwargs: Any) -> Any:
+             exclusive: bool = True, also_lock: Sequence[Device] = (), about: Model | None = None,
+             **kwargs: Any) -> Any:
         """A suite's study, ``fn(*args, **kwargs)``, run where measurements run (an isolated worker by
         default), so a runtime that crashes or hangs in it fails this test and not the session.
         ``fn`` is a module-level function loading its own sessions; ``events`` are callbacks (``on_step``)
         it is given, called here as it calls them there, so each step is recorded as it ends.
         ``exclusive`` (a study that times the device) holds the device's lock for the duration and reads
         its clocks around it, as a measurement does, and holds the locks of the ``also_lock`` devices
-        when the study times work on them too; without it the model the worker keeps loaded stays."""
+        when the study times work on them too; without it the model the worker keeps loaded stays.
+        ``about`` names the model a study of a file (a path) is about, for the record a failure leaves."""
         handlers = events or {}
         request = CallRequest(self.device, fn, args, kwargs, tuple(handlers), exclusive, tuple(also_lock))
         self._last_study = None
         try:
             result = self._lab.call(request, lambda name, values: handlers[name](*values))
         except EdgeAIError as exc:  # the run shows the study failed, and why, as it shows a measurement
-            model = next((a for a in args if isinstance(a, Model)), None)
+            model = about or next((a for a in args if isinstance(a, Model)), None)
             detail = exc.detail if isinstance(exc, RuntimeFailure) else str(exc)
             self.fail_record(self.new_record(model, {"name": getattr(fn, "__name__", "study")}), detail)
             if isinstance(exc, RuntimeFailure):
