@@ -203,7 +203,7 @@ class _Validator:
         claims = self.claims(self.table(table, "claims", where), f"{where}.claims")
         hardware_id = self.string(table, "hardware_id", where)
         description = self.string(table, "description", where)
-        if len(self.problems) > before:
+        if len(self.problems) > before or kind is None or backend is None or tier is None:
             return None
         device = Device(name=name, kind=kind, backend=backend, tier=tier, options=dict(options),
                         hardware_id=hardware_id, description=description, meter=dict(meter),
@@ -292,7 +292,7 @@ class _Validator:
         loss = self.number(table, "loss", where, allow_zero=True) or 0.0
         if loss >= 1.0:
             self.problem(_join(where, "loss"), f"{loss!r} is not a fraction below 1", "0 <= loss < 1")
-        if len(self.problems) > before:
+        if len(self.problems) > before or src is None or dst is None or bandwidth is None or rtt is None:
             return None
         return Link(name=name, src=src, dst=dst, bandwidth_mbps=bandwidth, rtt_ms=rtt, loss=loss)
 

@@ -133,6 +133,8 @@ def _start_run(config: pytest.Config) -> EdgeAIRun:
     if s.shared_run is not None and s.xdist_worker is None:
         xdist.bound_restarts(config)
         config.pluginmanager.register(_XdistController(s), "edgeai-xdist-controller")
+    if s.xdist_worker is None:  # where the run is finished: a worker's reports reach it with their suite
+        config.pluginmanager.register(_Outcomes(s), "edgeai-outcomes")
     return s
 
 
@@ -188,6 +190,44 @@ class _XdistController:
         environment = getattr(node, "workeroutput", {}).get(ENVIRONMENT_OUTPUT_KEY)
         if environment:
             self.s.worker_environments[node.gateway.id] = environment
+
+
+SUITE_ATTRIBUTE = "edgeai_suite"  # on a test report: the test used edgeai, in this suite (xdist carries it)
+
+
+class _Outcomes:
+    """Each edgeai test's outcome with its reason, for run.json (results.store.TestOutcome)."""
+
+    def __init__(self, s: EdgeAIRun):
+        self.s = s
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        from .results.store import TestOutcome
+
+        suite = getattr(report, SUITE_ATTRIBUTE, None)
+        known = self.s.outcomes.get(report.nodeid)
+        if suite is None or (report.passed and known is not None):  # a later phase that passed changes nothing
+            return
+        xfail = getattr(report, "wasxfail", None)
+        if xfail is not None:
+            outcome, reason = ("xpassed" if report.passed else "xfailed"), str(xfail)
+        elif report.skipped:
+            outcome = "skipped"
+            reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            reason = reason.removeprefix("Skipped: ")
+        elif report.failed:
+            outcome = "failed" if report.when == "call" else "error"
+            crash = getattr(report.longrepr, "reprcrash", None)
+            reason = str(crash.message if crash is not None else report.longrepr)
+        else:
+            outcome, reason = "passed", ""
+        if known is not None and known.outcome in ("failed", "skipped", "xfailed") and outcome == "error":
+            outcome = known.outcome  # a teardown error after a failure: the failure says more
+        self.s.outcomes[report.nodeid] = TestOutcome(report.nodeid, str(suite), outcome, reason[:MAX_REASON])
+
+
+MAX_REASON = 600  # characters of a reason kept in run.json (a traceback's last line, a skip's why)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -347,14 +387,16 @@ def pytest_runtest_makereport(item: pytest.Item,
 
         report.user_properties.extend(record_properties(s.outbox))
         s.outbox.clear()
+    if s is not None and _uses_edgeai(item):
+        setattr(report, SUITE_ATTRIBUTE, _suite_of(item))
     return report
 
 
-def _suite_name(request: pytest.FixtureRequest) -> str:
-    mark = request.node.get_closest_marker("edgeai_suite")
+def _suite_of(node: pytest.Item) -> str:
+    mark = node.get_closest_marker("edgeai_suite")
     if mark and mark.args:
         return str(mark.args[0])
-    return Path(str(request.node.path)).stem.removeprefix("test_")
+    return Path(str(node.path)).stem.removeprefix("test_")
 
 
 @pytest.fixture(scope="session")
@@ -425,7 +467,7 @@ def edgeai_bench(request: pytest.FixtureRequest, edgeai_session: EdgeAIRun,
 
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     progress = partial(ProgressLine, reporter) if reporter is not None and request.config.get_verbosity() >= 0 else None
-    bench = Bench(edgeai_device, _suite_name(request), request.node.nodeid, edgeai_session.profile,
+    bench = Bench(edgeai_device, _suite_of(request.node), request.node.nodeid, edgeai_session.profile,
                   save=edgeai_session.save,
                   availability=asdict(edgeai_session.availability(edgeai_device)),
                   progress=progress,
@@ -442,7 +484,7 @@ def edgeai_claims(request: pytest.FixtureRequest, edgeai_session: EdgeAIRun, edg
     """The claims of this device in this suite: ``check(...)`` then ``assert_met()``."""
     from .claims import ClaimChecker
 
-    return ClaimChecker(edgeai_device, _suite_name(request), save=edgeai_session.save,
+    return ClaimChecker(edgeai_device, _suite_of(request.node), save=edgeai_session.save,
                         fail=lambda msg: pytest.fail(msg, pytrace=False), skip=pytest.skip, xfail=pytest.xfail,
                         strict=edgeai_session.settings.strict, max_rounds=edgeai_session.profile.max_rounds)
 
@@ -484,8 +526,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     store = s.store
     if store is None:
         return
+    from dataclasses import asdict
+
     from .report.html import write_report
 
+    store.update_meta(tests=[asdict(o) for o in s.outcomes.values()])
     store.finish("complete" if exitstatus in (0, 1) else f"interrupted (exit {int(exitstatus)})")
     if s.worker_environments:
         store.update_meta(workers=s.worker_environments)

@@ -32,7 +32,7 @@ from .models.model import Model, model_from_file, resolve_model
 from .results import environment
 from .results.compare import CANARY_SUITE
 from .results.record import Record
-from .results.store import RUN_FILE, RunStore, load_run, report_dir_problem
+from .results.store import RUN_FILE, RunStore, TestOutcome, load_run, report_dir_problem
 from .selection import select
 
 
@@ -85,6 +85,7 @@ class EdgeAIRun:
             self._workloads = self._collect_workloads()
         self.store: RunStore | None = None
         self.records: list[Record] = []
+        self.outcomes: dict[str, TestOutcome] = {}  # by test id, filled by the plugin's report hook
         self.report_path: Path | None = None
         self._availability: dict[str, Availability] = {}
         self._models: dict[str, Model] = {}

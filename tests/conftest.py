@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
 import onnxruntime  # noqa: F401  imported here so in-process pytester runs never re-import it
 import pytest
 import scipy.stats  # noqa: F401  (same reason: C extensions cannot be loaded twice in one process)
+
+# @pytest.mark.hardware("<kind>") and the hardware_device fixture: tests/hardware/marker.py
+from hardware.marker import hardware_device, pytest_configure, pytest_runtest_setup  # noqa: F401
 from onnx import TensorProto, helper, numpy_helper
 
 # The run state and what it imports, loaded once for the whole session: the plugin imports them only when a
 # run uses edgeai, and a module first imported inside an in-process pytester run is dropped after it (pytester
 # restores sys.modules), so a test that patches it beforehand would patch a copy the next run does not use.
 import pytest_edgeai.run  # noqa: F401
-
-# @pytest.mark.hardware("<kind>") and the hardware_device fixture: tests/hardware/marker.py
-from hardware.marker import hardware_device, pytest_configure, pytest_runtest_setup  # noqa: F401
-
 
 # The source of a fake Session that echoes its input (the module it is pasted into imports TensorSpec from
 # pytest_edgeai.backends.base): the fake backends that tests write into pytester directories share it.
@@ -36,6 +39,36 @@ class Session:
     def close(self):
         pass
 '''
+
+
+def backends_conftest(**backends: str) -> str:
+    """The source of a conftest.py that adds fake backends through the hook: name="module:Class"."""
+    return f"def pytest_edgeai_backends():\n    return {backends!r}\n"
+
+
+def devices_toml(devices: dict[str, dict[str, Any]], **common: Any) -> str:
+    """The text of a devices.toml: a [devices.NAME] table per entry, holding ``common`` and the entry's own
+    keys; a dict value (``options``, ``meter``) becomes its [devices.NAME.KEY] sub-table."""
+    def lines(table: dict[str, Any]) -> list[str]:
+        return [f"{key} = {json.dumps(value)}" for key, value in table.items()]  # JSON scalars are TOML ones
+
+    out = []
+    for name, own in devices.items():
+        keys = {**common, **own}
+        out += [f"[devices.{name}]", *lines({k: v for k, v in keys.items() if not isinstance(v, dict)})]
+        for key, sub in keys.items():
+            if isinstance(sub, dict):
+                out += [f"[devices.{name}.{key}]", *lines(sub)]
+    return "\n".join(out) + "\n"
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Poll until ``predicate()`` holds (a background thread's effect); AssertionError after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        time.sleep(0.005)
 
 
 def build_tiny_model(path: Path, features: int = 16, classes: int = 4, seed: int = 0) -> Path:

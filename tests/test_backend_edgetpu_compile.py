@@ -4,6 +4,8 @@ LiteRT session's one-compiled-model-per-batch path with the delegate stubbed out
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import build_tiny_model
@@ -80,14 +82,25 @@ class NoDelegateInterpreter:
         return getattr(self._it, name)
 
 
-def test_each_batch_gets_its_own_converted_and_compiled_model(work, compiler, tmp_path, monkeypatch):
-    root, (model, _) = work
+@pytest.fixture
+def coral(tmp_path, monkeypatch):
+    """``coral(cache_dir)``: an Edge TPU device on LiteRT, paired (fake sysfs and runtime), its delegate
+    stubbed out; each test chooses its cache (shared with the tests above, or a fresh one)."""
     paired_runtime(monkeypatch, tmp_path)
     monkeypatch.setattr(litert, "_edgetpu_interpreter", lambda: (NoDelegateInterpreter, lambda lib, opts: "delegate",
                                                                  "tflite_runtime.interpreter", "2.5.0.post1"))
-    device = Device(name="coral", kind="edgetpu", backend="litert",
-                    options={"delegate": "edgetpu", "sysfs_root": str(fake_sysfs(tmp_path / "sys")),
-                             "cache_dir": str(root / "cache")})
+
+    def device(cache_dir: Path) -> Device:
+        return Device(name="coral", kind="edgetpu", backend="litert",
+                      options={"delegate": "edgetpu", "sysfs_root": str(fake_sysfs(tmp_path / "sys")),
+                               "cache_dir": str(cache_dir)})
+
+    return device
+
+
+def test_each_batch_gets_its_own_converted_and_compiled_model(work, compiler, coral):
+    root, (model, _) = work
+    device = coral(root / "cache")
     session = litert.LiteRTBackend().load(model, device)
     assert session.inputs[0].dtype == "int8" and session.inputs[0].shape == (None, 16)
     files = {}
@@ -101,18 +114,11 @@ def test_each_batch_gets_its_own_converted_and_compiled_model(work, compiler, tm
     assert files[1] != files[2] and files[2].endswith("-b2-" + files[2].split("-b2-")[1])
 
 
-def test_co_compiled_models_are_compiled_in_one_run(work, compiler, tmp_path, monkeypatch):
+def test_co_compiled_models_are_compiled_in_one_run(work, compiler, coral, tmp_path):
     _, models = work
-    paired_runtime(monkeypatch, tmp_path)
-    monkeypatch.setattr(litert, "_edgetpu_interpreter", lambda: (NoDelegateInterpreter, lambda lib, opts: "delegate",
-                                                                 "tflite_runtime.interpreter", "2.5.0.post1"))
-    device = Device(name="coral", kind="edgetpu", backend="litert",
-                    options={"delegate": "edgetpu", "sysfs_root": str(fake_sysfs(tmp_path / "sys")),
-                             "cache_dir": str(tmp_path / "cache")})
+    device = coral(tmp_path / "cache")  # this test's own cache
     a, b = litert.LiteRTBackend().load_together(models, device)
     sa, sb = a.settings(), b.settings()
     assert sa["edgetpu_compiled"] == sb["edgetpu_compiled"] == "edgetpu_compiler, co-compiled with 1 model(s)"
-    from pathlib import Path
-
     assert Path(sa["model_file"]).parent == Path(sb["model_file"]).parent  # one compiler run's output
     assert sa["model_file"] != sb["model_file"]

@@ -10,10 +10,22 @@ import pytest
 
 from pytest_edgeai.backends.base import TensorSpec
 from pytest_edgeai.concurrency.placement import Dispatcher, Worker, compare_placement, placement_metrics
-from pytest_edgeai.concurrency.studies import (measure_switching, models_metrics, run_concurrent_models, run_sweep,
-                                               tenant_counts)
-from pytest_edgeai.concurrency.tenants import (ThreadRunner, Window, fairness, jain_index, plan_threads, split_device,
-                                               step_metrics)
+from pytest_edgeai.concurrency.studies import (
+    measure_switching,
+    models_metrics,
+    run_concurrent_models,
+    run_sweep,
+    tenant_counts,
+)
+from pytest_edgeai.concurrency.tenants import (
+    ThreadRunner,
+    Window,
+    fairness,
+    jain_index,
+    plan_threads,
+    split_device,
+    step_metrics,
+)
 from pytest_edgeai.devices import Device
 from pytest_edgeai.errors import BackendError
 from pytest_edgeai.models.model import Model
@@ -138,7 +150,8 @@ def test_sweep_measures_each_step_with_per_tenant_threads():
     assert "limit" in sweep.stopped
     step = sweep.step(2)
     assert len(step.outcomes) == 2 and all(o.latencies_ns for o in step.outcomes)
-    assert [o.settings["options"]["intra_op_num_threads"] for o in step.outcomes] == [step.threads.threads_per_tenant] * 2
+    threads = [o.settings["options"]["intra_op_num_threads"] for o in step.outcomes]
+    assert threads == [step.threads.threads_per_tenant] * 2
     assert all(s.closed for s in loader.loaded)
     row = step.to_dict()
     assert row["aggregate_ips"] == pytest.approx(sum(r["throughput_ips"] for r in row["per_tenant"]))
@@ -157,6 +170,8 @@ def test_sweep_stops_cleanly_when_the_third_load_is_refused():
     assert failed.to_dict()["error"] == failed.reason
     assert sweep.max_tenants_ok == 1 and "stopped at 2 tenants" in sweep.stopped
     assert all(s.closed for s in loader.loaded)
+    with pytest.raises(ValueError, match="refuses another session"):  # a failed step has no figures to give
+        step_metrics(failed)
 
 
 def test_a_crashing_tenant_fails_its_step_with_the_reason():
@@ -255,11 +270,13 @@ class FakeTPUSession(FakeSession):
 
 def test_separately_compiled_models_pay_the_swap_and_co_compiled_ones_do_not():
     tpu = FakeTPU()
-    separate = {"a": FakeTPUSession(tpu, "a", 1_000_000, 5_000_000), "b": FakeTPUSession(tpu, "b", 2_000_000, 5_000_000)}
+    separate = {"a": FakeTPUSession(tpu, "a", 1_000_000, 5_000_000),
+                "b": FakeTPUSession(tpu, "b", 2_000_000, 5_000_000)}
     result = measure_switching(separate, {"a": {}, "b": {}}, rounds=10, label="separate", clock=tpu.clock)
     assert result.alone_ms == {"a": 1.0, "b": 2.0}
     assert result.overhead_ms == {"a": 5.0, "b": 5.0} and result.mean_overhead_ms == 5.0
-    shared = {"a": FakeTPUSession(tpu, "ab", 1_000_000, 5_000_000), "b": FakeTPUSession(tpu, "ab", 2_000_000, 5_000_000)}
+    shared = {"a": FakeTPUSession(tpu, "ab", 1_000_000, 5_000_000),
+              "b": FakeTPUSession(tpu, "ab", 2_000_000, 5_000_000)}
     result = measure_switching(shared, {"a": {}, "b": {}}, rounds=10, label="co-compiled", clock=tpu.clock)
     assert result.mean_overhead_ms == 0.0
     with pytest.raises(ValueError):

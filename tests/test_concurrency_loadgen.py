@@ -6,8 +6,14 @@ import time
 
 import pytest
 
-from pytest_edgeai.concurrency.loadgen import (SCENARIOS, LoadGenSettings, calibrate_latency, parse_summary,
-                                               run_loadgen, search_server_qps)
+from pytest_edgeai.concurrency.loadgen import (
+    SCENARIOS,
+    LoadGenSettings,
+    calibrate_latency,
+    parse_summary,
+    run_loadgen,
+    search_server_qps,
+)
 from pytest_edgeai.errors import MeasurementError
 
 pytest.importorskip("mlperf_loadgen")

@@ -13,8 +13,16 @@ from pathlib import Path
 import pytest
 
 from pytest_edgeai.backends.base import TensorSpec
-from pytest_edgeai.concurrency.capacity import (MIB, CapacityPlan, CapacityResult, CapacityStep, RssProbe,
-                                                available_bytes, capacity_metrics, probe_capacity)
+from pytest_edgeai.concurrency.capacity import (
+    MIB,
+    CapacityPlan,
+    CapacityResult,
+    CapacityStep,
+    RssProbe,
+    available_bytes,
+    capacity_metrics,
+    probe_capacity,
+)
 from pytest_edgeai.concurrency.tenants import ProcessRunner, TenantSpec, Window
 from pytest_edgeai.devices import Device
 from pytest_edgeai.models.model import Model

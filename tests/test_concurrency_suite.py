@@ -9,8 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import copy_suite
-
+from conftest import backends_conftest, copy_suite, devices_toml
 
 QUICK = ("--edgeai-profile", "quick", "-p", "no:cacheprovider", "-p", "no:randomly", "-rs")
 
@@ -46,20 +45,14 @@ class Backend:
         return Session(int(device.options["mib"]))
 '''
 
-DEVICES = "".join(f'''
-[devices.{name}]
-kind = "cpu"
-backend = "ballast"
-[devices.{name}.options]
-mib = {mib}
-''' for name, mib in (("light", 1), ("heavy", 300)))
+DEVICES = devices_toml({"light": {"options": {"mib": 1}}, "heavy": {"options": {"mib": 300}}},
+                       kind="cpu", backend="ballast")
 
 
 @pytest.fixture
 def lab(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.Pytester:
     monkeypatch.setenv("EDGEAI_LOCK_DIR", str(tmp_path / "locks"))
-    pytester.makepyfile(ballast=BACKEND, conftest='def pytest_edgeai_backends():\n'
-                                                  '    return {"ballast": "ballast:Backend"}\n')
+    pytester.makepyfile(ballast=BACKEND, conftest=backends_conftest(ballast="ballast:Backend"))
     pytester.makefile(".toml", devices=DEVICES)
     copy_suite("concurrency", pytester.path)
     return pytester

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import devices_toml
 
 from pytest_edgeai import config
 from pytest_edgeai.claims import ANY_MODEL
@@ -25,11 +26,16 @@ def problems(tmp_path: Path, text: str) -> list[str]:
     return info.value.problems
 
 
+# a valid CPU device; each claims test adds the lines of its [devices.x.claims.throughput] table
+THROUGHPUT_CLAIMS_OF_X = '[devices.x]\nkind = "cpu"\nbackend = "onnxruntime"\n[devices.x.claims.throughput]'
+
+
 def test_shipped_devices_toml_holds_the_reference_devices():
     cfg = config.load(ROOT / "devices.toml")
     kinds = {d.kind for d in cfg.devices.values()}
     assert {"cpu", "edgetpu", "ncs2", "jetson", "gpu"} <= kinds
-    assert {"cpu", "openvino_cpu", "edgetpu", "ncs2", "jetson_nano", "jetson_xavier_nx", "server_gpu"} <= set(cfg.devices)
+    assert {"cpu", "openvino_cpu", "edgetpu", "ncs2", "jetson_nano", "jetson_xavier_nx",
+            "server_gpu"} <= set(cfg.devices)
     nx = cfg.devices["jetson_xavier_nx"].claim("throughput", "min_batching_speedup", "mobilenet_v2")
     assert nx is not None and nx.threshold == pytest.approx(2.4)
     assert cfg.links["device_cloud"].bandwidth_mbps == pytest.approx(1.6)
@@ -89,11 +95,7 @@ def test_missing_file_is_one_clear_problem(tmp_path):
 
 
 def test_claims_per_model_and_for_every_model(tmp_path):
-    cfg = load_text(tmp_path, """
-[devices.x]
-kind = "cpu"
-backend = "onnxruntime"
-[devices.x.claims.throughput]
+    cfg = load_text(tmp_path, THROUGHPUT_CLAIMS_OF_X + """
 min_inferences_per_s = { mobilenet_v2 = 20, "*" = 5 }
 max_p90_latency_ms = 50
 """)
@@ -105,11 +107,7 @@ max_p90_latency_ms = 50
 
 
 def test_unknown_claims_and_suites_are_rejected(tmp_path):
-    found = problems(tmp_path, """
-[devices.x]
-kind = "cpu"
-backend = "onnxruntime"
-[devices.x.claims.throughput]
+    found = problems(tmp_path, THROUGHPUT_CLAIMS_OF_X + """
 min_inference_per_s = 3
 [devices.x.claims.througput]
 max_p90_latency_ms = 3
@@ -120,11 +118,7 @@ max_p90_latency_ms = 3
 
 
 def test_claim_threshold_must_be_a_number(tmp_path):
-    found = problems(tmp_path, """
-[devices.x]
-kind = "cpu"
-backend = "onnxruntime"
-[devices.x.claims.throughput]
+    found = problems(tmp_path, THROUGHPUT_CLAIMS_OF_X + """
 min_inferences_per_s = { mobilenet_v2 = "fast" }
 """)
     assert len(found) == 1
@@ -138,7 +132,7 @@ def test_models_need_exactly_a_path_or_a_zoo_name(tmp_path):
 
 
 def test_meter_problems_are_reported_with_the_file(tmp_path):
-    found = problems(tmp_path, '[devices.x]\nkind = "cpu"\nbackend = "onnxruntime"\n[devices.x.meter]\nsource = "rapll"\n')
+    found = problems(tmp_path, devices_toml({"x": {"meter": {"source": "rapll"}}}, kind="cpu", backend="onnxruntime"))
     assert len(found) == 1
     assert "devices.toml: devices.x.meter.source: unknown meter 'rapll' (did you mean 'rapl'?)" in found[0]
 

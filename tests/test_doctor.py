@@ -4,13 +4,16 @@ that cannot run) is one line each, and the other devices are still examined."""
 
 from __future__ import annotations
 
+import onnxruntime
 import pytest
+from vendor_fakes import FakeCudaSessions
 
 from pytest_edgeai import cli, doctor
+from pytest_edgeai.backends import ort_gpu
 from pytest_edgeai.devices import Device, builtin_cpu
 
 DECLARED = ['onnxruntime>=1.17', 'openvino<2027,>=2024.0; extra == "openvino"',
-            'openvino<2022.4,>=2022.3; extra == "ncs2"', 'onnxruntime-gpu<2,>=1.20; extra == "ort-gpu"',
+            'openvino<2022.4,>=2022.3; extra == "ncs2"', 'onnxruntime-gpu[cuda,cudnn]<1.27,>=1.21; extra == "ort-gpu"',
             'pytest-edgeai[report]; extra == "suites"']
 
 
@@ -47,8 +50,29 @@ def test_onnxruntime_shadowing_onnxruntime_gpu_is_an_error_with_the_commands(mon
     doctor.check_backend(gpu, exam)
     assert exam.findings == [doctor.Finding("error", "onnxruntime and onnxruntime-gpu are both installed and the CPU "
                              "package's files shadow the GPU one's: pip uninstall -y onnxruntime && pip install "
-                             "--force-reinstall --no-deps onnxruntime-gpu==1.31.1")]
+                             "--force-reinstall --no-deps onnxruntime-gpu==1.31.1"),
+                             doctor.Finding("note", f"onnxruntime {onnxruntime.__version__} is not a CUDA build")]
     assert not exam.can_run
+
+
+def test_cuda_libraries_that_do_not_load_are_an_error_naming_what_the_build_needs(monkeypatch):
+    """onnxruntime-gpu lists CUDAExecutionProvider whether or not CUDA loads (documented fake): the probe's
+    session says it did not, and the line says which CUDA major to install, for this build and the other."""
+    ort_gpu.preload.cache_clear()
+    monkeypatch.setattr(onnxruntime, "cuda_version", "13.0", raising=False)
+    monkeypatch.setattr(onnxruntime, "InferenceSession",
+                        FakeCudaSessions(onnxruntime.InferenceSession, libraries_load=False).session_class())
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    gpu = Device(name="g", kind="gpu", backend="onnxruntime",
+                 options={"providers": ["CUDAExecutionProvider", "CPUExecutionProvider"]})
+    exam = doctor.examine(gpu, DECLARED)
+    assert not exam.can_run
+    [error] = [f.text for f in exam.findings if f.level == "error"]
+    assert "lists CUDAExecutionProvider but a session does not get it" in error
+    assert "needs CUDA 13.x and cuDNN 9" in error and "for CUDA 12: pip install 'onnxruntime-gpu[cuda,cudnn]>=1.21,<1.27'" in error
+    assert doctor.Finding("note", f"onnxruntime {onnxruntime.__version__} is a CUDA 13.0 build: it needs CUDA 13.x "
+                                  f"and cuDNN 9") in exam.findings
+    ort_gpu.preload.cache_clear()
 
 
 def test_an_unreadable_meter_is_a_problem_but_the_device_still_runs(monkeypatch):

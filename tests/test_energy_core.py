@@ -8,6 +8,7 @@ import time
 import types
 
 import pytest
+from conftest import wait_for
 
 from pytest_edgeai import config as config_mod
 from pytest_edgeai import energy
@@ -49,14 +50,6 @@ class FakeMeter(SampledMeter):
         if self.calls == self.fail_on_call:
             raise OSError("sensor vanished")
         return self.watts
-
-
-def wait_for(predicate, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.005)
 
 
 def reading(joules: float = 10.0, duration: float = 2.0, estimated: bool = False) -> EnergyReading:

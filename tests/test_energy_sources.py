@@ -10,6 +10,7 @@ import types
 from pathlib import Path
 
 import pytest
+from conftest import wait_for
 
 from pytest_edgeai.devices import Device
 from pytest_edgeai.energy import make_meter
@@ -41,14 +42,6 @@ def window(meter, during=None):
         reading = meter.stop()
         meter.close()
     return reading
-
-
-def wait_for(predicate, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.01)
 
 
 # ---------------------------------------------------------------- RAPL

@@ -49,7 +49,8 @@ def test_the_first_view_is_torchvisions_resize_and_centre_crop():
     h, w = image.shape[:2]
     side = min(h, w)
     top, left = round((h - side) / 2), round((w - side) / 2)  # CenterCrop rounds as Python does
-    big = np.asarray(Image.fromarray(image[top:top + side, left:left + side]).resize((256, 256), Image.Resampling.BILINEAR))
+    square = Image.fromarray(image[top:top + side, left:left + side])
+    big = np.asarray(square.resize((256, 256), Image.Resampling.BILINEAR))
     np.testing.assert_array_equal(crop_views(image, TORCHVISION)[0], big[16:240, 16:240])
 
 
@@ -62,7 +63,8 @@ def test_preprocessing_is_the_models_declared_normalisation_and_layout():
     assert nhwc.layout == "NHWC" and nhwc.size == 96 and not nhwc.declared
     assert nhwc.tensor(np.zeros((2, 96, 96, 3), np.uint8)).shape == (2, 96, 96, 3)
     assert float(ASSUMED.tensor(np.zeros((1, 224, 224, 3), np.uint8)).min()) == -1.0
-    declared = preprocess_for(None, {"preprocess": {"mean": [0, 0, 0], "std": [1, 1, 1], "resize": 256}}, ("N", 3, 224, 224))
+    params = {"preprocess": {"mean": [0, 0, 0], "std": [1, 1, 1], "resize": 256}}
+    declared = preprocess_for(None, params, ("N", 3, 224, 224))
     assert declared.declared and declared.resize == 256
     assert TORCHVISION.at(160).resize == round(256 * 160 / 224)
     with pytest.raises(ModelError, match="mean and std need 3 values"):

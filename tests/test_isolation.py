@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import backends_conftest, devices_toml
 
 QUICK = ("--edgeai-profile", "quick", "-p", "no:cacheprovider", "-p", "no:randomly")
 
@@ -70,18 +71,12 @@ class FakeBackend:
         return FakeSession(device.options["mode"])
 '''
 
-CONFTEST = '''
-def pytest_edgeai_backends():
-    return {"fake": "fakebackends:FakeBackend"}
-'''
+CONFTEST = backends_conftest(fake="fakebackends:FakeBackend")
 
-DEVICES = "".join(f'''
-[devices.{name}]
-kind = "cpu"
-backend = "fake"
-[devices.{name}.options]
-mode = "{name}"
-''' for name in ("ok", "segfault", "hang", "vanish", "vendor_error", "probe_segfault", "probe_hang"))
+# a device per behaviour of the fake backend, named after it
+DEVICES = devices_toml({mode: {"options": {"mode": mode}} for mode in
+                        ("ok", "segfault", "hang", "vanish", "vendor_error", "probe_segfault", "probe_hang")},
+                       kind="cpu", backend="fake")
 
 TESTS = '''
 import pytest

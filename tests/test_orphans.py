@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import backends_conftest, devices_toml
 from test_crash import wait_for
 
 from pytest_edgeai.devices import Device
@@ -68,19 +69,10 @@ class SpinBackend:
         return Session(device.options["mode"])
 '''
 
-CONFTEST = '''
-def pytest_edgeai_backends():
-    return {"spin": "spinbackend:SpinBackend"}
-'''
+CONFTEST = backends_conftest(spin="spinbackend:SpinBackend")
 
-DEVICES = "".join(f'''
-[devices.{name}]
-kind = "edgetpu"
-backend = "spin"
-hardware_id = "bench-1"
-[devices.{name}.options]
-mode = "{name}"
-''' for name in ("spin", "ok"))
+DEVICES = devices_toml({mode: {"options": {"mode": mode}} for mode in ("spin", "ok")},
+                       kind="edgetpu", backend="spin", hardware_id="bench-1")
 
 TESTS = '''
 def test_offline(edgeai_device, edgeai_model, edgeai_bench):

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ECHO_SESSION
+from conftest import ECHO_SESSION, backends_conftest, devices_toml
 
 from pytest_edgeai import registry
 from pytest_edgeai.cli import main
@@ -32,13 +32,7 @@ class CrashingProbe:
         return Session()
 '''
 
-DEVICES = "".join(f'''
-[devices.{name}]
-kind = "npu"
-backend = "crashy"
-[devices.{name}.options]
-mode = "{name}"
-''' for name in ("segv", "fine"))
+DEVICES = devices_toml({mode: {"options": {"mode": mode}} for mode in ("segv", "fine")}, kind="npu", backend="crashy")
 
 
 @pytest.fixture
@@ -68,10 +62,7 @@ def test_probe(edgeai_device):
     assert edgeai_device.name == "fine"
 '''
 
-CONFTEST = '''
-def pytest_edgeai_backends():
-    return {"crashy": "crashyprobe:CrashingProbe"}
-'''
+CONFTEST = backends_conftest(crashy="crashyprobe:CrashingProbe")
 
 
 def test_device_auto_leaves_out_the_device_whose_probe_segfaulted(crashy, pytester: pytest.Pytester):

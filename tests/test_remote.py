@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import devices_toml
 from execnet import XSpec
 
 from pytest_edgeai.lab.xdist import bound_restarts, harden_ssh
@@ -33,13 +34,7 @@ def test_offline(edgeai_device, edgeai_model, edgeai_bench):
     edgeai_bench.offline(model, batch=1)
     edgeai_bench.single_stream(model)
 '''
-DEVICES = '''
-[devices.bench_cpu]
-kind = "cpu"
-backend = "onnxruntime"
-[devices.bench_cpu.options]
-intra_op_num_threads = 1
-'''
+DEVICES = devices_toml({"bench_cpu": {"options": {"intra_op_num_threads": 1}}}, kind="cpu", backend="onnxruntime")
 
 
 def free_port() -> int:
@@ -49,7 +44,8 @@ def free_port() -> int:
 
 
 def tool(name: str) -> str:
-    found = shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.path.exists(p)), None)
+    found = shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.path.exists(p)),
+                                       None)
     if found is None:
         pytest.skip(f"{name} not found: install openssh-server and openssh-client (apt-get install -y openssh-server)")
     return found

@@ -74,7 +74,7 @@ def test_sections_without_records_are_left_out_and_present_ones_render(tmp_path)
     html = render(load_run(_run(tmp_path, energy, sweep, cut, single)))
     assert "Energy" in html and "(estimated)" in html and "TDP x time" in html
     assert "Concurrency" in html and "aggregate_ips against tenants" in html
-    assert "Split: bytes per cut" in html and "cuts: cpu m cuts against depth_layers" in html and "bytes.int8" in html and "[2 items]" in html
+    assert "Split: bytes per cut" in html and "cpu m: bytes sent per input at each cut (encoding+codec) against depth_layers" in html and "bytes.<wbr>int8" in html and "[2 items]" in html
     assert "Compression trade-offs" not in html and "Comparison with the baseline" not in html
     assert EVIL not in html and "&lt;img" in html
 

@@ -96,3 +96,87 @@ def test_a_baseline_that_cannot_be_found_is_an_error_under_fail_on_regression(la
     result = lab(1.0, 1, "--edgeai-baseline", "release:nope", "--edgeai-fail-on-regression")
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*no run of release 'nope'*"])
+
+
+OUTCOMES = '''
+import pytest
+
+
+def test_measured(edgeai_device, edgeai_bench):
+    r = edgeai_bench.new_record(None, {"name": "single_stream", "batch": 1})
+    r.model = {"name": "fixed"}
+    r.metrics["throughput_ips"] = {"value": 100.0, "unit": "inferences/s", "method": "measured", "source": "test"}
+    edgeai_bench.save(r)
+
+
+def test_no_meter(edgeai_device):
+    pytest.skip("no RAPL: /sys/class/powercap is not readable here")
+
+
+@pytest.fixture
+def broken():
+    raise RuntimeError("the fixture broke")
+
+
+def test_errors(edgeai_device, broken):
+    pass
+
+
+def test_fails(edgeai_device):
+    assert 1 == 2, "one is not two"
+
+
+@pytest.mark.xfail(reason="known: the vendor's runtime rounds this")
+def test_known(edgeai_device):
+    assert False
+
+
+def test_plain():
+    """Does not use edgeai: not an outcome of the run."""
+'''
+
+
+def test_the_run_records_each_tests_outcome_and_the_report_shows_it(pytester):
+    pytester.makepyfile(test_mine=OUTCOMES)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--device", "cpu", "--edgeai-no-isolation")
+    result.assert_outcomes(passed=2, skipped=1, errors=1, failed=1, xfailed=1)
+    run = load_run(pytester.path / "reports" / "latest")
+    outcomes = {o.test_id.split("::")[-1].split("[")[0]: o for o in run.outcomes}
+    assert {k: o.outcome for k, o in outcomes.items()} == {
+        "test_measured": "passed", "test_no_meter": "skipped", "test_errors": "error", "test_fails": "failed",
+        "test_known": "xfailed"}
+    assert outcomes["test_no_meter"].reason == "no RAPL: /sys/class/powercap is not readable here"
+    assert "the fixture broke" in outcomes["test_errors"].reason and "one is not two" in outcomes["test_fails"].reason
+    assert outcomes["test_known"].reason == "known: the vendor's runtime rounds this"
+    assert {o.suite for o in run.outcomes} == {"mine"}
+    html = (run.path / "report.html").read_text()
+    headline = html[html.index("<b>Tests:</b>"):html.index("<b>Claims:</b>")]
+    for count in ("1 failed", "1 error", "1 skipped", "1 xfailed", "1 passed"):
+        assert count in headline, headline
+    assert "no RAPL: /sys/class/powercap is not readable here" in html and "the fixture broke" in html
+    assert "Suite: mine" in html  # a suite of the user's own gets its section
+
+
+def test_a_run_where_everything_skipped_says_what_and_why(pytester):
+    pytester.makepyfile(test_energy='''
+import pytest
+
+def test_offline_energy(edgeai_device):
+    pytest.skip("no RAPL: energy_uj is root-only")
+''')
+    result = pytester.runpytest("-p", "no:cacheprovider", "--device", "cpu", "--edgeai-no-isolation")
+    result.assert_outcomes(skipped=1)
+    html = (pytester.path / "reports" / "latest" / "report.html").read_text()
+    assert "No claims were checked" not in html and "0 records" not in html
+    assert "Nothing was measured" in html and "1 skipped" in html
+    assert html.count("no RAPL: energy_uj is root-only") >= 2  # at a glance and in the energy section
+    assert "Energy suite tests" in html
+
+
+def test_malformed_outcomes_in_run_json_are_a_problem_not_a_crash(tmp_path):
+    store = RunStore.create(tmp_path, {"environment": {}, "options": {}})
+    store.update_meta(tests=[{"test_id": "t::a", "suite": "s", "outcome": "skipped", "reason": "why"},
+                             {"test_id": 3, "outcome": "passed"}, {"outcome": "exploded", "test_id": "t::b"}, "x"])
+    run = load_run(store.path)
+    assert [(o.test_id, o.outcome, o.reason) for o in run.outcomes] == [("t::a", "skipped", "why")]
+    assert any("3 test outcome(s)" in p for p in run.problems)

@@ -3,7 +3,8 @@
 Both workers run every test (--dist each) and meet at a barrier before measuring cpu_a, so they reach
 that device at the same moment: only the device lock keeps their measurements apart. The one that got
 cpu_a first moves on to cpu_b while the other measures cpu_a: different devices (cpu_a and cpu_b are two
-hardware_ids) have different locks, so cpu_b is not held up by cpu_a's holder. Two cpu devices without a hardware_id are the host's one CPU: never at once.
+hardware_ids) have different locks, so cpu_b is not held up by cpu_a's holder. Two cpu devices without a
+hardware_id are the host's one CPU: never at once.
 """
 
 from __future__ import annotations
@@ -12,25 +13,15 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import devices_toml
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 QUICK = ("--edgeai-profile", "quick", "-p", "no:cacheprovider", "-p", "no:randomly")
 
-DEVICES = "".join(f'''
-[devices.{name}]
-kind = "cpu"
-backend = "onnxruntime"
-hardware_id = "bench-{name}"
-[devices.{name}.options]
-intra_op_num_threads = 1
-''' for name in ("cpu_a", "cpu_b")) + "".join(f'''
-[devices.{name}]
-kind = "cpu"
-backend = "onnxruntime"
-[devices.{name}.options]
-intra_op_num_threads = 1
-''' for name in ("cpu", "other_runtime_cpu"))
+DEVICES = devices_toml({"cpu_a": {"hardware_id": "bench-cpu_a"}, "cpu_b": {"hardware_id": "bench-cpu_b"},
+                        "cpu": {}, "other_runtime_cpu": {}},
+                       kind="cpu", backend="onnxruntime", options={"intra_op_num_threads": 1})
 
 CONTENDED = '''
 import os, time

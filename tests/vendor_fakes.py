@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
+import threading
 import types
 from enum import IntEnum
 from pathlib import Path
@@ -103,6 +104,115 @@ def install_cuda_runtime(monkeypatch, rt: types.ModuleType) -> None:
     for name, mod in {"cuda": cuda_pkg, "cuda.bindings": bindings, "cuda.bindings.runtime": rt,
                       "cuda.cudart": None}.items():
         monkeypatch.setitem(sys.modules, name, mod)
+
+
+def fake_cuda_streams() -> types.ModuleType:
+    """cuda.bindings.runtime's stream calls (CUDA Runtime API, "Stream Management"; cuda-python returns
+    (cudaError_t, value) tuples): cudaStreamCreateWithFlags(cudaStreamNonBlocking) gives a stream that does
+    not synchronise with the legacy default stream; cudaStreamDestroy of a destroyed stream is
+    cudaErrorInvalidResourceHandle. ``rt.live`` is the set of streams not yet destroyed."""
+    rt = types.ModuleType("cuda.bindings.runtime")
+    rt.cudaError_t = IntEnum("cudaError_t", {"cudaSuccess": 0, "cudaErrorInvalidResourceHandle": 400}, start=0)
+    rt.cudaStreamNonBlocking = 1
+    rt.live, rt.flags, rt.device = set(), {}, [None]
+    handles = iter(range(0x7F0000001000, 0x7F0000100000, 0x1000))  # addresses: never 0, the default stream
+
+    def create(flags):
+        stream = next(handles)
+        rt.live.add(stream)
+        rt.flags[stream] = flags
+        return rt.cudaError_t.cudaSuccess, stream
+
+    def destroy(stream):
+        if stream not in rt.live:
+            return (rt.cudaError_t.cudaErrorInvalidResourceHandle,)
+        rt.live.remove(stream)
+        return (rt.cudaError_t.cudaSuccess,)
+
+    rt.cudaStreamCreateWithFlags = create
+    rt.cudaStreamDestroy = destroy
+    rt.cudaSetDevice = lambda device: (rt.device.__setitem__(0, device), (rt.cudaError_t.cudaSuccess,))[1]
+    rt.cudaGetErrorName = lambda err: (rt.cudaError_t.cudaSuccess, rt.cudaError_t(err).name.encode())
+    return rt
+
+
+class FakeCudaSessions:
+    """onnxruntime-gpu's InferenceSession with the CUDA provider, as documented, computing with the real CPU
+    onnxruntime underneath:
+
+    - get_available_providers() lists the providers the build has, whether or not CUDA and cuDNN load; when
+      they do not, the session is created without the CUDA provider and onnxruntime only logs "Failed to
+      create CUDAExecutionProvider. Require cuDNN 9.* and CUDA 12.*" (microsoft/onnxruntime#21825): here
+      ``libraries_load = False``;
+    - provider option ``user_compute_stream`` (the stream's address as a string) runs the session on that
+      stream and sets ``has_user_compute_stream`` to "1" by itself; "0" is no stream
+      (microsoft/onnxruntime#19229 and its python doc, #19245); before 1.17 the Python API ignored it:
+      here ``takes_user_stream = False``; get_provider_options() returns every value as a string;
+    - Run() may be called from several threads at once ("InferenceSession::Run() is guaranteed to be
+      thread-safe", microsoft/onnxruntime#19301) and the Python binding releases the GIL while it runs.
+
+    ``rendezvous = N`` makes the first N runs wait for each other (a barrier with a timeout): a caller that
+    never has N runs in flight fails with BrokenBarrierError instead of passing.
+    """
+
+    def __init__(self, real_session_class, libraries_load: bool = True, takes_user_stream: bool = True,
+                 rendezvous: int = 0):
+        self.real = real_session_class
+        self.libraries_load, self.takes_user_stream = libraries_load, takes_user_stream
+        self.created: list = []
+        self.lock = threading.Lock()
+        self.active = self.peak = 0
+        self.barrier = threading.Barrier(rendezvous, timeout=10) if rendezvous else None
+        self.waited = 0
+
+    def session_class(self):
+        fake = self
+
+        class InferenceSession:
+            def __init__(self, path, sess_options=None, providers=None, provider_options=None):
+                self._real = fake.real(path, sess_options=sess_options, providers=["CPUExecutionProvider"])
+                providers = list(providers or ["CPUExecutionProvider"])
+                options = list(provider_options or [{} for _ in providers])
+                kept = [(p, o) for p, o in zip(providers, options)
+                        if p == "CPUExecutionProvider" or (p == "CUDAExecutionProvider" and fake.libraries_load)]
+                self._providers = [p for p, _ in kept] or ["CPUExecutionProvider"]
+                self._options = {}
+                for p, o in kept:
+                    values = {k: str(v) for k, v in o.items()}
+                    if p == "CUDAExecutionProvider":
+                        stream = values.pop("user_compute_stream", "0") if fake.takes_user_stream else "0"
+                        values.pop("user_compute_stream", None)
+                        values.update(user_compute_stream=stream, has_user_compute_stream="0" if stream == "0" else "1")
+                    self._options[p] = values
+                fake.created.append(self)
+
+            def get_providers(self):
+                return list(self._providers)
+
+            def get_provider_options(self):
+                return {p: dict(o) for p, o in self._options.items()}
+
+            def get_inputs(self):
+                return self._real.get_inputs()
+
+            def get_outputs(self):
+                return self._real.get_outputs()
+
+            def run(self, names, feeds):
+                with fake.lock:
+                    fake.active += 1
+                    fake.peak = max(fake.peak, fake.active)
+                    wait = fake.barrier is not None and fake.waited < fake.barrier.parties
+                    fake.waited += wait
+                try:
+                    if wait:
+                        fake.barrier.wait()
+                    return self._real.run(names, feeds)
+                finally:
+                    with fake.lock:
+                        fake.active -= 1
+
+        return InferenceSession
 
 
 # ---------------------------------------------------------------- edgetpu_compiler

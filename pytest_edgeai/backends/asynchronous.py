@@ -13,6 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -117,7 +118,6 @@ def drive(queue: RequestQueue, min_count: int, min_duration_s: float,
     return AsyncRun(latencies_ns=latencies, wall_ns=wall_ns, in_flight=queue.size)
 
 
-
 class StreamSlot(Protocol):
     """One request on its own device stream (a CUDA stream with its buffers): enqueue, then wait."""
 
@@ -168,3 +168,30 @@ class OldestFirstQueue:
     def wait_all(self) -> None:
         while self._busy:
             self._finish_oldest()
+
+
+class ThreadSlot:
+    """A blocking request (one that returns when its outputs are on the host) as a StreamSlot: each slot runs
+    its requests on a host thread of its own, so N slots keep N requests in flight wherever the runtime
+    releases the GIL while it runs and may be called from several threads (onnxruntime's run does both).
+    Use it as a context manager: leaving it waits for the thread to end."""
+
+    def __init__(self, run: Callable[[dict[str, np.ndarray]], Any], feeds: dict[str, np.ndarray]):
+        self._run, self._feeds = run, feeds
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgeai-slot")
+        self._pending: Future[Any] | None = None
+
+    def submit(self, feeds: dict[str, np.ndarray] | None) -> None:
+        self._pending = self._worker.submit(self._run, self._feeds if feeds is None else feeds)
+
+    def complete(self) -> Any:
+        pending, self._pending = self._pending, None
+        if pending is None:
+            raise MeasurementError("a request slot was waited for with nothing submitted")
+        return pending.result()
+
+    def __enter__(self) -> ThreadSlot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._worker.shutdown(wait=True)

@@ -15,13 +15,14 @@ from typing import Any
 from ..errors import BackendError
 
 
-def cudart():
+def cudart() -> Any:
     for name in ("cuda.bindings.runtime", "cuda.cudart"):
         try:
             return importlib.import_module(name)
         except ImportError:
             continue
-    raise BackendError("cuda-python is not importable: pip install 'pytest-edgeai[tensorrt]' (cuda-python)")
+    raise BackendError("cuda-python is not importable: pip install cuda-python (the major of the CUDA the "
+                       "runtime was built for; in the [tensorrt], [ort-gpu] and [jetson] extras)")
 
 
 def handle(obj: Any) -> int:

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 from .. import filecache
 from ..errors import BackendError, ConfigError, ModelError
 from ..keys import Key
-from . import jetson, ort_gpu
+from . import cuda, jetson, ort_gpu
 from .base import Availability, TensorSpec
-from .device_options import check_keys
+from .asynchronous import AsyncProgress, AsyncRun
+from .device_options import check_keys, positive_int
 from ..registry import distribution_version
 
 if TYPE_CHECKING:
@@ -29,7 +30,8 @@ OPTION_KEYS = (Key("providers", "list", None), Key("provider_options", "table", 
                Key("inter_op_num_threads", "integer", None, minimum=0),
                Key("execution_mode", "string", None, choices=("sequential", "parallel")),
                Key("graph_optimization_level", "string", None, choices=tuple(GRAPH_LEVELS)),
-               Key("enable_cpu_mem_arena", "bool", None), Key("cache_dir", "string", None))
+               Key("enable_cpu_mem_arena", "bool", None), Key("cache_dir", "string", None),
+               Key("streams", "integer", None, minimum=1))
 DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
           "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int8)": "int8",
           "tensor(uint8)": "uint8", "tensor(bool)": "bool"}
@@ -69,12 +71,27 @@ class OnnxRuntimeBackend:
                 f"onnxruntime {version} (available: {', '.join(available)}): "
                 + "; ".join(ort_gpu.missing_reason(p, available, distribution) for p in missing),
                 runtime=self.name, runtime_version=version)
+        if (positive_int(device, "streams", 1) or 1) > 1:
+            try:
+                cuda.cudart()
+            except BackendError as exc:
+                return Availability(False, f"streams: {exc}", runtime=self.name, runtime_version=version)
         if "TensorrtExecutionProvider" in requested_providers(device):
-            problem = ort_gpu.tensorrt_provider_problem(version, distribution_version(*ort_gpu.TENSORRT_DISTRIBUTIONS))
+            problem = (ort_gpu.tensorrt_provider_problem(version, distribution_version(*ort_gpu.TENSORRT_DISTRIBUTIONS))
+                       or ort_gpu.cuda_major_problem(version, ort_gpu.build_cuda_major(ort), ort_gpu.tensorrt_wheels()))
             if problem:
                 return Availability(False, problem, runtime=self.name, runtime_version=version)
+        if any(p in ort_gpu.GPU_PROVIDERS for p in requested_providers(device)):
+            ort_gpu.preload(ort)
+            _, providers, provider_options = _session_options(ort, device)
+            dropped = ort_gpu.dropped_providers(ort, providers, provider_options)
+            if dropped:
+                return Availability(False, f"onnxruntime {version} lists {', '.join(dropped)} but a session does "
+                                           f"not get it (its libraries did not load): {ort_gpu.libraries_fix(ort)}",
+                                    runtime=self.name, runtime_version=version)
         return Availability(True, runtime=self.name, runtime_version=version,
                             details={"providers": available,
+                                     **({"cuda_build": ort.cuda_version} if ort_gpu.build_cuda_major(ort) else {}),
                                      "distribution": next((d for d in DISTRIBUTIONS
                                                            if distribution_version(d)), "onnxruntime")})
 
@@ -87,13 +104,29 @@ class OnnxRuntimeBackend:
         if why:
             raise ModelError(f"{model.path}: {why}")
         options, providers, provider_options = _session_options(ort, device)
-        try:
-            session = ort.InferenceSession(str(model.path), sess_options=options, providers=providers,
-                                           provider_options=provider_options)
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
-            raise ModelError(f"{model.path}: onnxruntime cannot load it: {_first_line(exc)}") from None
-        ort_gpu.check_applied(providers, session.get_providers(), str(model.path))
-        return OnnxRuntimeSession(session, options, device)
+        streams = positive_int(device, "streams", 1) or 1
+        problem = ort_gpu.streams_problem(device, providers, streams)
+        if problem:
+            raise ConfigError([problem])
+
+        libraries = ort_gpu.preload(ort) if any(p in ort_gpu.GPU_PROVIDERS for p in providers) else None
+
+        def create(first_provider_options: dict[str, Any] | None = None) -> Any:
+            per_provider = list(provider_options)
+            if first_provider_options is not None:
+                per_provider[0] = first_provider_options
+            try:
+                made = ort.InferenceSession(str(model.path), sess_options=options, providers=providers,
+                                            provider_options=per_provider)
+            except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
+                raise ModelError(f"{model.path}: onnxruntime cannot load it: {_first_line(exc)}") from None
+            ort_gpu.check_applied(providers, made.get_providers(), str(model.path), ort_gpu.libraries_fix(ort))
+            return made
+
+        session = create()
+        pool = (ort_gpu.StreamSessions(create, provider_options[0], streams, str(model.path))
+                if streams > 1 else None)
+        return OnnxRuntimeSession(session, options, device, pool, libraries)
 
 
 def _session_options(ort, device: Device):
@@ -121,17 +154,30 @@ def _session_options(ort, device: Device):
 
 
 class OnnxRuntimeSession:
-    """An InferenceSession; ``run`` is synchronous, outputs are on the host when it returns."""
+    """An InferenceSession; ``run`` is synchronous, outputs are on the host when it returns. With
+    ``streams = N`` (CUDA provider) offline throughput runs N requests in flight (ort_gpu.StreamSessions)."""
 
-    def __init__(self, session, options, device: Device):
+    def __init__(self, session, options, device: Device, pool: ort_gpu.StreamSessions | None = None,
+                 libraries: str | None = None):
         self._session = session
+        self._libraries = libraries
         self._options = options
         self._device = device
+        self._pool = pool
         self.inputs = [TensorSpec(i.name, tuple(i.shape), DTYPES.get(i.type, i.type)) for i in session.get_inputs()]
         self.outputs = [TensorSpec(o.name, tuple(o.shape), DTYPES.get(o.type, o.type)) for o in session.get_outputs()]
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         return self._session.run(None, feeds)
+
+    def prefers_async(self) -> bool:
+        return self._pool is not None
+
+    def run_async(self, feeds: dict[str, np.ndarray], min_count: int, min_duration_s: float,
+                  progress: AsyncProgress | None = None) -> AsyncRun:
+        if self._pool is None:
+            raise BackendError("onnxruntime runs one request at a time here: set streams = N (CUDA provider)")
+        return self._pool.run_async(feeds, min_count, min_duration_s, progress)
 
     def settings(self) -> dict[str, Any]:
         so = self._options
@@ -142,11 +188,17 @@ class OnnxRuntimeSession:
             "inter_op_num_threads": so.inter_op_num_threads,
             "execution_mode": str(so.execution_mode),
             "graph_optimization_level": str(so.graph_optimization_level),
+            "streams": len(self._pool.sessions) if self._pool else 1,
+            **({"cuda_libraries": self._libraries} if self._libraries else {}),
+            **({"in_flight": "one InferenceSession per stream, each on a CUDA stream of its own "
+                             "(user_compute_stream) and run by a host thread of its own"} if self._pool else {}),
             **(jetson.state() if self._device.kind == "jetson" else {}),
         }
 
     def close(self) -> None:
         self._session = None
+        if self._pool is not None:
+            self._pool.close()
 
 
 def _first_line(exc: Exception) -> str:

@@ -91,7 +91,7 @@ class NvmlProbe:
         self.device = device
         self.source = f"NVML memory used, CUDA device {cuda_index(device)}"
 
-    def _handle(self):
+    def _handle(self) -> tuple[Any, Any]:
         try:
             import pynvml
         except ImportError:
@@ -200,12 +200,15 @@ class CapacityResult:
     steps: list[CapacityStep] = field(default_factory=list)
     stopped: str = ""
 
-    def _loaded(self) -> list[CapacityStep]:
-        return [s for s in self.steps if s.ok]
+    def _used(self) -> list[int]:
+        """Memory in use after each tenant that loaded (a loaded step always carries its reading)."""
+        return [s.used_bytes for s in self.steps if s.ok and s.used_bytes is not None]
 
     def footprints(self) -> list[int]:
         """Each tenant's memory: what loading it (and running it once) added."""
-        used = [self.baseline_bytes] + [s.used_bytes for s in self._loaded()]
+        if self.baseline_bytes is None:  # the child failed before its first reading
+            return []
+        used = [self.baseline_bytes, *self._used()]
         return [b - a for a, b in zip(used, used[1:])]
 
     @property
@@ -239,8 +242,10 @@ class CapacityResult:
     @property
     def observed_max(self) -> int:
         """Tenants loaded and run whose memory in use stayed within the budget."""
-        return sum(1 for s in self._loaded()
-                   if s.used_bytes - self.baseline_bytes <= self.plan.budget_bytes)
+        baseline = self.baseline_bytes
+        if baseline is None:
+            return 0
+        return sum(1 for used in self._used() if used - baseline <= self.plan.budget_bytes)
 
     @property
     def prediction_error(self) -> float | None:
@@ -308,7 +313,8 @@ def _why_stopped(result: CapacityResult) -> str:
         return "nothing was loaded"
     if not last.ok:
         return f"tenant {last.tenants} failed: {last.error}"
-    if result.baseline_bytes is not None and last.used_bytes - result.baseline_bytes > result.plan.budget_bytes:
+    if (result.baseline_bytes is not None and last.used_bytes is not None
+            and last.used_bytes - result.baseline_bytes > result.plan.budget_bytes):
         return f"tenant {last.tenants} took memory in use past the budget of {result.plan.budget_bytes / MIB:.0f} MiB"
     return f"reached the cap of {result.plan.max_tenants} tenants"
 

@@ -117,7 +117,7 @@ def parse_summary(text: str) -> tuple[str, dict[str, str]]:
     return verdict, fields
 
 
-def _lg():
+def _lg() -> Any:  # the mlperf_loadgen module (untyped)
     try:
         import mlperf_loadgen
     except ImportError:
@@ -126,7 +126,7 @@ def _lg():
     return mlperf_loadgen
 
 
-def _test_settings(lg, s: LoadGenSettings):
+def _test_settings(lg: Any, s: LoadGenSettings) -> Any:
     if s.scenario not in SCENARIOS:
         raise MeasurementError(f"unknown LoadGen scenario '{s.scenario}'; known: {', '.join(SCENARIOS)}")
     ts = lg.TestSettings()
@@ -153,15 +153,15 @@ def _test_settings(lg, s: LoadGenSettings):
 class _SUT:
     """Runs queries on one session from one worker thread, in the order LoadGen issued them."""
 
-    def __init__(self, lg, session: Session, samples: list[dict[str, np.ndarray]]):
+    def __init__(self, lg: Any, session: Session, samples: list[dict[str, np.ndarray]]):
         self.lg = lg
         self.session = session
         self.samples = samples
-        self.queue: queue.Queue = queue.Queue()
+        self.queue: queue.Queue[list[Any] | None] = queue.Queue()  # LoadGen's QuerySamples; None: stop
         self.error: str | None = None
         self.thread = threading.Thread(target=self._work, daemon=True, name="edgeai-loadgen-sut")
 
-    def issue(self, query_samples) -> None:
+    def issue(self, query_samples: list[Any]) -> None:
         self.queue.put(list(query_samples))
 
     def _work(self) -> None:

@@ -75,7 +75,7 @@ class Dispatcher:
 
     def run(self, duration_s: float) -> DispatchResult:
         n = len(self.workers)
-        queues: list[queue.Queue] = [queue.Queue() for _ in range(n)]
+        queues: list[queue.Queue[object]] = [queue.Queue() for _ in range(n)]
         pending = [0] * n
         served = [0] * n
         latencies: list[list[int]] = [[] for _ in range(n)]

@@ -30,7 +30,17 @@ import numpy as np
 from ..backends.base import get_backend
 from ..results.record import metric
 from .capacity import MIB
-from .tenants import Metrics, Step, TenantRunner, TenantSpec, Window, backend_load, default_feeds, plan_threads, run_step
+from .tenants import (
+    Metrics,
+    Step,
+    TenantRunner,
+    TenantSpec,
+    Window,
+    backend_load,
+    default_feeds,
+    plan_threads,
+    run_step,
+)
 
 if TYPE_CHECKING:
     from ..backends.base import Session
@@ -107,9 +117,11 @@ class SweepResult:
     def speedup(self, tenants: int) -> float | None:
         """Aggregate throughput at ``tenants`` over one tenant alone (same sweep)."""
         one, many = self.step(1), self.step(tenants)
-        if one is None or many is None or not one.aggregate_ips:
+        alone = one.aggregate_ips if one is not None else None
+        together = many.aggregate_ips if many is not None else None
+        if not alone or together is None:
             return None
-        return many.aggregate_ips / one.aggregate_ips
+        return together / alone
 
     def rows(self) -> list[dict[str, Any]]:
         return [s.to_dict() for s in self.steps]
@@ -152,7 +164,7 @@ class ConcurrentModelsResult:
         """Each model's throughput together over alone."""
         if not self.ok:
             return None
-        return [t / a.aggregate_ips for t, a in zip(self.together.tenant_ips(), self.alone)]
+        return [t / sum(a.tenant_ips()) for t, a in zip(self.together.tenant_ips(), self.alone)]  # ok: each is its sum
 
     @property
     def gain(self) -> float | None:

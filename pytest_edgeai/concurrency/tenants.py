@@ -83,7 +83,8 @@ def plan_threads(device: Device, tenants: int, cores: int | None = None) -> tupl
     cores = cores or usable_cores()
     key = THREAD_OPTION.get(device.backend)
     if key is None:
-        return device, ThreadPlan(None, f"{device.backend}: its own default (no per-session thread option known)", cores)
+        return device, ThreadPlan(None, f"{device.backend}: its own default (no per-session thread option known)",
+                                  cores)
     configured = device.options.get(key)
     if isinstance(configured, int) and configured > 0:
         return device, ThreadPlan(configured, f"devices.{device.name}.options.{key}", cores)
@@ -327,7 +328,8 @@ class ThreadRunner(LoadingRunner):
                     session.close()
         return outcomes
 
-    def _run_threads(self, sessions, feeds, outcomes, window: Window) -> set[int]:
+    def _run_threads(self, sessions: list[Session], feeds: list[dict[str, np.ndarray]],
+                     outcomes: list[TenantOutcome], window: Window) -> set[int]:
         times: list[int] = []
 
         def open_window() -> None:
@@ -426,7 +428,8 @@ def _receive(pipe: Connection, timeout_s: float, doing: str) -> tuple[str, Any]:
     if not pipe.poll(timeout_s):
         return "hung", f"hung: no answer within {timeout_s:g} s while {doing}"
     try:
-        return pipe.recv()
+        message: tuple[str, Any] = pipe.recv()  # the tenant sends only (kind, payload) pairs
+        return message
     except EOFError:
         return "error", f"the tenant process died while {doing}"
 
@@ -442,6 +445,8 @@ def step_metrics(step: Step) -> Metrics:
     """Aggregate throughput, the worst tenant's latency and fairness of a step that succeeded."""
     how = f"{step.tenants} {step.mode} tenants together over a common {step.window_s:g} s window"
     fair = step.fairness()
+    if fair is None:
+        raise ValueError(f"a failed step has no metrics ({step.reason})")
     rows = step.to_dict()["per_tenant"]
     return {
         "throughput_ips": metric(step.aggregate_ips, "inferences/s", f"sum of tenants' completions / window; {how}"),

@@ -96,7 +96,7 @@ def _orphaned_holder(path: Path) -> dict[str, Any] | None:
     """The holder written beside the lock when it is alive, is who it says it is, belongs to a session
     (a child of lab.child) and that session is gone; else None."""
     try:
-        holder = json.loads(path.read_text(encoding="utf-8"))
+        holder: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         pid, session, started = int(holder["pid"]), holder.get("session"), holder.get("started")
     except (OSError, ValueError, TypeError, KeyError):
         return None

@@ -19,7 +19,7 @@ import pickle
 import time
 from collections.abc import Callable, Iterable
 from multiprocessing.connection import Connection
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ..backends.base import Availability, probe
 from ..devices import Device
@@ -36,6 +36,7 @@ LOCK_WAIT_FACTOR = 4  # a device lock held longer than this many time limits is 
 
 # on_event(name, args): a study's callback ``name`` was called with ``args`` (see work.CallRequest)
 EventCallback = Callable[[str, tuple[Any, ...]], None]
+_T = TypeVar("_T")
 
 
 class Runner(Protocol):
@@ -98,7 +99,8 @@ class Worker:
         try:
             if not self.child.conn.poll(timeout):
                 return None
-            return self.child.conn.recv()
+            message: tuple[Any, ...] = self.child.conn.recv()  # the worker sends only tuples
+            return message
         except (EOFError, OSError):
             code = self.child.join(CLOSE_TIMEOUT_S)
             if code is None:
@@ -126,8 +128,9 @@ class Worker:
                 progress(value)
             return False  # progress is not a sign of life: a measurement ends within its limit
 
-        return self._converse(("measure", request, progress is not None), request.label, request.timeout_s,
-                              on_message)
+        result: MeasureResult = self._converse(("measure", request, progress is not None), request.label,
+                                               request.timeout_s, on_message)
+        return result
 
     def call(self, request: CallRequest, on_event: EventCallback) -> CallResult:
         """A study of many steps: it may not go ``request.timeout_s`` without relaying an event."""
@@ -137,7 +140,8 @@ class Worker:
                 return True
             return False
 
-        return self._converse(("call", request, False), request.label, request.timeout_s, on_message)
+        result: CallResult = self._converse(("call", request, False), request.label, request.timeout_s, on_message)
+        return result
 
     def _converse(self, message: tuple[Any, ...], label: str, timeout_s: float | None,
                   on_message: Callable[[str, Any], bool]) -> Any:
@@ -195,7 +199,7 @@ class IsolatedRunner:
     def call(self, request: CallRequest, on_event: EventCallback) -> CallResult:
         return self._with_worker(request.device.name, lambda worker: worker.call(request, on_event))
 
-    def _with_worker(self, name: str, use: Callable[[Worker], Any]) -> Any:
+    def _with_worker(self, name: str, use: Callable[[Worker], _T]) -> _T:
         """The device's worker (started when needed), replaced when it crashed or stopped answering."""
         if name not in self._workers:
             self._workers[name] = Worker(name)

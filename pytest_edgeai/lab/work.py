@@ -29,6 +29,8 @@ from . import clocks
 from .locks import device_lock, device_locks
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ..backends.base import Session
     from ..devices import Device
     from ..measure.profiles import Profile
@@ -210,8 +212,8 @@ def execute(request: MeasureRequest, cache: ModelCache, notify: Notify | None = 
                          energy=window.reading if window else None, energy_reason=window.reason if window else None)
 
 
-def _run_scenario(session: Session, feeds, request: MeasureRequest, progress: ProgressCallback | None,
-                  window: MeterWindow | None) -> Measurement:
+def _run_scenario(session: Session, feeds: dict[str, np.ndarray], request: MeasureRequest,
+                  progress: ProgressCallback | None, window: MeterWindow | None) -> Measurement:
     """The synchronous loop, or the request pool when the runtime was set up for throughput."""
     if request.scenario == "offline" and isinstance(session, AsyncSession) and session.prefers_async():
         return measure_async(session, feeds, request.batch, request.profile, progress, window)

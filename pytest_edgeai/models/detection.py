@@ -19,8 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..backends.base import get_backend
+from ..devices import Device
 from ..errors import MeasurementError
 from ..measure.stats import summarize
+from .model import Model
 
 ASPECT_RATIOS = (1.0, 2.0, 0.5, 3.0, 1.0 / 3.0)
 MIN_SCALE, MAX_SCALE = 0.2, 0.95
@@ -69,12 +71,16 @@ def decode(encodings: np.ndarray, anchor: np.ndarray) -> np.ndarray:
     return np.stack([yc - h / 2, xc - w / 2, yc + h / 2, xc + w / 2], -1)
 
 
+def _area(b: np.ndarray) -> np.ndarray:
+    area: np.ndarray = np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
+    return area
+
+
 def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     y1, x1 = np.maximum(box[0], boxes[:, 0]), np.maximum(box[1], boxes[:, 1])
     y2, x2 = np.minimum(box[2], boxes[:, 2]), np.minimum(box[3], boxes[:, 3])
     inter = np.clip(y2 - y1, 0, None) * np.clip(x2 - x1, 0, None)
-    area = lambda b: np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)  # noqa: E731
-    union = area(box) + area(boxes) - inter
+    union = _area(box) + _area(boxes) - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
@@ -119,7 +125,7 @@ class PipelineTiming:
     detections: list[int]
 
 
-def time_pipeline(model, device, tensors: np.ndarray, queries: int, warmup: int = 1) -> PipelineTiming:
+def time_pipeline(model: Model, device: Device, tensors: np.ndarray, queries: int, warmup: int = 1) -> PipelineTiming:
     """Batch-1 queries cycling over ``tensors``: the model, then post-processing, each timed, in one loop
     (so model, post-processing and their sum come from the same queries); a study the bench runs in the worker."""
     session = get_backend(device.backend).load(model, device)
@@ -149,5 +155,5 @@ def time_pipeline(model, device, tensors: np.ndarray, queries: int, warmup: int 
         session.close()
 
 
-def summaries(timing: PipelineTiming) -> dict[str, dict]:
+def summaries(timing: PipelineTiming) -> dict[str, dict[str, object]]:
     return {k: summarize(getattr(timing, k)).to_dict() for k in ("model_ns", "postprocess_ns", "total_ns")}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -80,7 +81,7 @@ class GraphBuilder:
         return self._consts[key]
 
     def node(self, op: str, inputs: Sequence[str], channels: int | None = None,
-             prefix: str | None = None, **attrs: object) -> str:
+             prefix: str | None = None, **attrs: Any) -> str:
         out = self.fresh(prefix or op.lower())
         self.nodes.append(helper.make_node(op, list(inputs), [out], name=out, **attrs))
         if channels is not None:
@@ -95,7 +96,8 @@ class GraphBuilder:
     def he_normal(self, shape: tuple[int, ...], fan_in: int) -> np.ndarray:
         """He-normal init: keeps activation variance ~constant through ReLU layers."""
         std = math.sqrt(2.0 / fan_in)
-        return (self.rng.standard_normal(shape, dtype=np.float32) * np.float32(std))
+        weights: np.ndarray = self.rng.standard_normal(shape, dtype=np.float32) * np.float32(std)
+        return weights
 
     # -- layers -------------------------------------------------------------
     def conv(self, x: str, out_channels: int, kernel: KernelSize = 1, stride: KernelSize = 1,

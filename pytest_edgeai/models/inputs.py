@@ -82,7 +82,7 @@ def preprocess_from(params: dict[str, Any], size: int, layout: str) -> Preproces
                          f"optionally resize = N ({type(exc).__name__}: {exc})") from None
     if len(mean) != 3 or len(std) != 3 or not all(s > 0 for s in std) or resize < size:
         raise ModelError(f"params.preprocess {table!r}: mean and std need 3 values (std > 0), resize >= {size}")
-    return Preprocess("declared in [models] params.preprocess", size, resize, mean, std, layout)  # type: ignore[arg-type]
+    return Preprocess("declared in [models] params.preprocess", size, resize, mean, std, layout)
 
 
 def preprocess_for(declared: Preprocess | None, params: dict[str, Any],
@@ -165,7 +165,8 @@ def decode_photo(path: Path) -> np.ndarray:
         raise ModelError(f"photograph {path}: cannot be decoded ({type(exc).__name__}: {exc})") from None
 
 
-def crop_views(image: np.ndarray, preprocess: Preprocess, crops: tuple = CROPS) -> np.ndarray:
+def crop_views(image: np.ndarray, preprocess: Preprocess,
+               crops: tuple[tuple[float, float, float], ...] = CROPS) -> np.ndarray:
     """[len(crops), size, size, 3] uint8: each square region resized (bilinear) then centre-cropped."""
     from PIL import Image
 

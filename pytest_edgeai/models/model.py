@@ -11,7 +11,8 @@ from typing import Any
 from ..errors import ModelError, did_you_mean
 from .inputs import Preprocess
 
-FORMATS = {".onnx": "onnx", ".tflite": "tflite", ".xml": "openvino-ir", ".engine": "tensorrt", ".plan": "tensorrt", ".pt": "torch"}
+FORMATS = {".onnx": "onnx", ".tflite": "tflite", ".xml": "openvino-ir", ".engine": "tensorrt", ".plan": "tensorrt",
+           ".pt": "torch"}
 
 
 @dataclass(frozen=True)

@@ -128,10 +128,12 @@ class _TensorRef:
         if reach > self.storage.numel or len(self.size) != len(self.stride):
             raise ModelError(f"a tensor of shape {list(self.size)} reaches past its storage")
         flat = self.storage.data[self.offset:]
-        return np.lib.stride_tricks.as_strided(flat, self.size, [s * item for s in self.stride]).copy()
+        tensor: np.ndarray = np.lib.stride_tricks.as_strided(flat, self.size, [s * item for s in self.stride]).copy()
+        return tensor
 
 
-def _rebuild_tensor_v2(storage: _Storage, offset: int, size: tuple, stride: tuple, *_: Any) -> _TensorRef:
+def _rebuild_tensor_v2(storage: _Storage, offset: int, size: tuple[int, ...], stride: tuple[int, ...],
+                       *_: Any) -> _TensorRef:
     return _TensorRef(storage, int(offset), tuple(size), tuple(stride))
 
 

@@ -127,7 +127,11 @@ def cached_path(name: str, cache_dir: Path | None = None, **params: Any) -> Path
     """Path of the model file, building it once; safe across concurrent processes."""
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = cache_dir / f"{name}-{cache_key(name, **params)[:16]}.onnx"
-    return build_once(path, lambda tmp: tmp.write_bytes(build(name, **params).SerializeToString()))
+
+    def produce(tmp: Path) -> None:
+        tmp.write_bytes(build(name, **params).SerializeToString())
+
+    return build_once(path, produce)
 
 
 # Inputs of these ops that hold state or constants, not learned weights.

@@ -12,17 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jinja2
+
 from ..errors import EdgeAIError
 from ..results.compare import Comparison, compare_runs, earlier_runs, run_release
 from ..results.history import History, build_history
 from ..results.store import Run, load_run
-from .sections import ReportData, all_sections, number
+from .sections import ReportData, all_sections, number, profile_name
 
 REPORT_FILE = "report.html"
 
 
-def _environment():
-    import jinja2
+def _environment() -> jinja2.Environment:
 
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("pytest_edgeai", "report/templates"),
@@ -39,15 +40,16 @@ def render(run: Run, comparison: Comparison | None = None, history: History | No
     data = ReportData(run, comparison, history,
                       problems=list(run.problems) + (list(history.problems) if history else []))
     sections = []
-    for section in all_sections():
+    for section in all_sections({r.suite for r in run.records} | {o.suite for o in run.outcomes}):
         ctx = section.build(data)
         if ctx is not None:
             sections.append({"name": section.name, "title": ctx.get("title", section.title), "ctx": ctx})
     meta: dict[str, Any] = run.meta
-    return _environment().get_template("report.html.j2").render(
+    page: str = _environment().get_template("report.html.j2").render(
         run=meta, path=str(run.path), complete=run.complete, release=run_release(meta),
         sections=sections, generated=time.strftime("%Y-%m-%d %H:%M:%S"),
         runs=len(history.runs) if history else 1)
+    return page
 
 
 @dataclass
@@ -62,7 +64,8 @@ def build_report(run_dir: Path, output: Path | None = None, *, baseline: Path | 
     """Render a run directory's report (a partial run too).
 
     ``baseline``: a run to compare with (default: the one named in run.json, if any);
-    ``history``: further runs for the trend (the run itself is added); ``comparison``: one already made.
+    ``history``: further runs for the trend (the run itself is added; runs of another measurement
+    profile are left out, their figures are not comparable); ``comparison``: one already made.
     """
     run = load_run(run_dir)
     base_path = baseline or run.meta.get("baseline")
@@ -74,7 +77,9 @@ def build_report(run_dir: Path, output: Path | None = None, *, baseline: Path | 
             unavailable.append(f"baseline {base_path}: {exc}; reported without a comparison")
     trend = None
     if history:
-        others = [load_run(p) for p in history if Path(p).resolve() != run.path]
+        profile = profile_name(run.meta)
+        others = [other for other in (load_run(p) for p in history if Path(p).resolve() != run.path)
+                  if profile_name(other.meta) == profile]
         trend = build_history(others + [run], tolerances)
     target = Path(output) if output else run.path / REPORT_FILE
     try:

@@ -45,8 +45,9 @@ RUN_FIELDS: dict[str, tuple[type, ...]] = {
     "run_id": _STR, "started": _NUMBER, "finished": _NUMBER, "status": _STR, "options": _DICT,
     "profile": (dict, str, type(None)), "devices": _LIST, "devices_file": (str, type(None)),
     "environment": _DICT, "release": (str, type(None)), "baseline": (str, type(None)), "sources": _LIST,
-    "merge_problems": _LIST,
+    "merge_problems": _LIST, "tests": _LIST,
 }
+OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
 
 
 def new_run_id() -> str:
@@ -99,6 +100,27 @@ def create_run_file(run_dir: Path, meta: dict[str, Any]) -> bool:
         return False
     finally:
         draft.unlink(missing_ok=True)
+
+
+@dataclass
+class TestOutcome:
+    """How one test of the run ended and why (a skip's or xfail's reason, a failure's message):
+    run.json's ``tests``, so a report says what was skipped and what errored, not only what was measured."""
+
+    __test__ = False  # not a pytest test class
+
+    test_id: str
+    suite: str
+    outcome: str  # one of OUTCOMES
+    reason: str = ""
+
+    @classmethod
+    def from_dict(cls, data: Any) -> TestOutcome | None:
+        """The outcome in a run.json entry, or None when the entry does not have its shape."""
+        if not (isinstance(data, dict) and data.get("outcome") in OUTCOMES and isinstance(data.get("test_id"), str)
+                and all(isinstance(data.get(k, ""), str) for k in ("suite", "reason"))):
+            return None
+        return cls(data["test_id"], data.get("suite", ""), data["outcome"], data.get("reason", ""))
 
 
 @dataclass
@@ -175,6 +197,11 @@ class Run:
     def complete(self) -> bool:
         return self.meta.get("status") == "complete"
 
+    @property
+    def outcomes(self) -> list[TestOutcome]:
+        """The tests' outcomes, as read_meta kept them (none for a run written before they were recorded)."""
+        return [o for o in map(TestOutcome.from_dict, self.meta.get("tests", [])) if o is not None]
+
 
 def resolve_run(ref: str | Path, root: Path | None = None) -> Path:
     """A run directory from a path, or 'latest' under ``root``."""
@@ -238,6 +265,9 @@ def read_meta(run_dir: Path) -> tuple[dict[str, Any], list[str]]:
         if key in data and not _is(data[key], types):
             problems.append(f"{path}: {key} is {_kind(data[key])}, not {_names(types)}; ignored")
             del data[key]
+    bad = [t for t in data.get("tests", []) if TestOutcome.from_dict(t) is None]
+    if bad:
+        problems.append(f"{path}: {len(bad)} test outcome(s) without a test_id and a known outcome; ignored")
     return data, problems
 
 

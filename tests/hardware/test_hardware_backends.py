@@ -7,11 +7,15 @@ device computes the model (same top-1, outputs close), not bit-level agreement.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import onnxruntime as ort
 import pytest
 
 from pytest_edgeai.backends.base import TensorSpec, get_backend
+from pytest_edgeai.backends.cuda import cudart
+from pytest_edgeai.errors import BackendError
 from pytest_edgeai.measure.inputs import make_feeds
 from pytest_edgeai.models.model import resolve_model
 
@@ -96,6 +100,23 @@ def test_onnxruntime_cuda_provider_is_really_used(hardware_device):
     assert session.settings()["providers"][0] == "CUDAExecutionProvider"
     feeds, ref = ref_run(model, 2)
     assert_close(session.run(feeds)[0], ref[0], rel=2e-2)
+
+
+@pytest.mark.hardware("ort_cuda")
+def test_onnxruntime_cuda_streams_keep_requests_in_flight(hardware_device):
+    """streams = 2: two sessions, each on a CUDA stream of ours that onnxruntime says it took."""
+    try:
+        cudart()
+    except BackendError as exc:  # streams need cuda-python besides onnxruntime-gpu
+        pytest.skip(str(exc))
+    device = replace(hardware_device, options={**hardware_device.options, "streams": 2})
+    session = get_backend("onnxruntime").load(resolve_model("mobilenet_v2"), device)
+    feeds, ref = ref_run(resolve_model("mobilenet_v2"), 1)
+    run = session.run_async(feeds, min_count=50, min_duration_s=0.5)
+    assert run.in_flight == 2 and run.count >= 50
+    assert session.settings()["streams"] == 2
+    assert_close(session.run(feeds)[0], ref[0], rel=2e-2)
+    session.close()
 
 
 @pytest.mark.parametrize("kind", [pytest.param(k, marks=pytest.mark.hardware(k))
