@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from pytest_edgeai import (CROPS, Estimate, Interleaved, NmsConfig, batch_problem, best_of, estimate_metric,
-                           evaluation_photos, input_specs, metric, quantile_ci, round_profile, rounds_estimate,
-                           rounds_ratio, summaries, time_pipeline)
+                           evaluation_photos, input_specs, metric, over_budget, quantile_ci, round_profile,
+                           rounds_estimate, rounds_ratio, summaries, time_pipeline)
 
 
 def _p90(records) -> Estimate:
@@ -41,18 +41,32 @@ def test_single_stream(edgeai_device, edgeai_workload, edgeai_bench, edgeai_clai
     edgeai_claims.assert_met()
 
 
+def _over_budget(session, device, model, batches) -> dict[int, str]:
+    """The batches the profile leaves to a longer one (``over_budget``), from the batch-1 latency this run
+    already measured for the model on the device; with no such figure every batch is swept."""
+    seen = [r for r in session.records if r.status == "ok" and r.model.get("name") == model.name
+            and r.device.get("name") == device.name and r.scenario.get("batch") == 1
+            and r.scenario.get("name") in ("single_stream", "offline") and r.metric("latency_mean_ms")]
+    if not seen:
+        return {}
+    return over_budget(session.profile, seen[-1].metric("latency_mean_ms") / 1e3, batches, f"record {seen[-1].id}")
+
+
 def test_batch_sweep(edgeai_device, edgeai_workload, edgeai_bench, edgeai_claims, edgeai_session):
     """Offline throughput at each batch in interleaved rounds, and the best batch's speed-up over 1. A batch
-    the model cannot be fed (a static batch dimension) is skipped with the reason, not failed."""
+    the model cannot be fed (a static batch dimension) is skipped with the reason, not failed; so is one whose
+    query would outlast the profile's max_query_s (left to a longer profile, said in the record)."""
     model = edgeai_workload
     wanted = list(edgeai_session.settings.batches)
     specs = edgeai_bench.call(input_specs, model, edgeai_device, exclusive=False, about=model) if wanted != [1] else []
-    cannot = {b: why for b in wanted if (why := batch_problem(specs, b, model.params.get("input_shapes")))}
+    unfed = {b: why for b in wanted if (why := batch_problem(specs, b, model.params.get("input_shapes")))}
+    later = _over_budget(edgeai_session, edgeai_device, model, [b for b in wanted if b not in unfed])
+    cannot = {**unfed, **later}
     batches = [b for b in wanted if b not in cannot]
     if not batches:
         pytest.skip(f"{model.name} takes none of the batches {wanted}: {'; '.join(cannot.values())}")
-    skipped = (f"batch{'es' if len(cannot) > 1 else ''} {', '.join(map(str, cannot))} skipped: "
-               f"{next(iter(cannot.values()))}" if cannot else "")
+    skipped = "; ".join(f"batch{'es' if len(d) > 1 else ''} {', '.join(map(str, d))} skipped: {next(iter(d.values()))}"
+                        for d in (unfed, later) if d)
     profile = round_profile(edgeai_session.profile)
     series = Interleaved([lambda r, b=b: edgeai_bench.offline(model, batch=b, profile=profile, round=r)
                           for b in batches])

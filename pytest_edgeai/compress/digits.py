@@ -123,9 +123,12 @@ def train_large(split: Split, cfg: DigitsConfig) -> Any:
 
 
 def _fit(model: Any, x: np.ndarray, y: np.ndarray) -> Any:
+    """Fit on one BLAS thread: the matrices are tiny, and a thread pool on a busy 2-core host spins against
+    the other work (the large MLP took 107 s with OpenBLAS's default threads there, 4.4 s on one)."""
     from sklearn.exceptions import ConvergenceWarning
+    from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
 
-    with warnings.catch_warnings():  # a fixed iteration budget is the point: seconds, not convergence
+    with warnings.catch_warnings(), threadpool_limits(limits=1):  # a fixed iteration budget: seconds, not convergence
         warnings.simplefilter("ignore", ConvergenceWarning)
         return model.fit(x, y)
 
