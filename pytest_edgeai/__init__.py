@@ -25,7 +25,7 @@ _EXPORTS: dict[str, str | tuple[str, str]] = {
     "QuantizationError": "errors", "CalibrationError": "errors", "MethodUnavailable": "errors",
     "Bench": "bench", "Record": "results.record", "metric": "results.record",
     "Profile": "measure.profiles", "over_budget": "measure.profiles", "Model": "models.model", "model_from_file": "models.model",
-    "non_tensor_outputs": "models.model", "batch_problem": "measure.inputs",
+    "non_tensor_outputs": "models.model", "seeded_twin": "models.zoo", "batch_problem": "measure.inputs",
     "Config": "config", "Link": "config",
     # claims: the vocabulary a suite or lab extends
     "ClaimChecker": "claims", "ClaimSpec": "claims", "ClaimResult": "claims", "define_claim": ("claims", "define"),

@@ -1,6 +1,7 @@
 """A study that does not apply to a model skips with the reason, never fails: a model with a fixed batch
 of 1 in the batch sweep (batch 1 is measured, the others are skipped), and a scikit-learn model whose
-output is a ZipMap (a sequence of dicts, not a tensor) in the compression and split suites."""
+output is a ZipMap (a sequence of dicts, not a tensor) in the compression and split suites; and, below the
+full profile, a trained zoo model is not timed again where its seeded twin (the same graph) is."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pytest_edgeai.backends.base import TensorSpec
 from pytest_edgeai.errors import ModelError
 from pytest_edgeai.measure.inputs import batch_problem, make_feeds
 from pytest_edgeai.models.model import model_from_file, non_tensor_outputs
+from pytest_edgeai.models.zoo import seeded_twin
 
 SUITES = Path(__file__).resolve().parents[1] / "suites"
 QUICK = ("--edgeai-profile", "quick", "-p", "no:cacheprovider", "-p", "no:randomly", "-rs")
@@ -63,6 +65,12 @@ def test_a_zipmap_output_is_named_and_a_tensor_model_is_not(tmp_path):
     why = non_tensor_outputs(model_from_file(zipmap_model(tmp_path / "zipmap.onnx")))
     assert why and "output_probability is a sequence of maps" in why and "ZipMap" in why
     assert non_tensor_outputs(model_from_file(fixed_batch_model(tmp_path / "fixed1.onnx"))) is None
+
+
+def test_a_trained_zoo_model_names_the_seeded_twin_that_runs_its_graph():
+    assert seeded_twin("mobilenet_v2_imagenet") == "mobilenet_v2"
+    assert seeded_twin("mobilenet_v2") is None and seeded_twin("inception_v4") is None
+    assert seeded_twin("not_a_zoo_model") is None
 
 
 def test_fixed_batch_and_zipmap_models_skip_what_does_not_apply(pytester: pytest.Pytester):
