@@ -5,10 +5,12 @@ Prints, from this run only:
 1. TCP goodput through tbf at several rates (independent transfers), against the rate;
 2. the delay a link adds (interleaved: rtt 0 against the profile's rtt, same rate);
 3. one plan in each wire encoding: median latency, bytes per message, agreement with the unsplit model;
-4. a throughput-objective plan run as a pipeline: measured against predicted throughput;
+4. a throughput-objective plan run as a pipeline: measured against predicted throughput, the prediction
+   without and with the per-message costs a calibration measured on the same stages and links;
 5. a sweep of link rate x edge CPU load: where the best plan changes, and fixed against re-planned
    partitions measured in interleaved rounds where they differ;
-6. one latency plan's prediction error over the user-space link and the kernel-shaped one.
+6. one latency plan's prediction error over the user-space link and the kernel-shaped one, without and
+   with the calibration, and the measured terms (compute, message CPU, link) against the predicted ones.
 The model of 3-5 is synthetic (seeded weights), built so that compute and bytes trade off
 (a cheap first block, two 1024x1024 MatMuls, a narrowing MatMul): it is not a zoo workload.
 
@@ -30,9 +32,9 @@ from pytest_edgeai.split import netns
 from pytest_edgeai.split.conditions import compare, sweep
 from pytest_edgeai.split.constraints import KeepInputOnDevice, Pin
 from pytest_edgeai.split.cuts import GraphCuts
-from pytest_edgeai.split.execute import SplitExecutor, StageSpec, stages_for
+from pytest_edgeai.split.execute import SplitExecutor, StageSpec, pipeline_window, stages_for
 from pytest_edgeai.split.network import LinkProfile
-from pytest_edgeai.split.planner import SplitProblem, plan
+from pytest_edgeai.split.planner import SplitProblem, evaluate, plan
 from pytest_edgeai.split.profile import block_latencies
 
 ROWS, WIDTH = 64, 1024
@@ -136,13 +138,19 @@ def pipelined(quick: bool) -> None:
     best = plan(problem, "throughput", [KeepInputOnDevice(), Pin(problem.blocks - 1, "cloud")])[0]
     stages, stage_links = stages_for(best, boundaries, links)
     n = 10 if quick else 40
-    for network in ("user", "kernel"):
-        with SplitExecutor(graph, stages, stage_links, network=network, cpus={"edge": [0], "cloud": [1]}) as ex:
-            r = ex.measure_pipelined(feeds(n), warmup=1)
-        print(f"   {network:6} {best.describe()}: measured {r.throughput_per_s:.1f}/s, predicted "
-              f"{best.throughput_per_s:.1f}/s (bottleneck {best.bottleneck_s * 1e3:.1f} ms; link serialisation "
-              f"{best.transfers[0].busy_s * 1e3:.2f} ms, RTT/2 {stage_links[0].one_way_s * 1e3:.0f} ms overlapped); "
-              f"median latency {r.median_s * 1e3:.1f} ms")
+    for _ in range(1 if quick else 3):
+        for network in ("user", "kernel"):
+            with SplitExecutor(graph, stages, stage_links, network=network, cpus={"edge": [0], "cloud": [1]}) as ex:
+                priced = ex.calibrate(feeds(3), warmup=1).reprice(problem, best)
+                r = ex.measure_pipelined(feeds(n), warmup=0, window=pipeline_window(priced))
+            print(f"   {network:6} {best.describe()}, {r.extra['window']} in flight: measured {r.throughput_per_s:.1f}/s; predicted "
+                  f"{best.throughput_per_s:.1f}/s uncalibrated (measured/predicted {r.throughput_per_s / best.throughput_per_s:.2f}), "
+                  f"{priced.throughput_per_s:.1f}/s calibrated ({r.throughput_per_s / priced.throughput_per_s:.2f}); "
+                  f"calibrated stage busy ms " + ", ".join(f"{s.busy_s * 1e3:.2f}" for s in priced.stages)
+                  + f", link serialisation {priced.transfers[0].busy_s * 1e3:.2f} ms; measured in the pipeline: compute ms "
+                  + ", ".join(f"{x * 1e3:.2f}" for x in r.terms["compute_s"]) + ", send ms "
+                  + ", ".join(f"{x * 1e3:.2f}" for x in r.terms["send_s"]) + ", receive ms "
+                  + ", ".join(f"{x * 1e3:.2f}" for x in r.terms["receive_s"]))
 
 
 def conditions(quick: bool) -> None:
@@ -195,20 +203,27 @@ def prediction(quick: bool) -> None:
     compute = block_latencies(graph, boundaries, fs[0], repeats=9)
     links = {("device", "edge"): LinkProfile("device", "edge", 1.6, 66.7),
              ("edge", "cloud"): LinkProfile("edge", "cloud", 50.0, 20.0)}
-    stages = [StageSpec("device", 0, 6), StageSpec("edge", 6, 6), StageSpec("cloud", 6, graph.size)]
-    stage_links = [links[("device", "edge")], links[("edge", "cloud")]]
-    out_bytes = 4.0 * ROWS * 16
-    predicted = sum(compute) + sum(lk.transfer_s(out_bytes) for lk in stage_links)
-    errors: dict[str, list[float]] = {"user": [], "kernel": []}
+    sizes = [float(ROWS * WIDTH * 4)] * (graph.size - 1) + [4.0 * ROWS * 16] * 2  # mm3 narrows to 16 columns
+    problem = SplitProblem(("device", "edge", "cloud"), {t: compute for t in ("device", "edge", "cloud")}, sizes, links)
+    chosen = evaluate(problem, [("device", 0, graph.size - 1), ("edge", graph.size - 1, graph.size - 1),
+                                ("cloud", graph.size - 1, graph.size)])
+    stages, stage_links = stages_for(chosen, boundaries, links)
+    errors: dict[str, list[tuple[float, float]]] = {"user": [], "kernel": []}
     for _ in range(2 if quick else 4):
         for network, values in errors.items():
             with SplitExecutor(graph, stages, stage_links, network=network) as ex:
-                r = ex.measure(fs, warmup=1)
-            r.predicted_s = predicted
-            values.append(r.prediction_error or 0.0)
+                priced = ex.calibrate(fs[:3], warmup=1).reprice(problem, chosen)
+                r = ex.measure(fs, warmup=0)
+            values.append((abs(r.median_s - chosen.latency_s) / r.median_s, abs(r.median_s - priced.latency_s) / r.median_s))
+            terms = ", ".join(f"{k} " + "/".join(f"{x * 1e3:.2f}" for x in r.terms[k]) for k in r.terms)
+            print(f"   {network:6} measured {r.median_s * 1e3:.1f} ms, predicted {chosen.latency_s * 1e3:.1f} ms "
+                  f"uncalibrated, {priced.latency_s * 1e3:.1f} calibrated; measured terms (ms): {terms}; predicted "
+                  f"link ms uncalibrated " + "/".join(f"{t.seconds * 1e3:.2f}" for t in chosen.transfers)
+                  + ", calibrated " + "/".join(f"{t.seconds * 1e3:.2f}" for t in priced.transfers)
+                  + "; predicted compute ms " + "/".join(f"{s.compute_s * 1e3:.2f}" for s in chosen.stages))
     for network, values in errors.items():
-        print(f"   {network:6} predicted {predicted * 1e3:.1f} ms; prediction error per round "
-              + ", ".join(f"{e:.3f}" for e in values))
+        print(f"   {network:6} prediction error per round, uncalibrated -> calibrated: "
+              + ", ".join(f"{a:.3f} -> {b:.3f}" for a, b in values))
 
 
 def main() -> None:

@@ -1,21 +1,30 @@
-"""Measured power of `pytest-edgeai compare`: false regressions in A/A, detection in A/B.
+"""Measured power of `pytest-edgeai compare`: false regressions in A/A, detection in A/B, with bounds.
 
-Run: python benchmarks/bench_verdict_power.py [--profile standard] [--history 6] [--trials 10]
-     [--workloads 2] [--load 0]
+Run: python benchmarks/bench_verdict_power.py [--profile standard] [--rounds 60] [--history 6]
+     [--workloads 2] [--windows 3] [--slowdowns 0.2] [--load 0] [--keep DIR]
+     python benchmarks/bench_verdict_power.py --judge DIR [--history 6]   (judge runs kept earlier)
 
 Every figure is measured on this machine, now. Each "run" is a run directory written through the real
 store, holding the canary (the real frozen model, pytest_edgeai.canary, on onnxruntime) and
-``--workloads`` single-stream measurements of a fake backend whose query is a fixed number of
-64x64 matrix products (one BLAS thread), timed by the real loop (measure.scenarios.measure) at the given profile.
-Configuration A does W products a query; B5 and B20 do 5% and 20% more (a release slower by a known
-factor). After ``--history`` runs of A, each trial measures A, B5 and B20 in turn and asks the real
-command line, ``pytest-edgeai compare BASE NEW``, with the earlier A runs of the report directory as
-its history (a B run is deleted once judged, so the history stays the same build):
-- A/A: the previous A run against this one: exit 1 is a false regression;
-- A/B: this trial's A against B5 and B20: exit 1 is a detection.
-It prints the rates with their counts and how the throughput verdicts of A/B fell. ``--load N`` starts
-N busy processes for the duration (killed at the end), to measure a loaded machine on purpose.
-The claims' power (claims.py) is not measured here.
+``--workloads`` single-stream records of a fake backend whose query is a fixed number of 64x64 matrix
+products (one BLAS thread), timed by the real loop (measure.scenarios) at the given profile, in
+``--windows`` separate windows of the profile's window shared out (measure.scenarios.measure_windows;
+1: one window, as the suites' single-stream test). Configuration A does W products a query; a slowdown
+s does (1 + s) W (a release slower by a known factor).
+
+Trials are made cheap by measuring each run once and judging it in several trials: round i measures
+A_i and one run of each slowdown B_i, in alternating order (A B, B A, ...) so the machine's drift favours
+neither. Then, for every round i after the first ``--history`` ones:
+- A/A: A_{i-1} against A_i, with A_0..A_{i-1} as the history (the report directory of that build): a
+  false regression when the comparison's decision (cli.py `compare`: exit 1 iff Comparison.regressions,
+  called in-process with the history given explicitly) fails the run;
+- A/B: A_i against B_i, with A_0..A_i as the history: a detection when it fails the run.
+Each trial's new run is fresh, but consecutive trials share runs and history, so they are not fully
+independent: the bounds below treat them as if they were. The same runs are also judged with the
+windows stripped, with no history (the baseline alone), and by Welch's t on the two runs' windows alone
+(what compare does NOT do: a run's windows share its machine's state). It prints each rate with its one-sided 95% Clopper-Pearson bound (upper for false regressions,
+lower for detection), the regressed metrics, and the throughput verdicts. ``--load N`` starts N busy
+processes while measuring. The claims' power (claims.py) is not measured here.
 """
 
 from __future__ import annotations
@@ -26,8 +35,8 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # b
     os.environ.setdefault(_var, "1")  # one thread a query, so a busy neighbour does not thrash a pool
 
 import argparse
-import contextlib
-import io
+import json
+import math
 import shutil
 import signal
 import subprocess
@@ -35,22 +44,25 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from pytest_edgeai.canary import canary_model, canary_profile
-from pytest_edgeai.cli import main as cli
-from pytest_edgeai.measure.profiles import get_profile
-from pytest_edgeai.measure.scenarios import measure
+from pytest_edgeai.measure.profiles import Profile, get_profile
+from pytest_edgeai.measure.scenarios import measure, measure_windows
 from pytest_edgeai.results import synthetic
-from pytest_edgeai.results.compare import CANARY_SUITE, compare_runs, earlier_runs
+from pytest_edgeai.results.compare import (CANARY_SUITE, Comparison, canaries, compare_runs, direction, record_key,
+                                           speed_kind, tolerance_for, window_noise)
 from pytest_edgeai.results.record import Record
-from pytest_edgeai.results.store import RunStore, load_run
+from pytest_edgeai.results.store import Run, RunStore, list_runs, load_run
 
 SIZE = 64
 BASE_WORK = 20  # matrix products a query in configuration A (about a millisecond on this VM when quiet)
 NOTE = "benchmarks/bench_verdict_power.py: a fake backend (matrix products), timed for real"
+CONFIDENCE = 0.95
 
 
 class FakeSession:
@@ -61,7 +73,7 @@ class FakeSession:
         self.a = rng.standard_normal((SIZE, SIZE)).astype(np.float32)
         self.work = work
 
-    def run(self, feeds):
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         x = self.a
         for _ in range(self.work):
             x = np.tanh(x @ self.a)
@@ -76,12 +88,18 @@ class OrtSession:
         options.intra_op_num_threads = 1  # as the fake: one thread, so both see the machine alike
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-    def run(self, feeds):
+    def run(self, feeds: dict[str, np.ndarray]) -> Any:
         return self.session.run(None, feeds)
 
 
-def record(suite: str, model: str, session, feeds, profile) -> Record:
-    m = measure(session, feeds, "single_stream", 1, profile)
+def record(suite: str, model: str, session: Any, feeds: dict[str, np.ndarray], profile: Profile,
+           windows: int) -> Record:
+    if windows > 1:
+        share = replace(profile, min_duration_s=profile.min_duration_s / windows,
+                        min_count=max(2, math.ceil(profile.min_count / windows)))
+        m = measure_windows(session, feeds, "single_stream", 1, share, windows)
+    else:
+        m = measure(session, feeds, "single_stream", 1, profile)
     r = Record(suite=suite, test_id=f"bench_verdict_power::{model}", device=synthetic.device(),
                backend={"name": "onnxruntime"}, model={"name": model}, scenario={"name": "single_stream", "batch": 1})
     r.metrics.update(m.metrics())
@@ -90,80 +108,179 @@ def record(suite: str, model: str, session, feeds, profile) -> Record:
     return r
 
 
-def write_run(root: Path, extra: float, args, canary) -> Path:
+def write_run(root: Path, extra: float, args: argparse.Namespace, canary: OrtSession) -> Path:
     profile = get_profile(args.profile)
-    store = RunStore.create(root, {"environment": {"host": "bench_verdict_power"}, "options": {}})
+    store = RunStore.create(root, {"environment": {"host": "bench_verdict_power"}, "options": {},
+                                   "bench": {"slowdown": extra, "windows": args.windows, "profile": args.profile}})
     store.write(record(CANARY_SUITE, "edgeai_canary", canary, {"input": np.ones((1, 256), np.float32)},
-                       canary_profile(profile)))
+                       canary_profile(profile), 1))
     for i in range(args.workloads):
         work = BASE_WORK * (i + 1)
-        store.write(record("throughput", f"fake_w{work}", FakeSession(round(work * (1 + extra))), {}, profile))
+        store.write(record("throughput", f"fake_w{work}", FakeSession(round(work * (1 + extra))), {}, profile,
+                           args.windows))
     store.finish()
     return store.path
 
 
-def judged(base: Path, new: Path) -> tuple[int, Counter, Counter]:
-    """The CLI's exit code for ``compare base new``, the throughput verdicts and the regressed metrics
-    (of the same comparison)."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        code = cli(["compare", str(base), str(new)])
-    c = compare_runs(load_run(base), load_run(new), history=earlier_runs(new.parent, load_run(new)))
-    return (code, Counter(d.verdict for d in c.deltas if d.metric == "throughput_ips"),
-            Counter(d.metric for d in c.regressions))
+def arm(extra: float) -> str:
+    return "a" if extra == 0 else f"b{round(extra * 100)}"
 
 
-def rate(hits: int, n: int) -> str:
-    return f"{hits}/{n} = {hits / n:.0%}" if n else "-"
+def measure_pool(pool: Path, args: argparse.Namespace) -> None:
+    canary = OrtSession(canary_model(pool / "cache").path)
+    slowdowns = [float(x) for x in args.slowdowns.split(",") if x.strip()]
+    for i in range(args.rounds):
+        arms = [0.0, *slowdowns]
+        for extra in arms if i % 2 == 0 else arms[::-1]:
+            write_run(pool / arm(extra), extra, args, canary)
+        print(f"round {i + 1}/{args.rounds} measured ({time.strftime('%H:%M:%S')}, load "
+              f"{os.getloadavg()[0]:.1f})", flush=True)
+
+
+def strip_windows(run: Run) -> Run:
+    for r in run.records:
+        for entry in r.metrics.values():
+            entry.pop("windows", None)
+    return run
+
+
+def bound(hits: int, n: int, upper: bool) -> float:
+    """One-sided Clopper-Pearson bound at CONFIDENCE of a rate of ``hits`` in ``n`` trials."""
+    from scipy import stats
+
+    if upper:
+        return 1.0 if hits >= n else float(stats.beta.ppf(CONFIDENCE, hits + 1, n - hits))
+    return 0.0 if hits <= 0 else float(stats.beta.ppf(1 - CONFIDENCE, hits, n - hits + 1))
+
+
+def trials_needed(rate: float) -> int:
+    """Trials with no false regression that bound the rate below ``rate`` at CONFIDENCE."""
+    return math.ceil(math.log(1 - CONFIDENCE) / math.log(1 - rate))
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.failed = 0
+        self.trials = 0
+        self.metrics: Counter[str] = Counter()
+        self.throughput: Counter[str] = Counter()
+
+    def add_found(self, metrics: list[str]) -> None:
+        self.trials += 1
+        self.failed += bool(metrics)
+        self.metrics.update(metrics)
+
+    def add(self, c: Comparison) -> None:
+        self.trials += 1
+        self.failed += bool(c.regressions)
+        self.metrics.update(d.metric for d in c.regressions)
+        self.throughput.update(d.verdict for d in c.deltas if d.metric == "throughput_ips")
+
+
+HEADLINE = ("throughput_ips", "latency_mean_ms", "latency_min_ms", "latency_p50_ms", "latency_p90_ms",
+            "latency_p99_ms")
+
+
+def windows_alone(base: Run, new: Run) -> list[str]:
+    """The headline figures Welch's t on the two runs' windows alone (the rule compare.py does not use)
+    would call regressed at ALPHA, beyond tolerance, after the canary's correction."""
+    drift = {k: canaries(new)[k] / v for k, v in canaries(base).items() if k in canaries(new)}
+    old = {record_key(r): r for r in base.records if r.suite != CANARY_SUITE}
+    found = []
+    for r in new.records:
+        b = old.get(record_key(r))
+        for name in HEADLINE if b is not None else ():
+            be, ne = b.metrics.get(name) or {}, r.metrics.get(name) or {}
+            e = window_noise(be.get("windows") or [], ne.get("windows") or [])
+            if e is None or not be.get("value") or not ne.get("value"):
+                continue
+            f = drift.get(record_key(r).device, 1.0)
+            ratio = ne["value"] / be["value"] * f ** speed_kind(name, str(ne.get("unit") or ""))
+            worse = math.log(ratio) * direction(name, ne.get("unit")) * -1
+            if worse > e.threshold and abs(ratio - 1) > tolerance_for(r.suite, name, None):
+                found.append(name)
+    return found
+
+
+def judge(pool: Path, history: int) -> dict[str, dict[str, Tally]]:
+    """Every trial the pool's runs allow, judged by compare with the history (its windows as the floor), with
+    the windows stripped, with no history; and by Welch on the windows alone. Default tolerances."""
+    arms = sorted(p.name for p in pool.iterdir() if p.is_dir() and (p.name == "a" or p.name.startswith("b")))
+    runs = {a: [load_run(p) for p in list_runs(pool / a)] for a in arms}
+    stripped = {a: [strip_windows(load_run(p)) for p in list_runs(pool / a)] for a in arms}
+    out: dict[str, dict[str, Tally]] = {}
+    ways = {"compare (history, windows as floor)": (runs, True), "compare, windows stripped": (stripped, True),
+            "compare, no history": (runs, False)}
+    a_count = len(runs["a"])
+    alone = out["Welch on windows alone (not compare's rule)"] = {a: Tally() for a in arms}
+    for i in range(max(history, 1), a_count):
+        alone["a"].add_found(windows_alone(runs["a"][i - 1], runs["a"][i]))
+        for b in arms:
+            if b != "a" and i < len(runs[b]):
+                alone[b].add_found(windows_alone(runs["a"][i], runs[b][i]))
+    for way, (source, with_history) in ways.items():
+        tallies = out[way] = {a: Tally() for a in arms}
+        a_runs = source["a"]
+        for i in range(max(history, 1), a_count):
+            past = a_runs[max(0, i - 20):i] if with_history else []
+            tallies["a"].add(compare_runs(a_runs[i - 1], a_runs[i], history=past))
+            for b in arms:
+                if b != "a" and i < len(source[b]):
+                    tallies[b].add(compare_runs(a_runs[i], source[b][i],
+                                                history=a_runs[max(0, i - 19):i + 1] if with_history else []))
+    return out
+
+
+def report(results: dict[str, dict[str, Tally]], pool: Path, history: int) -> None:
+    meta = json.loads((next(iter(list_runs(pool / "a"))) / "run.json").read_text()).get("bench", {})
+    print(f"\npool {pool}: profile {meta.get('profile')}, {meta.get('windows')} window(s) a record, "
+          f"{len(list_runs(pool / 'a'))} A runs; trials after {history} A runs of history")
+    print(f"one-sided {CONFIDENCE:.0%} Clopper-Pearson bounds; a false-regression rate of 1% needs "
+          f"{trials_needed(0.01)} A/A trials with none to be bounded")
+    for way, tallies in results.items():
+        for name, t in tallies.items():
+            if not t.trials:
+                continue
+            if name == "a":
+                print(f"{way}: A/A false regressions {t.failed}/{t.trials} = {t.failed / t.trials:.1%} "
+                      f"(upper bound {bound(t.failed, t.trials, True):.1%}); metrics: {dict(t.metrics)}")
+            else:
+                print(f"{way}: A/B +{name[1:]}% work, detected {t.failed}/{t.trials} = {t.failed / t.trials:.1%} "
+                      f"(lower bound {bound(t.failed, t.trials, False):.1%}); metrics: {dict(t.metrics)}; "
+                      f"throughput verdicts: {dict(t.throughput)}")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--profile", default="standard")
-    parser.add_argument("--history", type=int, default=6, help="runs of A before the first trial")
-    parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=60, help="rounds to measure (one A run + one per slowdown)")
+    parser.add_argument("--history", type=int, default=6, help="A runs before the first trial")
     parser.add_argument("--workloads", type=int, default=2)
-    parser.add_argument("--load", type=int, default=0, help="busy processes to start for the duration")
+    parser.add_argument("--windows", type=int, default=3, help="separate windows a record")
+    parser.add_argument("--slowdowns", default="0.2", help="comma-separated extra work of the B arms")
+    parser.add_argument("--load", type=int, default=0, help="busy processes to start while measuring")
+    parser.add_argument("--keep", type=Path, help="keep the measured runs here (to judge again with --judge)")
+    parser.add_argument("--judge", type=Path, help="judge runs measured earlier into this directory")
     args = parser.parse_args()
+    if args.judge:
+        report(judge(args.judge, args.history), args.judge, args.history)
+        return
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a timeout still kills the busy processes
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load)]
-    root = Path(tempfile.mkdtemp(prefix="verdict-power-"))
-    os.chdir(root)  # no devices.toml here: the default tolerances judge, whatever the checkout's says
+    pool = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="verdict-power-"))
     started = time.time()
     try:
-        canary = OrtSession(canary_model(root / "cache").path)
-        runs = [write_run(root / "reports", 0.0, args, canary) for _ in range(args.history)]
-        aa, false_metrics = Counter(), Counter()
-        ab = {0.05: Counter(), 0.20: Counter()}
-        verdicts = {0.05: Counter(), 0.20: Counter()}
-        detecting = {0.05: Counter(), 0.20: Counter()}
-        for t in range(args.trials):
-            current = write_run(root / "reports", 0.0, args, canary)
-            aa_code, _, regressed = judged(runs[-1], current)
-            aa[aa_code] += 1
-            false_metrics.update(regressed)
-            for extra, exits in ab.items():
-                slow = write_run(root / "reports", extra, args, canary)
-                code, v, found = judged(current, slow)
-                exits[code] += 1
-                verdicts[extra].update(v)
-                detecting[extra].update(found)
-                shutil.rmtree(slow)
-            runs.append(current)
-            print(f"trial {t + 1}/{args.trials}: A/A exit {aa_code}; exits so far: B5 {dict(ab[0.05])}, "
-                  f"B20 {dict(ab[0.20])}", flush=True)
+        measure_pool(pool, args)
     finally:
         for p in busy:
             p.kill()
             p.wait()
-        os.chdir(Path(__file__).resolve().parent)
-        shutil.rmtree(root, ignore_errors=True)
-    print(f"\nprofile {args.profile}, {args.workloads} workloads a run, history {args.history}+ runs, "
-          f"{args.trials} trials, {args.load} extra busy processes, {time.time() - started:.0f} s")
-    print(f"A/A false-regression rate (compare exits 1): {rate(aa[1], sum(aa.values()))}; "
-          f"metrics falsely regressed: {dict(false_metrics)}")
-    for extra, counts in ab.items():
-        print(f"A/B +{extra:.0%} work a query, detection rate (exit 1): {rate(counts[1], sum(counts.values()))}; "
-              f"throughput verdicts: {dict(verdicts[extra])}; metrics regressed: {dict(detecting[extra])}")
+    print(f"measured {args.rounds} rounds in {time.time() - started:.0f} s with {args.load} extra busy processes")
+    try:
+        report(judge(pool, args.history), pool, args.history)
+    finally:
+        if not args.keep:
+            shutil.rmtree(pool, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .errors import EdgeAIError
 from .options import BY_DEST
@@ -21,7 +22,7 @@ Command = Callable[[argparse.Namespace], int]
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Command]] = {}
 
 
-def command(name: str, help: str, arguments: Callable[[argparse.ArgumentParser], None]):
+def command(name: str, help: str, arguments: Callable[[argparse.ArgumentParser], None]) -> Callable[[Command], Command]:
     """Register a subcommand: its help, how it adds its arguments, and the function that runs it."""
     def register(fn: Command) -> Command:
         COMMANDS[name] = (help, arguments, fn)
@@ -29,10 +30,10 @@ def command(name: str, help: str, arguments: Callable[[argparse.ArgumentParser],
     return register
 
 
-def shared_option(parser: argparse.ArgumentParser, dest: str, **overrides) -> None:
+def shared_option(parser: argparse.ArgumentParser, dest: str, **overrides: Any) -> None:
     """Add one of the plugin's options (same flag, help and default) to a subcommand."""
     opt = BY_DEST[dest]
-    kwargs = {"help": opt.help, "default": opt.default, "dest": dest}
+    kwargs: dict[str, Any] = {"help": opt.help, "default": opt.default, "dest": dest}
     if opt.metavar:
         kwargs["metavar"] = opt.metavar
     if opt.kind == "list":

@@ -24,7 +24,7 @@ TOP_KEYS = ("devices", "models", "links", "tolerances")
 DEVICE_KEYS = ("kind", "backend", "tier", "options", "memory_mb", "price_usd", "tdp_w",
                "hardware_id", "description", "meter", "claims")
 MODEL_KEYS = ("path", "zoo", "params", "description")
-LINK_KEYS = ("from", "to", "bandwidth_mbps", "rtt_ms", "loss")
+LINK_KEYS = ("from", "to", "bandwidth_mbps", "rtt_ms", "loss", "jitter_ms")
 NUMBER_KEYS = ("memory_mb", "price_usd", "tdp_w")
 MAX_DEPTH = 16  # devices.toml nests a few tables deep; deeper is a mistake (and would exhaust the stack)
 MAX_NAME = 100
@@ -52,6 +52,7 @@ class Link:
     bandwidth_mbps: float
     rtt_ms: float
     loss: float = 0.0
+    jitter_ms: float = 0.0  # standard deviation of the one-way delay
 
 
 @dataclass(frozen=True)
@@ -292,9 +293,10 @@ class _Validator:
         loss = self.number(table, "loss", where, allow_zero=True) or 0.0
         if loss >= 1.0:
             self.problem(_join(where, "loss"), f"{loss!r} is not a fraction below 1", "0 <= loss < 1")
+        jitter = self.number(table, "jitter_ms", where, allow_zero=True) or 0.0
         if len(self.problems) > before or src is None or dst is None or bandwidth is None or rtt is None:
             return None
-        return Link(name=name, src=src, dst=dst, bandwidth_mbps=bandwidth, rtt_ms=rtt, loss=loss)
+        return Link(name=name, src=src, dst=dst, bandwidth_mbps=bandwidth, rtt_ms=rtt, loss=loss, jitter_ms=jitter)
 
     def tolerances(self, table: dict[str, Any]) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}

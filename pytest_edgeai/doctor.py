@@ -24,6 +24,7 @@ from .backends.base import probe
 from .backends.edgetpu import COMPILER
 from .backends.litert import is_edgetpu
 from .backends.openvino import targets
+from .backends.tensorrt import find_trtexec
 from .devices import Device
 from .energy import make_meter
 from .errors import EdgeAIError, MeterUnavailable
@@ -135,7 +136,7 @@ def check_backend(device: Device, exam: Examination) -> None:
         if cuda_python and cuda_python.split(".")[0] == "12" and cu13 and not cu12:
             exam.add("error", f"cuda-python {cuda_python} is a CUDA 12 build but TensorRT is the CUDA 13 build "
                                 f"(tensorrt-cu13 {cu13}): pip install 'cuda-python>=13,<14'")
-        trtexec = shutil.which("trtexec") or shutil.which("/usr/src/tensorrt/bin/trtexec")
+        trtexec = find_trtexec()
         exam.add("note", f"trtexec: {trtexec}" if trtexec else "trtexec not found: the harness-vs-trtexec hardware "
                  "test will skip (it ships with TensorRT's tar/deb packages and JetPack)")
     if device.kind == "jetson":

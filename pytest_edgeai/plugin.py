@@ -11,6 +11,7 @@ or render its end: the import is the cost being deferred, not a cycle being dodg
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
+from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from .config import Config
     from .devices import Device
     from .models.model import Model
+    from .report.terminal import LiveLine
     from .results.compare import Outcome
     from .results.store import RunStore
     from .run import EdgeAIRun, Workload
@@ -41,6 +43,8 @@ RUN_KEY = pytest.StashKey["EdgeAIRun"]()
 DEFERRED_ERROR_KEY = pytest.StashKey[str]()  # a run that could not start during collection: said after it
 HEADER_SHOWN_KEY = pytest.StashKey[bool]()
 BASELINE_KEY = pytest.StashKey["Outcome"]()  # results.compare.Outcome of this session
+LAST_LINE_KEY = pytest.StashKey[str]()  # the run's path, written after pytest's own summary
+LIVE_LINE_KEY = pytest.StashKey["LiveLine | None"]()  # None: this session's output is no place for one
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -166,10 +170,6 @@ def _started(config: pytest.Config) -> EdgeAIRun | None:
     return config.stash.get(RUN_KEY, None)
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
-    registry.clear()  # a conftest's backends do not outlive its run (pytester runs share a process)
-
-
 class _XdistController:
     """Hooks of the xdist controller: records measured by workers arrive with their test reports."""
 
@@ -213,13 +213,11 @@ class _Outcomes:
         if xfail is not None:
             outcome, reason = ("xpassed" if report.passed else "xfailed"), str(xfail)
         elif report.skipped:
-            outcome = "skipped"
-            reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
-            reason = reason.removeprefix("Skipped: ")
+            outcome, reason = "skipped", _skip_reason(report)
         elif report.failed:
             outcome = "failed" if report.when == "call" else "error"
             crash = getattr(report.longrepr, "reprcrash", None)
-            reason = str(crash.message if crash is not None else report.longrepr)
+            reason = str(crash.message if crash is not None else report.longrepr).removeprefix("Failed: ")
         else:
             outcome, reason = "passed", ""
         if known is not None and known.outcome in ("failed", "skipped", "xfailed") and outcome == "error":
@@ -377,8 +375,10 @@ def _declare_claims(s: EdgeAIRun, items: list[pytest.Item]) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item,
                                call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """An EdgeAIError is bad input, not a bug: show its message, not our traceback."""
+    """An EdgeAIError is bad input, not a bug: show its message, not our traceback. The live line goes
+    before pytest writes the outcome, so the line is pytest's again."""
     report = yield
+    _clear_live_line(item.config)
     if call.excinfo is not None and call.excinfo.errisinstance(EdgeAIError) and report.failed:
         report.longrepr = f"{type(call.excinfo.value).__name__}: {call.excinfo.value}"
     s = _started(item.config)
@@ -452,7 +452,8 @@ def edgeai_workload(request: pytest.FixtureRequest, edgeai_session: EdgeAIRun) -
 
 @pytest.fixture(scope="session")
 def edgeai_model(edgeai_session: EdgeAIRun) -> Callable[[Workload | str], Model]:
-    """A factory: ``edgeai_model("mobilenet_v2")`` or ``edgeai_model("path/to/model.onnx")``."""
+    """A factory: ``edgeai_model("mobilenet_v2")`` or ``edgeai_model("models/x.onnx")``, a relative path read
+    from pytest's rootdir as reports/ and devices.toml are."""
     return edgeai_session.model
 
 
@@ -465,12 +466,11 @@ def edgeai_bench(request: pytest.FixtureRequest, edgeai_session: EdgeAIRun,
     from .bench import Bench
     from .report.terminal import ProgressLine
 
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    progress = partial(ProgressLine, reporter) if reporter is not None and request.config.get_verbosity() >= 0 else None
+    line = _live_line(request.config)
     bench = Bench(edgeai_device, _suite_of(request.node), request.node.nodeid, edgeai_session.profile,
                   save=edgeai_session.save,
                   availability=asdict(edgeai_session.availability(edgeai_device)),
-                  progress=progress,
+                  progress=partial(ProgressLine, line) if line is not None else None,
                   lab=edgeai_session, lock_timeout_s=edgeai_session.lock_timeout_s)
     yield bench
     from .results.compare import metric_properties
@@ -489,11 +489,48 @@ def edgeai_claims(request: pytest.FixtureRequest, edgeai_session: EdgeAIRun, edg
                         strict=edgeai_session.settings.strict, max_rounds=edgeai_session.profile.max_rounds)
 
 
+def _live_line(config: pytest.Config) -> LiveLine | None:
+    """The session's live progress line, made on first use; None where it must stay quiet: output that is
+    not a terminal (a CI log, a pipe), an xdist worker (its output is not a terminal either), -q, or a
+    pytest without TerminalReporter.write_raw (before 9.0), the one way to write past its line count."""
+    if LIVE_LINE_KEY not in config.stash:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        quiet = (reporter is None or not bool(getattr(reporter, "isatty", False)) or config.get_verbosity() < 0
+                 or hasattr(config, "workerinput") or not hasattr(reporter, "write_raw"))
+        config.stash[LIVE_LINE_KEY] = None if quiet else _make_live_line(config, reporter)
+    return config.stash[LIVE_LINE_KEY]
+
+
+def _make_live_line(config: pytest.Config, reporter: Any) -> LiveLine:
+    """Writes go around pytest's capture as its live logging's do (so they show without -s) and past its
+    TerminalWriter's count of the line (so its [NN%] column stays where it belongs)."""
+    from .report.terminal import LiveLine
+
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    writer = config.get_terminal_writer()
+
+    def write(text: str) -> None:
+        with capture.global_and_fixture_disabled() if capture is not None else nullcontext():
+            reporter.write_raw(text, flush=True)
+
+    return LiveLine(write, room=lambda: writer.fullwidth - writer.width_of_current_line - 1,
+                    column=lambda: writer.width_of_current_line)
+
+
+def _clear_live_line(config: pytest.Config) -> None:
+    line = config.stash.get(LIVE_LINE_KEY, None)
+    if line is not None:
+        line.clear()
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
+    """What was measured and judged, why tests skipped, the comparison with the baseline; the run's path
+    waits for the very last line (pytest_unconfigure)."""
     s = _started(config)
     if s is None or s.store is None or s.xdist_worker is not None:
         return
-    from .report.terminal import summary_lines
+    from .report.terminal import run_line, skip_lines, summary_lines
+    from .results.store import LATEST, resolve_run
 
     records = s.run_records()
     lines = summary_lines(records)
@@ -501,8 +538,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
         terminalreporter.section("edgeai summary")
         for line in lines:
             terminalreporter.write_line(line)
-    if s.report_path:
-        terminalreporter.write_line(f"edgeai: {len(records)} records in {s.store.path}; HTML report: {s.report_path}")
+    skips = skip_lines(_skip_reason(report) for report in terminalreporter.stats.get("skipped", []))
+    if skips:
+        terminalreporter.section("edgeai skipped", yellow=True)
+        for line in skips:
+            terminalreporter.write_line(line)
     outcome = config.stash.get(BASELINE_KEY, None)
     if outcome is not None and (outcome.lines or outcome.error):
         terminalreporter.section("edgeai vs baseline", red=bool(outcome.regressed or outcome.error))
@@ -510,10 +550,33 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
             terminalreporter.write_line(line)
         if outcome.error:
             terminalreporter.write_line(f"edgeai: {outcome.error}", red=True)
+    try:
+        latest: Path | None = resolve_run(LATEST, s.store.path.parent)
+    except EdgeAIError:
+        latest = None
+    config.stash[LAST_LINE_KEY] = run_line(len(records), s.store.path, s.report_path, latest)
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    """A skip's reason as pytest -rs words it, without its file and line."""
+    longrepr = report.longrepr
+    text = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+    return str(text).removeprefix("Skipped: ")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """After pytest's short summary and its count of outcomes: the run's path, the session's last line."""
+    registry.clear()  # a conftest's backends do not outlive its run (pytester runs share a process)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    line = config.stash.get(LAST_LINE_KEY, None)
+    if line is not None and reporter is not None:
+        reporter.write_line(line)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _clear_live_line(session.config)  # an interrupted measurement's line too
     s = _started(session.config)
     if s is None:
         return

@@ -19,7 +19,7 @@ from .backends.base import Availability, probe
 from .bench import Bench
 from .canary import NO_CANARY_ENV, canary_profile, measure_canary
 from .devices import Device
-from .errors import ConfigError, DeviceUnavailable, EdgeAIError
+from .errors import ConfigError, DeviceUnavailable, EdgeAIError, ModelError
 from .lab import runshare
 from .lab.lost import LostDevices
 from .lab.runners import (LOCK_WAIT_FACTOR, PROBE_TIMEOUT_S, EventCallback, Runner, make_runner, no_events,
@@ -241,7 +241,8 @@ class EdgeAIRun:
         """Resolve (and build, for zoo models) a workload once per session."""
         if isinstance(workload, str):
             name = Path(workload).stem if Path(workload).suffix else workload
-            workload = next((w for w in self.workloads if w.name == workload), Workload(name, workload))
+            workload = next((w for w in self.workloads if w.name == workload),
+                            None) or Workload(name, self._model_file(workload))
         with self._lock:
             if workload.name not in self._models:
                 if Path(workload.ref).suffix and Path(workload.ref).exists():
@@ -254,6 +255,23 @@ class EdgeAIRun:
                         model = replace(model, name=workload.name)
                 self._models[workload.name] = model
             return self._models[workload.name]
+
+    def _model_file(self, ref: str) -> str:
+        """A model file a test names, read from pytest's rootdir as reports/ and devices.toml are (so a
+        suite means the same file wherever pytest is started). A file that is not there is one message
+        naming every place looked at; a name without a suffix is left to the zoo's did-you-mean."""
+        given = Path(ref).expanduser()
+        path = self.settings.rootdir / given  # an absolute path stays itself
+        if path.exists():
+            return str(path)
+        if not given.suffix and len(given.parts) == 1:
+            return ref
+        looked = [f"{path} (a relative path is read from pytest's rootdir, {self.settings.rootdir})"]
+        here = Path.cwd() / given
+        if here != path:
+            found = ": a file is there; name it from the rootdir, or by its absolute path" if here.exists() else ""
+            looked.append(f"{here} (the current directory{found})")
+        raise ModelError(f"model file {ref}: not found; looked at " + "; ".join(looked))
 
     def save(self, record: Record) -> None:
         """Write a record now (atomically) and keep it for the summary and the report."""

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import onnxruntime
 import pytest
-from vendor_fakes import FakeCudaSessions, fake_cuda_streams, install_cuda_runtime
+from vendor_fakes import FakeCudaSessions, install_cuda_runtime, make_cudart
 
 from pytest_edgeai.backends import onnxruntime as ortb
 from pytest_edgeai.backends import ort_gpu
@@ -88,13 +88,15 @@ def test_the_tensorrt_provider_needs_onnxruntime_1_27_for_tensorrt_11(ort_versio
 def cuda_sessions(monkeypatch):
     """onnxruntime-gpu's CUDA provider (documented behaviour, tests/vendor_fakes.py) over the real CPU session,
     and cuda-python's stream calls."""
-    rt = fake_cuda_streams()
+    rt = make_cudart()
     install_cuda_runtime(monkeypatch, rt)
     monkeypatch.setitem(sys.modules, "cuda.bindings.utils", None)  # cuda-python 12.x before the utility module
 
     def install(cuda_build: str = "12.8", **behaviour):
         ort_gpu.preload.cache_clear()
         monkeypatch.setattr(onnxruntime, "cuda_version", cuda_build, raising=False)  # '' in a CPU build
+        driver = int(cuda_build.split(".")[0]) * 1000 + 20  # a driver of the build's CUDA major, x.2
+        rt.cudaDriverGetVersion = lambda: (rt.cudaError_t.cudaSuccess, driver)
         fake = FakeCudaSessions(onnxruntime.InferenceSession, **behaviour)
         monkeypatch.setattr(onnxruntime, "InferenceSession", fake.session_class())
         monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
@@ -215,3 +217,20 @@ def test_the_tensorrt_provider_needs_tensorrt_of_the_builds_cuda_major(major, wh
     assert (found is None) == (problem is None)
     if problem:
         assert problem in found and "pip install" in found
+
+
+@pytest.mark.parametrize("driver, build, attached", [(12040, "13.0", False), (13000, "13.0", True), (12040, "12.8", True),
+                                                     (13020, "12.8", True), (0, "12.8", False)])
+def test_a_driver_older_than_the_builds_cuda_major_is_named_with_both_fixes(cuda_sessions, driver, build, attached):
+    """cudaDriverGetVersion is the newest CUDA the driver runs; a CUDA 12.x build runs on any 12+ driver."""
+    _, rt = cuda_sessions(cuda_build=build)
+    rt.cudaDriverGetVersion = lambda: (rt.cudaError_t.cudaSuccess, driver)
+    a = ortb.OnnxRuntimeBackend().probe(cuda_device())
+    assert a.attached == attached
+    if driver == 0:
+        assert a.reason.startswith("no NVIDIA driver is installed (cudaDriverGetVersion gives 0): install one")
+        assert a.reason.endswith("built for CUDA 12.8, which needs >= 525.60.13)")
+    elif not attached:
+        assert a.reason == (f"the NVIDIA driver supports CUDA up to 12.4 but onnxruntime-gpu {onnxruntime.__version__} "
+                            f"is built for CUDA 13.0: update the driver (CUDA 13 needs >= 580), or pip install "
+                            f"'onnxruntime-gpu[cuda,cudnn]>=1.21,<1.27'")

@@ -1,6 +1,6 @@
 """TensorRT 8.6, 10 and 11 with fakes of tensorrt and cuda-python injected via sys.modules.
 
-The fakes follow each version's documented API (TensorRT Python API reference; "Migrating from
+The fakes (tests/vendor_fakes.py: make_trt, make_cudart) follow each version's documented API (TensorRT Python API reference; "Migrating from
 TensorRT 10.x to 11.x", removed Python APIs: BuilderFlag.FP16/INT8/BF16/FP8, IBuilderConfig.int8_calibrator,
 set_calibration_profile; TensorRT 8.x ONNX parser: explicit batch only; cuda-python's (error, value)
 tuples, cudaMallocHost, stream capture). The fake engine really computes: it runs the ONNX model it
@@ -10,16 +10,13 @@ pinned host -> device -> host plumbing, not just the calls.
 
 from __future__ import annotations
 
-import ctypes
-import json
 import sys
 import types
-from enum import IntEnum
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
+from vendor_fakes import fake_trtexec, install_tensorrt, make_cudart
 
 from pytest_edgeai.backends import tensorrt as trtb
 from pytest_edgeai.devices import Device
@@ -27,261 +24,9 @@ from pytest_edgeai.errors import BackendError, ConfigError, ModelError
 from pytest_edgeai.models.model import model_from_file
 
 
-def make_cudart(gpus: int = 1):
-    rt = types.ModuleType("cuda.bindings.runtime")
-    rt.cudaError_t = IntEnum("cudaError_t", {"cudaSuccess": 0, "cudaErrorMemoryAllocation": 2}, start=0)
-    rt.cudaMemcpyKind = IntEnum("cudaMemcpyKind", {"cudaMemcpyHostToDevice": 1, "cudaMemcpyDeviceToHost": 2})
-    rt.cudaStreamCaptureMode = IntEnum("cudaStreamCaptureMode", {"cudaStreamCaptureModeThreadLocal": 1})
-    rt.memory, rt.events, rt.clock_ms, rt.calls, rt.pinned, rt.graphs = {}, {}, [0.0], [], {}, []
-    ok = rt.cudaError_t.cudaSuccess
-
-    def malloc(n):
-        ptr = 0x1000 * (len(rt.memory) + 1)
-        rt.memory[ptr] = bytearray(n)
-        return ok, ptr
-
-    def memcpy_async(dst, src, n, kind, stream):
-        rt.clock_ms[0] += 1.0
-        if kind == rt.cudaMemcpyKind.cudaMemcpyHostToDevice:
-            rt.memory[dst][:n] = ctypes.string_at(src, n)
-        else:
-            ctypes.memmove(dst, bytes(rt.memory[src][:n]), n)
-        return (ok,)
-
-    def record(ev, stream):
-        rt.events[ev] = rt.clock_ms[0]
-        return (ok,)
-
-    props = types.SimpleNamespace(name=b"Fake GPU 80GB", major=9, minor=0, totalGlobalMem=80 << 30)
-    counter = iter(range(1, 1000))
-    rt.cudaMalloc = malloc
-    rt.cudaFree = lambda ptr: (rt.memory.pop(ptr), (ok,))[1]
-
-    def malloc_host(n):
-        buf = ctypes.create_string_buffer(n)
-        rt.pinned[ctypes.addressof(buf)] = buf
-        return ok, ctypes.addressof(buf)
-
-    rt.cudaMallocHost = malloc_host
-    rt.cudaFreeHost = lambda ptr: (rt.pinned.pop(ptr), (ok,))[1]
-    rt.capturing = {}
-
-    def end_capture(stream):
-        return ok, ("graph", rt.capturing.pop(stream))
-
-    def launch(graph_exec, stream):
-        rt.graphs.append(graph_exec)
-        graph_exec[1][0].execute_async_v3(stream, replay=True)
-        return (ok,)
-
-    rt.cudaStreamBeginCapture = lambda stream, mode: (rt.capturing.setdefault(stream, []), (ok,))[1]
-    rt.cudaStreamEndCapture = end_capture
-    rt.cudaGraphInstantiate = lambda graph, flags: (ok, ("exec", graph[1]))
-    rt.cudaGraphDestroy = lambda graph: (ok,)
-    rt.cudaGraphExecDestroy = lambda graph_exec: (ok,)
-    rt.cudaGraphLaunch = launch
-    rt.cudaMemcpyAsync = memcpy_async
-    rt.cudaMemcpy = lambda dst, src, n, kind: memcpy_async(dst, src, n, kind, None)
-    streams = iter(range(1, 1000))
-    rt.cudaStreamCreate = lambda: (ok, next(streams))
-    rt.cudaStreamDestroy = lambda s: (ok,)
-    rt.cudaEventCreate = lambda: (ok, next(counter))
-    rt.cudaEventDestroy = lambda e: (ok,)
-    rt.cudaEventRecord = record
-    rt.cudaEventSynchronize = lambda e: (rt.calls.append("sync"), (ok,))[1]
-    rt.cudaEventElapsedTime = lambda a, b: (ok, rt.events[b] - rt.events[a])
-    rt.cudaGetDeviceCount = lambda: (ok, gpus)
-    rt.cudaSetDevice = lambda i: (ok,)
-    rt.cudaGetDeviceProperties = lambda i: (ok, props)
-    rt.cudaDriverGetVersion = lambda: (ok, 12040)
-    rt.cudaRuntimeGetVersion = lambda: (ok, 12020)
-    rt.cudaGetErrorName = lambda e: (ok, b"cudaErrorFake")
-    return rt
-
-
-def make_trt(cudart, version: str = "10.3.0"):
-    """tensorrt as each major documents it: 8.6 needs the EXPLICIT_BATCH flag; 10 ignores it and has
-    STRONGLY_TYPED; 11 has no precision flags, no int8 calibrator, and every network strongly typed."""
-    major = int(version.split(".")[0])
-    trt = types.ModuleType("tensorrt")
-    trt.__version__ = version
-    trt.builds = []
-    trt.Logger = type("Logger", (), {"WARNING": 2, "__init__": lambda self, level=2: None})
-    creation = {"EXPLICIT_BATCH": 0} if major < 11 else {}
-    if major >= 10:
-        creation["STRONGLY_TYPED"] = 1
-    trt.NetworkDefinitionCreationFlag = types.SimpleNamespace(**creation)
-    trt.MemoryPoolType = types.SimpleNamespace(WORKSPACE="workspace")
-    trt.BuilderFlag = types.SimpleNamespace(**({"FP16": "fp16", "INT8": "int8"} if major < 11 else {}),
-                                            REFIT="refit")
-    trt.TensorIOMode = types.SimpleNamespace(INPUT="in", OUTPUT="out")
-    trt.nptype = lambda dt: np.dtype(dt).type
-    trt.IInt8EntropyCalibrator2 = object
-
-    class Tensor:
-        def __init__(self, name, shape):
-            self.name, self.shape = name, tuple(shape)
-
-    class Network:
-        def __init__(self, flags):
-            self.inputs, self.outputs, self.onnx, self.flags = [], [], b"", flags
-            self.num_inputs = 0
-
-        def get_input(self, i):
-            return self.inputs[i]
-
-    class Parser:
-        def __init__(self, network, logger):
-            self.network, self.errors = network, []
-
-        def parse(self, data):
-            if major < 10 and not self.network.flags & 1:
-                self.errors = ["ONNX parser only supports networks with an explicit batch dimension"]
-                return False
-            try:
-                proto = onnx.load_from_string(data)
-            except Exception as exc:
-                self.errors = [f"In node -1: {exc}"]
-                return False
-            dims = lambda v: [d.dim_value or -1 for d in v.type.tensor_type.shape.dim]  # noqa: E731
-            self.network.inputs = [Tensor(i.name, dims(i)) for i in proto.graph.input]
-            self.network.outputs = [Tensor(o.name, dims(o)) for o in proto.graph.output]
-            self.network.num_inputs = len(self.network.inputs)
-            self.network.onnx = data
-            return True
-
-        @property
-        def num_errors(self):
-            return len(self.errors)
-
-        def get_error(self, i):
-            return self.errors[i]
-
-    class Config:
-        __slots__ = ("flags", "profiles", "pool") + (("int8_calibrator",) if major < 11 else ())
-
-        def __init__(self):
-            self.flags, self.profiles, self.pool = [], [], {}
-
-        def set_memory_pool_limit(self, pool, size):
-            self.pool[pool] = size
-
-        def set_flag(self, flag):
-            self.flags.append(flag)
-
-        def add_optimization_profile(self, profile):
-            self.profiles.append(profile)
-
-    class Profile:
-        def __init__(self):
-            self.shapes = {}
-
-        def set_shape(self, name, lo, opt, hi):
-            self.shapes[name] = (lo, opt, hi)
-
-    class Builder:
-        def __init__(self, logger):
-            pass
-
-        def create_network(self, flags):
-            return Network(flags)
-
-        def create_builder_config(self):
-            return Config()
-
-        def create_optimization_profile(self):
-            return Profile()
-
-        def build_serialized_network(self, network, config):
-            proto = onnx.load_from_string(network.onnx)
-            weights = {onnx.helper.tensor_dtype_to_np_dtype(i.data_type).name for i in proto.graph.initializer}
-            trt.builds.append({"flags": config.flags, "profiles": [p.shapes for p in config.profiles],
-                               "workspace": config.pool["workspace"], "network_flags": network.flags,
-                               "weights": sorted(weights),
-                               "calibrator": getattr(config, "int8_calibrator", None) is not None})
-            meta = {"inputs": [[t.name, list(t.shape)] for t in network.inputs],
-                    "outputs": [[t.name, list(t.shape)] for t in network.outputs],
-                    "profile": {k: [list(x) for x in v] for k, v in config.profiles[0].shapes.items()}}
-            return json.dumps(meta).encode() + b"\0" + network.onnx
-
-    class Context:
-        def __init__(self, engine):
-            self.engine, self.shapes, self.addresses = engine, {}, {}
-
-        def set_input_shape(self, name, shape):
-            lo, _, hi = self.engine.meta["profile"].get(name, [self.engine.shape[name]] * 3)
-            if not all(a <= s <= b for a, s, b in zip(lo, shape, hi)):
-                return False
-            self.shapes[name] = tuple(shape)
-            return True
-
-        def get_tensor_shape(self, name):
-            if name in self.shapes:
-                return self.shapes[name]
-            batch = next(iter(self.shapes.values()))[0]
-            return (batch, *self.engine.shape[name][1:])
-
-        def set_tensor_address(self, name, ptr):
-            self.addresses[name] = ptr
-
-        def execute_async_v3(self, stream, replay=False):
-            if not isinstance(stream, int):
-                raise TypeError("execute_async_v3(): incompatible function arguments: stream_handle must be int")
-            if stream in cudart.capturing and not replay:
-                cudart.capturing[stream].append(self)  # recorded into the graph, not run
-                return True
-            cudart.clock_ms[0] += 5.0
-            feeds = {n: np.frombuffer(bytes(cudart.memory[self.addresses[n]][:int(np.prod(s)) * 4]),
-                                      np.float32).reshape(s) for n, s in self.shapes.items()}
-            outs = ort.InferenceSession(self.engine.onnx).run(None, feeds)
-            for (name, _), out in zip(self.engine.meta["outputs"], outs):
-                cudart.memory[self.addresses[name]][:out.nbytes] = out.tobytes()
-            return True
-
-    class Engine:
-        def __init__(self, plan):
-            head, _, self.onnx = plan.partition(b"\0")
-            self.meta = json.loads(head)
-            self.names = [n for n, _ in self.meta["inputs"]] + [n for n, _ in self.meta["outputs"]]
-            self.shape = dict(self.meta["inputs"] + self.meta["outputs"])
-            self.num_io_tensors = len(self.names)
-
-        def get_tensor_name(self, i):
-            return self.names[i]
-
-        def get_tensor_mode(self, name):
-            return "in" if name in dict(self.meta["inputs"]) else "out"
-
-        def get_tensor_shape(self, name):
-            return self.shape[name]
-
-        def get_tensor_dtype(self, name):
-            return "float32"
-
-        def create_execution_context(self):
-            return Context(self)
-
-    class Runtime:
-        def __init__(self, logger):
-            pass
-
-        def deserialize_cuda_engine(self, plan):
-            return Engine(plan) if b"\0" in plan else None
-
-    trt.Builder, trt.OnnxParser, trt.Runtime = Builder, Parser, Runtime
-    return trt
-
-
 @pytest.fixture(params=["8.6.1", "10.3.0", "11.1.0"])
 def fakes(request, monkeypatch):
-    rt = make_cudart()
-    trt = make_trt(rt, request.param)
-    cuda_pkg, bindings = types.ModuleType("cuda"), types.ModuleType("cuda.bindings")
-    cuda_pkg.bindings, bindings.runtime = bindings, rt
-    for name, mod in {"tensorrt": trt, "cuda": cuda_pkg, "cuda.bindings": bindings, "cuda.bindings.runtime": rt,
-                      "cuda.bindings.utils": None}.items():
-        monkeypatch.setitem(sys.modules, name, mod)
-    return trt, rt
+    return install_tensorrt(monkeypatch, request.param)
 
 
 def gpu(tmp_path, **options) -> Device:
@@ -300,8 +45,7 @@ def test_probe_reports_the_gpu_and_versions(fakes, tmp_path):
 
 @pytest.mark.parametrize("version", ["8.2.1", "8.5.2", "12.0.0"])
 def test_a_tensorrt_outside_the_supported_range_is_one_line_naming_both(monkeypatch, tmp_path, version):
-    rt = make_cudart()
-    monkeypatch.setitem(sys.modules, "tensorrt", make_trt(rt, version))
+    install_tensorrt(monkeypatch, version)
     a = trtb.TensorRTBackend().probe(gpu(tmp_path))
     assert not a.attached
     assert a.reason == (f"TensorRT {version} is not supported (supported: 8.6, 10.x or 11.x): "
@@ -451,3 +195,25 @@ def test_a_jetson_device_on_another_board_is_not_attached(fakes, tmp_path, monke
     a = trtb.TensorRTBackend().probe(nano)
     assert not a.attached and "not the configured 'Orin Nano'" in a.reason
     assert trtb.TensorRTBackend().probe(agx).attached
+
+
+def test_calibration_batches_fill_device_buffers_then_end():
+    """What TensorRT's get_batch returns (< 11): device addresses of the next batch, None when done."""
+    rt = make_cudart()
+    tensor = types.SimpleNamespace(name="input", shape=(-1, 16))
+    feed = trtb.CalibrationBatches(rt, [tensor], batch=2)
+    given = [feed.next_pointers() for _ in range(trtb.CALIBRATION_SAMPLES)]
+    assert all(p is not None and len(p) == 1 for p in given) and len({p[0] for p in given}) == 1  # one buffer, reused
+    data = np.frombuffer(bytes(rt.memory[given[-1][0]]), dtype=np.float32)
+    assert data.shape == (32,) and data.std() > 0.5  # standard-normal samples, not zeros
+    assert feed.next_pointers() is None
+
+
+def test_trtexec_compute_time_is_the_median_of_its_exported_queries(tmp_path):
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"plan")
+    trtexec = fake_trtexec(tmp_path / "bin", compute_ms=[1.0, 5.0, 2.0, 2.5, 100.0])
+    ms = trtb.trtexec_compute_ms(str(trtexec), str(engine), {"input": (1, 16)}, tmp_path, seconds=0.1)
+    assert ms == pytest.approx(2.5)
+    with pytest.raises(BackendError, match=r"trtexec failed \(1\): &&&& FAILED TensorRT.trtexec"):
+        trtb.trtexec_compute_ms(str(trtexec), str(tmp_path / "absent.engine"), {"input": (1, 16)}, tmp_path)

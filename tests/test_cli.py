@@ -12,7 +12,7 @@ import pytest
 
 from pytest_edgeai.cli import main
 from pytest_edgeai.results import synthetic
-from pytest_edgeai.results.store import load_run
+from pytest_edgeai.results.store import RunStore, load_run
 
 ONE = dict(batches=(1,), count=120, models=("mobilenet_v2",))
 
@@ -72,6 +72,17 @@ def test_compare_piped_into_a_reader_that_stops_ends_quietly(runs):
     assert shown.wait(60) == 141 and err == "", err  # 128 + SIGPIPE, as a shell tool ends; nothing said
 
 
+def test_a_run_that_measured_nothing_leaves_latest_and_compare_latest_alone(runs, capsys):
+    base, same, slow = runs
+    root = slow.parent
+    RunStore.create(root, {"environment": {}, "options": {}}).finish()  # every test skipped: no record
+    assert load_run("latest", root).path == slow.resolve()
+    assert main(["compare", str(base), "latest", "--edgeai-report-dir", str(root)]) == 1  # latest: slow
+    assert main(["compare", "latest", str(slow), "--edgeai-report-dir", str(root)]) == 1  # latest before slow: same
+    out = capsys.readouterr().out
+    assert f"{same.resolve()}" in out and "regressed" in out
+
+
 def test_report_of_several_runs_has_the_trend_and_problems_are_said(runs, tmp_path, capsys):
     base, same, slow = runs
     broken = next((slow / "records").glob("*.json"))
@@ -120,3 +131,21 @@ def test_export_is_read_by_pytest_benchmark_compare(runs, tmp_path):
                           timeout=60, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "single_stream" in done.stdout and "mobilenet_v2" in done.stdout
+
+
+def test_export_ops_is_inferences_per_second_for_a_batch(tmp_path):
+    """A query of batch 4 is one round of 4 iterations: OPS is the record's inferences/s, not queries/s."""
+    pytest.importorskip("pytest_benchmark", reason="pytest-benchmark is not installed")
+    from pytest_benchmark.stats import Stats
+
+    run = synthetic.write_run(tmp_path / "reports", 1.0, batches=(4,), count=60, models=("mobilenet_v2",))
+    target = tmp_path / "export.json"
+    assert main(["export", str(run), "-o", str(target)]) == 0
+    [offline] = [b for b in json.loads(target.read_text())["benchmarks"] if b["params"]["batch"] == 4]
+    [record] = [r for r in load_run(run).records if r.scenario["batch"] == 4]
+    assert offline["stats"]["iterations"] == 4
+    assert offline["stats"]["ops"] == pytest.approx(record.metric("throughput_ips"), rel=1e-6)
+    reference = Stats()  # pytest-benchmark's own statistics of the exported data agree, OPS included
+    for value in offline["stats"]["data"]:
+        reference.update(value)
+    assert reference.as_dict()["ops"] == pytest.approx(offline["stats"]["ops"])

@@ -4,6 +4,8 @@ bad input, baselines."""
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,12 @@ from pytest_edgeai.results.compare import (
     TOO_FEW,
     UNCHANGED,
     UNKNOWN,
+    Z_FLOOR,
+    Comparison,
+    Evidence,
+    Key,
+    MetricDelta,
+    RecordChange,
     block_bootstrap,
     compare_runs,
     direction,
@@ -36,15 +44,18 @@ from pytest_edgeai.results.compare import (
     headline,
     judge,
     label,
-    min_samples,
     nature,
     parse_fraction,
     record_key,
+    run_gate,
     run_release,
     samples_evidence,
     summary_lines,
     tolerance_for,
 )
+from pytest_edgeai.measure.profiles import get_profile
+from pytest_edgeai.measure.scenarios import measure_windows, summarise_measurement
+from pytest_edgeai.measure.stats import min_samples, quantile_fields
 from pytest_edgeai.results.record import Record, metric
 from pytest_edgeai.results.store import Run, RunStore, load_run
 
@@ -230,15 +241,20 @@ def test_a_3x_rise_in_joules_per_inference_is_a_regression(tmp_path):
     new = _run_with(tmp_path, _energy_record(0.03), started=10.0)
     d = delta(compare_runs(history[-1], new, history=history), "joules_per_inference")
     assert d.verdict == REGRESSED and d.significant
-    # per-window readings in the two records are evidence enough without a history
+    # per-window readings of two runs alone share each run's machine state: not between-run evidence
     windows = compare_runs(_run_with(tmp_path, _energy_record(0.01, [0.0101, 0.0098, 0.0102, 0.0099])),
                            _run_with(tmp_path, _energy_record(0.03, [0.031, 0.029, 0.030, 0.0305])))
     d = delta(windows, "joules_per_inference")
-    assert d.verdict == REGRESSED and "repeated windows" in d.test
-    # a small rise within the windows' spread is too noisy to call
-    noisy = compare_runs(_run_with(tmp_path, _energy_record(0.010, [0.008, 0.012, 0.010])),
-                         _run_with(tmp_path, _energy_record(0.0115, [0.009, 0.014, 0.0115])))
-    assert delta(noisy, "joules_per_inference").verdict == NOISY
+    assert d.verdict == NOISE_UNKNOWN and "do not stand in" in d.test and not windows.regressions
+    # with a quiet history a 15% rise is significant, but the per-window readings are the floor: too noisy
+    quiet = [_run_with(tmp_path / "q", _energy_record(0.01 * rng.lognormal(0, 0.01)), started=float(i))
+             for i in range(12)]
+    rise = _run_with(tmp_path / "q", _energy_record(0.0115), started=20.0)
+    assert delta(compare_runs(quiet[-1], rise, history=quiet), "joules_per_inference").verdict == REGRESSED
+    spread = _run_with(tmp_path / "q", _energy_record(0.0115, [0.009, 0.014, 0.0115]), started=21.0)
+    base = _run_with(tmp_path / "q", _energy_record(0.010, [0.008, 0.012, 0.010]), started=11.5)
+    d = delta(compare_runs(base, spread, history=quiet), "joules_per_inference")
+    assert d.verdict == NOISY and "separate windows (Welch, within the runs)" in d.test
 
 
 def _split_record(compressed: int, saving: float) -> Record:
@@ -299,6 +315,25 @@ def test_too_few_samples_for_p99_says_so(tmp_path):
     assert d.verdict == TOO_FEW and f"too few samples for p99 (need {min_samples(0.99)}, have 40 and 40)" in d.test
     assert min_samples(0.99) == 1000 and min_samples(0.5) == 20
     assert delta(compare_runs(base, new), "latency_p50_ms").verdict != TOO_FEW
+
+
+def test_a_quantile_of_too_few_queries_says_so_in_the_record_and_without_samples_in_the_comparison(tmp_path):
+    profile = get_profile("standard")
+    m = summarise_measurement("single_stream", 1, profile, [1_000_000 + i for i in range(150)], 200_000_000,
+                              1_000_000, 5, 0.0).metrics()
+    assert m["latency_p99_ms"]["samples"] == 150 and m["latency_p99_ms"]["tail_samples"] == 1
+    assert m["latency_p99_ms"]["caveat"] == "too few samples for p99 (need 1000, have 150)"
+    assert m["latency_p90_ms"]["tail_samples"] == 15 and "caveat" not in m["latency_p90_ms"]
+    assert "caveat" not in m["latency_p50_ms"]
+    rng = np.random.default_rng(0)
+    records = []
+    for median in (5.0, 9.0):
+        r = synthetic.latency_record("m", "single_stream", 1, median, rng, 150)
+        r.samples.clear()  # a record that kept no samples: the metric's own caveat still counts
+        r.metrics["latency_p99_ms"].update(quantile_fields(0.99, 150))
+        records.append(_run_with(tmp_path, r))
+    d = delta(compare_runs(*records), "latency_p99_ms")
+    assert d.verdict == TOO_FEW and "baseline: too few samples for p99 (need 1000, have 150)" in d.test
 
 
 def test_bad_input_gets_a_verdict_saying_why(tmp_path, monkeypatch):
@@ -421,3 +456,79 @@ def test_a_baseline_is_found_by_path_latest_or_release(tmp_path):
         find_run("release:v9", tmp_path)
     assert run_release({"options": {"edgeai_release": None}, "environment": {"git": {"tag": "v2"}}}) == "v2"
     assert run_release({"options": {"edgeai_release": "rc1"}, "environment": {"git": {"tag": "v2"}}}) == "rc1"
+
+
+def _delta(model: str, metric_name: str, ratio: float, se: float, verdict: str, df: float = 20.0) -> MetricDelta:
+    key = Key("throughput", ("cpu", "cpu", "onnxruntime", ""), model, "single_stream", (("batch", "1"),))
+    return MetricDelta(key, metric_name, "ms", 1.0, ratio, ratio, None, None, verdict == REGRESSED, 0.10, LOWER,
+                       verdict, "test", MEASURED, None, Evidence("history", se, df, between_runs=True, floor=Z_FLOOR))
+
+
+def test_a_figure_significant_alone_among_many_does_not_fail_the_run_unless_far_out_and_a_slower_record_does():
+    """80 figures in 40 records: one 30% slower at 5.6 se on 8 df (beyond ALPHA alone) is too noisy for the run;
+    at 10 se it is far out and fails it. A record whose composite is slower names its figures."""
+    lone = [_delta(f"m{i}", name, 1.0, 0.05, UNCHANGED) for i in range(40) for name in ("latency_mean_ms", "latency_p50_ms")]
+    lone[0] = _delta("m0", "latency_mean_ms", 1.3, 0.047, REGRESSED, df=8.0)
+    c = Comparison(base=None, new=None, deltas=lone)  # type: ignore[arg-type]
+    run_gate(c, {})
+    assert not c.regressions and lone[0].verdict == NOISY and "not found slower" in lone[0].test
+    lone[0] = _delta("m0", "latency_mean_ms", 1.3, 0.026, REGRESSED, df=8.0)
+    c = Comparison(base=None, new=None, deltas=lone)  # type: ignore[arg-type]
+    run_gate(c, {})
+    assert [d.metric for d in c.regressions] == ["latency_mean_ms"] and "slower alone" in c.regressions[0].test
+    slowed = [_delta("m0", name, 1.2, 0.08, NOISY) for name in ("latency_mean_ms", "latency_p50_ms", "latency_min_ms")]
+    slowed.append(_delta("m0", "latency_p90_ms", 1.05, 0.08, UNCHANGED))  # within its tolerance: not named
+    composite = RecordChange(("latency_mean_ms", "latency_p50_ms", "latency_min_ms", "latency_p90_ms"), 0.15,
+                             Evidence("history of the composite", 0.02, 20.0, between_runs=True, floor=Z_FLOOR))
+    c = Comparison(base=None, new=None, deltas=slowed)  # type: ignore[arg-type]
+    run_gate(c, {slowed[0].key: composite})
+    assert sorted(d.metric for d in c.regressions) == ["latency_mean_ms", "latency_min_ms", "latency_p50_ms"]
+    assert "its record found slower" in c.regressions[0].test and any("run-level test" in n for n in c.notes)
+    c = Comparison(base=None, new=None, deltas=slowed)  # type: ignore[arg-type]
+    run_gate(c, {slowed[0].key: replace(composite, change=0.05)})  # the composite within its noise
+    assert not c.regressions
+
+
+def test_a_record_whose_figures_are_each_too_noisy_alone_is_found_slower_together_and_an_a_a_run_is_not(tmp_path):
+    """16 timings of one record, each with 6% independent noise between runs: a 20% slowdown of all of
+    them is within each one's between-run noise, not within their composite's (about 1.5%)."""
+    rng = np.random.default_rng(3)
+    names = [f"stage{i}_latency_ms" for i in range(16)]
+
+    def values(slow: float = 1.0) -> dict[str, float]:
+        return dict(zip(names, slow * 10 * np.exp(0.06 * rng.standard_normal(len(names)))))
+
+    history = [_run_with(tmp_path, _stages_record(values()), started=float(i)) for i in range(12)]
+    same = compare_runs(history[-1], _run_with(tmp_path, _stages_record(values()), started=20.0), history=history)
+    assert not same.regressions, [d.describe() for d in same.regressions]
+    slow = compare_runs(history[-1], _run_with(tmp_path, _stages_record(values(1.2)), started=21.0), history=history)
+    assert not [d for d in slow.deltas if d.verdict == REGRESSED and "found slower" not in d.test]
+    assert len(slow.regressions) >= 5, [d.describe() for d in slow.deltas]  # those beyond tolerance, named at 5%
+    assert all("its record found slower (composite of 16 figures" in d.test for d in slow.regressions)
+
+
+class _Steps:
+    """A session whose query takes a known, fixed number of sleeps' worth of time."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def run(self, feeds):
+        time.sleep(self.seconds)
+        return {}
+
+
+def test_separate_windows_are_written_per_figure_and_do_not_stand_in_for_a_history(tmp_path):
+    profile = replace(get_profile("quick"), warmup_count=1, warmup_s=0.0, min_duration_s=0.01, min_count=3)
+    records = []
+    for _ in range(2):
+        m = measure_windows(_Steps(0.001), {}, "single_stream", 1, profile, 3)
+        assert len(m.windows) == 3 and m.summary.count == sum(len(w.samples_ns) for w in m.windows)
+        metrics = m.metrics()
+        assert len(metrics["throughput_ips"]["windows"]) == 3 and len(metrics["latency_min_ms"]["windows"]) == 3
+        assert "windows" not in metrics["first_inference_ms"]  # timed once
+        r = Record(suite="throughput", test_id="t", device=synthetic.device(), backend={"name": "onnxruntime"},
+                   model={"name": "m"}, scenario={"name": "single_stream", "batch": 1}, metrics=metrics)
+        records.append(_run_with(tmp_path, r))
+    d = delta(compare_runs(*records), "throughput_ips")  # no history: the windows do not stand in for one
+    assert d.verdict in (NOISE_UNKNOWN, UNCHANGED) and not d.significant

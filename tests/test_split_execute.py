@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import threading
+from dataclasses import replace
 
 import numpy as np
 import onnxruntime as ort
@@ -13,9 +15,9 @@ from pytest_edgeai.devices import Device
 from pytest_edgeai.errors import ConfigError, MeasurementError, SplitExecutionError
 from pytest_edgeai.split.constraints import Pin
 from pytest_edgeai.split.cuts import GraphCuts
-from pytest_edgeai.split.execute import SplitExecutor, StageSpec, stages_for
+from pytest_edgeai.split.execute import SplitExecutor, StageSpec, pipeline_window, stages_for
 from pytest_edgeai.split.network import LinkProfile
-from pytest_edgeai.split.planner import SplitProblem, plan
+from pytest_edgeai.split.planner import SplitProblem, evaluate, plan
 from pytest_edgeai.split.profile import block_latencies
 from pytest_edgeai.split.runner import SegmentSession, stage_device
 
@@ -144,7 +146,7 @@ def test_a_model_with_two_inputs_splits_where_a_set_of_tensors_crosses_in_the_pl
     assert lossy.wire_bytes[1] < exact.wire_bytes[1] / 1.5
     assert 0.0 < lossy.max_abs_error < 1e-2  # decoded on the far side: close to, not equal to, the whole model
     assert lossy.top1_agreement is not None
-    assert all(s["rate"].startswith("user-space model") for s in lossy.shaping)
+    assert all(s["rate"].startswith("user-space relay") for s in lossy.shaping)
     assert "NOT an independent check" in lossy.link_method()
 
 
@@ -159,6 +161,72 @@ def test_a_pipelined_plan_keeps_several_inferences_in_flight():
     assert len(result.latencies_s) == 12 and result.max_abs_error == 0.0
     assert result.throughput_per_s is not None and result.throughput_per_s > 0
     assert result.extra["window"] == 5
+
+
+def test_the_user_space_links_delay_overlaps_in_a_pipeline():
+    # 150 ms one way: a link that held each message before sending the next would complete at most
+    # 1 / 0.15 = 6.7 per second; a delay line keeps the window's 5 messages in flight at once
+    model = two_input_model()
+    graph = GraphCuts(model)
+    stages = [StageSpec("device", 0, 1), StageSpec("cloud", 1, 4)]
+    link = LinkProfile("device", "cloud", 1000.0, rtt_ms=300.0)
+    fs = two_input_feeds(15)
+    with SplitExecutor(graph, stages, [link], timeout_s=20) as ex:
+        result = ex.measure_pipelined(fs, warmup=1, window=5, reference=whole(model, fs))
+    assert result.max_abs_error == 0.0
+    assert min(result.latencies_s) >= link.one_way_s  # the delay is in every message's path
+    assert result.throughput_per_s > 2 / link.one_way_s  # and several messages were in it at once
+    assert result.shaping[0]["delay"].startswith("user-space relay") and "overlap" in result.shaping[0]["delay"]
+
+
+def test_the_user_space_link_serialises_at_its_goodput():
+    model = wide_chain()
+    graph = GraphCuts(model)
+    stages = [StageSpec("device", 0, 1), StageSpec("cloud", 1, graph.size)]
+    link = LinkProfile("device", "cloud", 2.0, rtt_ms=0.0)  # 16 kB: 65 ms at 2 Mbit/s
+    fs = feeds(3)
+    with SplitExecutor(graph, stages, [link], timeout_s=20) as ex:
+        result = ex.measure(fs, warmup=1)
+    # a lower bound only: the relay cannot deliver faster than the link serialises
+    assert min(result.latencies_s) >= 0.95 * link.serialise_s(WIDTH * 4)
+    assert result.shaping[0]["kernel_shaped"] == [] and not result.independent
+
+
+def test_a_pipeline_keeps_enough_in_flight_to_cover_its_latency():
+    links = {("device", "cloud"): LinkProfile("device", "cloud", 1.6, 100.0)}
+    problem = SplitProblem(("device", "cloud"), {"device": [0.01, 0.01], "cloud": [0.01, 0.01]}, [1e3, 4e3, 4e3],
+                           links)
+    slow = evaluate(problem, [("device", 0, 1), ("cloud", 1, 2)], "throughput")
+    assert slow.bottleneck_s == pytest.approx(0.02)  # 4 kB at 1.6 Mbit/s
+    # 0.01 + 0.05 + 0.02 + 0.01 s of latency at one query per 0.02 s: 5 in flight, and one to spare
+    assert pipeline_window(slow) == math.ceil(slow.latency_s / slow.bottleneck_s) + 1 == 6
+    fast = evaluate(replace(problem, links={("device", "cloud"): LinkProfile("device", "cloud", 1000.0, 0.0)},
+                            latency_s={"device": [0.01, 0.001], "cloud": [0.01, 0.001]}),
+                    [("device", 0, 1), ("cloud", 1, 2)], "throughput")
+    assert fast.latency_s < 2 * fast.bottleneck_s and pipeline_window(fast) == 3  # one per stage and link at least
+
+
+def test_a_latency_splits_exactly_into_compute_message_cpu_and_link_terms():
+    model = wide_chain()
+    graph = GraphCuts(model)
+    stages = [StageSpec("device", 0, 1), StageSpec("edge", 1, 2), StageSpec("cloud", 2, graph.size)]
+    links = [LinkProfile("device", "edge", 100.0, 20.0), LinkProfile("edge", "cloud", 100.0, 0.0)]
+    with SplitExecutor(graph, stages, links, timeout_s=20, encodings=["fp16+zlib", "raw+none"]) as ex:
+        calibration = ex.calibrate(feeds(3))
+        result = ex.measure(feeds(1), warmup=0)  # one inference: its terms are that inference's
+    terms = result.terms
+    assert len(terms["compute_s"]) == 3 and len(terms["link_s"]) == 2
+    total = sum(terms["compute_s"]) + sum(terms["receive_s"]) + sum(terms["send_s"]) + sum(terms["link_s"])
+    assert total == pytest.approx(result.latencies_s[0], abs=2e-6)  # stamps on one clock: nothing unaccounted
+    assert terms["link_s"][0] >= links[0].one_way_s  # the delay line is on the link, not in a stage
+    assert terms["receive_s"][0] == 0.0 and terms["send_s"][-1] == 0.0  # the head receives none, the last sends none
+    assert terms["receive_s"][1] > 0  # the edge decompressed fp16+zlib
+    assert calibration.queries == 3 and set(calibration.message_s) == {"device", "edge", "cloud"}
+    assert calibration.message_s["device"][0] == 0.0 and calibration.message_s["cloud"][1] == 0.0
+    assert all(np.isfinite(calibration.link_overhead_s))
+    priced = calibration.links(links)
+    assert [lk.message_overhead_s for lk in priced] == calibration.link_overhead_s
+    assert priced[0].transfer_s(1000) >= priced[0].one_way_s
 
 
 def test_bad_encodings_and_networks_are_one_clear_line():

@@ -8,26 +8,28 @@ import socket
 import struct
 import threading
 import time
+import tomllib
 import tracemalloc
 
 import numpy as np
 import pytest
 
+from pytest_edgeai import config
 from pytest_edgeai.errors import ConfigError, FrameError, MeasurementError, PeerClosed
-from pytest_edgeai.split.link import (HEADER, KIND_TENSOR, MAGIC, VERSION, Channel, TokenBucket, accept, connect,
+from pytest_edgeai.split.link import (HEADER, KIND_TENSOR, MAGIC, VERSION, Channel, accept, connect,
                                       encode_frame, hello_frame, listen, new_token)
 from pytest_edgeai.split.network import SCISSION_PROFILES, LinkProfile, link_table
 
 TOKEN = new_token()
 
 
-def pair(timeout=5.0, link=None, max_frame=1 << 20, encoding="raw+none"):
+def pair(timeout=5.0, max_frame=1 << 20, encoding="raw+none"):
     srv = listen(timeout)
     port = srv.getsockname()[1]
     result = {}
     t = threading.Thread(target=lambda: result.setdefault("ch", accept(srv, "sender", timeout, TOKEN, max_frame)))
     t.start()
-    tx = connect("127.0.0.1", port, "receiver", timeout, TOKEN, link, encoding)
+    tx = connect("127.0.0.1", port, "receiver", timeout, TOKEN, encoding)
     t.join()
     srv.close()
     return tx, result["ch"]
@@ -218,33 +220,6 @@ def test_sender_learns_that_a_peer_process_died_mid_transfer():
     assert proc.exitcode == 3
 
 
-def test_shaped_send_takes_the_predicted_time():
-    link = LinkProfile("device", "edge", bandwidth_mbps=20.0, rtt_ms=40.0)
-    tx, rx = pair(link=link)
-    data = np.zeros(250_000, np.uint8)  # 0.1 s at 20 Mbit/s, plus 20 ms one way
-    got = {}
-    t = threading.Thread(target=lambda: got.setdefault("msg", rx.receive_message()))
-    t.start()
-    t0 = time.perf_counter()
-    tx.send_message(1, [data])
-    t.join()
-    elapsed = time.perf_counter() - t0
-    predicted = link.transfer_s(data.nbytes)
-    # a lower bound only (no upper timing bound in unit tests): shaping cannot be faster than the link
-    assert elapsed >= 0.95 * predicted
-    assert got["msg"][1][0].nbytes == data.nbytes
-
-
-def test_token_bucket_never_exceeds_its_rate():
-    bucket = TokenBucket(rate=1e6, burst=1000)
-    time.sleep(0.05)  # idle time must not be banked
-    bucket.reset()
-    t0 = time.perf_counter()
-    for _ in range(100):
-        bucket.take(1000)  # 100 kB at 1 MB/s: at least 0.1 s
-    assert time.perf_counter() - t0 >= 0.1 - 1e-3
-
-
 def test_link_profiles_validate_and_compute_transfer_time():
     with pytest.raises(ConfigError, match="jitter_ms is -1"):
         LinkProfile("device", "cloud", bandwidth_mbps=1, rtt_ms=10, jitter_ms=-1)
@@ -257,3 +232,31 @@ def test_link_profiles_validate_and_compute_transfer_time():
     with pytest.raises(ConfigError, match="both go device -> edge"):
         link_table([SCISSION_PROFILES[0], SCISSION_PROFILES[0]])
     assert set(link_table(SCISSION_PROFILES)) == {("device", "edge"), ("device", "cloud"), ("edge", "cloud")}
+
+
+CPU = '[devices.cpu]\nkind = "cpu"\nbackend = "onnxruntime"\n'
+
+
+def parse_toml(text):
+    return config.parse(tomllib.loads(CPU + text))
+
+
+LINK_TOML = '[links.l]\nfrom = "device"\nto = "cloud"\nbandwidth_mbps = 10\nrtt_ms = 20\n'
+
+
+def test_jitter_ms_from_devices_toml_reaches_the_link_profile():
+    link = LinkProfile.from_config(parse_toml(LINK_TOML + "jitter_ms = 2.5\n").links["l"])
+    assert link.jitter_ms == 2.5 and link.rtt_ms == 20.0
+    assert LinkProfile.from_config(parse_toml(LINK_TOML).links["l"]).jitter_ms == 0.0
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("jitter_ms = -1\n", "links.l.jitter_ms: -1 is not a finite number >= 0"),
+    ('jitter_ms = "2"\n', "links.l.jitter_ms: '2' is not a finite number >= 0"),
+    ("jitter_ms = nan\n", "links.l.jitter_ms: nan is not a finite number >= 0"),
+    ("jiter_ms = 2\n", "links.l.jiter_ms: unknown key (did you mean 'jitter_ms'?)"),
+])
+def test_a_bad_jitter_ms_is_one_clear_line(line, message):
+    with pytest.raises(ConfigError) as err:
+        parse_toml(LINK_TOML + line)
+    assert message in str(err.value)

@@ -185,3 +185,27 @@ def test_where_the_kernel_link_cannot_be_built_the_reason_is_one_line(monkeypatc
     monkeypatch.setattr(netns.shutil, "which", lambda tool: "/usr/sbin/" + tool)
     monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
     assert "needs root or CAP_NET_ADMIN" in netns.unavailable.__wrapped__()
+
+
+@kernel
+def test_the_netem_commands_are_ones_tc_accepts_whether_or_not_the_kernel_has_netem():
+    # tc parses netem's options itself (tc-netem(8)) before asking the kernel: an option it does not
+    # know is refused by tc, exit 1 ('Illegal ...'); a kernel without netem refuses a well-formed
+    # command with exit 2, "Specified qdisc kind is unknown". So the exact commands a netem link
+    # would run are checked here even on a kernel that cannot run them.
+    link = LinkProfile("device", "edge", 10.0, 40.0, loss=0.01, jitter_ms=3.0)
+    with netns.Lab([LinkProfile("device", "edge", 10.0, 0.0)], netem=False) as lab:
+        commands = netns.netem_commands(lab.names[0], lab.names[1], link)
+        assert [c[c.index("netem") + 1:c.index("netem") + 6] for c in commands][0] == (
+            "delay", "20.000ms", "3.000ms", "distribution", "normal")
+        assert "loss" in commands[0] and "loss" not in commands[1]  # loss on the data direction only
+        for command in commands:
+            subprocess.run(["tc", *command[1:3], "qdisc", "del", "dev", command[6], "root"],
+                           capture_output=True, text=True)  # the lab's tbf goes: netem would be the root
+            done = subprocess.run(command, capture_output=True, text=True)
+            assert done.returncode in (0, 2), done.stderr
+            if done.returncode:
+                assert "Specified qdisc kind is unknown" in done.stderr
+        bad = [*commands[0][:-2], "limit", "many"]
+        refused = subprocess.run(bad, capture_output=True, text=True)
+        assert refused.returncode == 1 and "Illegal" in refused.stderr  # tc's own parser, not the kernel

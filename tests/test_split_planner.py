@@ -33,8 +33,11 @@ def random_problem(rng: np.random.Generator, blocks: int, tiers: int) -> SplitPr
     for a, b in itertools.combinations(names, 2):
         if rng.random() < 0.8:
             links[(a, b)] = LinkProfile(a, b, float(rng.uniform(1, 100)), float(rng.uniform(0, 80)),
-                                        tx_power_w=float(rng.uniform(0, 2)))
-    return SplitProblem(names, lat, list(rng.uniform(1e3, 2e5, blocks + 1)), links, energy)
+                                        tx_power_w=float(rng.uniform(0, 2)),
+                                        message_overhead_s=float(rng.choice([0.0, rng.uniform(-0.02, 0.01)])))
+    # measured per-message CPU (receive, send) on some tiers
+    message = {t: (float(rng.uniform(0, 0.01)), float(rng.uniform(0, 0.01))) for t in names if rng.random() < 0.5}
+    return SplitProblem(names, lat, list(rng.uniform(1e3, 2e5, blocks + 1)), links, energy, message_s=message)
 
 
 def random_constraints(rng: np.random.Generator, p: SplitProblem) -> list:
@@ -76,8 +79,10 @@ def brute_force(p: SplitProblem, constraints: list, objective: str) -> list[floa
                             or any((k, tier) in excluded for k in blocks) or sum(lat) > tcaps.get(tier, math.inf):
                         ok = False
                         break
-                    steps.append(sum(lat))
-                    busy.append(sum(lat))
+                    receive, send = p.message_s.get(tier, (0.0, 0.0))
+                    cpu = sum(lat) + (receive if n else 0.0) + (send if n + 1 < len(route) else 0.0)
+                    steps.append(cpu)
+                    busy.append(cpu)
                     energy += sum(p.energy_j.get(tier, [0.0] * p.blocks)[k] for k in blocks)
                     if n + 1 < len(route):
                         key = (tier, route[n + 1])
@@ -87,7 +92,7 @@ def brute_force(p: SplitProblem, constraints: list, objective: str) -> list[floa
                             break
                         link = p.links[key]
                         wire = nbytes * 8 / (link.bandwidth_mbps * 1e6 * (1 - link.loss))
-                        secs = link.rtt_ms / 2000 + wire
+                        secs = link.rtt_ms / 2000 + max(0.0, wire + link.message_overhead_s)
                         steps.append(secs)
                         busy.append(wire)  # a pipeline overlaps the delay; only serialisation occupies the link
                         energy += secs * link.tx_power_w

@@ -9,7 +9,7 @@ from onnx import TensorProto, helper, numpy_helper
 from pytest_edgeai.errors import ConfigError
 from pytest_edgeai.models.inputs import ASSUMED
 from pytest_edgeai.split.network import LinkProfile
-from pytest_edgeai.split.study import run_plan, study_cuts, study_plan
+from pytest_edgeai.split.study import run_plan, study_cuts, study_file, study_plan
 
 
 def tiny_classifier():
@@ -54,8 +54,20 @@ def test_plan_is_executed_and_compared_with_its_prediction():
     assert planned.chosen.stages[0].stop > 0 and planned.chosen.stages[-1].tier == "cloud"
     assert len(planned.plans) == 2  # the input stays on the device, the last block on the cloud: 2 cuts left
     measured = run_plan(study, planned, runs=3)
-    assert measured.max_abs_error == 0.0 and len(measured.latencies_s) == 3
-    assert measured.predicted_s == planned.chosen.latency_s and measured.prediction_error >= 0
+    assert measured.max_abs_error == 0.0 and len(measured.latencies_s) == 3  # calibration runs are not samples
+    assert measured.extra["uncalibrated_predicted_s"] == planned.chosen.latency_s and measured.prediction_error >= 0
+    calibration = measured.extra["calibration"]
+    assert calibration["queries"] == 5 and calibration["method"].startswith("measured")
+    # the prediction compared is the plan re-priced with what its messages measured to cost, term by term
+    priced = measured.extra["predicted_terms"]
+    assert priced["compute_s"] == measured.extra["uncalibrated_predicted_terms"]["compute_s"]
+    device_send = calibration["message_s"]["device"][1]
+    assert device_send > 0 and priced["message_s"][0] == device_send
+    link = links[("device", "cloud")]
+    assert priced["link_s"][0] == pytest.approx(max(link.one_way_s, link.transfer_s(
+        planned.chosen.transfers[0].nbytes) + calibration["link_overhead_s"][0]))
+    assert measured.predicted_s == pytest.approx(sum(priced["compute_s"]) + sum(priced["message_s"])
+                                                 + sum(priced["link_s"]))
 
 
 def test_a_plan_priced_in_an_encoding_is_sent_in_it():
@@ -87,3 +99,20 @@ def test_an_int8_tier_is_priced_and_sent_in_int8_and_its_accuracy_change_measure
     seeded = study_plan(study, links, ["device", "cloud"], repeats=1, top=1, precision={"device": "int8"})
     assert seeded.agreement[0]["top1_agreement"] is None and "seeded" in seeded.agreement[0]["method"]
     assert len(run_plan(study, int8, runs=2).latencies_s) == 2  # the executor sends what was priced
+
+
+def test_a_plans_agreement_is_measured_on_a_model_with_several_inputs(tmp_path):
+    pytest.importorskip("PIL", reason="photographs are decoded with Pillow")
+    from test_split_suite_inputs import two_input_cnn
+
+    two_input_cnn(tmp_path / "two.onnx")
+    study = study_file(str(tmp_path / "two.onnx"), 2)
+    links = {("device", "cloud"): LinkProfile("device", "cloud", 50.0, 4.0)}
+    planned = study_plan(study, links, ["device", "cloud"], repeats=1, top=1, encoding="raw+zlib",
+                         precision={"device": "int8"}, trained=True)
+    agreement = planned.agreement[0]
+    assert agreement["encodings"] == ["int8+zlib"]
+    assert agreement["method"].startswith("measured") and "seeded smooth fields on meta" in agreement["method"]
+    assert agreement["views"] >= 30 and 0.0 <= agreement["top1_agreement"] <= 1.0
+    seeded = study_plan(study, links, ["device", "cloud"], repeats=1, top=1, precision={"device": "int8"})
+    assert seeded.agreement[0]["top1_agreement"] is None  # seeded weights: not judged

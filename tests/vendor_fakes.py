@@ -4,12 +4,18 @@ on each), not the harness's assumptions: a test against them fails where the rea
 
 from __future__ import annotations
 
+import ctypes
+import json
 import sys
 import textwrap
 import threading
 import types
 from enum import IntEnum
 from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
 
 
 def pci_key(bus_id: str) -> tuple[int, int, int, int]:
@@ -106,34 +112,290 @@ def install_cuda_runtime(monkeypatch, rt: types.ModuleType) -> None:
         monkeypatch.setitem(sys.modules, name, mod)
 
 
-def fake_cuda_streams() -> types.ModuleType:
-    """cuda.bindings.runtime's stream calls (CUDA Runtime API, "Stream Management"; cuda-python returns
-    (cudaError_t, value) tuples): cudaStreamCreateWithFlags(cudaStreamNonBlocking) gives a stream that does
-    not synchronise with the legacy default stream; cudaStreamDestroy of a destroyed stream is
-    cudaErrorInvalidResourceHandle. ``rt.live`` is the set of streams not yet destroyed."""
-    rt = types.ModuleType("cuda.bindings.runtime")
-    rt.cudaError_t = IntEnum("cudaError_t", {"cudaSuccess": 0, "cudaErrorInvalidResourceHandle": 400}, start=0)
-    rt.cudaStreamNonBlocking = 1
-    rt.live, rt.flags, rt.device = set(), {}, [None]
-    handles = iter(range(0x7F0000001000, 0x7F0000100000, 0x1000))  # addresses: never 0, the default stream
+# ---------------------------------------------------------------- cuda-python and TensorRT
 
-    def create(flags):
-        stream = next(handles)
+def make_cudart(gpus: int = 1):
+    """cuda.bindings.runtime as the CUDA Runtime API and cuda-python document it: every call returns
+    (cudaError_t, value...); cudaMallocHost gives real (pinned) host memory; copies and events follow stream
+    order (a fake clock advances 1 ms per copy); stream capture and graph launch replay the captured enqueue;
+    cudaStreamCreateWithFlags(cudaStreamNonBlocking) makes a stream that does not synchronise with the legacy
+    default stream, and destroying a destroyed stream is cudaErrorInvalidResourceHandle."""
+    rt = types.ModuleType("cuda.bindings.runtime")
+    rt.cudaError_t = IntEnum("cudaError_t", {"cudaSuccess": 0, "cudaErrorMemoryAllocation": 2,
+                                                "cudaErrorInvalidResourceHandle": 400}, start=0)
+    rt.cudaMemcpyKind = IntEnum("cudaMemcpyKind", {"cudaMemcpyHostToDevice": 1, "cudaMemcpyDeviceToHost": 2})
+    rt.cudaStreamCaptureMode = IntEnum("cudaStreamCaptureMode", {"cudaStreamCaptureModeThreadLocal": 1})
+    rt.memory, rt.events, rt.clock_ms, rt.calls, rt.pinned, rt.graphs = {}, {}, [0.0], [], {}, []
+    ok = rt.cudaError_t.cudaSuccess
+
+    def malloc(n):
+        ptr = 0x1000 * (len(rt.memory) + 1)
+        rt.memory[ptr] = bytearray(n)
+        return ok, ptr
+
+    def memcpy_async(dst, src, n, kind, stream):
+        rt.clock_ms[0] += 1.0
+        if kind == rt.cudaMemcpyKind.cudaMemcpyHostToDevice:
+            rt.memory[dst][:n] = ctypes.string_at(src, n)
+        else:
+            ctypes.memmove(dst, bytes(rt.memory[src][:n]), n)
+        return (ok,)
+
+    def record(ev, stream):
+        rt.events[ev] = rt.clock_ms[0]
+        return (ok,)
+
+    props = types.SimpleNamespace(name=b"Fake GPU 80GB", major=9, minor=0, totalGlobalMem=80 << 30)
+    counter = iter(range(1, 1000))
+    rt.cudaMalloc = malloc
+    rt.cudaFree = lambda ptr: (rt.memory.pop(ptr), (ok,))[1]
+
+    def malloc_host(n):
+        buf = ctypes.create_string_buffer(n)
+        rt.pinned[ctypes.addressof(buf)] = buf
+        return ok, ctypes.addressof(buf)
+
+    rt.cudaMallocHost = malloc_host
+    rt.cudaFreeHost = lambda ptr: (rt.pinned.pop(ptr), (ok,))[1]
+    rt.capturing = {}
+
+    def end_capture(stream):
+        return ok, ("graph", rt.capturing.pop(stream))
+
+    def launch(graph_exec, stream):
+        rt.graphs.append(graph_exec)
+        graph_exec[1][0].execute_async_v3(stream, replay=True)
+        return (ok,)
+
+    rt.cudaStreamBeginCapture = lambda stream, mode: (rt.capturing.setdefault(stream, []), (ok,))[1]
+    rt.cudaStreamEndCapture = end_capture
+    rt.cudaGraphInstantiate = lambda graph, flags: (ok, ("exec", graph[1]))
+    rt.cudaGraphDestroy = lambda graph: (ok,)
+    rt.cudaGraphExecDestroy = lambda graph_exec: (ok,)
+    rt.cudaGraphLaunch = launch
+    rt.cudaMemcpyAsync = memcpy_async
+    rt.cudaMemcpy = lambda dst, src, n, kind: memcpy_async(dst, src, n, kind, None)
+    streams = iter(range(1, 1000))  # never 0: the legacy default stream
+    rt.cudaStreamNonBlocking = 1
+    rt.live, rt.flags = set(), {}  # streams not yet destroyed, and the flags each was created with
+
+    def stream_create(flags=0):
+        stream = next(streams)
         rt.live.add(stream)
         rt.flags[stream] = flags
-        return rt.cudaError_t.cudaSuccess, stream
+        return ok, stream
 
-    def destroy(stream):
+    def stream_destroy(stream):
         if stream not in rt.live:
             return (rt.cudaError_t.cudaErrorInvalidResourceHandle,)
         rt.live.remove(stream)
-        return (rt.cudaError_t.cudaSuccess,)
+        return (ok,)
 
-    rt.cudaStreamCreateWithFlags = create
-    rt.cudaStreamDestroy = destroy
-    rt.cudaSetDevice = lambda device: (rt.device.__setitem__(0, device), (rt.cudaError_t.cudaSuccess,))[1]
-    rt.cudaGetErrorName = lambda err: (rt.cudaError_t.cudaSuccess, rt.cudaError_t(err).name.encode())
+    rt.cudaStreamCreate = stream_create
+    rt.cudaStreamCreateWithFlags = stream_create
+    rt.cudaStreamDestroy = stream_destroy
+    rt.cudaEventCreate = lambda: (ok, next(counter))
+    rt.cudaEventDestroy = lambda e: (ok,)
+    rt.cudaEventRecord = record
+    rt.cudaEventSynchronize = lambda e: (rt.calls.append("sync"), (ok,))[1]
+    rt.cudaEventElapsedTime = lambda a, b: (ok, rt.events[b] - rt.events[a])
+    rt.cudaGetDeviceCount = lambda: (ok, gpus)
+    rt.cudaSetDevice = lambda i: (ok,)
+    rt.cudaGetDeviceProperties = lambda i: (ok, props)
+    rt.cudaDriverGetVersion = lambda: (ok, 12040)
+    rt.cudaRuntimeGetVersion = lambda: (ok, 12020)
+    rt.cudaGetErrorName = lambda e: (ok, b"cudaErrorFake")
     return rt
+
+
+def make_trt(cudart, version: str = "10.3.0"):
+    """tensorrt as each major documents it: 8.6 needs the EXPLICIT_BATCH flag; 10 ignores it and has
+    STRONGLY_TYPED; 11 has no precision flags, no int8 calibrator, and every network strongly typed."""
+    major = int(version.split(".")[0])
+    trt = types.ModuleType("tensorrt")
+    trt.__version__ = version
+    trt.builds = []
+    trt.Logger = type("Logger", (), {"WARNING": 2, "__init__": lambda self, level=2: None})
+    creation = {"EXPLICIT_BATCH": 0} if major < 11 else {}
+    if major >= 10:
+        creation["STRONGLY_TYPED"] = 1
+    trt.NetworkDefinitionCreationFlag = types.SimpleNamespace(**creation)
+    trt.MemoryPoolType = types.SimpleNamespace(WORKSPACE="workspace")
+    trt.BuilderFlag = types.SimpleNamespace(**({"FP16": "fp16", "INT8": "int8"} if major < 11 else {}),
+                                            REFIT="refit")
+    trt.TensorIOMode = types.SimpleNamespace(INPUT="in", OUTPUT="out")
+    trt.nptype = lambda dt: np.dtype(dt).type
+    trt.IInt8EntropyCalibrator2 = object
+
+    class Tensor:
+        def __init__(self, name, shape):
+            self.name, self.shape = name, tuple(shape)
+
+    class Network:
+        def __init__(self, flags):
+            self.inputs, self.outputs, self.onnx, self.flags = [], [], b"", flags
+            self.num_inputs = 0
+
+        def get_input(self, i):
+            return self.inputs[i]
+
+    class Parser:
+        def __init__(self, network, logger):
+            self.network, self.errors = network, []
+
+        def parse(self, data):
+            if major < 10 and not self.network.flags & 1:
+                self.errors = ["ONNX parser only supports networks with an explicit batch dimension"]
+                return False
+            try:
+                proto = onnx.load_from_string(data)
+            except Exception as exc:
+                self.errors = [f"In node -1: {exc}"]
+                return False
+            dims = lambda v: [d.dim_value or -1 for d in v.type.tensor_type.shape.dim]  # noqa: E731
+            self.network.inputs = [Tensor(i.name, dims(i)) for i in proto.graph.input]
+            self.network.outputs = [Tensor(o.name, dims(o)) for o in proto.graph.output]
+            self.network.num_inputs = len(self.network.inputs)
+            self.network.onnx = data
+            return True
+
+        @property
+        def num_errors(self):
+            return len(self.errors)
+
+        def get_error(self, i):
+            return self.errors[i]
+
+    class Config:
+        __slots__ = ("flags", "profiles", "pool") + (("int8_calibrator",) if major < 11 else ())
+
+        def __init__(self):
+            self.flags, self.profiles, self.pool = [], [], {}
+
+        def set_memory_pool_limit(self, pool, size):
+            self.pool[pool] = size
+
+        def set_flag(self, flag):
+            self.flags.append(flag)
+
+        def add_optimization_profile(self, profile):
+            self.profiles.append(profile)
+
+    class Profile:
+        def __init__(self):
+            self.shapes = {}
+
+        def set_shape(self, name, lo, opt, hi):
+            self.shapes[name] = (lo, opt, hi)
+
+    class Builder:
+        def __init__(self, logger):
+            pass
+
+        def create_network(self, flags):
+            return Network(flags)
+
+        def create_builder_config(self):
+            return Config()
+
+        def create_optimization_profile(self):
+            return Profile()
+
+        def build_serialized_network(self, network, config):
+            proto = onnx.load_from_string(network.onnx)
+            weights = {onnx.helper.tensor_dtype_to_np_dtype(i.data_type).name for i in proto.graph.initializer}
+            trt.builds.append({"flags": config.flags, "profiles": [p.shapes for p in config.profiles],
+                               "workspace": config.pool["workspace"], "network_flags": network.flags,
+                               "weights": sorted(weights),
+                               "calibrator": getattr(config, "int8_calibrator", None) is not None})
+            meta = {"inputs": [[t.name, list(t.shape)] for t in network.inputs],
+                    "outputs": [[t.name, list(t.shape)] for t in network.outputs],
+                    "profile": {k: [list(x) for x in v] for k, v in config.profiles[0].shapes.items()}}
+            return json.dumps(meta).encode() + b"\0" + network.onnx
+
+    class Context:
+        def __init__(self, engine):
+            self.engine, self.shapes, self.addresses = engine, {}, {}
+
+        def set_input_shape(self, name, shape):
+            lo, _, hi = self.engine.meta["profile"].get(name, [self.engine.shape[name]] * 3)
+            if not all(a <= s <= b for a, s, b in zip(lo, shape, hi)):
+                return False
+            self.shapes[name] = tuple(shape)
+            return True
+
+        def get_tensor_shape(self, name):
+            if name in self.shapes:
+                return self.shapes[name]
+            batch = next(iter(self.shapes.values()))[0]
+            return (batch, *self.engine.shape[name][1:])
+
+        def set_tensor_address(self, name, ptr):
+            self.addresses[name] = ptr
+
+        def execute_async_v3(self, stream, replay=False):
+            if not isinstance(stream, int):
+                raise TypeError("execute_async_v3(): incompatible function arguments: stream_handle must be int")
+            if stream in cudart.capturing and not replay:
+                cudart.capturing[stream].append(self)  # recorded into the graph, not run
+                return True
+            cudart.clock_ms[0] += 5.0
+            feeds = {n: np.frombuffer(bytes(cudart.memory[self.addresses[n]][:int(np.prod(s)) * 4]),
+                                      np.float32).reshape(s) for n, s in self.shapes.items()}
+            outs = self.engine.computes().run(None, feeds)
+            for (name, _), out in zip(self.engine.meta["outputs"], outs):
+                cudart.memory[self.addresses[name]][:out.nbytes] = out.tobytes()
+            return True
+
+    class Engine:
+        def __init__(self, plan):
+            head, _, self.onnx = plan.partition(b"\0")
+            self.meta = json.loads(head)
+            self.names = [n for n, _ in self.meta["inputs"]] + [n for n, _ in self.meta["outputs"]]
+            self.shape = dict(self.meta["inputs"] + self.meta["outputs"])
+            self.num_io_tensors = len(self.names)
+            self.session = None
+
+        def computes(self):
+            """The onnxruntime session that computes what the engine would (made once per engine)."""
+            if self.session is None:
+                self.session = ort.InferenceSession(self.onnx)
+            return self.session
+
+        def get_tensor_name(self, i):
+            return self.names[i]
+
+        def get_tensor_mode(self, name):
+            return "in" if name in dict(self.meta["inputs"]) else "out"
+
+        def get_tensor_shape(self, name):
+            return self.shape[name]
+
+        def get_tensor_dtype(self, name):
+            return "float32"
+
+        def create_execution_context(self):
+            return Context(self)
+
+    class Runtime:
+        def __init__(self, logger):
+            pass
+
+        def deserialize_cuda_engine(self, plan):
+            return Engine(plan) if b"\0" in plan else None
+
+    trt.Builder, trt.OnnxParser, trt.Runtime = Builder, Parser, Runtime
+    return trt
+
+
+def install_tensorrt(monkeypatch, version: str = "10.3.0"):
+    """Make ``import tensorrt`` and ``import cuda.bindings.runtime`` give the fakes; (trt, rt)."""
+    rt = make_cudart()
+    trt = make_trt(rt, version)
+    install_cuda_runtime(monkeypatch, rt)
+    monkeypatch.setitem(sys.modules, "cuda.bindings.utils", None)  # cuda-python 12.x before the utility module
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    return trt, rt
 
 
 class FakeCudaSessions:
@@ -289,6 +551,35 @@ def fake_edgetpu_compiler(bin_dir: Path, version: str = "16.0.384591198", mapped
             with open(os.path.join(out, stem + "_edgetpu.log"), "w") as log:
                 log.write(f"Edge TPU Compiler version {version}\\nInput: {{m}}\\nOutput: {{stem}}_edgetpu.tflite\\n\\n")
                 log.write("\\n".join(table[3:]) + "\\n")
+        """))
+    script.chmod(0o755)
+    return script
+
+
+# ---------------------------------------------------------------- trtexec
+
+def fake_trtexec(bin_dir: Path, compute_ms: list[float], fail: bool = False) -> Path:
+    """A ``trtexec`` that behaves as TensorRT's developer guide documents it ("trtexec"): --loadEngine,
+    --shapes=name:AxBxC, --warmUp (ms), --duration (s); --exportTimes=FILE writes a JSON list with one
+    object per query holding startInMs, endInMs, startComputeMs, endComputeMs, startOutMs, endOutMs (ms
+    from the start). A missing engine file ends with "&&&& FAILED TensorRT.trtexec" and exit status 1."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    script = bin_dir / "trtexec"
+    script.write_text(textwrap.dedent(f"""\
+        #!{sys.executable}
+        import json, os, sys
+        args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--") and "=" in a)
+        if {fail!r} or not os.path.exists(args.get("loadEngine", "")):
+            print("[E] Error opening engine file")
+            print("&&&& FAILED TensorRT.trtexec [TensorRT v100300] # trtexec " + " ".join(sys.argv[1:]))
+            sys.exit(1)
+        t, queries = 0.0, []
+        for c in {compute_ms!r}:
+            queries.append({{"startInMs": t, "endInMs": t + 0.01, "startComputeMs": t + 0.01,
+                             "endComputeMs": t + 0.01 + c, "startOutMs": t + 0.01 + c, "endOutMs": t + 0.02 + c}})
+            t += 0.02 + c
+        json.dump(queries, open(args["exportTimes"], "w"))
+        print("&&&& PASSED TensorRT.trtexec [TensorRT v100300] # trtexec " + " ".join(sys.argv[1:]))
         """))
     script.chmod(0o755)
     return script

@@ -34,7 +34,7 @@ def handle(obj: Any) -> int:
     return int(get_cuda_native_handle(obj))
 
 
-def call(rt, fn: str, *args: Any) -> Any:
+def call(rt: Any, fn: str, *args: Any) -> Any:
     """rt.fn(*args) with its error code checked; the value(s) it returns otherwise."""
     result = getattr(rt, fn)(*args)
     if not isinstance(result, tuple):
@@ -48,7 +48,7 @@ def call(rt, fn: str, *args: Any) -> Any:
     return values[0] if len(values) == 1 else values
 
 
-def device_identity(rt, device_id: int) -> dict[str, Any]:
+def device_identity(rt: Any, device_id: int) -> dict[str, Any]:
     """Name and compute capability: what makes a TensorRT engine valid on a GPU."""
     props = call(rt, "cudaGetDeviceProperties", device_id)
     name = props.name.decode(errors="replace") if isinstance(props.name, bytes) else str(props.name)
@@ -56,7 +56,7 @@ def device_identity(rt, device_id: int) -> dict[str, Any]:
             "memory_mb": round(props.totalGlobalMem / 2**20)}
 
 
-def runtime_versions(rt) -> dict[str, str]:
+def runtime_versions(rt: Any) -> dict[str, str]:
     def fmt(v: int) -> str:
         return f"{v // 1000}.{v % 1000 // 10}"
 

@@ -92,7 +92,7 @@ def _read(path: Path) -> str:
         return ""
 
 
-def coral_edgetpu_module():
+def coral_edgetpu_module() -> Any:
     """Coral's pycoral.utils.edgetpu when that is what is installed, else None.
 
     The PyPI project named 'pycoral' is unrelated to Coral: it is recognised by its contents.
@@ -104,7 +104,7 @@ def coral_edgetpu_module():
     return edgetpu if all(hasattr(edgetpu, f) for f in ("make_interpreter", "list_edge_tpus", "load_edgetpu_delegate")) else None
 
 
-def load_delegate(loader, device: str, tpus: list[TPU], library: str | None = None):
+def load_delegate(loader: Any, device: str, tpus: list[TPU], library: str | None = None) -> Any:
     """The libedgetpu delegate bound to ``device``; a clear BackendError when it cannot be had.
 
     libedgetpu refuses a TPU another process holds and raises the same ValueError as for a

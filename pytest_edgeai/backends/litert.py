@@ -178,7 +178,7 @@ def _cache_dir(device: Device) -> Path | None:
     return Path(device.options["cache_dir"]) if "cache_dir" in device.options else None
 
 
-def _interpreter(cls, path: Path, threads: int | None, delegates: list[Any]):
+def _interpreter(cls: Any, path: Path, threads: int | None, delegates: list[Any]) -> Any:
     try:
         interpreter = cls(model_path=str(path), num_threads=threads, experimental_delegates=delegates)
         interpreter.allocate_tensors()
@@ -221,7 +221,7 @@ class _EdgeTPUGroup:
                                     for r in results]
         return self.compiled[batch]
 
-    def interpreter(self, index: int, batch: int):
+    def interpreter(self, index: int, batch: int) -> Any:
         interpreter_cls, loader, _, _ = _edgetpu_interpreter()
         path, _ = self._files(batch)[index]
         delegate = _edgetpu_delegate(self.device, loader)
@@ -247,7 +247,7 @@ class _EdgeTPUGroup:
         out["library_variant"] = edgetpu.library_variant(out["library"])
         return out
 
-def _edgetpu_delegate(device: Device, loader):
+def _edgetpu_delegate(device: Device, loader: Any) -> Any:
     coral = edgetpu.coral_edgetpu_module()
     if coral is not None:
         loader = lambda _library, options: coral.load_edgetpu_delegate(options)  # noqa: E731
@@ -256,7 +256,7 @@ def _edgetpu_delegate(device: Device, loader):
     return edgetpu.load_delegate(loader, device.options.get("device", "usb:0"), _tpus(device))
 
 
-def _external_delegate(device: Device, loader):
+def _external_delegate(device: Device, loader: Any) -> Any:
     library = device.options["delegate"]
     options = device.options.get("delegate_options", {})
     if not isinstance(options, dict):

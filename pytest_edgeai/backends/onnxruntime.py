@@ -38,7 +38,7 @@ DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(doub
 DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml")
 
 
-def _ort():
+def _ort() -> Any:
     try:
         import onnxruntime
     except ImportError as exc:
@@ -82,6 +82,9 @@ class OnnxRuntimeBackend:
             if problem:
                 return Availability(False, problem, runtime=self.name, runtime_version=version)
         if any(p in ort_gpu.GPU_PROVIDERS for p in requested_providers(device)):
+            problem = ort_gpu.driver_problem(ort)
+            if problem:
+                return Availability(False, problem, runtime=self.name, runtime_version=version)
             ort_gpu.preload(ort)
             _, providers, provider_options = _session_options(ort, device)
             dropped = ort_gpu.dropped_providers(ort, providers, provider_options)
@@ -129,7 +132,7 @@ class OnnxRuntimeBackend:
         return OnnxRuntimeSession(session, options, device, pool, libraries)
 
 
-def _session_options(ort, device: Device):
+def _session_options(ort: Any, device: Device) -> tuple[Any, list[str], list[dict[str, Any]]]:
     opts = check_keys(device, OPTION_KEYS, "onnxruntime")
     so = ort.SessionOptions()
     if "intra_op_num_threads" in opts:
@@ -157,7 +160,7 @@ class OnnxRuntimeSession:
     """An InferenceSession; ``run`` is synchronous, outputs are on the host when it returns. With
     ``streams = N`` (CUDA provider) offline throughput runs N requests in flight (ort_gpu.StreamSessions)."""
 
-    def __init__(self, session, options, device: Device, pool: ort_gpu.StreamSessions | None = None,
+    def __init__(self, session: Any, options: Any, device: Device, pool: ort_gpu.StreamSessions | None = None,
                  libraries: str | None = None):
         self._session = session
         self._libraries = libraries
@@ -168,7 +171,8 @@ class OnnxRuntimeSession:
         self.outputs = [TensorSpec(o.name, tuple(o.shape), DTYPES.get(o.type, o.type)) for o in session.get_outputs()]
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        return self._session.run(None, feeds)
+        outputs: list[np.ndarray] = self._session.run(None, feeds)
+        return outputs
 
     def prefers_async(self) -> bool:
         return self._pool is not None

@@ -12,6 +12,7 @@ own benchmark_app does; a synchronous loop would leave all but one stream idle.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendError, ConfigError, ModelError
@@ -39,9 +40,11 @@ OPTION_KEYS = (Key("device", "string", None),
 FORMATS = ("onnx", "openvino-ir", "tflite")
 MYRIAD_LAST = (2022, 3)  # the last OpenVINO release with the MYRIAD (NCS2) plugin
 VIRTUAL = ("AUTO", "HETERO", "MULTI", "BATCH")
+# a compiled model's key: its inputs' static shapes, sorted by name
+ShapeKey = tuple[tuple[str, tuple[int | str | None, ...]], ...]
 
 
-def openvino_module():
+def openvino_module() -> Any:
     """The openvino module with Core/AsyncInferQueue at top level (2023.1+) or under .runtime."""
     try:
         import openvino
@@ -159,13 +162,13 @@ class OpenVINOBackend:
 class OpenVINOSession:
     """Compiled models, one per input shape (reshaped before compiling); sync ``run`` and pooled ``run_async``."""
 
-    def __init__(self, ov, core, ov_model, dev: str, config: dict[str, Any], nireq: int | None, path: str,
+    def __init__(self, ov: Any, core: Any, ov_model: Any, dev: str, config: dict[str, Any], nireq: int | None, path: str,
                  static: bool = True):
         self._ov, self._core, self._model = ov, core, ov_model
         self._dev, self._config, self._nireq, self._path, self._static = dev, config, nireq, path, static
-        self._compiled: dict[tuple | None, Any] = {}
-        self._requests: dict[tuple | None, Any] = {}
-        self._current: tuple | None = None
+        self._compiled: dict[ShapeKey | None, Any] = {}
+        self._requests: dict[ShapeKey | None, Any] = {}
+        self._current: ShapeKey | None = None
         self.inputs = [_spec(p) for p in ov_model.inputs]
         self.outputs = [_spec(p) for p in ov_model.outputs]
 
@@ -179,7 +182,7 @@ class OpenVINOSession:
             return None  # already static
         return {s.name: [1 if d is None else d for d in s.shape] for s in self.inputs}
 
-    def compile_for(self, feeds: dict[str, np.ndarray] | None):
+    def compile_for(self, feeds: dict[str, np.ndarray] | None) -> Any:
         """The compiled model for these input shapes; reshaped and compiled the first time they are seen."""
         if feeds is None and self._compiled:
             return self._compiled[self._current]
@@ -208,7 +211,7 @@ class OpenVINOSession:
         return [results[out] for out in compiled.outputs]
 
     def prefers_async(self) -> bool:
-        return self._config["PERFORMANCE_HINT"] != "LATENCY"
+        return bool(self._config["PERFORMANCE_HINT"] != "LATENCY")
 
     def requests(self) -> int:
         """In-flight requests: num_requests if set, else what the compiled model says is optimal."""
@@ -255,14 +258,14 @@ class OpenVINOSession:
 class _InferQueue:
     """OpenVINO's AsyncInferQueue as a RequestQueue, inputs set once on every request."""
 
-    def __init__(self, ov, compiled, size: int, feeds: dict[str, np.ndarray]):
+    def __init__(self, ov: Any, compiled: Any, size: int, feeds: dict[str, np.ndarray]):
         self.size = size
         self._queue = ov.AsyncInferQueue(compiled, size)
         for request in self._queue:
             for name, arr in feeds.items():
                 request.set_tensor(name, ov.Tensor(arr))
 
-    def set_callback(self, callback) -> None:
+    def set_callback(self, callback: Callable[[Any, str | None], None]) -> None:
         self._queue.set_callback(lambda _request, userdata: callback(userdata, None))
 
     def start(self, userdata: Any) -> None:
@@ -278,12 +281,12 @@ class _InferQueue:
             raise BackendError(f"OpenVINO asynchronous inference failed: {ov_message(exc)}") from None
 
 
-def _spec(port) -> TensorSpec:
+def _spec(port: Any) -> TensorSpec:
     shape = tuple(d.get_length() if d.is_static else None for d in port.get_partial_shape())
     return TensorSpec(port.get_any_name(), shape, port.get_element_type().to_dtype().name)
 
 
-def _full_name(core, dev: str) -> str | None:
+def _full_name(core: Any, dev: str) -> str | None:
     try:
         return str(core.get_property(targets(dev)[0], "FULL_DEVICE_NAME"))
     except Exception:  # virtual devices and old plugins may not report it

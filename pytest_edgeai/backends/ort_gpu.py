@@ -11,7 +11,8 @@ onnxruntime-gpu 1.19-1.26 are CUDA 12 builds, 1.27 on CUDA 13 (their ``[cuda]`` 
 nvidia-cuda-runtime-cu12~=12.0 through 1.26 and nvidia-cuda-runtime-cu13 / nvidia-cuda-runtime ~=13.0 from
 1.27; the ``[cuda,cudnn]`` extras and ``onnxruntime.preload_dlls`` exist from 1.21). Where those NVIDIA
 wheels are installed, a load preloads them (``preload_dlls``, what the docs ask for wheels not on the
-loader path); the record says where the libraries came from.
+loader path); the record says where the libraries came from. The probe also asks the driver which CUDA it
+runs (cudaDriverGetVersion, where cuda-python is installed): a CUDA 13 build on a CUDA 12 driver is one line.
 
 ``streams = N`` keeps N requests in flight for offline throughput, as trtexec's --streams does: N
 InferenceSessions, each given a CUDA stream of its own through the CUDA provider's documented option
@@ -127,6 +128,30 @@ def preload(ort: Any) -> str:
         return "the loader path"
     ort.preload_dlls()
     return f"NVIDIA's wheels ({wheel} {distribution_version(wheel)}), preloaded by onnxruntime.preload_dlls"
+
+
+# the driver branch each CUDA major needs (CUDA toolkit release notes, "CUDA minor version compatibility")
+DRIVER_FOR_CUDA = {12: "525.60.13", 13: "580"}
+
+
+def driver_problem(ort: Any) -> str | None:
+    """Why the NVIDIA driver cannot run this onnxruntime build: it supports an older CUDA major than the build
+    needs (cudaDriverGetVersion, through cuda-python where it is installed); None when it can or nobody can tell."""
+    major = build_cuda_major(ort)
+    try:
+        supported = int(cuda.call(cuda.cudart(), "cudaDriverGetVersion"))
+    except BackendError:  # no cuda-python, or no driver at all: the session check below says what happens
+        return None
+    if major is None or supported // 1000 >= major:
+        return None
+    if supported == 0:  # "If no driver is installed, then 0 is returned" (CUDA Runtime API, cudaDriverGetVersion)
+        return (f"no NVIDIA driver is installed (cudaDriverGetVersion gives 0): install one (onnxruntime-gpu "
+                f"{ort.__version__} is built for CUDA {ort.cuda_version}, which needs >= "
+                f"{DRIVER_FOR_CUDA.get(major, 'a newer branch')})")
+    other = FOR_CUDA.get(supported // 1000)
+    return (f"the NVIDIA driver supports CUDA up to {supported // 1000}.{supported % 1000 // 10} but onnxruntime-gpu "
+            f"{ort.__version__} is built for CUDA {ort.cuda_version}: update the driver (CUDA {major} needs "
+            f">= {DRIVER_FOR_CUDA.get(major, 'a newer branch')})" + (f", or pip install '{other}'" if other else ""))
 
 
 def dropped_providers(ort: Any, providers: list[str], provider_options: list[dict[str, Any]]) -> list[str]:

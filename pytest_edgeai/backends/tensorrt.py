@@ -28,6 +28,9 @@ import ctypes
 import hashlib
 import json
 import re
+import shutil
+import statistics
+import subprocess
 import time
 from collections import deque
 from pathlib import Path
@@ -63,7 +66,7 @@ TIMINGS_KEPT = 1_000_000  # per-query timings kept for the statistics (the newes
 INSTALL = "pip install 'pytest-edgeai[tensorrt]' (or use the TensorRT that JetPack installs)"
 
 
-def _trt():
+def _trt() -> Any:
     return require("tensorrt", INSTALL)
 
 
@@ -79,6 +82,30 @@ def version_problem(version: str) -> str | None:
         return None
     return (f"TensorRT {version} is not supported (supported: {SUPPORTED_TEXT}): "
             f"pip install 'tensorrt>=8.6,<12' or a JetPack 6 (TensorRT 8.6/10.3) board")
+
+
+def find_trtexec() -> str | None:
+    """trtexec on PATH, or where TensorRT's deb packages and JetPack put it."""
+    return shutil.which("trtexec") or shutil.which("/usr/src/tensorrt/bin/trtexec")
+
+
+def trtexec_compute_ms(trtexec: str, engine: str, shapes: dict[str, tuple[int, ...]], workdir: Path,
+                       seconds: float = 3.0) -> float:
+    """trtexec's own median GPU compute time per query on an engine file: its --exportTimes JSON gives per
+    query startComputeMs/endComputeMs (TensorRT developer guide, "trtexec"); 200 ms of warm-up as trtexec's
+    default. BackendError with trtexec's last line when it fails or hangs."""
+    times = workdir / "trtexec-times.json"
+    shape = ",".join(f"{name}:{'x'.join(map(str, dims))}" for name, dims in shapes.items())
+    argv = [trtexec, f"--loadEngine={engine}", f"--shapes={shape}", "--warmUp=200", f"--duration={seconds:g}",
+            f"--exportTimes={times}"]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=300 + seconds)
+    except subprocess.TimeoutExpired:
+        raise BackendError(f"trtexec did not finish in {300 + seconds:g} s: {' '.join(argv)}") from None
+    if done.returncode != 0 or not times.exists():
+        tail = (done.stdout + done.stderr).strip().splitlines()[-1:] or ["no output"]
+        raise BackendError(f"trtexec failed ({done.returncode}): {tail[0]}")
+    return statistics.median(float(q["endComputeMs"]) - float(q["startComputeMs"]) for q in json.loads(times.read_text()))
 
 
 def build_options(device: Device) -> dict[str, Any]:
@@ -165,7 +192,7 @@ class TensorRTBackend:
         return TensorRTSession(trt, rt, builder, info, opts)
 
 
-def _onnx(model: Model, data: bytes):
+def _onnx(model: Model, data: bytes) -> Any:
     import onnx
 
     try:
@@ -180,13 +207,13 @@ def _to_fp16(onnx_bytes: bytes) -> bytes:
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     converted = convert_float_to_float16(onnx.load_from_string(onnx_bytes), keep_io_types=True)
-    return converted.SerializeToString()
+    return bytes(converted.SerializeToString())
 
 
 class EngineBuilder:
     """What to build for this model, TensorRT version and precision; builds and caches one engine per shape."""
 
-    def __init__(self, trt, model: Model, opts: dict[str, Any], identity: dict[str, Any], device: Device):
+    def __init__(self, trt: Any, model: Model, opts: dict[str, Any], identity: dict[str, Any], device: Device):
         self.trt, self.model, self.opts, self.identity = trt, model, opts, identity
         self.version = version_tuple(trt.__version__)
         self.cache = Path(device.options.get("cache_dir") or _default_cache())
@@ -301,44 +328,57 @@ def _default_cache() -> Path:
     return filecache.cache_dir("tensorrt")
 
 
-def _calibrator(trt, network, batch: int):
-    """An entropy calibrator fed seeded random batches (TensorRT < 11): recorded as such, not real data."""
-    import numpy as np
+class CalibrationBatches:
+    """Seeded standard-normal batches in device buffers: what TensorRT's int8 calibrator hands the builder."""
 
-    rt = cuda.cudart()
-    inputs = [network.get_input(i) for i in range(network.num_inputs)]
+    def __init__(self, rt: Any, inputs: list[Any], batch: int):
+        import numpy as np
 
-    class Calibrator(trt.IInt8EntropyCalibrator2):
-        def __init__(self):
-            super().__init__()
-            self.rng = np.random.default_rng(0)
-            self.left = CALIBRATION_SAMPLES
-            self.buffers = {}
+        self.rt, self.inputs, self.batch = rt, inputs, batch
+        self.rng = np.random.default_rng(0)
+        self.left = CALIBRATION_SAMPLES
+        self.buffers: dict[str, Any] = {}
 
-        def get_batch_size(self):
-            return batch
+    def next_pointers(self) -> list[int] | None:
+        """The device addresses of the next batch's inputs; None once every sample was given."""
+        import numpy as np
 
-        def get_batch(self, names):
-            if self.left == 0:
-                return None
-            self.left -= 1
-            ptrs = []
-            for t in inputs:
-                host = self.rng.standard_normal((batch, *tuple(t.shape)[1:])).astype(np.float32)
-                if t.name not in self.buffers:
-                    self.buffers[t.name] = cuda.call(rt, "cudaMalloc", host.nbytes)
-                cuda.call(rt, "cudaMemcpy", self.buffers[t.name], host.ctypes.data, host.nbytes,
-                          rt.cudaMemcpyKind.cudaMemcpyHostToDevice)
-                ptrs.append(int(self.buffers[t.name]))
-            return ptrs
-
-        def read_calibration_cache(self):
+        if self.left == 0:
             return None
+        self.left -= 1
+        rt, ptrs = self.rt, []
+        for t in self.inputs:
+            host = self.rng.standard_normal((self.batch, *tuple(t.shape)[1:])).astype(np.float32)
+            if t.name not in self.buffers:
+                self.buffers[t.name] = cuda.call(rt, "cudaMalloc", host.nbytes)
+            cuda.call(rt, "cudaMemcpy", self.buffers[t.name], host.ctypes.data, host.nbytes,
+                      rt.cudaMemcpyKind.cudaMemcpyHostToDevice)
+            ptrs.append(int(self.buffers[t.name]))
+        return ptrs
 
-        def write_calibration_cache(self, cache):
-            return None
 
-    return Calibrator()
+def _calibrator(trt: Any, network: Any, batch: int) -> Any:
+    """An entropy calibrator fed seeded random batches (TensorRT < 11): recorded as such, not real data.
+
+    TensorRT's Python calibrators subclass IInt8EntropyCalibrator2 and call its __init__ explicitly; the
+    subclass is made with type() since the base is the vendor's (untyped) class."""
+    feed = CalibrationBatches(cuda.cudart(), [network.get_input(i) for i in range(network.num_inputs)], batch)
+
+    def init(self: Any) -> None:
+        trt.IInt8EntropyCalibrator2.__init__(self)
+
+    def get_batch_size(self: Any) -> int:
+        return batch
+
+    def get_batch(self: Any, names: list[str]) -> list[int] | None:
+        return feed.next_pointers()
+
+    def no_cache(self: Any, *cache: Any) -> None:
+        return None
+
+    methods = {"__init__": init, "get_batch_size": get_batch_size, "get_batch": get_batch,
+               "read_calibration_cache": no_cache, "write_calibration_cache": no_cache}
+    return type("Calibrator", (trt.IInt8EntropyCalibrator2,), methods)()
 
 
 class _Slot:
@@ -347,7 +387,7 @@ class _Slot:
     Sized for one input shape; a CUDA graph of the enqueue is captured once when asked.
     """
 
-    def __init__(self, trt, rt, engine, shapes: dict[str, tuple[int, ...]], cuda_graph: bool):
+    def __init__(self, trt: Any, rt: Any, engine: Any, shapes: dict[str, tuple[int, ...]], cuda_graph: bool):
         import numpy as np
 
         self.trt, self.rt, self.engine = trt, rt, engine
@@ -452,11 +492,11 @@ class _Slot:
 class TensorRTSession:
     """Engines (one per batch, or one over the profile), request slots per shape, per-query timings."""
 
-    def __init__(self, trt, rt, builder: EngineBuilder, info: dict[str, Any], opts: dict[str, Any]):
+    def __init__(self, trt: Any, rt: Any, builder: EngineBuilder, info: dict[str, Any], opts: dict[str, Any]):
         self._trt, self._rt, self._builder, self._info, self._opts = trt, rt, builder, info, opts
         self._runtime = trt.Runtime(builder.logger)
         self._engines: dict[int | None, Any] = {}
-        self._slots: dict[tuple, list[_Slot]] = {}
+        self._slots: dict[tuple[tuple[str, tuple[int, ...]], ...], list[_Slot]] = {}
         self._timings: dict[str, deque[float]] = {k: deque(maxlen=TIMINGS_KEPT)
                                                   for k in ("h2d_ms", "compute_ms", "d2h_ms", "host_ms")}
         self._engine_files: dict[str, str] = {}
@@ -471,7 +511,7 @@ class TensorRTSession:
             self.inputs = [TensorSpec(n, _free(s), d) for n, s, d in builder.inputs()]
             self.outputs = []
 
-    def _engine(self, batch: int | None):
+    def _engine(self, batch: int | None) -> Any:
         key = None if self._opts["shapes"] == "dynamic" or self._builder.model.format == "tensorrt" else batch
         if key not in self._engines:
             plan, path = self._builder.plan(key)
@@ -512,7 +552,7 @@ class TensorRTSession:
         return slot.outputs()
 
     def prefers_async(self) -> bool:
-        return self._opts["streams"] > 1
+        return bool(self._opts["streams"] > 1)
 
     def run_async(self, feeds: dict[str, np.ndarray], min_count: int, min_duration_s: float,
                   progress: AsyncProgress | None = None) -> AsyncRun:

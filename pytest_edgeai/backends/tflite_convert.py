@@ -18,7 +18,8 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from .. import filecache
 from ..errors import BackendError
@@ -48,7 +49,7 @@ def default_cache_dir() -> Path:
     return filecache.cache_dir("tflite")
 
 
-def _tools():
+def _tools() -> Any:
     """onnx2tf and tensorflow. Importing onnx2tf sets the process's recursion limit to the C int maximum
     (onnx2tf.py: ``sys.setrecursionlimit(2147483647)``), which turns any deep recursion anywhere later
     (a deeply nested JSON record, say) into a segfault instead of a RecursionError: the limit is put back
@@ -82,7 +83,7 @@ _ONNX2TF_LIMIT = [0]  # the recursion limit onnx2tf asked for when it was import
 
 
 @contextlib.contextmanager
-def _onnx2tf_recursion():
+def _onnx2tf_recursion() -> Iterator[None]:
     before = sys.getrecursionlimit()
     sys.setrecursionlimit(max(before, _ONNX2TF_LIMIT[0]))
     try:
@@ -125,7 +126,10 @@ def to_tflite(model: Model, quantization: str = "fp32", cache_dir: Path | None =
                    if quantization == "int8" else "none")
     tool = (f"onnx2tf {distribution_version('onnx2tf')} + tensorflow "
             f"{distribution_version('tensorflow', 'tensorflow-cpu')}")
-    build_once(path, lambda tmp: tmp.write_bytes(_convert(model, quantization, batch)))
+    def produce(tmp: Path) -> None:
+        tmp.write_bytes(_convert(model, quantization, batch))
+
+    build_once(path, produce)
     return Converted(path, quantization, calibration, tool)
 
 
@@ -151,7 +155,7 @@ def _convert(model: Model, quantization: str, batch: int | None = None) -> bytes
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _full_integer(tf, saved_model: Path, model: Model) -> bytes:
+def _full_integer(tf: Any, saved_model: Path, model: Model) -> bytes:
     """int8 weights and activations, int8 input and output (what the EdgeTPU compiler needs)."""
     import numpy as np
 
@@ -159,7 +163,7 @@ def _full_integer(tf, saved_model: Path, model: Model) -> bytes:
     signature = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
     specs = signature.structured_input_signature[1]
 
-    def representative():
+    def representative() -> Iterator[dict[str, np.ndarray]]:
         rng = np.random.default_rng(CALIBRATION_SEED)
         for _ in range(CALIBRATION_SAMPLES):
             yield {name: rng.standard_normal([d or 1 for d in spec.shape]).astype(np.float32)
@@ -171,7 +175,7 @@ def _full_integer(tf, saved_model: Path, model: Model) -> bytes:
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
     try:
-        return converter.convert()
+        return bytes(converter.convert())
     except Exception as exc:
         raise BackendError(f"{model.path}: TensorFlow cannot quantise it to full-integer int8: "
                            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None

@@ -14,7 +14,8 @@ from __future__ import annotations
 import functools
 import sys
 import types
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..errors import BackendError, ConfigError, ModelError
 from ..keys import Key
@@ -33,7 +34,7 @@ OPTION_KEYS = (Key("device", "string", None), Key("num_threads", "integer", None
                Key("fp16", "bool", None), Key("streams", "integer", None, minimum=1))
 
 
-def _torch():
+def _torch() -> Any:
     return require("torch", "install the CPU or CUDA build of PyTorch for your platform, then "
                             "pip install --no-deps onnx2torch")
 
@@ -95,7 +96,7 @@ class TorchBackend:
         return TorchSession(torch, module, dev, inputs, half, source, streams)
 
 
-def _module(torch, model: Model) -> tuple[Any, list[TensorSpec], str]:
+def _module(torch: Any, model: Model) -> tuple[Any, list[TensorSpec], str]:
     if model.format == "onnx":
         import onnx
 
@@ -133,7 +134,7 @@ def _module(torch, model: Model) -> tuple[Any, list[TensorSpec], str]:
 
 
 @functools.cache
-def onnx2torch_convert():
+def onnx2torch_convert() -> tuple[Callable[[Any], Any], str]:
     """onnx2torch's ``convert`` and a caveat for the record ('' when none).
 
     onnx2torch imports torchvision, but needs it only to convert NonMaxSuppression and RoiAlign.
@@ -155,16 +156,16 @@ def onnx2torch_convert():
     for name in [n for n in sys.modules if n.split(".")[0] in ("torchvision", "onnx2torch")]:
         del sys.modules[name]
 
-    def unavailable(op: str):
-        def fail(*_args, **_kwargs):
+    def unavailable(op: str) -> Callable[..., NoReturn]:
+        def fail(*_args: Any, **_kwargs: Any) -> NoReturn:
             raise BackendError(f"torchvision.ops.{op} is unavailable: {reason}: install the torchvision "
                                f"build that matches torch")
         return fail
 
-    stand_in = types.ModuleType("torchvision")
-    stand_in.ops = types.ModuleType("torchvision.ops")
-    stand_in.ops.__getattr__ = unavailable  # type: ignore[attr-defined]
-    sys.modules.update({"torchvision": stand_in, "torchvision.ops": stand_in.ops})
+    stand_in, ops = types.ModuleType("torchvision"), types.ModuleType("torchvision.ops")
+    vars(ops)["__getattr__"] = unavailable  # PEP 562: a module-level __getattr__
+    vars(stand_in)["ops"] = ops
+    sys.modules.update({"torchvision": stand_in, "torchvision.ops": ops})
     try:
         from onnx2torch import convert
     finally:
@@ -175,7 +176,8 @@ def onnx2torch_convert():
 class TorchSession:
     """An nn.Module in eval mode under inference_mode; outputs synchronised and copied to the host."""
 
-    def __init__(self, torch, module, dev: str, inputs: list[TensorSpec], half: bool, source: str, streams: int = 1):
+    def __init__(self, torch: Any, module: Any, dev: str, inputs: list[TensorSpec], half: bool, source: str,
+                 streams: int = 1):
         self._torch, self._module, self._dev, self._half, self._source = torch, module, dev, half, source
         self._streams = streams
         self._cuda = dev.startswith("cuda")
@@ -224,7 +226,7 @@ class TorchSession:
 class _CudaSlot:
     """One CUDA stream with pinned host inputs and outputs: copy in, forward, copy out, an event after."""
 
-    def __init__(self, torch, module, dev: str, arrays: list[np.ndarray], half: bool):
+    def __init__(self, torch: Any, module: Any, dev: str, arrays: list[np.ndarray], half: bool):
         self._torch, self._module, self._half = torch, module, half
         self._stream = torch.cuda.Stream(dev)
         self._event = torch.cuda.Event()
@@ -249,7 +251,7 @@ class _CudaSlot:
         self._event.synchronize()
 
 
-def _flatten(result) -> list:
+def _flatten(result: Any) -> list[Any]:
     if isinstance(result, dict):
         return [t for v in result.values() for t in _flatten(v)]
     if isinstance(result, (list, tuple)):

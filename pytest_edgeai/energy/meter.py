@@ -131,7 +131,8 @@ def make_meter(device: Device) -> Meter:
                                f"{', '.join(known_sources()[1:])})")
     options.pop("idle_s", None)
     factory = meter_factory(source, f"devices.{device.name}.meter")
-    return factory(device, **options)
+    meter: Meter = factory(device, **options)
+    return meter
 
 
 class MeterWindow:

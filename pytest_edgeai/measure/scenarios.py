@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import MeasurementError
 from .profiles import Profile
-from .stats import CV_WARNING, Summary, summarize, throughput_ci
+from .stats import CV_WARNING, Summary, quantile_fields, summarize, throughput_ci
 
 if TYPE_CHECKING:
     from ..backends.base import Session
@@ -56,15 +56,28 @@ class Measurement:
     started_at: float
     warnings: list[str] = field(default_factory=list)
     in_flight: int = 1  # requests kept in flight: 1 for the synchronous loop, the pool size when asynchronous
+    windows: list[Measurement] = field(default_factory=list)  # the separate windows pooled here (``pooled``)
 
     @property
     def items(self) -> int:
         return len(self.samples_ns) * self.batch
 
     def metrics(self) -> dict[str, dict[str, Any]]:
-        """Metrics in the record's shape: value, unit, how they were obtained."""
+        """Metrics in the record's shape: value, unit, how they were obtained; a pooled measurement's
+        figures carry each separate window's figure (``windows``), what a comparison between runs reads."""
+        out = self.window_metrics()
+        if len(self.windows) > 1:
+            per_window = [w.window_metrics() for w in self.windows]
+            for name, entry in out.items():
+                if name != "first_inference_ms":  # timed once, in the first window
+                    entry["windows"] = [m[name]["value"] for m in per_window]
+        return out
+
+    def window_metrics(self) -> dict[str, dict[str, Any]]:
         s = self.summary
         how = f"{self.scenario}, batch {self.batch}, {s.count} timed queries after {self.warmup_count} warm-up"
+        if self.windows:
+            how += f", pooled over {len(self.windows)} separate windows (each warmed up and timed apart)"
         if self.in_flight > 1:
             how += f", {self.in_flight} asynchronous requests in flight (latency = submit to completion)"
         lat = {"unit": "ms", "method": "measured", "source": f"perf_counter_ns per query; {how}"}
@@ -75,9 +88,10 @@ class Measurement:
                                              "to items / wall time; one window (queries are autocorrelated)",
                                "source": f"items / wall time of the timed loop; {how}"},
             "latency_mean_ms": {"value": s.mean_ms, **lat},
-            "latency_p50_ms": {"value": s.median_ms, "ci95": list(s.median_ci95_ms), **lat},
-            "latency_p90_ms": {"value": s.p90_ms, **lat},
-            "latency_p99_ms": {"value": s.p99_ms, **lat},
+            "latency_p50_ms": {"value": s.median_ms, "ci95": list(s.median_ci95_ms), **lat,
+                               **quantile_fields(0.50, s.count)},
+            "latency_p90_ms": {"value": s.p90_ms, **lat, **quantile_fields(0.90, s.count)},
+            "latency_p99_ms": {"value": s.p99_ms, **lat, **quantile_fields(0.99, s.count)},
             "latency_min_ms": {"value": s.min_ms, **lat},
             "latency_max_ms": {"value": s.max_ms, **lat},
             "latency_stddev_ms": {"value": s.stddev_ms, **lat},
@@ -139,6 +153,30 @@ def measure(session: Session, feeds: dict[str, np.ndarray], scenario: str, batch
     if window is not None:
         window("stop")
     return summarise_measurement(scenario, batch, profile, samples, wall_ns, first_ns, warmups, started_at)
+
+
+def measure_windows(session: Session, feeds: dict[str, np.ndarray], scenario: str, batch: int,
+                    profile: Profile, windows: int) -> Measurement:
+    """``windows`` separate windows of ``profile`` (each warmed up and timed apart), pooled.
+
+    Why separate windows and not one window cut in pieces: queries of one window are autocorrelated (a
+    neighbour's burst or a clock change spans many of them), so sub-windows of it are not independent;
+    windows timed apart are more nearly so. They are not independent of the machine's drift between
+    runs, which moves every window of a run alike: a comparison judges that on the history and the
+    canary (results.compare)."""
+    return pooled([measure(session, feeds, scenario, batch, profile) for _ in range(windows)])
+
+
+def pooled(windows: list[Measurement]) -> Measurement:
+    """One measurement of several separate windows: every window's queries and wall time together."""
+    first = windows[0]
+    samples = [t for w in windows for t in w.samples_ns]
+    out = summarise_measurement(first.scenario, first.batch, first.profile, samples,
+                                sum(w.wall_ns for w in windows), first.first_inference_ns,
+                                sum(w.warmup_count for w in windows), first.started_at)
+    out.windows = list(windows)
+    out.in_flight = first.in_flight
+    return out
 
 
 def summarise_measurement(scenario: str, batch: int, profile: Profile, samples: list[int], wall_ns: int,

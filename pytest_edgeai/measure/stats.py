@@ -9,13 +9,41 @@ holds well and a t-interval of the mean is used instead, so a long run costs mil
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
 CV_WARNING = 0.10
 BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_MAX_SAMPLES = 5_000
+MIN_TAIL = 10  # samples beyond a quantile for it to mean anything: p99 needs 1000, p90 100, p50 20
+
+
+def min_samples(q: float) -> int:
+    """Samples a quantile q needs to rest on MIN_TAIL samples beyond it."""
+    return math.ceil(MIN_TAIL / (1.0 - q) - 1e-9)
+
+
+def too_few_for(q: float, *counts: int) -> str | None:
+    """Why a quantile q of windows of ``counts`` samples says little ("too few samples for p99 (need 1000,
+    have 40)"), or None when every window has enough: beyond q such a quantile is one or two queries."""
+    need = min_samples(q)
+    if min(counts, default=0) >= need:
+        return None
+    return f"too few samples for p{round(q * 100)} (need {need}, have {' and '.join(map(str, counts))})"
+
+
+def quantile_fields(q: float, count: int) -> dict[str, object]:
+    """What a quantile's figure rests on, for its record's metric: the samples, how many lie beyond it,
+    and the caveat when they are fewer than MIN_TAIL (a p99 of 40 queries is their maximum)."""
+    out: dict[str, object] = {"samples": count, "tail_samples": math.floor(count * (1.0 - q) + 1e-9)}
+    caveat = too_few_for(q, count)
+    if caveat:
+        out["caveat"] = caveat
+    return out
 
 
 @dataclass(frozen=True)
@@ -37,7 +65,7 @@ class Summary:
         return asdict(self)
 
 
-def bootstrap_ci(values: np.ndarray, statistic, seed: int = 0,
+def bootstrap_ci(values: np.ndarray, statistic: Callable[..., Any], seed: int = 0,
                  confidence: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap interval of ``statistic``; degenerate for fewer than 2 distinct values."""
     from scipy import stats

@@ -223,7 +223,7 @@ def headline_tables(records: list[Record]) -> list[dict[str, Any]]:
     return tables
 
 
-SHOW = 15  # the rest are in the comparison and trend sections
+SHOW = 8  # the rest are in the comparison and trend sections
 
 
 class Summary:
@@ -579,16 +579,18 @@ class ComparisonSection:
 
 
 HEADLINE = ("throughput_ips", "latency_p99_ms", "joules_per_inference")
-MAX_TREND_CHARTS = 12  # a chart costs ~0.2 s; every step of every metric is in the table
+MAX_TREND_CHARTS = 6  # a chart costs ~0.2 s; every step of every metric is in the table
 MAX_LINES = 8
-MAX_TICKS = 12
+MAX_TICKS = 7  # run ids on the trend's x-axis: wider than a number, so fewer
 
 
 def run_ticks(history: History) -> list[tuple[float, str]]:
     """Tick labels of the trend's x-axis: run ids and start dates, at most MAX_TICKS of them."""
+    last = len(history.runs) - 1
     every = max(1, -(-len(history.runs) // MAX_TICKS))
-    return [(i, f"{r.run_id}\n{time.strftime('%m-%d %H:%M', time.localtime(r.started))}")
-            for i, r in enumerate(history.runs) if i % every == 0 or i == len(history.runs) - 1]
+    shown = [i for i in range(0, last + 1, every) if last - i >= every / 2 or i == last] + [last]
+    return [(i, f"{history.runs[i].run_id}\n{time.strftime('%m-%d %H:%M', time.localtime(history.runs[i].started))}")
+            for i in sorted(set(shown))]
 
 
 def _trend_charts(history: History) -> tuple[list[Markup], int]:
@@ -626,7 +628,7 @@ class Trend:
             return None
         figures, more = _trend_charts(h)
         steps = sorted(h.steps, key=lambda s: (s.verdict != "regressed", s.position))
-        return {"runs": h.runs, "figures": figures, "more": more, "releases": h.releases(),
+        return {"runs": h.runs, "figures": figures, "more": more, "shown": MAX_TREND_CHARTS, "releases": h.releases(),
                 "profile": profile_name(data.run.meta),
                 "steps": [{"series": s.series.label, "run": h.runs[s.position].run_id, "entered": s.entered,
                            "before": s.before, "after": s.after, "change": s.change, "p": s.p_value,
@@ -660,8 +662,8 @@ def _bytes(column: str) -> bool:
     return column.startswith("bytes.")
 
 
-CASCADE_FIGURES = ("latency_reduction", "accuracy_loss", "fraction_offloaded", "bytes_per_input_compressed")
-TENANT_FIGURES = ("aggregate_ips", "fairness.jain", "fairness.min_share")  # measured; threads.*, window_s are settings
+CASCADE_FIGURES = ("latency_reduction", "accuracy_loss")  # the trade-off the threshold sets (the rest is in the tables)
+TENANT_FIGURES = ("aggregate_ips", "fairness.min_share")  # measured; threads.*, window_s are settings
 BUILT_IN = ("throughput", "energy", "split", "compression", "concurrency", "canary")
 
 

@@ -1,7 +1,9 @@
 """Export a run as pytest-benchmark JSON, so `pytest-benchmark compare` and its tooling read it.
 
-One benchmark per record with latency samples; times in seconds per query, statistics computed as
-pytest-benchmark's own Stats computes them (quartiles by its rules, outliers
+One benchmark per record with latency samples. A query of batch b is one pytest-benchmark round of b
+iterations, as its fixture times a round of several calls: the data are seconds per inference (a query's
+latency over b), so OPS is inferences/s, the figure the rest of pytest-edgeai reports, not queries/s.
+Statistics are computed as pytest-benchmark's own Stats computes them (quartiles by its rules, outliers
 beyond 1.5 IQR and beyond one standard deviation). Records without samples are left out and named.
 """
 
@@ -30,8 +32,8 @@ def _quartiles(s: list[float]) -> tuple[float, float]:
     return 0.75 * s[k] + 0.25 * s[k + 1], 0.25 * s[3 * k + 1] + 0.75 * s[3 * k + 2]
 
 
-def stats(data: list[float]) -> dict[str, Any]:
-    """pytest-benchmark's Stats fields for ``data`` (seconds), data included."""
+def stats(data: list[float], iterations: int = 1) -> dict[str, Any]:
+    """pytest-benchmark's Stats fields for ``data`` (seconds per iteration), data included."""
     s = sorted(data)
     mean = statistics.mean(s)
     stddev = statistics.stdev(s) if len(s) > 1 else 0.0
@@ -46,7 +48,7 @@ def stats(data: list[float]) -> dict[str, Any]:
             "median": statistics.median(s), "iqr": iqr, "q1": q1, "q3": q3, "iqr_outliers": iqr_out,
             "stddev_outliers": std_out, "outliers": f"{std_out};{iqr_out}", "ld15iqr": ld15,
             "hd15iqr": hd15, "ops": 1.0 / mean if mean else 0.0, "total": sum(s), "data": data,
-            "iterations": 1}
+            "iterations": iterations}
 
 
 def _name(r: Record) -> str:
@@ -58,6 +60,7 @@ def _name(r: Record) -> str:
 
 def benchmark(r: Record) -> dict[str, Any]:
     name = _name(r)
+    batch = int(r.scenario.get("batch") or 1)
     module = r.test_id.split("::")[0]
     return {"group": r.suite, "name": name, "fullname": f"{module}::{name}",
             "params": {"device": r.device.get("name"), "model": r.model.get("name"),
@@ -66,7 +69,7 @@ def benchmark(r: Record) -> dict[str, Any]:
             "extra_info": {"record_id": r.id, "run_id": r.run_id, "backend": r.backend,
                            "metrics": {k: v.get("value") for k, v in r.metrics.items()}},
             "options": {"timer": "perf_counter_ns", "source": "pytest-edgeai"},
-            "stats": stats([ns / 1e9 for ns in r.samples["latency_ns"]])}
+            "stats": stats([ns / 1e9 / batch for ns in r.samples["latency_ns"]], batch)}
 
 
 def to_pytest_benchmark(run: Run) -> tuple[dict[str, Any], list[str]]:

@@ -198,7 +198,7 @@ def build_history(runs: list[Run], tolerances: dict[str, dict[str, float]] | Non
     return history
 
 
-def _steps(s: Series, infos: list[RunInfo], tolerances) -> list[StepChange]:
+def _steps(s: Series, infos: list[RunInfo], tolerances: dict[str, dict[str, float]] | None) -> list[StepChange]:
     tol = tolerance_for(s.key[0], s.metric, tolerances)
     sense = direction(s.metric, s.unit)
     kind = speed_kind(s.metric, s.unit)

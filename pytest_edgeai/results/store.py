@@ -137,7 +137,6 @@ class RunStore:
         (path / RECORDS_DIR).mkdir(parents=True)
         store = cls(path, run_id)
         store.write_meta({**meta, "started": time.time(), "status": "running"})
-        point_latest(Path(root), path)
         return store
 
     def write_meta(self, meta: dict[str, Any]) -> None:
@@ -151,7 +150,9 @@ class RunStore:
     def write(self, record: Record) -> Path:
         """Write (or rewrite, after claims are judged) one record."""
         record.run_id = self.run_id
-        return write_record(self.path, record)
+        target = write_record(self.path, record)
+        point_latest(self.path.parent, self.path)
+        return target
 
     def finish(self, status: str = "complete") -> None:
         self.update_meta(status=status, finished=time.time())
@@ -173,8 +174,12 @@ def report_dir_problem(root: Path) -> str | None:
 
 
 def point_latest(root: Path, path: Path) -> None:
-    """Make ``root/latest`` name the run at ``path`` (a symlink, else latest.txt)."""
+    """Make ``root/latest`` name the run at ``path`` (a symlink, else latest.txt) once it holds a record:
+    a run that measured nothing (every test skipped, a device that was not there) never becomes latest,
+    so ``latest`` and ``compare latest ...`` keep the last run that measured something."""
     link = root / LATEST
+    if not has_records(path) or (link.is_symlink() and os.readlink(link) == path.name):
+        return
     tmp = root / f".{LATEST}.{uuid.uuid4().hex[:6]}"
     try:
         tmp.symlink_to(path.name, target_is_directory=True)
@@ -182,6 +187,15 @@ def point_latest(root: Path, path: Path) -> None:
     except OSError:  # no symlinks (some Windows setups): a text file naming the run instead
         tmp.unlink(missing_ok=True)
         (root / f"{LATEST}.txt").write_text(path.name + "\n", encoding="utf-8")
+
+
+def has_records(path: Path) -> bool:
+    """Whether a run directory holds at least one record file (looks no further than the first)."""
+    try:
+        with os.scandir(path / RECORDS_DIR) as entries:
+            return any(e.name.endswith(".json") and not e.name.startswith(".") for e in entries)
+    except OSError:
+        return False
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,13 +23,13 @@ BASE_MS = {"mobilenet_v2": 6.0, "inception_v4": 60.0, "ssd_mobilenet_v1": 20.0,
 NOTE = "synthetic record (pytest_edgeai.results.synthetic): generated, not measured"
 
 
-def device(name: str = "cpu", kind: str = "cpu", backend: str = "onnxruntime") -> dict:
+def device(name: str = "cpu", kind: str = "cpu", backend: str = "onnxruntime") -> dict[str, Any]:
     return {"name": name, "kind": kind, "backend": backend, "hardware_id": "", "tier": "device",
             "options": {}, "memory_mb": None, "price_usd": None, "tdp_w": None}
 
 
 def latency_record(model: str, scenario: str, batch: int, median_ms: float, rng: np.random.Generator,
-                   count: int = 400, dev: dict | None = None, suite: str = "throughput",
+                   count: int = 400, dev: dict[str, Any] | None = None, suite: str = "throughput",
                    runtime_version: str = "1.17.0") -> Record:
     """A single-stream or offline record whose metrics follow from lognormal latency samples."""
     ms = median_ms * rng.lognormal(0.0, 0.08, count)
@@ -58,7 +59,7 @@ CANARY_MS = 1.0
 
 def write_run(root: Path, slowdown: float = 1.0, release: str | None = None, started: float | None = None,
               seed: int = 0, batches: tuple[int, ...] = (1, 2, 4, 8), count: int = 400,
-              dev: dict | None = None, models: tuple[str, ...] = MODELS, drift: float = 1.0,
+              dev: dict[str, Any] | None = None, models: tuple[str, ...] = MODELS, drift: float = 1.0,
               canary: bool = False, canary_drift: float | None = None) -> Path:
     """One run directory like a throughput suite run of the whole zoo (``slowdown`` scales the release's
     latency; ``drift`` the machine's, canary included unless ``canary_drift`` says otherwise; ``canary``

@@ -17,6 +17,7 @@ import os
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +78,7 @@ class Comparison:
     replanned_predicted_s: float
     fixed_median_s: list[float] = field(default_factory=list)      # one per round
     replanned_median_s: list[float] = field(default_factory=list)
-    shaping: list[dict] = field(default_factory=list)
+    shaping: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ratios(self) -> list[float]:

@@ -8,7 +8,7 @@ what it forbids, so an infeasible problem can name the constraints that conflict
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -49,7 +49,7 @@ def _block(blocks: tuple[str, ...], block: int | str) -> int:
     return block
 
 
-def _tighten(caps: dict, key, value: float) -> None:
+def _tighten(caps: dict[Any, float], key: Any, value: float) -> None:
     """Two caps on the same thing: the tighter one holds."""
     caps[key] = min(caps.get(key, np.inf), value)
 
@@ -61,13 +61,13 @@ class Pin:
     block: int | str
     tier: str
 
-    def apply(self, tiers, blocks, masks):
+    def apply(self, tiers: tuple[str, ...], blocks: tuple[str, ...], masks: Masks) -> None:
         k, t = _block(blocks, self.block), _tier(tiers, self.tier)
         keep = masks.allowed[t, k]
         masks.allowed[:, k] = False
         masks.allowed[t, k] = keep
 
-    def describe(self):
+    def describe(self) -> str:
         return f"block {self.block!r} pinned to {self.tier}"
 
 
@@ -78,10 +78,10 @@ class Exclude:
     block: int | str
     tier: str
 
-    def apply(self, tiers, blocks, masks):
+    def apply(self, tiers: tuple[str, ...], blocks: tuple[str, ...], masks: Masks) -> None:
         masks.allowed[_tier(tiers, self.tier), _block(blocks, self.block)] = False
 
-    def describe(self):
+    def describe(self) -> str:
         return f"block {self.block!r} excluded from {self.tier}"
 
 
@@ -93,11 +93,11 @@ class MaxUpload:
     dst: str
     max_bytes: float
 
-    def apply(self, tiers, blocks, masks):
+    def apply(self, tiers: tuple[str, ...], blocks: tuple[str, ...], masks: Masks) -> None:
         _tier(tiers, self.src), _tier(tiers, self.dst)
         _tighten(masks.upload_cap, (self.src, self.dst), self.max_bytes)
 
-    def describe(self):
+    def describe(self) -> str:
         return f"upload {self.src} -> {self.dst} at most {self.max_bytes:g} bytes"
 
 
@@ -108,11 +108,11 @@ class MaxTierTime:
     tier: str
     max_s: float
 
-    def apply(self, tiers, blocks, masks):
+    def apply(self, tiers: tuple[str, ...], blocks: tuple[str, ...], masks: Masks) -> None:
         _tier(tiers, self.tier)
         _tighten(masks.time_cap, self.tier, self.max_s)
 
-    def describe(self):
+    def describe(self) -> str:
         return f"compute on {self.tier} at most {self.max_s * 1e3:g} ms"
 
 
@@ -120,8 +120,8 @@ class MaxTierTime:
 class KeepInputOnDevice:
     """The raw input must not leave the first tier (privacy): at least one block runs there."""
 
-    def apply(self, tiers, blocks, masks):
+    def apply(self, tiers: tuple[str, ...], blocks: tuple[str, ...], masks: Masks) -> None:
         masks.input_may_leave = False
 
-    def describe(self):
+    def describe(self) -> str:
         return "the raw input must not leave the device"

@@ -8,14 +8,20 @@ The last stage reports when it finished, on the host's shared monotonic clock
 (CLOCK_MONOTONIC, one host), so an inference's latency runs from feeding the first stage to
 the last stage's output: what planner.Plan.latency_s predicts.
 
-The link is either ``user`` (loopback TCP paced in user space by the predictor's own model,
-link.Channel) or ``kernel`` (each stage in its own network namespace joined by veth pairs
+The link is either ``user`` (loopback TCP through a relay process that serialises the bytes at the
+goodput and holds them for RTT/2 in a delay line: the predictor's own model, netns.relay_main) or ``kernel`` (each stage in its own network namespace joined by veth pairs
 shaped by tbf, and netem or a user-space delay relay: netns.py). ``shaping`` says, per link,
 which parts were kernel-shaped and which emulated. Every connection opens with a per-run
 token; a stage serves no one else.
 
 ``measure`` runs inferences one at a time (the latency objective); ``measure_pipelined`` keeps
 several in flight, each stage working on a different one, for the throughput objective.
+
+Every stage stamps each message (received and decoded, computed, sent: CLOCK_MONOTONIC), so a
+latency splits exactly into each stage's compute, its message CPU (decode; encode and send) and
+each link's time. ``calibrate`` runs a few inferences before the measured ones and takes those
+medians: the stages' message CPU and what each link took beyond its model (RTT/2 + bytes /
+goodput), a Calibration the prediction of this plan on this link then includes (as measured).
 
 A stage that dies, refuses its model or stops answering gives a SplitExecutionError naming
 the stage and its exit code; the latencies already measured stay on the executor
@@ -25,14 +31,16 @@ the stage and its exit code; the latencies already measured stay on the executor
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import statistics
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Self
+from dataclasses import dataclass, field, replace
+from multiprocessing.connection import Connection
+from typing import Any
 
 import numpy as np
 import onnx
@@ -43,7 +51,7 @@ from . import netns
 from .cuts import GraphCuts, Segment
 from .link import DEFAULT_MAX_MESSAGE, Channel, accept, connect, listen, new_token
 from .network import LinkProfile
-from .planner import Plan
+from .planner import Plan, SplitProblem, evaluate
 from .runner import SegmentSession
 from .wire import parse_key
 
@@ -69,11 +77,13 @@ class SplitMeasurement:
     predicted_s: float | None = None
     max_abs_error: float = 0.0   # largest difference from the whole model's outputs
     top1_agreement: float | None = None  # fraction of inputs whose argmax matches the whole model's
-    shaping: list[dict] = field(default_factory=list)
+    shaping: list[dict[str, Any]] = field(default_factory=list)
     wire_bytes: list[float] = field(default_factory=list)  # mean bytes per message on each link
     throughput_per_s: float | None = None   # pipelined: completions per second in steady state
     predicted_throughput_per_s: float | None = None
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    # medians over the measured inferences, seconds: per stage compute and message CPU, per link its time
+    terms: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def median_s(self) -> float:
@@ -124,7 +134,6 @@ class StageConfig:
     listen_host: str
     next_host: str
     next_port: int | None
-    link: LinkProfile | None   # user-space shaping of the outgoing link
     encoding: str
     timeout_s: float
     threads: int
@@ -133,11 +142,52 @@ class StageConfig:
     max_message_bytes: int
 
 
-def _segment_payload(seg: Segment) -> tuple:
+@dataclass(frozen=True)
+class Stamp:
+    """One message through one stage (monotonic ns; decode in seconds): what a breakdown is made of."""
+
+    received_ns: int   # decoded (the first stage: when it was fed)
+    computed_ns: int
+    sent_ns: int       # its output handed to the socket (the last stage: computed_ns)
+    decode_s: float
+    nbytes: int        # bytes it put on its outgoing link (0 for the last stage)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Per-message costs measured on a plan's own stages and links (medians of ``queries`` inferences).
+
+    ``message_s``: tier -> (receive, send) CPU seconds per message (decoding; encoding and handing to
+    the socket); ``link_overhead_s``: per link, its measured time (from the sender's socket call
+    returning to the receiver starting to decode) beyond RTT/2 + bytes / goodput; ``compute_s``: per stage, its compute as measured in the stage."""
+
+    queries: int
+    message_s: dict[str, tuple[float, float]]
+    link_overhead_s: list[float]
+    compute_s: list[float]
+
+    def links(self, links: Sequence[LinkProfile]) -> list[LinkProfile]:
+        return [replace(lk, message_overhead_s=o) for lk, o in zip(links, self.link_overhead_s)]
+
+    def reprice(self, problem: SplitProblem, chosen: Plan) -> Plan:
+        """``chosen`` (the plan this calibration ran) priced with the measured per-message costs."""
+        measured = self.links([problem.links[(t.src, t.dst)] for t in chosen.transfers])
+        links = {**problem.links, **{(lk.src, lk.dst): lk for lk in measured}}
+        return evaluate(replace(problem, links=links, message_s=self.message_s),
+                        [(s.tier, s.start, s.stop) for s in chosen.stages], chosen.objective)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"queries": self.queries, "message_s": {t: list(v) for t, v in self.message_s.items()},
+                "link_overhead_s": self.link_overhead_s, "compute_s": self.compute_s,
+                "method": "measured: median over calibration inferences run before the measured ones, "
+                          "on the same stages and links"}
+
+
+def _segment_payload(seg: Segment) -> tuple[Any, ...]:
     return (seg.model.SerializeToString(), seg.start, seg.stop, seg.inputs, seg.outputs, seg.passthrough)
 
 
-def _stage_main(conn, payload: tuple, cfg: StageConfig) -> None:
+def _stage_main(conn: Connection, payload: tuple[Any, ...], cfg: StageConfig) -> None:
     """A later stage: receive, run, forward (or report the output and its finishing time)."""
     try:
         if cfg.namespace:
@@ -151,17 +201,19 @@ def _stage_main(conn, payload: tuple, cfg: StageConfig) -> None:
         conn.send(("port", srv.getsockname()[1]))
         down = None
         if cfg.next_port is not None and cfg.downstream is not None:
-            down = connect(cfg.next_host, cfg.next_port, cfg.downstream, cfg.timeout_s, cfg.token, cfg.link,
-                           cfg.encoding)
+            down = connect(cfg.next_host, cfg.next_port, cfg.downstream, cfg.timeout_s, cfg.token, cfg.encoding)
         up = accept(srv, cfg.upstream, cfg.timeout_s, cfg.token, cfg.max_message_bytes)
         srv.close()
         while (msg := up.receive_message()) is not None:
+            received = time.monotonic_ns()
             seq, tensors = msg
             out = session.run(dict(zip(seg.inputs, tensors)))
+            computed = time.monotonic_ns()
             if down is None:
-                conn.send(("done", seq, time.monotonic_ns(), out))
+                conn.send(("done", seq, computed, out, Stamp(received, computed, computed, up.last_decode_s, 0)))
             else:
-                conn.send(("sent", seq, down.send_message(seq, [out[n] for n in seg.outputs])))
+                nbytes = down.send_message(seq, [out[n] for n in seg.outputs])
+                conn.send(("sent", seq, Stamp(received, computed, time.monotonic_ns(), up.last_decode_s, nbytes)))
         if down is not None:
             down.send_close()
         conn.send(("closed",))
@@ -202,10 +254,10 @@ class SplitExecutor:
         self.latencies_s: list[float] = []
         self.processes: list[child.Child] = []
         self.helpers: list[child.Child] = []  # delay relays and load generators
-        self._pipes: list = []
-        self._helper_pipes: list = []
-        self._inbox: list[deque] = []
-        self._sent: list[list[int]] = [[] for _ in links]
+        self._pipes: list[Connection] = []
+        self._helper_pipes: list[Connection] = []
+        self._inbox: list[deque[tuple[Any, ...]]] = []
+        self._stamps: list[dict[int, Stamp]] = [{} for _ in stages]  # per stage: sequence -> its stamp
         self._head = SegmentSession(graph.segment(stages[0].start, stages[0].stop), threads=threads)
         self._channel: Channel | None = None
         self._seq = 0
@@ -238,7 +290,6 @@ class SplitExecutor:
                 namespace=self._namespace(i),
                 listen_host=hop.address if hop and not hop.relay else "127.0.0.1",
                 next_host=next_host, next_port=next_port,
-                link=links[i] if downstream and not lab else None,
                 encoding=self.encodings[i] if downstream else "raw+none", timeout_s=self.timeout_s,
                 threads=threads, token=self._token, cpus=self.cpus.get(stages[i].tier),
                 max_message_bytes=max_message_bytes)
@@ -248,23 +299,25 @@ class SplitExecutor:
             self._pipes.insert(0, proc.conn)
             next_port = self._expect(0, "port")[1]
             next_host = hop.address if hop else "127.0.0.1"
-            if hop and hop.relay:
-                next_port = self._relay(i, hop, next_port)
+            if hop is None:  # the user-space link: a relay serialises at the goodput and holds for the delay
+                next_port = self._relay(i, None, "127.0.0.1", next_port, links[i - 1].goodput_bytes_per_s)
+            elif hop.relay:  # the kernel's rate, the relay's delay
+                next_port = self._relay(i, hop.receiver_ns, hop.address, next_port, 0.0)
         head_ns = self._namespace(0)
         assert next_port is not None  # there is at least one later stage
         if head_ns:
             with netns.inside(head_ns):
                 self._channel = connect(next_host, next_port, stages[1].tier, self.timeout_s, self._token,
-                                        None, self.encodings[0])
+                                        self.encodings[0])
         else:
             self._channel = connect(next_host, next_port, stages[1].tier, self.timeout_s, self._token,
-                                    links[0], self.encodings[0])
+                                    self.encodings[0])
 
-    def _relay(self, i: int, hop: netns.Hop, target_port: int) -> int:
-        """Start the delay relay in front of stage i; the port its upstream connects to."""
+    def _relay(self, i: int, ns: str | None, host: str, target_port: int, rate_bytes_per_s: float) -> int:
+        """Start the delay line in front of stage i (in namespace ``ns``); the port its upstream connects to."""
         link = self.links[i - 1]
-        proc = child.start(netns.relay_main, hop.receiver_ns, hop.address, target_port, link.one_way_s,
-                           link.jitter_ms / 1e3, i, self.timeout_s, name=f"relay-{link.dst}")
+        proc = child.start(netns.relay_main, ns, host, target_port, link.one_way_s, link.jitter_ms / 1e3, i,
+                           self.timeout_s, rate_bytes_per_s, name=f"relay-{link.dst}")
         self.helpers.append(proc)
         parent = proc.conn
         self._helper_pipes.append(parent)
@@ -301,7 +354,7 @@ class SplitExecutor:
                 if msg[0] == "error":
                     raise SplitExecutionError(msg[1], self.latencies_s)
                 if msg[0] == "sent":
-                    self._sent[j + 1].append(msg[2])
+                    self._stamps[j + 1][msg[1]] = msg[2]
                 else:
                     self._inbox[j].append(msg)
         for pipe in self._helper_pipes:
@@ -313,7 +366,7 @@ class SplitExecutor:
                 if msg[0] == "error":
                     raise SplitExecutionError(msg[1], self.latencies_s)
 
-    def _expect(self, i: int, kind: str) -> tuple:
+    def _expect(self, i: int, kind: str) -> tuple[Any, ...]:
         """The next ``kind`` message from stage i+1, failing clearly if any stage fails, dies or stalls."""
         deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline:
@@ -336,13 +389,15 @@ class SplitExecutor:
                                   f"{self.timeout_s:g} s", self.latencies_s)
 
     def _send(self, feed: Mapping[str, np.ndarray]) -> int:
-        """Run the head on ``feed`` and send its boundary; the sequence number and its start (ns)."""
+        """Run the head on ``feed`` and send its boundary; its start (ns)."""
         assert self._channel is not None
         t0 = time.monotonic_ns()
         mid = self._head.run(feed)
+        computed = time.monotonic_ns()
         self._seq += 1
         try:
-            self._sent[0].append(self._channel.send_message(self._seq, [mid[n] for n in self._head.segment.outputs]))
+            nbytes = self._channel.send_message(self._seq, [mid[n] for n in self._head.segment.outputs])
+            self._stamps[0][self._seq] = Stamp(t0, computed, time.monotonic_ns(), 0.0, nbytes)
         except MeasurementError as exc:
             proc = self.processes[0]
             proc.join(0.5)
@@ -354,11 +409,52 @@ class SplitExecutor:
     def infer(self, feed: Mapping[str, np.ndarray]) -> tuple[float, dict[str, np.ndarray]]:
         """One inference through every stage: (seconds, outputs at the last stage)."""
         t0 = self._send(feed)
-        msg = self._expect(len(self.processes) - 1, "done")
+        msg = self._done(self._expect(len(self.processes) - 1, "done"))
         if msg[1] != self._seq:
             raise SplitExecutionError(f"result for inference {msg[1]} arrived while waiting for {self._seq}",
                                       self.latencies_s)
         return (msg[2] - t0) / 1e9, msg[3]
+
+    def _done(self, msg: tuple[Any, ...]) -> tuple[Any, ...]:
+        self._stamps[-1][msg[1]] = msg[4]
+        return msg
+
+    def _breakdown(self, seqs: Sequence[int]) -> dict[str, list[list[float]]]:
+        """Per inference in ``seqs``: each stage's compute, receive and send CPU, each link's time and bytes."""
+        self._drain()
+        rows: dict[str, list[list[float]]] = {k: [] for k in ("compute_s", "receive_s", "send_s", "link_s",
+                                                               "link_bytes")}
+        for seq in seqs:
+            stamps = [s.get(seq) for s in self._stamps]
+            if any(st is None for st in stamps):
+                continue  # a stage's stamp still in its pipe: that inference is left out, not guessed
+            st = [s for s in stamps if s is not None]
+            rows["compute_s"].append([(s.computed_ns - s.received_ns) / 1e9 for s in st])
+            rows["receive_s"].append([s.decode_s for s in st])
+            rows["send_s"].append([(s.sent_ns - s.computed_ns) / 1e9 for s in st])
+            rows["link_s"].append([(b.received_ns - a.sent_ns) / 1e9 - b.decode_s for a, b in itertools.pairwise(st)])
+            rows["link_bytes"].append([float(a.nbytes) for a in st[:-1]])
+        return rows
+
+    def calibrate(self, feeds: Iterable[Mapping[str, np.ndarray]], warmup: int = 1) -> Calibration:
+        """Run ``feeds`` (after ``warmup`` untimed) one at a time, not counted as measurements, and
+        measure what each message costs on these stages and links."""
+        feeds = list(feeds)
+        for feed in feeds[:1] * warmup:
+            self.infer(feed)
+        first = self._seq + 1
+        for feed in feeds:
+            self.infer(feed)
+        rows = self._breakdown(range(first, self._seq + 1))
+        if not rows["compute_s"]:
+            raise MeasurementError("calibration: no inference came back with every stage's stamps")
+        med = {k: [statistics.median(col) for col in zip(*v)] for k, v in rows.items()}
+        message_s = {s.tier: (med["receive_s"][k] if k else 0.0, med["send_s"][k] if k + 1 < len(self.stages) else 0.0)
+                     for k, s in enumerate(self.stages)}
+        overhead = [statistics.median(t - self.links[k].one_way_s - self.links[k].serialise_s(n)
+                                      for t, n in zip((r[k] for r in rows["link_s"]), (r[k] for r in rows["link_bytes"])))
+                    for k in range(len(self.links))]
+        return Calibration(len(rows["compute_s"]), message_s, overhead, med["compute_s"])
 
     def measure(self, feeds: Iterable[Mapping[str, np.ndarray]], warmup: int = 1,
                 reference: Sequence[Mapping[str, np.ndarray]] | None = None) -> SplitMeasurement:
@@ -366,13 +462,13 @@ class SplitExecutor:
         feeds = list(feeds)
         for feed in feeds[:1] * warmup:
             self.infer(feed)
-        self._sent = [[] for _ in self.links]
+        first = self._seq + 1
         outputs = []
         for feed in feeds:
             seconds, out = self.infer(feed)
             self.latencies_s.append(seconds)
             outputs.append(out)
-        return self._result(outputs, reference)
+        return self._result(outputs, reference, range(first, self._seq + 1))
 
     def measure_pipelined(self, feeds: Iterable[Mapping[str, np.ndarray]], warmup: int = 1,
                           reference: Sequence[Mapping[str, np.ndarray]] | None = None,
@@ -384,18 +480,18 @@ class SplitExecutor:
             raise ConfigError(["a pipelined measurement needs at least two feeds"])
         for feed in feeds[:1] * warmup:
             self.infer(feed)
-        self._sent = [[] for _ in self.links]
+        first = self._seq + 1
         window = window or 2 * len(self.stages) - 1
         last = len(self.processes) - 1
         starts: dict[int, int] = {}
-        done: list[tuple] = []
+        done: list[tuple[Any, ...]] = []
         slots = threading.Semaphore(window)
         failure: list[BaseException] = []
 
         def collect() -> None:
             try:
                 for _ in feeds:
-                    done.append(self._expect(last, "done"))
+                    done.append(self._done(self._expect(last, "done")))
                     slots.release()
             except BaseException as exc:  # noqa: BLE001 - handed to the feeding thread below
                 failure.append(exc)
@@ -418,23 +514,26 @@ class SplitExecutor:
             raise failure[0]
         if collector.is_alive():
             raise SplitExecutionError(f"the pipeline did not finish {len(feeds)} inferences", self.latencies_s)
-        result = self._result([m[3] for m in done], reference)
+        result = self._result([m[3] for m in done], reference, range(first, self._seq + 1))
         finish = [m[2] for m in done]
         result.throughput_per_s = (len(finish) - 1) / ((finish[-1] - finish[0]) / 1e9)
         result.extra["window"] = window
         return result
 
     def _result(self, outputs: Sequence[Mapping[str, np.ndarray]],
-                reference: Sequence[Mapping[str, np.ndarray]] | None) -> SplitMeasurement:
-        self._drain()
+                reference: Sequence[Mapping[str, np.ndarray]] | None, seqs: Sequence[int]) -> SplitMeasurement:
+        rows = self._breakdown(seqs)
         worst, agree = 0.0, None
         if reference is not None:
             worst = max((float(np.max(np.abs(out[k].astype(np.float64) - v))) for out, ref in zip(outputs, reference)
                          for k, v in ref.items() if v.size), default=0.0)
             agree = top1_agreement(outputs, reference)
+        med = {k: [statistics.median(col) for col in zip(*v)] for k, v in rows.items() if v}
         return SplitMeasurement(self.stages, list(self.latencies_s), max_abs_error=worst, top1_agreement=agree,
                                 shaping=list(self.shaping),
-                                wire_bytes=[float(np.mean(s)) if s else 0.0 for s in self._sent])
+                                wire_bytes=[float(np.mean(col)) for col in zip(*rows["link_bytes"])]
+                                or [0.0] * len(self.links),
+                                terms={k: v for k, v in med.items() if k != "link_bytes"})
 
     def close(self) -> None:
         """Tell the stages to stop, make sure they have, then remove the namespaces."""
@@ -453,11 +552,19 @@ class SplitExecutor:
         if self.lab is not None:
             self.lab.close()
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> SplitExecutor:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def pipeline_window(chosen: Plan) -> int:
+    """How many queries a pipelined run of ``chosen`` keeps in flight: one per stage and link, and enough to
+    cover its latency at its rate (Little's law: throughput <= in flight / latency, so a window of
+    latency / bottleneck or fewer would measure the window, not the plan)."""
+    cover = math.ceil(chosen.latency_s / chosen.bottleneck_s) + 1 if chosen.bottleneck_s > 0 else 1
+    return max(2 * len(chosen.stages) - 1, cover)
 
 
 def top1_agreement(outputs: Sequence[Mapping[str, np.ndarray]],

@@ -14,6 +14,7 @@ import io
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 
@@ -47,7 +48,7 @@ class InputSample:
         return max(t.ndim for t in self.feeds.values())
 
 
-def _pillow():
+def _pillow() -> ModuleType:
     try:
         from PIL import Image
     except ImportError:

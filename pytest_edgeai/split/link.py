@@ -14,12 +14,9 @@ Payload memory grows with the bytes that actually arrive (1 MiB at a time), neve
 header claims. Every message has one deadline (``timeout_s`` from its first byte's wait), so a
 peer that trickles a byte every few seconds is cut off, not waited on per recv.
 
-Shaping here is the user-space model only (link is not None): each message waits RTT/2, then
-its bytes are paced by a token bucket at the link's goodput, the very model
-network.LinkProfile.transfer_s predicts with. A kernel-shaped link (netns.py) sends unpaced.
-The sending stage itself sleeps that RTT/2, so in a pipeline this model does NOT overlap one
-message's delay with the next query's work (the planner's throughput objective assumes it does):
-pipelined runs over it are bounded near 1 / (stage compute + RTT/2 + serialisation).
+A channel sends unpaced: the link's rate and delay are applied between the stages, by the kernel
+(tbf, netem) or by a relay process that serialises and holds the bytes (netns.relay_main), never by
+the sending stage, so a stage computes its next query while its last message is on the link.
 """
 
 from __future__ import annotations
@@ -36,7 +33,6 @@ import numpy as np
 
 from ..errors import FrameError, MeasurementError, PeerClosed
 from . import wire
-from .network import LinkProfile
 
 MAGIC = b"EAIT"
 VERSION = 2
@@ -50,31 +46,6 @@ DTYPES: dict[int, np.dtype] = {1: np.dtype("<f4"), 2: np.dtype("<f2"), 3: np.dty
 DTYPE_CODES = {v: k for k, v in DTYPES.items()}
 CHUNK = 16 << 10
 RECV_STEP = 1 << 20
-
-
-class TokenBucket:
-    """Pace bytes at ``rate`` bytes/s with bursts of at most ``burst`` bytes.
-
-    ``reset`` empties the bucket at the start of each message: a link serialises every byte,
-    so an idle pause must not let the next message through faster than bytes / rate.
-    """
-
-    def __init__(self, rate: float, burst: float = CHUNK):
-        self.rate, self.burst = rate, burst
-        self.reset()
-
-    def reset(self) -> None:
-        self.tokens, self.stamp = 0.0, time.perf_counter()
-
-    def take(self, n: int) -> None:
-        now = time.perf_counter()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        self.tokens -= n
-        if self.tokens < 0:  # borrow, then sleep the debt off
-            time.sleep(-self.tokens / self.rate)
-            self.stamp = time.perf_counter()
-            self.tokens = 0.0
 
 
 def encode_frame(array: np.ndarray, seq: int, index: int, count: int, key: str = "raw+none") -> bytes:
@@ -111,25 +82,20 @@ class Deadline:
 
 
 class Channel:
-    """One end of a TCP connection carrying framed tensors, shaped in user space when ``link`` is given."""
+    """One end of a TCP connection carrying framed tensors."""
 
     def __init__(self, sock: socket.socket, peer: str, timeout_s: float = 30.0,
-                 link: LinkProfile | None = None, max_message_bytes: int = DEFAULT_MAX_MESSAGE,
-                 encoding: str = "raw+none"):
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE, encoding: str = "raw+none"):
         wire.parse_key(encoding)
-        self.sock, self.peer, self.link, self.max_message_bytes = sock, peer, link, max_message_bytes
+        self.sock, self.peer, self.max_message_bytes = sock, peer, max_message_bytes
         self.timeout_s, self.encoding = timeout_s, encoding
         sock.settimeout(timeout_s)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.bucket = TokenBucket(link.goodput_bytes_per_s) if link else None
+        self.last_decode_s = 0.0  # CPU seconds the last received message took to decompress and decode
 
     def send_message(self, seq: int, tensors: Sequence[np.ndarray]) -> int:
         """Send one inference's boundary tensors in the channel's encoding; the bytes put on the wire."""
         data = b"".join(encode_frame(t, seq, i, len(tensors), self.encoding) for i, t in enumerate(tensors))
-        if self.link and self.link.one_way_s:
-            time.sleep(self.link.one_way_s)
-        if self.bucket:
-            self.bucket.reset()
         self.send_bytes(data)
         return len(data)
 
@@ -143,8 +109,6 @@ class Channel:
         try:
             for start in range(0, len(view), CHUNK):
                 chunk = view[start:start + CHUNK]
-                if self.bucket:
-                    self.bucket.take(len(chunk))
                 left = deadline.remaining()
                 if left <= 0:
                     raise TimeoutError
@@ -162,6 +126,7 @@ class Channel:
         deadline = Deadline(self.timeout_s)
         tensors: list[np.ndarray] = []
         seq, count, wire_total, decoded_total = -1, 1, 0, 0
+        self.last_decode_s = 0.0
         while len(tensors) < count:
             head = self._recv_exact(HEADER.size, "a frame header", deadline, allow_eof=not tensors)
             if head is None:
@@ -201,11 +166,13 @@ class Channel:
                 raise FrameError(f"receiving from {self.peer}: shape {shape} of {dtype} in {encoding} "
                                  f"does not match the frame's {length} bytes")
             payload = self._recv_exact(length, f"a {length}-byte tensor", deadline)
+            started = time.perf_counter()
             try:
                 raw = wire.decompress(bytes(payload or b""), codec_name, expected)
                 tensors.append(wire.decode(raw, encoding, dtype, shape))
             except MeasurementError as exc:
                 raise FrameError(f"receiving from {self.peer}: {exc}") from None
+            self.last_decode_s += time.perf_counter() - started
         return seq, tensors
 
     def _recv_exact(self, n: int, what: str, deadline: Deadline, allow_eof: bool = False) -> bytearray | None:
@@ -276,13 +243,12 @@ def accept(srv: socket.socket, peer: str, timeout_s: float, token: bytes,
                            f"{timeout_s:g} s{extra}")
 
 
-def connect(host: str, port: int, peer: str, timeout_s: float, token: bytes, link: LinkProfile | None = None,
-            encoding: str = "raw+none") -> Channel:
+def connect(host: str, port: int, peer: str, timeout_s: float, token: bytes, encoding: str = "raw+none") -> Channel:
     """A channel to ``peer``, opened with the run's token."""
     try:
         sock = socket.create_connection((host, port), timeout=timeout_s)
     except OSError as exc:
         raise MeasurementError(f"connecting to {peer} on {host}:{port}: {exc}") from None
-    channel = Channel(sock, peer, timeout_s, link, encoding=encoding)
+    channel = Channel(sock, peer, timeout_s, encoding=encoding)
     channel.send_bytes(hello_frame(token))
     return channel

@@ -39,7 +39,8 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Self
+from multiprocessing.connection import Connection
+from typing import Any
 
 from ..errors import ConfigError, DeviceUnavailable, MeasurementError
 from .network import LinkProfile
@@ -49,6 +50,7 @@ NAME = re.compile(rf"^{PREFIX}-(\d+)-([0-9a-f]{{4}})-(\d+|probe)$")
 CLONE_NEWNET = 0x40000000
 MIN_RATE_BPS = 8_000  # tc's rate tables count bytes per second; below this an MTU takes seconds
 MAX_HOLD_CHUNKS = 4096  # a relay's queue of held chunks (64 KiB each at most): backpressure, not memory
+FRAME_BYTES = 1514  # an Ethernet frame at MTU 1500, as tbf counts it on a veth
 UP, DOWN = "eai-up", "eai-dn"  # in namespace k: DOWN leads to k+1, UP to k-1
 
 
@@ -78,7 +80,7 @@ def unavailable() -> str | None:
     return None
 
 
-def _run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+def _run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
     if check and proc.returncode:
         raise MeasurementError(f"'{' '.join(cmd)}' failed: {(proc.stderr or proc.stdout).strip()}")
@@ -160,22 +162,25 @@ class LinkShaping:
     one_way_delay_ms: float
     jitter_ms: float
     loss_fraction: float
+    burst_bytes: int = 0  # bytes the rate lets through unpaced after an idle pause (kernel tbf's bucket)
 
     @property
     def kernel_parts(self) -> list[str]:
         return [p for p in ("rate", "delay", "jitter", "loss") if getattr(self, p).startswith("kernel")]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "kernel_shaped": self.kernel_parts}
 
 
 def user_space(link: LinkProfile) -> LinkShaping:
-    """The loopback link of link.Channel: every part is the predictor's own model."""
-    model = "user-space model (the predictor's own): "
-    return LinkShaping(link.name or f"{link.src}->{link.dst}", model + "token bucket at the goodput",
-                       model + "sleep RTT/2 per message", "none" if not link.jitter_ms else model + "not applied",
+    """The loopback link through a user-space relay (relay_main): every part is the predictor's own model."""
+    model = "user-space relay (the predictor's own model): "
+    return LinkShaping(link.name or f"{link.src}->{link.dst}", model + "bytes serialised at the goodput",
+                       model + "a delay line holding each chunk RTT/2 after it is serialised (messages overlap)"
+                       if link.one_way_s else "none",
+                       model + "normal, standard deviation jitter_ms" if link.jitter_ms else "none",
                        model + "lost goodput" if link.loss else "none", link.goodput_bytes_per_s * 8,
-                       link.one_way_s * 1e3, 0.0, link.loss)
+                       link.one_way_s * 1e3, link.jitter_ms, link.loss)
 
 
 def validate(link: LinkProfile) -> None:
@@ -233,16 +238,13 @@ class Lab:
         one_way_ms, jitter_ms = link.one_way_s * 1e3, link.jitter_ms
         if self.netem:
             rate = link.bandwidth_mbps * 1e6
-            netem = ["delay", f"{one_way_ms:.3f}ms"] + ([f"{jitter_ms:.3f}ms"] if jitter_ms else [])
-            _run("tc", "-n", a, "qdisc", "add", "dev", DOWN, "root", "handle", "1:", "netem", *netem,
-                 *(["loss", f"{link.loss * 100:.4f}%"] if link.loss else []), "limit", "100000")
+            for command in netem_commands(a, b, link):
+                _run(*command)
             _tbf(a, DOWN, rate, parent=("parent", "1:1"))
-            if one_way_ms:
-                _run("tc", "-n", b, "qdisc", "add", "dev", UP, "root", "netem", *netem, "limit", "100000")
             kernel = "kernel netem"
             shaping = LinkShaping(label, "kernel tbf", kernel if one_way_ms else "none",
                                   kernel if jitter_ms else "none", kernel if link.loss else "none",
-                                  rate, one_way_ms, jitter_ms, link.loss)
+                                  rate, one_way_ms, jitter_ms, link.loss, tbf_burst(rate))
             return Hop(a, b, f"10.77.{k}.2", False, shaping)
         rate = link.goodput_bytes_per_s * 8
         _tbf(a, DOWN, rate)
@@ -251,7 +253,7 @@ class Lab:
             label, "kernel tbf" + (" (at bandwidth x (1 - loss))" if link.loss else ""),
             relay if one_way_ms else "none", relay if jitter_ms else "none",
             "modelled as lost goodput in the tbf rate (no netem here): the predictor's own model"
-            if link.loss else "none", rate, one_way_ms, jitter_ms, link.loss)
+            if link.loss else "none", rate, one_way_ms, jitter_ms, link.loss, tbf_burst(rate))
         return Hop(a, b, f"10.77.{k}.2", bool(one_way_ms or jitter_ms), shaping)
 
     def qdiscs(self) -> dict[str, str]:
@@ -268,10 +270,10 @@ class Lab:
                 self._reaper.kill()
                 self._reaper.wait(5)
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> Lab:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -307,13 +309,47 @@ def measure_goodput(lab: Lab, nbytes: int, hop: int = 0, timeout_s: float = 60.0
     return got["end"] - start, int(got["n"])
 
 
+def tbf_burst(rate_bps: float) -> int:
+    """tbf's bucket: 1 ms of bytes, one Ethernet frame at least (tbf cannot send a packet larger than its
+    bucket). A message after an idle pause gets this many bytes through unpaced, which a link of that rate
+    would serialise: so the smallest bucket, and the record says how large it is (``burst_bytes``)."""
+    return max(FRAME_BYTES, int(rate_bps / 8 * 1e-3))
+
+
 def _tbf(ns: str, dev: str, rate_bps: float, parent: tuple[str, ...] = ("root",)) -> None:
-    """tbf at ``rate_bps``: a burst of 1 ms of bytes (two MTUs at least), a queue of 0.5 s."""
+    """tbf at ``rate_bps``: a bucket of tbf_burst bytes, a queue of 0.5 s."""
     rate_bytes = rate_bps / 8
-    burst = max(2 * 1514, int(rate_bytes * 1e-3))
+    burst = tbf_burst(rate_bps)
     limit = max(64 << 10, int(rate_bytes * 0.5))
     _run("tc", "-n", ns, "qdisc", "add", "dev", dev, *parent, "tbf", "rate", f"{int(rate_bps)}bit",
          "burst", str(burst), "limit", str(limit))
+
+
+def netem_commands(sender_ns: str, receiver_ns: str, link: LinkProfile) -> list[tuple[str, ...]]:
+    """The ``tc`` commands that put ``link``'s delay, jitter and loss on a hop with netem: the data
+    direction (the sender's veth, handle 1: so tbf can sit under it) and, for the RTT TCP sees, the
+    return direction. tc-netem(8): ``tc qdisc ... dev DEVICE ] add netem OPTIONS`` with ``limit
+    PACKETS``, ``delay TIME [ JITTER ...]`` and ``loss [ random ] PERCENT``."""
+    one_way_ms = link.one_way_s * 1e3
+    netem = netem_delay(one_way_ms, link.jitter_ms)
+    commands = [("tc", "-n", sender_ns, "qdisc", "add", "dev", DOWN, "root", "handle", "1:", "netem", *netem,
+                 *(["loss", "random", f"{link.loss * 100:.4f}%"] if link.loss else []), "limit", "100000")]
+    if one_way_ms:
+        commands.append(("tc", "-n", receiver_ns, "qdisc", "add", "dev", UP, "root", "netem", *netem,
+                         "limit", "100000"))
+    return commands
+
+
+def netem_delay(one_way_ms: float, jitter_ms: float) -> list[str]:
+    """netem's delay arguments for a one-way delay with ``jitter_ms`` as its standard deviation.
+
+    tc-netem(8): ``delay TIME [ JITTER [ CORRELATION ]] [ distribution { uniform | normal | pareto |
+    paretonormal } ]``; without a distribution the jitter is uniform over TIME +- JITTER, so the
+    normal table is named, making JITTER the standard deviation, as LinkProfile.jitter_ms and the
+    user-space relay (random.gauss) take it."""
+    if not jitter_ms:
+        return ["delay", f"{one_way_ms:.3f}ms"]
+    return ["delay", f"{one_way_ms:.3f}ms", f"{jitter_ms:.3f}ms", "distribution", "normal"]
 
 
 def _has_netem(ns: str) -> bool:
@@ -325,7 +361,7 @@ def _has_netem(ns: str) -> bool:
     return True
 
 
-def _start_reaper(names: Sequence[str]) -> subprocess.Popen:
+def _start_reaper(names: Sequence[str]) -> subprocess.Popen[bytes]:
     """A process that deletes ``names`` once its stdin closes, i.e. when this process ends however.
 
     Not a lab.child: those die with their parent by design, and this one must outlive it."""
@@ -334,14 +370,19 @@ def _start_reaper(names: Sequence[str]) -> subprocess.Popen:
                             start_new_session=True, close_fds=True)
 
 
-def relay_main(conn, ns: str, host: str, target_port: int, delay_s: float, jitter_s: float, seed: int,
-               timeout_s: float) -> None:
-    """Forward one TCP stream to 127.0.0.1:target_port, each chunk held for the delay (plus jitter).
+def relay_main(conn: Connection, ns: str | None, host: str, target_port: int, delay_s: float, jitter_s: float,
+               seed: int, timeout_s: float, rate_bytes_per_s: float = 0.0) -> None:
+    """Forward one TCP stream to 127.0.0.1:target_port through a delay line (in namespace ``ns`` when given).
 
-    Chunks keep their order: a chunk is due at max(arrival + delay + jitter, previous due).
+    Each chunk read is stamped when it arrives; with ``rate_bytes_per_s`` (the user-space link) it is first
+    serialised at that rate behind the bytes before it; then it is held for the delay (plus normal jitter of
+    standard deviation ``jitter_s``). The sender is never held, so several messages are in flight during the
+    delay, as on a real link. Chunks keep their order: a chunk is due at max(serialised + delay + jitter,
+    the previous chunk's due time).
     """
     try:
-        enter(ns)
+        if ns:
+            enter(ns)
         srv = socket.create_server((host, 0))
         srv.settimeout(timeout_s)
         conn.send(("port", srv.getsockname()[1]))
@@ -350,13 +391,16 @@ def relay_main(conn, ns: str, host: str, target_port: int, delay_s: float, jitte
         for s in (up, down):
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         up.settimeout(None)
-        held: queue.Queue = queue.Queue(MAX_HOLD_CHUNKS)
+        held: queue.Queue[tuple[float, bytes]] = queue.Queue(MAX_HOLD_CHUNKS)
         rng = random.Random(seed)
 
         def hold() -> None:
-            due = 0.0
+            due = free = 0.0
             while data := up.recv(64 << 10):
-                due = max(time.monotonic() + delay_s + (rng.gauss(0.0, jitter_s) if jitter_s else 0.0), due)
+                sent = time.monotonic()
+                if rate_bytes_per_s:  # the link is busy serialising until ``free``
+                    sent = free = max(sent, free) + len(data) / rate_bytes_per_s
+                due = max(sent + delay_s + (rng.gauss(0.0, jitter_s) if jitter_s else 0.0), due)
                 held.put((due, data))
             held.put((0.0, b""))
 
@@ -374,10 +418,10 @@ def relay_main(conn, ns: str, host: str, target_port: int, delay_s: float, jitte
             pass
     except Exception as exc:  # noqa: BLE001 - the relay's failure, in words, for the executor to report
         with contextlib.suppress(OSError):
-            conn.send(("error", f"relay into '{ns}' failed: {type(exc).__name__}: {exc}"))
+            conn.send(("error", f"relay into '{ns or 'loopback'}' failed: {type(exc).__name__}: {exc}"))
 
 
-def load_main(conn, ns: str | None, cpus: Sequence[int], duty: float, period_s: float, seconds: float) -> None:
+def load_main(conn: Connection, ns: str | None, cpus: Sequence[int], duty: float, period_s: float, seconds: float) -> None:
     """A bounded CPU load: busy ``duty`` of every period on ``cpus``, for at most ``seconds``
     (in namespace ``ns`` when given: the loaded tier's).
 

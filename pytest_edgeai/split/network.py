@@ -6,6 +6,10 @@ connection and does not wait for a reply, so one-way propagation is what the ten
 the user-space link (link.py) enforces exactly this model, so over it prediction and measurement
 share one model; a kernel-shaped link (netns.py) is TCP through tbf (and netem where present).
 Loss is modelled as lost goodput (retransmitted bytes), not as extra round trips.
+``message_overhead_s`` is what a link really takes per message beyond that model (framing, TCP's
+segments and headers, the delay relay's hop, a kernel tbf's burst that lets the first bytes through
+unpaced, so it may be negative), measured on the link itself by execute.SplitExecutor.calibrate;
+0 until measured.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ class LinkProfile:
     tx_power_w: float = 0.0  # sender's radio power while sending (for the energy objective)
     name: str = ""
     jitter_ms: float = 0.0  # standard deviation of the one-way delay (a kernel-shaped link applies it)
+    message_overhead_s: float = 0.0  # measured per message beyond RTT/2 + bytes / goodput (see the module doc)
 
     def __post_init__(self) -> None:
         label = self.name or f"{self.src}->{self.dst}"
@@ -46,6 +51,8 @@ class LinkProfile:
             problems.append(f"link {label}: jitter_ms is {self.jitter_ms!r}; it must be a finite number >= 0")
         if not 0.0 <= self.loss < 1.0:
             problems.append(f"link {label}: loss is {self.loss!r}; it must be a fraction 0 <= loss < 1")
+        if not math.isfinite(self.message_overhead_s):
+            problems.append(f"link {label}: message_overhead_s is {self.message_overhead_s!r}; it must be finite")
         if not (math.isfinite(self.tx_power_w) and self.tx_power_w >= 0):
             problems.append(f"link {label}: tx_power_w is {self.tx_power_w!r}; it must be >= 0")
         if problems:
@@ -65,13 +72,13 @@ class LinkProfile:
         return nbytes / self.goodput_bytes_per_s
 
     def transfer_s(self, nbytes: float) -> float:
-        """Seconds from the first byte sent to the last byte received."""
-        return self.one_way_s + self.serialise_s(nbytes)
+        """Seconds from the first byte sent to the last byte received (never below the propagation delay)."""
+        return self.one_way_s + max(0.0, self.serialise_s(nbytes) + self.message_overhead_s)
 
     @classmethod
     def from_config(cls, link: Link) -> LinkProfile:
         return cls(src=link.src, dst=link.dst, bandwidth_mbps=link.bandwidth_mbps,
-                   rtt_ms=link.rtt_ms, loss=link.loss, name=link.name)
+                   rtt_ms=link.rtt_ms, loss=link.loss, name=link.name, jitter_ms=link.jitter_ms)
 
 
 # The network profiles Scission ships (Lockhart & Varghese, UCC 2020): ping in ms, Mbit/s.

@@ -7,7 +7,12 @@ data only moves forward. A plan gives each tier on its route a contiguous, possi
 run of blocks (empty = the tier only relays) and sends the boundary between runs over the
 link between the two tiers. The result is delivered where the last block ran.
 
-Objectives: end-to-end latency (compute + transfers), energy (per-block joules where given,
+Each tier may also carry a measured CPU cost per message (``message_s``: decoding what it receives,
+encoding and sending what it sends; split execution's calibration measures it on the plan's own
+link, execute.Calibration): a stage is busy for its blocks plus those, since a stage receives,
+computes and sends one message after another.
+
+Objectives: end-to-end latency (compute + message CPU + transfers), energy (per-block joules where given,
 plus each link's tx_power_w x transfer time), or pipelined throughput (minimise the slowest
 stage: a tier's run or a link's serialisation time; propagation delay overlaps in a pipeline,
 so it adds to latency but occupies no stage). All three are monotone path costs over the states
@@ -20,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -44,6 +50,8 @@ class SplitProblem:
     # tier -> bytes of each boundary when that tier sends it (its precision: an EdgeTPU sends int8);
     # a tier not named sends boundary_bytes
     tier_bytes: Mapping[str, Sequence[float]] = field(default_factory=dict)
+    # tier -> (seconds to receive, seconds to send) one message, measured; a tier not named: (0, 0)
+    message_s: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     def sent_bytes(self, tier: str) -> Sequence[float]:
         return self.tier_bytes.get(tier, self.boundary_bytes)
@@ -68,6 +76,9 @@ class SplitProblem:
         for tier, sizes in self.tier_bytes.items():
             if tier not in self.tiers or len(sizes) != b + 1 or any(not (x >= 0 and math.isfinite(x)) for x in sizes):
                 problems.append(f"tier_bytes[{tier}] must be {b + 1} finite sizes >= 0 of a tier in the chain")
+        for tier, costs in self.message_s.items():
+            if tier not in self.tiers or len(costs) != 2 or any(not (x >= 0 and math.isfinite(x)) for x in costs):
+                problems.append(f"message_s[{tier}] must be (receive, send) seconds >= 0 of a tier in the chain")
         if self.block_names and len(self.block_names) != b:
             problems.append(f"block_names has {len(self.block_names)} names for {b} blocks")
         if problems:
@@ -76,6 +87,12 @@ class SplitProblem:
     @property
     def blocks(self) -> int:
         return len(self.boundary_bytes) - 1
+
+    def message_cost(self, tier: str, start: int, stop: int) -> float:
+        """CPU seconds a run [start, stop) on ``tier`` spends on messages: it receives one unless it holds
+        the raw input (the first tier, from boundary 0) and sends one unless it delivers the output."""
+        receive, send = self.message_s.get(tier, (0.0, 0.0))
+        return (receive if tier != self.tiers[0] else 0.0) + (send if stop < self.blocks else 0.0)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -89,6 +106,12 @@ class Stage:
     stop: int   # one past the last block; start == stop: the tier only relays
     compute_s: float
     energy_j: float
+    message_s: float = 0.0  # measured CPU of receiving and sending its messages (0: not calibrated)
+
+    @property
+    def busy_s(self) -> float:
+        """How long the stage is occupied per query: its blocks, then its messages."""
+        return self.compute_s + self.message_s
 
 
 @dataclass(frozen=True)
@@ -131,7 +154,7 @@ class Plan:
         parts = [f"{s.tier}[{s.start}:{s.stop}]" for s in self.stages]
         return " -> ".join(parts) + f" ({self.objective} {self.score:.6g})"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"stages": [vars(s) for s in self.stages], "transfers": [vars(t) for t in self.transfers],
                 "latency_s": self.latency_s, "bottleneck_s": self.bottleneck_s,
                 "energy_j": self.energy_j, "objective": self.objective, "summary": self.describe()}
@@ -143,14 +166,15 @@ def evaluate(problem: SplitProblem, route: Sequence[tuple[str, int, int]], objec
     for n, (tier, start, stop) in enumerate(route):
         lat = problem.latency_s.get(tier, ())
         en = problem.energy_j.get(tier, ())
-        stages.append(Stage(tier, start, stop, float(sum(lat[start:stop])), float(sum(en[start:stop]))))
+        stages.append(Stage(tier, start, stop, float(sum(lat[start:stop])), float(sum(en[start:stop])),
+                            problem.message_cost(tier, start, stop)))
         if n + 1 < len(route):
             link = problem.links[(tier, route[n + 1][0])]
             nbytes = float(problem.sent_bytes(tier)[stop])
             secs = link.transfer_s(nbytes)
             transfers.append(Transfer(tier, link.dst, stop, nbytes, secs, secs * link.tx_power_w,
                                       link.serialise_s(nbytes)))
-    compute = [s.compute_s for s in stages]
+    compute = [s.busy_s for s in stages]
     return Plan(tuple(stages), tuple(transfers),
                 latency_s=float(sum(compute) + sum(t.seconds for t in transfers)),
                 bottleneck_s=float(max(compute + [t.busy_s for t in transfers])),
@@ -237,8 +261,11 @@ class _Solver:
         run = lat[None, :] - lat[:, None]
         ok = (j >= i) & (j <= nxt[:, None]) & (run <= self.m.time_cap.get(tier, np.inf) * (1 + 1e-12))
         value = self._prefix(self.p.energy_j, tier) if self.obj == "energy" else lat
-        seg = value[None, :] - value[:, None]
-        return np.where(ok, np.maximum(seg, 0.0), np.inf)
+        seg = np.maximum(value[None, :] - value[:, None], 0.0)
+        if self.obj != "energy" and tier in self.p.message_s:
+            receive, send = self.p.message_s[tier]
+            seg = seg + (receive if t else 0.0) + np.where(j < self.b, send, 0.0)
+        return np.where(ok, seg, np.inf)
 
     def _transfer(self, t: int, u: int) -> np.ndarray | None:
         """Boundary j -> objective value of sending it from tier t to tier u (inf if not allowed)."""
@@ -311,7 +338,7 @@ class _Solver:
         finals.sort()
         return [self._route(t, r, arr_back, run_back) for _, t, r in finals[:n]]
 
-    def _route(self, t: int, rank: int, arr_back, run_back) -> list[tuple[str, int, int]]:
+    def _route(self, t: int, rank: int, arr_back: Sequence[np.ndarray], run_back: Sequence[np.ndarray]) -> list[tuple[str, int, int]]:
         route = []
         j = self.b
         while True:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +23,8 @@ from ..errors import ConfigError, ModelError
 from ..models.inputs import Preprocess, evaluation_photos, image_layout, preprocess_for
 from .constraints import Constraint, KeepInputOnDevice, Pin
 from .cuts import Cut, GraphCuts, layer_boundaries
-from .execute import SplitExecutor, SplitMeasurement, stages_for
-from .inputs import InputSample, input_kinds, samples_for
+from .execute import SplitExecutor, SplitMeasurement, pipeline_window, stages_for
+from .inputs import PHOTOGRAPHS, InputSample, input_kinds, samples_for
 from .network import LinkProfile
 from .planner import Plan, SplitProblem, plan
 from .profile import block_latencies
@@ -31,6 +32,7 @@ from .runner import SegmentSession, activations
 from .wire import CutBytes, WireReport, decode, encode, measure_cut_bytes
 
 LOSSLESS = "lossless"
+CALIBRATION = 5  # inferences that measure a plan's message costs before its measured runs
 
 
 @dataclass
@@ -42,7 +44,7 @@ class CutStudy:
     samples: list[InputSample]
     wire: WireReport
     shapes: list[tuple[int, ...]]  # per-sample shape of each cut's tensor
-    input_set: dict
+    input_set: dict[str, Any]
     preprocess: Preprocess | None = None  # how photographs were fed (None: not an image model)
 
     def depth(self, cut: Cut) -> int:
@@ -103,7 +105,7 @@ class CutStudy:
         depths = [self.depth(c) for c, s in zip(self.cuts, self.savings(encoding)) if s > 1.0 and self.depth(c) >= 1]
         return max(depths, default=0)
 
-    def table(self) -> list[dict]:
+    def table(self) -> list[dict[str, Any]]:
         """Per-cut rows for a record: name, op, depth, tensors, bytes by encoding, savings against PNG and JPEG."""
         jpeg = self.savings(LOSSLESS, "jpeg")
         return [{"cut": c.name, "op_type": c.op_type, "depth_layers": self.depth(c), "feature_layer": self.feature(k),
@@ -127,7 +129,7 @@ def input_shapes(model: onnx.ModelProto) -> dict[str, tuple[int | str, ...]]:
 
 
 def study_cuts(model: onnx.ModelProto, count: int, preprocess: Preprocess | None,
-               input_set: dict | None = None) -> CutStudy:
+               input_set: dict[str, Any] | None = None) -> CutStudy:
     """Bytes at every single-tensor cut over ``count`` inputs (photographs when ``preprocess`` is given)."""
     graph = GraphCuts(model)
     cuts = layer_boundaries(graph, [c for c in graph.cuts() if c.single])
@@ -142,7 +144,7 @@ def study_cuts(model: onnx.ModelProto, count: int, preprocess: Preprocess | None
     return CutStudy(graph, cuts, samples, report, shapes, input_set or {}, preprocess)
 
 
-def study_file(path: str, count: int, declared: Preprocess | None = None, params: dict | None = None) -> CutStudy:
+def study_file(path: str, count: int, declared: Preprocess | None = None, params: dict[str, Any] | None = None) -> CutStudy:
     """:func:`study_cuts` of a model file: what a bench runs in the device's worker (a path pickles cheaply).
 
     An image input is fed photographs preprocessed as the model declares (``declared``, else its
@@ -177,7 +179,7 @@ class PlanStudy:
     encoding: str = "raw+none"  # how fp32 tiers send the cut tensors (priced so, sent so)
     precision: dict[str, str] = field(default_factory=dict)  # tier -> "int8" when its device computes in int8
     # per plan: top-1 agreement with the whole fp32 model when each link carries what the plan sends
-    agreement: list[dict] = field(default_factory=list)
+    agreement: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def chosen(self) -> Plan:
@@ -222,32 +224,50 @@ def study_plan(study: CutStudy, links: Mapping[tuple[str, str], LinkProfile], ti
     return planned
 
 
-def plan_agreement(study: CutStudy, planned: PlanStudy, chosen: Plan, trained: bool) -> dict:
+def agreement_feeds(study: CutStudy) -> tuple[list[dict[str, np.ndarray]], str] | None:
+    """The queries a plan's agreement is judged on, and what they are (None: the model has no image input
+    of the study's preprocessing): every evaluation view on each image input (a second image input the
+    next view, as samples_for does), the study's seeded fields cycled on every other input."""
+    if study.preprocess is None:
+        return None
+    kinds = input_kinds(input_shapes(study.graph.model), study.preprocess)
+    images = [n for n, k in kinds.items() if k == PHOTOGRAPHS]
+    if not images:
+        return None
+    views = evaluation_photos(study.preprocess).tensors()
+    feeds = [{**study.samples[q % len(study.samples)].feeds,
+              **{n: views[(q + k) % len(views)][None] for k, n in enumerate(images)}} for q in range(len(views))]
+    others = [n for n in kinds if n not in images]
+    what = f"{len(views)} views of {study.input_set.get('name')}"
+    if others:
+        what += f" on {', '.join(images)}, beside seeded smooth fields on {', '.join(others)} (synthetic)"
+    return feeds, what
+
+
+def plan_agreement(study: CutStudy, planned: PlanStudy, chosen: Plan, trained: bool) -> dict[str, Any]:
     """Top-1 agreement with the whole model when the plan's links carry its encodings, on every evaluation view.
 
     Raw fp32 on every link is lossless (exactly 1.0, nothing to measure); a lossy link on seeded weights
-    is not measurable (its outputs mean nothing); otherwise each view runs stage by stage, each crossing
-    tensor encoded and decoded as the wire would."""
+    is not measurable (its outputs mean nothing), nor on a model without an image input (no photographs to
+    judge it on); otherwise each query (agreement_feeds: several inputs included) runs stage by stage,
+    each crossing tensor encoded and decoded as the wire would."""
     keys = planned.encodings(chosen)
     if all(k.startswith("raw+") for k in keys):
         return {"top1_agreement": 1.0, "encodings": keys, "method": "exact: raw tensors are sent losslessly"}
-    several = len(study.graph.boundary(0)) > 1
-    if not trained or study.preprocess is None or several:
-        why = ("seeded weights" if not trained else
-               "not an image model (no photographs to judge it on)" if study.preprocess is None else
-               "several inputs (the evaluation views feed one)")
+    judged = agreement_feeds(study) if trained else None
+    if judged is None:
+        why = "seeded weights" if not trained else "not an image model (no photographs to judge it on)"
         return {"top1_agreement": None, "encodings": keys, "method": f"not measurable: {why}"}
     graph = study.graph
-    views = evaluation_photos(study.preprocess).tensors()
-    name = graph.boundary(0)[0]
-    reference = activations(graph, list(graph.boundary(graph.size)), [{name: v[None]} for v in views], threads=1)
+    feeds, what = judged
+    reference = activations(graph, list(graph.boundary(graph.size)), feeds, threads=1)
     stages, _ = stages_for(chosen, planned.boundaries, planned.links)
     sessions = [SegmentSession(graph.segment(s.start, s.stop), threads=1) if s.stop > s.start else None
                 for s in stages]  # a relay-only tier computes nothing
     try:
         agree = []
-        for view, ref in zip(views, reference):
-            values: dict[str, np.ndarray] = {name: view[None]}
+        for feed, ref in zip(feeds, reference):
+            values: dict[str, np.ndarray] = dict(feed)
             for i, (stage, session) in enumerate(zip(stages, sessions)):
                 if session is not None:
                     values.update(session.run({n: values[n] for n in session.segment.inputs}))
@@ -262,28 +282,48 @@ def plan_agreement(study: CutStudy, planned: PlanStudy, chosen: Plan, trained: b
         for session in sessions:
             if session is not None:
                 session.close()
-    return {"top1_agreement": float(np.mean(agree)), "encodings": keys, "views": len(views),
-            "method": f"measured: top-1 against the whole fp32 model on {len(views)} views of {study.input_set.get('name')}"}
+    return {"top1_agreement": float(np.mean(agree)), "encodings": keys, "views": len(feeds),
+            "method": f"measured: top-1 against the whole fp32 model on {what}"}
+
+
+def plan_terms(chosen: Plan) -> dict[str, list[float]]:
+    """A plan's predicted seconds, term by term, in the shape of SplitMeasurement.terms."""
+    return {"compute_s": [s.compute_s for s in chosen.stages], "message_s": [s.message_s for s in chosen.stages],
+            "link_s": [t.seconds for t in chosen.transfers]}
 
 
 def run_plan(study: CutStudy, planned: PlanStudy, runs: int = 5, warmup: int = 1,
-             timeout_s: float = 60.0, network: str = "user") -> SplitMeasurement:
+             timeout_s: float = 60.0, network: str = "user", calibration: int = CALIBRATION) -> SplitMeasurement:
     """Run the chosen plan in separate processes over shaped links (``network``: execute.NETWORKS),
     one inference at a time, or pipelined when the plan's objective is throughput, each link carrying
-    what its sending tier sends; SplitExecutionError keeps partials."""
+    what its sending tier sends; SplitExecutionError keeps partials.
+
+    First ``calibration`` inferences measure each message's cost on these stages and links; the
+    prediction compared with the measured runs is the plan re-priced with them (``extra`` keeps the
+    uncalibrated prediction and every term, predicted and measured)."""
     graph = study.graph
-    stages, stage_links = stages_for(planned.chosen, planned.boundaries, planned.links)
-    feeds = [s.feeds for s in study.samples]
-    feeds = (feeds * (runs // len(feeds) + 1))[:runs]
+    chosen = planned.chosen
+    stages, stage_links = stages_for(chosen, planned.boundaries, planned.links)
+    samples = [s.feeds for s in study.samples]
+    feeds = (samples * (runs // len(samples) + 1))[:runs]
     reference = [_outputs(graph, f) for f in feeds]
     with SplitExecutor(graph, stages, stage_links, timeout_s=timeout_s, network=network,
-                       encodings=planned.encodings(planned.chosen)) as ex:
-        if planned.chosen.objective == "throughput":
-            measured = ex.measure_pipelined(feeds, warmup=warmup, reference=reference)
-            measured.predicted_throughput_per_s = planned.chosen.throughput_per_s
+                       encodings=planned.encodings(chosen)) as ex:
+        measured_cost = ex.calibrate((samples * (calibration // len(samples) + 1))[:calibration], warmup=warmup)
+        priced = measured_cost.reprice(planned.problem, chosen)
+        if chosen.objective == "throughput":
+            measured = ex.measure_pipelined(feeds, warmup=0, reference=reference, window=pipeline_window(priced))
+            measured.predicted_throughput_per_s = priced.throughput_per_s
         else:
-            measured = ex.measure(feeds, warmup=warmup, reference=reference)
-    measured.predicted_s = planned.chosen.latency_s
+            measured = ex.measure(feeds, warmup=0, reference=reference)
+    measured.predicted_s = priced.latency_s
+    measured.extra.update({
+        "calibration": measured_cost.to_dict(), "uncalibrated_predicted_s": chosen.latency_s,
+        "uncalibrated_predicted_throughput_per_s": chosen.throughput_per_s,
+        "predicted_terms": plan_terms(priced), "uncalibrated_predicted_terms": plan_terms(chosen),
+        "measured_terms": {**measured.terms, "message_s": [r + s for r, s in zip(measured.terms.get("receive_s", []),
+                                                                                  measured.terms.get("send_s", []))]},
+    })
     return measured
 
 

@@ -60,7 +60,8 @@ def decode(payload: bytes, encoding: str, dtype: np.dtype, shape: tuple[int, ...
             raise MeasurementError(f"an int8 tensor of shape {shape} needs {8 + count} bytes, got {len(payload)}")
         scale, lo = np.frombuffer(payload[:8], np.float32)
         codes = np.frombuffer(payload[8:], np.uint8)
-        return (codes.astype(np.float32) * scale + lo).astype(dtype).reshape(shape)
+        out: np.ndarray = (codes.astype(np.float32) * scale + lo).astype(dtype).reshape(shape)
+        return out
     raise MeasurementError(f"unknown encoding {encoding!r}; known: {', '.join(ENCODINGS)}")
 
 
@@ -122,13 +123,15 @@ def decompress(data: bytes, codec: str, limit: int) -> bytes:
 def _zstd() -> Callable[[bytes], bytes]:
     import zstandard
 
-    return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress
+    compress: Callable[[bytes], bytes] = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress
+    return compress
 
 
 def _lz4() -> Callable[[bytes], bytes]:
     import lz4.frame
 
-    return lz4.frame.compress
+    compress: Callable[[bytes], bytes] = lz4.frame.compress
+    return compress
 
 
 def compressors() -> tuple[dict[str, Callable[[bytes], bytes]], dict[str, str]]:

@@ -15,8 +15,11 @@ import pytest
 
 from pytest_edgeai.backends.base import TensorSpec, get_backend
 from pytest_edgeai.backends.cuda import cudart
+from pytest_edgeai.backends.tensorrt import find_trtexec, trtexec_compute_ms
 from pytest_edgeai.errors import BackendError
 from pytest_edgeai.measure.inputs import make_feeds
+from pytest_edgeai.measure.profiles import PROFILES
+from pytest_edgeai.measure.scenarios import measure
 from pytest_edgeai.models.model import resolve_model
 
 
@@ -46,29 +49,11 @@ def test_tensorrt_engine_agrees_and_times_its_parts(hardware_device):
     session.close()
 
 
-def _trtexec_gpu_compute_ms(trtexec: str, engine: str, shape: str, tmp_path) -> float:
-    """trtexec's own median GPU compute time for the engine (its --exportTimes JSON: per query
-    startComputeMs/endComputeMs; TensorRT developer guide, "trtexec")."""
-    import json
-    import subprocess
-
-    times = tmp_path / "times.json"
-    subprocess.run([trtexec, f"--loadEngine={engine}", f"--shapes={shape}", "--warmUp=200",
-                    "--duration=3", f"--exportTimes={times}"], check=True, capture_output=True, timeout=300)
-    per_query = [q["endComputeMs"] - q["startComputeMs"] for q in json.loads(times.read_text())]
-    return float(np.median(per_query))
-
-
 @pytest.mark.hardware("tensorrt")
 def test_harness_gpu_compute_matches_trtexec_on_the_same_engine(hardware_device, tmp_path):
     """Same engine file, same batch: the harness's median compute (CUDA events) against trtexec's.
     A loose bound (0.5x-2x): it checks that both time the same thing, not which is faster."""
-    import shutil
-
-    from pytest_edgeai.measure.profiles import PROFILES
-    from pytest_edgeai.measure.scenarios import measure
-
-    trtexec = shutil.which("trtexec") or shutil.which("/usr/src/tensorrt/bin/trtexec")
+    trtexec = find_trtexec()
     if not trtexec:
         pytest.skip("trtexec is not installed (it ships with TensorRT's tar/deb packages and JetPack)")
     model = resolve_model("mobilenet_v2")
@@ -77,9 +62,8 @@ def test_harness_gpu_compute_matches_trtexec_on_the_same_engine(hardware_device,
     m = measure(session, feeds, "offline", 1, PROFILES["quick"])
     ours = session.timings(m.summary.count)["compute_ms"]["p50"]
     engine = session.settings()["engines"]["batch 1"]
-    shape = ",".join(f"{name}:{'x'.join(map(str, arr.shape))}" for name, arr in feeds.items())
     session.close()
-    theirs = _trtexec_gpu_compute_ms(trtexec, engine, shape, tmp_path)
+    theirs = trtexec_compute_ms(trtexec, engine, {n: a.shape for n, a in feeds.items()}, tmp_path)
     print(f"GPU compute per query, batch 1: harness {ours:.3f} ms, trtexec {theirs:.3f} ms, ratio {ours / theirs:.2f}")
     assert 0.5 < ours / theirs < 2.0
 

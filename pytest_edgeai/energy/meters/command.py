@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from ...errors import MeterUnavailable
 from ...keys import Key
 from ..lines import DEFAULT_PATTERN, LINE_OPTIONS, CommandOnce, LineMeter, LineParser, ProcessLines, argv_of
-from ..reading import SensorInfo
+from ..reading import SampleKind, SensorInfo
 
 if TYPE_CHECKING:
     from ...devices import Device
@@ -34,7 +34,8 @@ class CommandMeter(LineMeter):
     )
 
     def __init__(self, device: Device, command: str | list[str], rate_hz: float = 10.0, mode: str = "poll",
-                 timeout_s: float = 5.0, covers: str = "", reports: str = "watts", pattern: str = DEFAULT_PATTERN,
+                 timeout_s: float = 5.0, covers: str = "", reports: SampleKind = "watts",
+                 pattern: str = DEFAULT_PATTERN,
                  scale: float = 1.0):
         where = f"devices.{device.name}.meter"
         argv = argv_of(command)

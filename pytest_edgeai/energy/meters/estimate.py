@@ -8,6 +8,7 @@ says how far off a TDP estimate can be; a claim ignores it unless it allows esti
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ...errors import ConfigError, MeterUnavailable
@@ -55,7 +56,7 @@ class EstimateMeter(SampledMeter):
             raise ConfigError([f"devices.{device.name}.tdp_w: required by meter source 'estimate' "
                                f"(the estimate is TDP x CPU utilisation)"])
         self.tdp_w = device.tdp_w
-        self._counter = busy_seconds
+        self._counter: Callable[[str], tuple[float, int]] = busy_seconds
         if root == "/":
             try:
                 import psutil  # noqa: F401

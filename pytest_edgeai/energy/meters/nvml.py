@@ -146,8 +146,8 @@ class NvmlMeter(SampledMeter):
 
     def _read(self) -> float:
         if self.kind == "joules":
-            return self._nv.nvmlDeviceGetTotalEnergyConsumption(self._handle) / 1e3
-        return self._nv.nvmlDeviceGetPowerUsage(self._handle) / 1e3
+            return float(self._nv.nvmlDeviceGetTotalEnergyConsumption(self._handle)) / 1e3
+        return float(self._nv.nvmlDeviceGetPowerUsage(self._handle)) / 1e3
 
     def _warnings(self) -> list[str]:
         return [POWER_WARNING] if self.kind == "watts" else []

@@ -49,7 +49,7 @@ class Zone:
     @property
     def top_level(self) -> bool:
         match = ZONE_DIR.match(self.id)
-        return bool(match) and match.group(3) is None
+        return match is not None and match.group(3) is None
 
     def advance(self, raw_uj: float) -> float:
         """Microjoules since the first read, counting a wrap when the counter fell."""

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ...errors import MeterUnavailable
 from ...keys import Key
 from ..lines import DEFAULT_PATTERN, LINE_OPTIONS, LineMeter, LineParser
-from ..reading import SensorInfo
+from ..reading import SampleKind, SensorInfo
 
 if TYPE_CHECKING:
     from ...devices import Device
@@ -66,7 +66,8 @@ class SerialMeter(LineMeter):
     )
 
     def __init__(self, device: Device, port: str, rate_hz: float = 10.0, baudrate: int = 9600,
-                 timeout_s: float = 0.5, covers: str = "", reports: str = "watts", pattern: str = DEFAULT_PATTERN,
+                 timeout_s: float = 0.5, covers: str = "", reports: SampleKind = "watts",
+                 pattern: str = DEFAULT_PATTERN,
                  scale: float = 1.0):
         _pyserial()
         if not Path(port).exists():
