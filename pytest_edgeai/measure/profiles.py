@@ -49,7 +49,7 @@ def over_budget(profile: Profile, batch1_s: float, batches: list[int], where: st
     limit = profile.max_query_s
     if limit is None or not batch1_s > 0:
         return {}
-    return {b: (f"a query would take about {b * batch1_s:.2g} s ({b} x the {batch1_s * 1e3:.3g} ms of batch 1 in "
+    return {b: (f"a query would take about {b * batch1_s:.2g} s ({b} x the {batch1_s * 1e3:.4g} ms of batch 1 in "
                 f"{where}), over the {profile.name} profile's {limit:g} s a query; --edgeai-profile full sweeps it")
             for b in batches if b > 1 and b * batch1_s > limit}
 
