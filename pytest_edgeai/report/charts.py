@@ -83,7 +83,8 @@ def line_chart(title: str, xlabel: str, ylabel: str,
     fig.subplots_adjust(left=0.82 / width, right=right, bottom=(0.5 + (0.35 if xticks else 0)) / height,
                         top=1 - 0.4 / height)
     for i, (name, xs, ys) in enumerate(lines):
-        ax.plot(list(xs), list(ys), marker="o" if len(xs) <= 30 else None, markersize=3, label=name,
+        # markers only where they are few: on a long or crowded chart they cost drawing time and hide the lines
+        ax.plot(list(xs), list(ys), marker="o" if len(xs) <= 30 and len(lines) <= 8 else None, markersize=3, label=name,
                 color=PALETTE[i % len(PALETTE)], linestyle=LINESTYLES[(i // len(PALETTE)) % len(LINESTYLES)])
     for y, text in hlines:
         ax.axhline(y, color="#444", linestyle="-.", linewidth=1.0, label=text)
