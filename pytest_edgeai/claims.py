@@ -18,10 +18,10 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, NoReturn
 
-from .devices import ANY_MODEL
+from .devices import ANY_MODEL, Device
 from .errors import did_you_mean
 from .measure.rounds import CONFIDENCE, Estimate, mean_estimate, ratio_estimate
-from .results.record import metric
+from .results.record import Record, metric
 
 MET, MISSED, INCONCLUSIVE, UNCHECKED = "met", "missed", "inconclusive", "skip"
 NO_CLAIMS = "no claims configured"
@@ -366,7 +366,7 @@ class ClaimChecker:
     The pytest functions are passed in: nothing here imports pytest.
     """
 
-    def __init__(self, device, suite: str, save: Callable[[Any], None],
+    def __init__(self, device: Device, suite: str, save: Callable[[Any], None],
                  fail: Callable[[str], NoReturn], skip: Callable[[str], NoReturn],
                  xfail: Callable[[str], NoReturn] | None = None, strict: bool = False, max_rounds: int = 1):
         self.device = device
@@ -378,7 +378,7 @@ class ClaimChecker:
         self.strict = strict
         self.max_rounds = max_rounds
         self.results: list[ClaimResult] = []
-        self._seen: list[Any] = []  # records offered to check(): where "no claims configured" is noted
+        self._seen: list[Record] = []  # records offered to check(): where "no claims configured" is noted
 
     def spec(self, name: str, model: str) -> ClaimSpec | None:
         if name not in CLAIMS.get(self.suite, {}):
@@ -386,7 +386,7 @@ class ClaimChecker:
                            f"@pytest.mark.edgeai_suite({self.suite!r}, claims={{{name!r}: 'UNIT'}})")
         return self.device.claim(self.suite, name, model)
 
-    def check(self, name: str, observed: Estimate | float | None, model: str, record=None,
+    def check(self, name: str, observed: Estimate | float | None, model: str, record: Record | None = None,
               estimated: bool = False, more: Callable[[], Estimate | None] | None = None) -> ClaimResult | None:
         """Judge one claim if devices.toml states it for this device and model; else None."""
         spec = self.spec(name, model)
@@ -402,7 +402,7 @@ class ClaimChecker:
             result = judge(spec, self.device.name, model, again, estimated=estimated)
         return self.add(result, record)
 
-    def add(self, result: ClaimResult, record=None) -> ClaimResult:
+    def add(self, result: ClaimResult, record: Record | None = None) -> ClaimResult:
         """Record a verdict judged elsewhere (a ratio against another device, a skip with its reason)."""
         self.results.append(result)
         if record is not None:
@@ -430,7 +430,7 @@ class ClaimChecker:
             met = f"; met: {'; '.join(by[MET])}" if by[MET] else ""
             self._skip("claim not checkable here: " + "; ".join(by[UNCHECKED]) + met)
 
-    def not_checkable(self, name: str, model: str, why: str, record=None) -> ClaimResult | None:
+    def not_checkable(self, name: str, model: str, why: str, record: Record | None = None) -> ClaimResult | None:
         """A stated claim that this model cannot answer (seeded weights, a degenerate reference): a skip with the reason."""
         spec = self.spec(name, model)
         if spec is None:

@@ -17,7 +17,7 @@ import pytest
 
 from pytest_edgeai import split_plan as plan
 from pytest_edgeai import (LOSSLESS, MISSED, TIERS, EdgeAIError, Estimate, links_from_config, median_ci, metric, netns,
-                           run_plan, study_file, study_plan, term_errors, unchecked)
+                           non_tensor_outputs, run_plan, study_file, study_plan, term_errors, unchecked)
 
 INPUTS = 6  # the centre view of each evaluation photograph (or seeded fields for non-image inputs)
 _STUDIES: dict[str, object] = {}  # the last two models' cut studies: both tests of a model use one
@@ -30,13 +30,15 @@ def _study(bench, model):
         if len(_STUDIES) >= 2:
             _STUDIES.pop(next(iter(_STUDIES)))
         _STUDIES[path] = bench.call(study_file, path, INPUTS, model.preprocess, model.params,
-                                    exclusive=False)  # bytes, not timing
+                                    exclusive=False, about=model)  # bytes, not timing
     return _STUDIES[path]
 
 
 def _onnx_only(model) -> None:
     if model.format != "onnx":
         pytest.skip(f"the split study cuts ONNX graphs; {model.name} is {model.format}")
+    if why := non_tensor_outputs(model):
+        pytest.skip(f"split does not apply to {model.name}: {why}; the study cuts between tensors")
 
 
 def _precision(device) -> dict[str, str]:

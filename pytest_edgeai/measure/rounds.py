@@ -63,10 +63,31 @@ def interleave(arms: Sequence[Callable[[int], T]], rounds: int) -> Interleaved[T
 
 def round_profile(profile: Profile) -> Profile:
     """One round's window: the profile's duration and count shared out over its rounds, so measuring
-    side by side costs about what one window of each configuration cost (plus each round's warm-up)."""
+    side by side costs about what one window of each configuration cost.
+
+    The warm-up count is shared out too (at least one query), its time floor is not: each round's first
+    call is still timed apart and excluded, then the round warms up for at least the profile's warm-up
+    time, as LiteRT's benchmark_model does (one run and half a second) and trtexec (200 ms). The count is
+    what costs on a slow configuration: five queries of Inception-v4 at batch 8 take 7 s on a 2-core CPU,
+    and a sweep paid them in every round. The record's scenario keeps the round's profile."""
     rounds = max(profile.rounds, 1)
     return replace(profile, min_duration_s=profile.min_duration_s / rounds,
-                   min_count=max(2, math.ceil(profile.min_count / rounds)))
+                   min_count=max(2, math.ceil(profile.min_count / rounds)),
+                   warmup_count=max(1, math.ceil(profile.warmup_count / rounds)))
+
+
+METER_UPDATES = 20  # sensor updates a shared round window must hold before a metered round may be that short
+
+
+def metered_round_profile(profile: Profile, update_periods: Sequence[float | None]) -> Profile:
+    """A metered round's window: the round's share (:func:`round_profile`) when every meter's sensor updates
+    at least METER_UPDATES times in it (RAPL's counter every millisecond, NVML's energy counter every
+    20-100 ms), else the profile's full window: a 2 Hz supply would give one or two readings in a third of
+    two seconds. An unknown period (no reading yet) keeps the full window."""
+    share = round_profile(profile)
+    fast = bool(update_periods) and all(p is not None and 0 < p * METER_UPDATES <= share.min_duration_s
+                                        for p in update_periods)
+    return share if fast else profile
 
 
 @dataclass(frozen=True)
