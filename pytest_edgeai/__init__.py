@@ -46,7 +46,7 @@ _EXPORTS: dict[str, str | tuple[str, str]] = {
     "list_runs": "results.store", "load_run": "results.store",
     # the split suite
     "links_from_config": "split.network", "LOSSLESS": "split.study", "run_plan": "split.study",
-    "study_file": "split.study", "study_plan": "split.study", "netns": ("split.netns", ""),
+    "study_file": "split.study", "study_plan": "split.study", "term_errors": "split.study", "netns": ("split.netns", ""),
     "split_plan": ("split.planner", "plan"),
     # the compression suite
     "cascade": ("compress.cascade", ""), "digits": ("compress.digits", ""), "model_scores": "compress.fidelity",
