@@ -7,8 +7,9 @@ failed claim can say what was expected, what was observed, and by how much it mi
 A verdict is judged on an interval, never on a point (:class:`Estimate`): met when the whole
 interval clears the threshold, missed when the whole of it falls short, inconclusive when it
 straddles the threshold. Inconclusive is never a pass: the checker first asks the suite for
-more rounds (sequential testing, up to the profile's ``max_rounds``), then reports what the
-interval was and what would settle it; under ``--edgeai-strict`` it fails the test.
+more rounds (sequential testing, up to the profile's ``max_rounds``; none when the interval's width
+shows that even ``max_rounds`` would leave it straddling), then reports what the interval was and
+what would settle it; under ``--edgeai-strict`` it fails the test.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, NoReturn
 
 from .devices import ANY_MODEL, Device
 from .errors import did_you_mean
-from .measure.rounds import CONFIDENCE, Estimate, mean_estimate, ratio_estimate
+from .measure.rounds import CONFIDENCE, Estimate, cannot_settle, mean_estimate, ratio_estimate
 from .results.record import Record, metric
 
 MET, MISSED, INCONCLUSIVE, UNCHECKED = "met", "missed", "inconclusive", "skip"
@@ -394,9 +395,17 @@ class ClaimChecker:
             if record is not None and all(r is not record for r in self._seen):
                 self._seen.append(record)
             return None
-        result = judge(spec, self.device.name, model, _from_record(observed, record), estimated=estimated)
+        first = _from_record(observed, record)
+        result = judge(spec, self.device.name, model, first, estimated=estimated)
+        last = first if isinstance(first, Estimate) else None
         while result.verdict == INCONCLUSIVE and more is not None and result.rounds < self.max_rounds:
+            if last is not None and cannot_settle(last, spec.threshold, self.max_rounds):
+                result.settle = (f"not re-measured: at this spread even {self.max_rounds} rounds would leave the "
+                                 f"interval straddling {spec.threshold:g}; {result.settle}")
+                result.message += f" (not re-measured: {self.max_rounds} rounds at this spread would not settle it)"
+                break
             again = more()
+            last = again
             if again is None or again.rounds <= result.rounds:
                 break
             result = judge(spec, self.device.name, model, again, estimated=estimated)

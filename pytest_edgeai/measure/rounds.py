@@ -120,6 +120,26 @@ def _t(confidence: float, df: int) -> float:
     return float(stats.t.ppf(0.5 + confidence / 2, df))
 
 
+def cannot_settle(est: Estimate, threshold: float, max_rounds: int, margin: float = 2.0) -> bool:
+    """Whether more rounds, up to ``max_rounds``, would leave a t-interval over rounds straddling ``threshold``
+    even if the spread between rounds were ``margin`` times smaller than it looks now (a few rounds' spread is
+    itself uncertain: with 3 rounds the true one may well be half the sample's). The half-width is projected as
+    t(n-1)/sqrt(n) shrinks (on the logs for a positive figure, as the interval was made); an interval that is
+    not a t-interval over rounds (order statistics of one window) is never called hopeless."""
+    n = est.rounds
+    if n < 2 or n >= max_rounds or "t-interval" not in est.basis or not (math.isfinite(est.low)
+                                                                      and math.isfinite(est.high)):
+        return False
+    log = est.low > 0 and threshold > 0
+    if log:
+        lo, hi, at = math.log(est.low), math.log(est.high), math.log(threshold)
+    else:
+        lo, hi, at = est.low, est.high, threshold
+    half, gap = (hi - lo) / 2, abs((hi + lo) / 2 - at)
+    projected = half * (_t(CONFIDENCE, max_rounds - 1) / _t(CONFIDENCE, n - 1)) * math.sqrt(n / max_rounds)
+    return projected > margin * gap
+
+
 def mean_estimate(values: Sequence[float | None], what: str, confidence: float = CONFIDENCE) -> Estimate:
     """The centre of independent rounds' figures, with a t-interval from their spread (unbounded with one
     round: one window says nothing about how much another would differ). Rates, energies and times are
