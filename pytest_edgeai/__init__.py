@@ -24,7 +24,8 @@ _EXPORTS: dict[str, str | tuple[str, str]] = {
     "MeterUnavailable": "errors", "PlanError": "errors", "CascadeError": "errors",
     "QuantizationError": "errors", "CalibrationError": "errors", "MethodUnavailable": "errors",
     "Bench": "bench", "Record": "results.record", "metric": "results.record",
-    "Profile": "measure.profiles", "Model": "models.model", "model_from_file": "models.model",
+    "Profile": "measure.profiles", "over_budget": "measure.profiles", "Model": "models.model", "model_from_file": "models.model",
+    "non_tensor_outputs": "models.model", "seeded_twin": "models.zoo", "batch_problem": "measure.inputs",
     "Config": "config", "Link": "config",
     # claims: the vocabulary a suite or lab extends
     "ClaimChecker": "claims", "ClaimSpec": "claims", "ClaimResult": "claims", "define_claim": ("claims", "define"),
@@ -39,12 +40,13 @@ _EXPORTS: dict[str, str | tuple[str, str]] = {
     "estimate_metric": "claims", "rounds_ratio": "claims", "rounds_estimate": "claims", "unchecked": "claims",
     "find_against": "claims", "judge_ratio": "claims", "MISSED": "claims",
     "Estimate": "measure.rounds", "Interleaved": "measure.rounds", "round_profile": "measure.rounds",
+    "metered_round_profile": "measure.rounds",
     "ratio_estimate": "measure.rounds", "best_of": "measure.rounds",
     "quantile_ci": "measure.stats", "median_ci": "measure.stats",
     "list_runs": "results.store", "load_run": "results.store",
     # the split suite
     "links_from_config": "split.network", "LOSSLESS": "split.study", "run_plan": "split.study",
-    "study_file": "split.study", "study_plan": "split.study", "netns": ("split.netns", ""),
+    "study_file": "split.study", "study_plan": "split.study", "term_errors": "split.study", "netns": ("split.netns", ""),
     "split_plan": ("split.planner", "plan"),
     # the compression suite
     "cascade": ("compress.cascade", ""), "digits": ("compress.digits", ""), "model_scores": "compress.fidelity",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .energy import record_energy
 from .errors import EdgeAIError, RuntimeFailure
@@ -54,21 +54,23 @@ class Bench:
                      progress=self._progress, lab=self._lab, lock_timeout_s=self._lock_timeout_s)
 
     def call(self, fn: Callable[..., Any], *args: Any, events: dict[str, Callable[..., Any]] | None = None,
-             exclusive: bool = True, also_lock: Sequence[Device] = (), **kwargs: Any) -> Any:
+             exclusive: bool = True, also_lock: Sequence[Device] = (), about: Model | None = None,
+             **kwargs: Any) -> Any:
         """A suite's study, ``fn(*args, **kwargs)``, run where measurements run (an isolated worker by
         default), so a runtime that crashes or hangs in it fails this test and not the session.
         ``fn`` is a module-level function loading its own sessions; ``events`` are callbacks (``on_step``)
         it is given, called here as it calls them there, so each step is recorded as it ends.
         ``exclusive`` (a study that times the device) holds the device's lock for the duration and reads
         its clocks around it, as a measurement does, and holds the locks of the ``also_lock`` devices
-        when the study times work on them too; without it the model the worker keeps loaded stays."""
+        when the study times work on them too; without it the model the worker keeps loaded stays.
+        ``about`` names the model a study of a file (a path) is about, for the record a failure leaves."""
         handlers = events or {}
         request = CallRequest(self.device, fn, args, kwargs, tuple(handlers), exclusive, tuple(also_lock))
         self._last_study = None
         try:
             result = self._lab.call(request, lambda name, values: handlers[name](*values))
         except EdgeAIError as exc:  # the run shows the study failed, and why, as it shows a measurement
-            model = next((a for a in args if isinstance(a, Model)), None)
+            model = about or next((a for a in args if isinstance(a, Model)), None)
             detail = exc.detail if isinstance(exc, RuntimeFailure) else str(exc)
             self.fail_record(self.new_record(model, {"name": getattr(fn, "__name__", "study")}), detail)
             if isinstance(exc, RuntimeFailure):
@@ -114,19 +116,19 @@ class Bench:
             raise
         record.backend["settings"] = result.settings
         record.metrics.update(result.metrics)
-        record.samples["latency_ns"] = result.samples_ns
+        record.samples["latency_ns"] = cast("list[float]", result.samples_ns)  # ints are numbers the record keeps
         record.warnings.extend(result.warnings)
         record.extra.update(result.extra)
         if metered:
             queries = len(result.samples_ns)
             record_energy(record, result.energy, result.energy_reason, inferences=queries * batch,
-                          throughput_ips=record.metric("throughput_ips"), price_usd=self.device.price_usd,
+                          throughput_ips=float(result.metrics["throughput_ips"]["value"]), price_usd=self.device.price_usd,
                           queries=queries)
         self.save(record)
         return record
 
     def new_record(self, model: Model | None, scenario: dict[str, Any]) -> Record:
-        backend = {"name": self.device.backend, **{k: self._availability.get(k) for k in
+        backend: dict[str, Any] = {"name": self.device.backend, **{k: self._availability.get(k) for k in
                                                    ("runtime", "runtime_version") if k in self._availability}}
         record = Record(suite=self.suite, test_id=self.test_id, device=self.device.describe(),
                         backend=backend, model=model.describe() if model else {}, scenario=scenario)

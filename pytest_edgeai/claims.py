@@ -7,8 +7,9 @@ failed claim can say what was expected, what was observed, and by how much it mi
 A verdict is judged on an interval, never on a point (:class:`Estimate`): met when the whole
 interval clears the threshold, missed when the whole of it falls short, inconclusive when it
 straddles the threshold. Inconclusive is never a pass: the checker first asks the suite for
-more rounds (sequential testing, up to the profile's ``max_rounds``), then reports what the
-interval was and what would settle it; under ``--edgeai-strict`` it fails the test.
+more rounds (sequential testing, up to the profile's ``max_rounds``; none when the interval's width
+shows that even ``max_rounds`` would leave it straddling), then reports what the interval was and
+what would settle it; under ``--edgeai-strict`` it fails the test.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, NoReturn
 
-from .devices import ANY_MODEL
+from .devices import ANY_MODEL, Device
 from .errors import did_you_mean
-from .measure.rounds import CONFIDENCE, Estimate, mean_estimate, ratio_estimate
-from .results.record import metric
+from .measure.rounds import CONFIDENCE, Estimate, cannot_settle, mean_estimate, ratio_estimate
+from .results.record import Record, metric
 
 MET, MISSED, INCONCLUSIVE, UNCHECKED = "met", "missed", "inconclusive", "skip"
 NO_CLAIMS = "no claims configured"
@@ -366,7 +367,7 @@ class ClaimChecker:
     The pytest functions are passed in: nothing here imports pytest.
     """
 
-    def __init__(self, device, suite: str, save: Callable[[Any], None],
+    def __init__(self, device: Device, suite: str, save: Callable[[Any], None],
                  fail: Callable[[str], NoReturn], skip: Callable[[str], NoReturn],
                  xfail: Callable[[str], NoReturn] | None = None, strict: bool = False, max_rounds: int = 1):
         self.device = device
@@ -378,7 +379,7 @@ class ClaimChecker:
         self.strict = strict
         self.max_rounds = max_rounds
         self.results: list[ClaimResult] = []
-        self._seen: list[Any] = []  # records offered to check(): where "no claims configured" is noted
+        self._seen: list[Record] = []  # records offered to check(): where "no claims configured" is noted
 
     def spec(self, name: str, model: str) -> ClaimSpec | None:
         if name not in CLAIMS.get(self.suite, {}):
@@ -386,7 +387,7 @@ class ClaimChecker:
                            f"@pytest.mark.edgeai_suite({self.suite!r}, claims={{{name!r}: 'UNIT'}})")
         return self.device.claim(self.suite, name, model)
 
-    def check(self, name: str, observed: Estimate | float | None, model: str, record=None,
+    def check(self, name: str, observed: Estimate | float | None, model: str, record: Record | None = None,
               estimated: bool = False, more: Callable[[], Estimate | None] | None = None) -> ClaimResult | None:
         """Judge one claim if devices.toml states it for this device and model; else None."""
         spec = self.spec(name, model)
@@ -394,15 +395,23 @@ class ClaimChecker:
             if record is not None and all(r is not record for r in self._seen):
                 self._seen.append(record)
             return None
-        result = judge(spec, self.device.name, model, _from_record(observed, record), estimated=estimated)
+        first = _from_record(observed, record)
+        result = judge(spec, self.device.name, model, first, estimated=estimated)
+        last = first if isinstance(first, Estimate) else None
         while result.verdict == INCONCLUSIVE and more is not None and result.rounds < self.max_rounds:
+            if last is not None and cannot_settle(last, spec.threshold, self.max_rounds):
+                result.settle = (f"not re-measured: at this spread even {self.max_rounds} rounds would leave the "
+                                 f"interval straddling {spec.threshold:g}; {result.settle}")
+                result.message += f" (not re-measured: {self.max_rounds} rounds at this spread would not settle it)"
+                break
             again = more()
+            last = again
             if again is None or again.rounds <= result.rounds:
                 break
             result = judge(spec, self.device.name, model, again, estimated=estimated)
         return self.add(result, record)
 
-    def add(self, result: ClaimResult, record=None) -> ClaimResult:
+    def add(self, result: ClaimResult, record: Record | None = None) -> ClaimResult:
         """Record a verdict judged elsewhere (a ratio against another device, a skip with its reason)."""
         self.results.append(result)
         if record is not None:
@@ -430,7 +439,7 @@ class ClaimChecker:
             met = f"; met: {'; '.join(by[MET])}" if by[MET] else ""
             self._skip("claim not checkable here: " + "; ".join(by[UNCHECKED]) + met)
 
-    def not_checkable(self, name: str, model: str, why: str, record=None) -> ClaimResult | None:
+    def not_checkable(self, name: str, model: str, why: str, record: Record | None = None) -> ClaimResult | None:
         """A stated claim that this model cannot answer (seeded weights, a degenerate reference): a skip with the reason."""
         spec = self.spec(name, model)
         if spec is None:

@@ -17,7 +17,7 @@ import pytest
 
 from pytest_edgeai import split_plan as plan
 from pytest_edgeai import (LOSSLESS, MISSED, TIERS, EdgeAIError, Estimate, links_from_config, median_ci, metric, netns,
-                           run_plan, study_file, study_plan, unchecked)
+                           non_tensor_outputs, run_plan, study_file, study_plan, term_errors, unchecked)
 
 INPUTS = 6  # the centre view of each evaluation photograph (or seeded fields for non-image inputs)
 _STUDIES: dict[str, object] = {}  # the last two models' cut studies: both tests of a model use one
@@ -30,13 +30,15 @@ def _study(bench, model):
         if len(_STUDIES) >= 2:
             _STUDIES.pop(next(iter(_STUDIES)))
         _STUDIES[path] = bench.call(study_file, path, INPUTS, model.preprocess, model.params,
-                                    exclusive=False)  # bytes, not timing
+                                    exclusive=False, about=model)  # bytes, not timing
     return _STUDIES[path]
 
 
 def _onnx_only(model) -> None:
     if model.format != "onnx":
         pytest.skip(f"the split study cuts ONNX graphs; {model.name} is {model.format}")
+    if why := non_tensor_outputs(model):
+        pytest.skip(f"split does not apply to {model.name}: {why}; the study cuts between tensors")
 
 
 def _precision(device) -> dict[str, str]:
@@ -190,6 +192,17 @@ def test_planned_split_against_execution(edgeai_device, edgeai_workload, edgeai_
     record.extra["calibration"] = calibration
     record.extra["terms_s"] = {k: measured.extra[k] for k in ("predicted_terms", "uncalibrated_predicted_terms",
                                                               "measured_terms")}
+    by_term = term_errors(measured)
+    record.extra["prediction_error_by_term_s"] = {
+        **by_term, "method": "measured - predicted seconds per term, from the medians of each term (their sum is "
+                             "not exactly the medians' difference)"}
+    worst = max(by_term, key=lambda k: abs(by_term[k]))
+    if worst == "compute_s" and abs(by_term[worst]) > 0.05 * measured.median_s:
+        record.warnings.append(
+            f"prediction_error: mostly the compute term: the stages computed {by_term[worst] * 1e3:+.1f} ms against "
+            "the per-block profile taken before execution (this host's speed changed between the two phases, e.g. "
+            "other load on it, which the predictor cannot know); links "
+            f"{by_term['link_s'] * 1e3:+.1f} ms, message CPU {by_term['message_s'] * 1e3:+.1f} ms")
     if not measured.independent:
         record.warnings.append(f"prediction_error: {measured.link_method()}")
     edgeai_bench.save(record)

@@ -104,6 +104,13 @@ def copy_suite(name: str, directory: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One --edgeai-cache-dir for the pytester runs that pass it: zoo models and the digits classifiers are
+    built once per test session (pytester gives each run a home of its own, so a cold cache otherwise)."""
+    return tmp_path_factory.mktemp("edgeai-cache")
+
+
 @pytest.fixture
 def tiny_model(tmp_path: Path) -> Path:
     return build_tiny_model(tmp_path / "tiny.onnx")

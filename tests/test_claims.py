@@ -26,7 +26,7 @@ from pytest_edgeai.claims import (
 )
 from pytest_edgeai.devices import Device
 from pytest_edgeai.errors import ConfigError
-from pytest_edgeai.measure.rounds import Estimate
+from pytest_edgeai.measure.rounds import Estimate, cannot_settle, mean_estimate
 from pytest_edgeai.results.record import Record
 
 
@@ -121,6 +121,34 @@ def test_inconclusive_re_measures_up_to_the_budget_then_is_no_pass():
     strict.check("min_inferences_per_s", est(105, 90, 120), "m")
     with pytest.raises(Stop, match="(?s)fail: claim inconclusive .*--edgeai-strict"):
         strict.assert_met()
+
+
+def test_an_interval_that_more_rounds_cannot_settle_is_not_re_measured():
+    c = checker(cpu(spec("min_inferences_per_s", 100)), [], max_rounds=8)
+    calls = []
+
+    def more():
+        calls.append(1)
+        return mean_estimate([90, 112, 101, 100][:3 + len(calls)], "throughputs")
+
+    # the rounds' mean sits on the threshold: even 8 rounds at half this spread would straddle it
+    hopeless = mean_estimate([90, 112, 101], "throughputs")
+    result = c.check("min_inferences_per_s", hopeless, "m", record(), more=more)
+    assert result.verdict == INCONCLUSIVE and calls == [] and result.rounds == 3
+    assert "not re-measured: at this spread even 8 rounds" in result.settle and "not re-measured" in result.message
+    # well clear of the threshold at its centre, only too few rounds: re-measured as before
+    close = checker(cpu(spec("min_inferences_per_s", 90)), [], max_rounds=8)
+    rounds = [95, 118, 108]
+
+    def again():
+        rounds.append(107)
+        return mean_estimate(rounds, "throughputs")
+
+    first = mean_estimate(rounds, "throughputs")
+    assert judge(spec("min_inferences_per_s", 90), "cpu", "m", first).verdict == INCONCLUSIVE
+    assert close.check("min_inferences_per_s", first, "m", more=again).verdict == MET and len(rounds) > 3
+    # an order-statistic interval (one window's p90) is never called hopeless: it re-measures as before
+    assert not cannot_settle(Estimate(100, 90, 110, "95% order-statistic interval of p90", 3), 100, 8)
 
 
 def test_re_measuring_stops_as_soon_as_the_interval_settles():

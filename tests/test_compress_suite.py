@@ -28,12 +28,13 @@ rtt_ms = 100.0
 """
 
 
-def test_a_threshold_outside_the_unit_interval_fails_clearly_after_recording(pytester: pytest.Pytester):
+def test_a_threshold_outside_the_unit_interval_fails_clearly_after_recording(pytester: pytest.Pytester,
+                                                                              shared_cache):
     pytester.makefile(".toml", devices=DEVICES)
     pytester.makepyfile(test_compression=SUITE.read_text())
     result = pytester.runpytest_subprocess(
-        "--edgeai-profile", "quick", "-p", "no:cacheprovider", "--edgeai-cache-dir", str(pytester.path / "cache"),
-        "-k", "test_cascade and uniform")
+        "--edgeai-profile", "quick", "-p", "no:cacheprovider",
+        f"--edgeai-cache-dir={shared_cache}", "-k", "test_cascade and uniform")  # '=': a bare path moves the rootdir
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*CascadeError: cascade threshold 1.5 is not a confidence in [[]0, 1[]]*"])
     assert "Traceback" not in result.stdout.str()

@@ -7,12 +7,14 @@ import math
 
 import pytest
 
-from pytest_edgeai.measure.profiles import PROFILES
+from pytest_edgeai.measure.profiles import PROFILES, over_budget
 from pytest_edgeai.measure.rounds import (
+    METER_UPDATES,
     Interleaved,
     best_of,
     interleave,
     mean_estimate,
+    metered_round_profile,
     ratio_estimate,
     round_order,
     round_profile,
@@ -75,4 +77,33 @@ def test_a_round_is_a_share_of_the_profile_window():
     one = round_profile(standard)
     assert one.min_duration_s == pytest.approx(standard.min_duration_s / standard.rounds)
     assert one.min_count == math.ceil(standard.min_count / standard.rounds)
+    # the warm-up count is shared (at least one query), its time floor is not
+    assert one.warmup_count == math.ceil(standard.warmup_count / standard.rounds) < standard.warmup_count
+    assert one.warmup_s == standard.warmup_s
+    assert round_profile(PROFILES["quick"]).warmup_count == 1
+
+
+def test_a_metered_round_is_short_only_for_a_sensor_fast_enough_for_it():
+    standard = PROFILES["standard"]
+    share = round_profile(standard)
+    assert metered_round_profile(standard, [0.001]) == share  # RAPL's counter: a millisecond
+    assert metered_round_profile(standard, [0.001, 0.5]) == standard  # a 2 Hz meter on the other arm
+    assert metered_round_profile(standard, [None]) == standard  # not read yet, or no meter
+    assert metered_round_profile(standard, []) == standard
+    slowest = share.min_duration_s / METER_UPDATES
+    assert metered_round_profile(standard, [slowest]) == share
+    assert metered_round_profile(standard, [slowest * 1.01]) == standard
     assert standard.rounds <= standard.max_rounds and PROFILES["full"].max_rounds > standard.max_rounds
+
+
+def test_a_batch_whose_query_would_outlast_the_profile_is_left_to_a_longer_one():
+    standard, full = PROFILES["standard"], PROFILES["full"]
+    # Inception-v4 on 2 cores: about 0.17 s a batch-1 query
+    later = over_budget(standard, 0.17, [1, 2, 4, 8], "record abc")
+    assert sorted(later) == [4, 8]
+    assert "about 0.68 s (4 x the 170 ms of batch 1 in record abc)" in later[4]
+    assert "--edgeai-profile full" in later[4] and "0.5 s a query" in later[4]
+    assert over_budget(full, 0.17, [1, 2, 4, 8], "x") == {}  # full sweeps every batch
+    assert over_budget(standard, 0.006, [1, 2, 4, 8], "x") == {}  # MobileNetV2: 48 ms at batch 8
+    assert over_budget(standard, 0.0, [8], "x") == {}  # no figure: nothing is predicted
+    assert list(over_budget(PROFILES["quick"], 0.17, [1, 2], "x")) == [2]

@@ -9,7 +9,7 @@ from onnx import TensorProto, helper, numpy_helper
 from pytest_edgeai.errors import ConfigError
 from pytest_edgeai.models.inputs import ASSUMED
 from pytest_edgeai.split.network import LinkProfile
-from pytest_edgeai.split.study import run_plan, study_cuts, study_file, study_plan
+from pytest_edgeai.split.study import run_plan, study_cuts, study_file, study_plan, term_errors
 
 
 def tiny_classifier():
@@ -68,6 +68,10 @@ def test_plan_is_executed_and_compared_with_its_prediction():
         planned.chosen.transfers[0].nbytes) + calibration["link_overhead_s"][0]))
     assert measured.predicted_s == pytest.approx(sum(priced["compute_s"]) + sum(priced["message_s"])
                                                  + sum(priced["link_s"]))
+    by_term = term_errors(measured)
+    got = measured.extra["measured_terms"]
+    assert by_term["compute_s"] == pytest.approx(sum(got["compute_s"]) - sum(priced["compute_s"]))
+    assert by_term["link_s"] == pytest.approx(sum(got["link_s"]) - sum(priced["link_s"]))
 
 
 def test_a_plan_priced_in_an_encoding_is_sent_in_it():

@@ -48,7 +48,8 @@ def get_method(name: str) -> Quantizer:
         raise QuantizationError(f"unknown quantisation method '{name}'{did_you_mean(name, METHODS)}; "
                                 f"known: {', '.join(METHODS)}")
     module_name, _, attr = METHODS[name].partition(":")
-    return getattr(importlib.import_module(module_name), attr)()
+    quantizer: Quantizer = getattr(importlib.import_module(module_name), attr)()
+    return quantizer
 
 
 def first_line(exc: BaseException) -> str:

@@ -62,7 +62,7 @@ class DigitsCascade:
     labels: np.ndarray  # (N,) ground truth
 
 
-def _sklearn():
+def _sklearn() -> None:
     try:
         import skl2onnx  # noqa: F401
         import sklearn  # noqa: F401
@@ -104,7 +104,7 @@ def workload_inputs(split: Split, workload: str, cfg: DigitsConfig) -> tuple[np.
     return split.x_test[rows], split.y_test[rows]
 
 
-def train_small(split: Split, workload: str, cfg: DigitsConfig):
+def train_small(split: Split, workload: str, cfg: DigitsConfig) -> Any:
     from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -114,7 +114,7 @@ def train_small(split: Split, workload: str, cfg: DigitsConfig):
     return _fit(model, split.x_train, small_targets(split.y_train, workload, cfg))
 
 
-def train_large(split: Split, cfg: DigitsConfig):
+def train_large(split: Split, cfg: DigitsConfig) -> Any:
     from sklearn.neural_network import MLPClassifier
 
     model = MLPClassifier((cfg.large_hidden,), solver="adam", batch_size=32, max_iter=cfg.large_max_iter,
@@ -122,15 +122,18 @@ def train_large(split: Split, cfg: DigitsConfig):
     return _fit(model, split.x_train, split.y_train)
 
 
-def _fit(model, x: np.ndarray, y: np.ndarray):
+def _fit(model: Any, x: np.ndarray, y: np.ndarray) -> Any:
+    """Fit on one BLAS thread: the matrices are tiny, and a thread pool on a busy 2-core host spins against
+    the other work (the large MLP took 107 s with OpenBLAS's default threads there, 4.4 s on one)."""
     from sklearn.exceptions import ConvergenceWarning
+    from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
 
-    with warnings.catch_warnings():  # a fixed iteration budget is the point: seconds, not convergence
+    with warnings.catch_warnings(), threadpool_limits(limits=1):  # a fixed iteration budget: seconds, not convergence
         warnings.simplefilter("ignore", ConvergenceWarning)
         return model.fit(x, y)
 
 
-def export_onnx(classifier, path: Path) -> None:
+def export_onnx(classifier: Any, path: Path) -> None:
     """skl2onnx export with ``probabilities`` as a float tensor (no ZipMap)."""
     from skl2onnx import to_onnx
 

@@ -66,14 +66,16 @@ def probabilities(scores: np.ndarray) -> np.ndarray:
     if x.min() >= 0 and np.allclose(x.sum(axis=-1), 1.0, atol=1e-3):
         return x
     e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    out: np.ndarray = e / e.sum(axis=-1, keepdims=True)
+    return out
 
 
 def top1_probability_change(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
     """Per sample: |p_candidate - p_reference| of the reference's top-1 class (2-d scores)."""
     ref, cand = probabilities(reference), probabilities(candidate)
     top = np.argmax(ref, axis=-1)[:, None]
-    return np.abs(np.take_along_axis(cand, top, -1) - np.take_along_axis(ref, top, -1))[:, 0]
+    change: np.ndarray = np.abs(np.take_along_axis(cand, top, -1) - np.take_along_axis(ref, top, -1))[:, 0]
+    return change
 
 
 def degenerate(reference: np.ndarray) -> str | None:

@@ -20,8 +20,9 @@ from .base import Calibration
 
 
 def check_calibration(calibration: Calibration | None, inputs: dict[str, tuple[tuple[int | None, ...], str]],
-                      model_name: str) -> None:
-    """Every sample feeds exactly the model's inputs with a fitting rank, static dims and dtype."""
+                      model_name: str) -> Calibration:
+    """Every sample feeds exactly the model's inputs with a fitting rank, static dims and dtype; returns
+    the samples."""
     if not calibration:
         raise CalibrationError(f"{model_name}: int8 static quantisation needs calibration data "
                                f"(a list of feeds for inputs {', '.join(inputs)})")
@@ -40,6 +41,7 @@ def check_calibration(calibration: Calibration | None, inputs: dict[str, tuple[t
             if arr.dtype != np.dtype(dtype):
                 raise CalibrationError(f"{model_name}: calibration sample {i}, input '{name}' is {arr.dtype}; "
                                        f"the model takes {dtype}")
+    return calibration
 
 
 class StaticInt8Quantizer:
@@ -60,13 +62,13 @@ class StaticInt8Quantizer:
             quantize_static,
         )
 
-        check_calibration(calibration, ortquant.model_inputs(src), src.name)
+        samples = check_calibration(calibration, ortquant.model_inputs(src), src.name)
 
-        class Reader(CalibrationDataReader):
-            def __init__(self):
-                self._it = iter(calibration)
+        class Reader(CalibrationDataReader):  # type: ignore[misc]  # onnxruntime ships no type information
+            def __init__(self) -> None:
+                self._it = iter(samples)
 
-            def get_next(self):
+            def get_next(self) -> dict[str, np.ndarray] | None:
                 return next(self._it, None)
 
         with tempfile.TemporaryDirectory(dir=dst.parent) as work:

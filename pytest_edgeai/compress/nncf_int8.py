@@ -33,11 +33,11 @@ class NncfInt8Quantizer:
         import nncf
         import onnx
 
-        check_calibration(calibration, model_inputs(src), src.name)
+        samples = check_calibration(calibration, model_inputs(src), src.name)
         preset = getattr(nncf.QuantizationPreset, params.get("preset", "PERFORMANCE"))
         try:
-            quantized = nncf.quantize(onnx.load(str(src)), nncf.Dataset(list(calibration)),
-                                      preset=preset, subset_size=len(calibration))
+            quantized = nncf.quantize(onnx.load(str(src)), nncf.Dataset(list(samples)),
+                                      preset=preset, subset_size=len(samples))
             onnx.save(quantized, str(dst))
         except Exception as exc:
             raise QuantizationError(f"{src.name}: nncf_int8 quantisation failed: {first_line(exc)}") from None

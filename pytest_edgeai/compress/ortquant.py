@@ -15,7 +15,7 @@ from ..errors import QuantizationError
 from .base import first_line
 
 
-def ort_quantization():
+def ort_quantization() -> Any:
     """onnxruntime.quantization, or None when this onnxruntime lacks it."""
     try:
         from onnxruntime import quantization

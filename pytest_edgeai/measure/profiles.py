@@ -21,6 +21,9 @@ class Profile:
     # verdict is inconclusive (sequential testing, as Chromium's Pinpoint asks for more runs)
     rounds: int = 3
     max_rounds: int = 6
+    # a batch-sweep query predicted to take longer than this is left to a longer profile (None: no limit), so
+    # Inception-v4 at batch 8 (about 1.4 s a query on 2 cores) does not dominate a run meant to take minutes
+    max_query_s: float | None = None
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -29,14 +32,26 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     # about 1 s a measurement: the whole CPU suite in a few minutes on 2 cores
     "quick": Profile("quick", warmup_count=2, warmup_s=0.2, min_duration_s=1.0, min_count=5, timeout_s=120,
-                     rounds=3, max_rounds=4),
+                     rounds=3, max_rounds=4, max_query_s=0.25),
     # the default: every CPU suite within 10 minutes on 2 cores, while p90 still rests on >= 10 queries
     "standard": Profile("standard", warmup_count=5, warmup_s=0.5, min_duration_s=2.0, min_count=10, timeout_s=300,
-                        rounds=3, max_rounds=8),
+                        rounds=3, max_rounds=8, max_query_s=0.5),
     # MLPerf-like: LoadGen's own minimum query count, and a minute a measurement
     "full": Profile("full", warmup_count=10, warmup_s=5.0, min_duration_s=60.0, min_count=1024, timeout_s=1800,
                     rounds=5, max_rounds=15),
 }
+
+
+def over_budget(profile: Profile, batch1_s: float, batches: list[int], where: str) -> dict[int, str]:
+    """The batches whose query would outlast ``profile.max_query_s``, each with the reason: predicted as batch x
+    the batch-1 query time ``batch1_s`` (measured at ``where``), which errs long, since batching only shortens
+    a sample's share of a query. These are left to a longer profile, and the record says so."""
+    limit = profile.max_query_s
+    if limit is None or not batch1_s > 0:
+        return {}
+    return {b: (f"a query would take about {b * batch1_s:.2g} s ({b} x the {batch1_s * 1e3:.4g} ms of batch 1 in "
+                f"{where}), over the {profile.name} profile's {limit:g} s a query; --edgeai-profile full sweeps it")
+            for b in batches if b > 1 and b * batch1_s > limit}
 
 
 def get_profile(name: str) -> Profile:

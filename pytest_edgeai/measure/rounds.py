@@ -63,10 +63,31 @@ def interleave(arms: Sequence[Callable[[int], T]], rounds: int) -> Interleaved[T
 
 def round_profile(profile: Profile) -> Profile:
     """One round's window: the profile's duration and count shared out over its rounds, so measuring
-    side by side costs about what one window of each configuration cost (plus each round's warm-up)."""
+    side by side costs about what one window of each configuration cost.
+
+    The warm-up count is shared out too (at least one query), its time floor is not: each round's first
+    call is still timed apart and excluded, then the round warms up for at least the profile's warm-up
+    time, as LiteRT's benchmark_model does (one run and half a second) and trtexec (200 ms). The count is
+    what costs on a slow configuration: five queries of Inception-v4 at batch 8 take 7 s on a 2-core CPU,
+    and a sweep paid them in every round. The record's scenario keeps the round's profile."""
     rounds = max(profile.rounds, 1)
     return replace(profile, min_duration_s=profile.min_duration_s / rounds,
-                   min_count=max(2, math.ceil(profile.min_count / rounds)))
+                   min_count=max(2, math.ceil(profile.min_count / rounds)),
+                   warmup_count=max(1, math.ceil(profile.warmup_count / rounds)))
+
+
+METER_UPDATES = 20  # sensor updates a shared round window must hold before a metered round may be that short
+
+
+def metered_round_profile(profile: Profile, update_periods: Sequence[float | None]) -> Profile:
+    """A metered round's window: the round's share (:func:`round_profile`) when every meter's sensor updates
+    at least METER_UPDATES times in it (RAPL's counter every millisecond, NVML's energy counter every
+    20-100 ms), else the profile's full window: a 2 Hz supply would give one or two readings in a third of
+    two seconds. An unknown period (no reading yet) keeps the full window."""
+    share = round_profile(profile)
+    fast = bool(update_periods) and all(p is not None and 0 < p * METER_UPDATES <= share.min_duration_s
+                                        for p in update_periods)
+    return share if fast else profile
 
 
 @dataclass(frozen=True)
@@ -97,6 +118,26 @@ def _t(confidence: float, df: int) -> float:
     from scipy import stats
 
     return float(stats.t.ppf(0.5 + confidence / 2, df))
+
+
+def cannot_settle(est: Estimate, threshold: float, max_rounds: int, margin: float = 2.0) -> bool:
+    """Whether more rounds, up to ``max_rounds``, would leave a t-interval over rounds straddling ``threshold``
+    even if the spread between rounds were ``margin`` times smaller than it looks now (a few rounds' spread is
+    itself uncertain: with 3 rounds the true one may well be half the sample's). The half-width is projected as
+    t(n-1)/sqrt(n) shrinks (on the logs for a positive figure, as the interval was made); an interval that is
+    not a t-interval over rounds (order statistics of one window) is never called hopeless."""
+    n = est.rounds
+    if n < 2 or n >= max_rounds or "t-interval" not in est.basis or not (math.isfinite(est.low)
+                                                                      and math.isfinite(est.high)):
+        return False
+    log = est.low > 0 and threshold > 0
+    if log:
+        lo, hi, at = math.log(est.low), math.log(est.high), math.log(threshold)
+    else:
+        lo, hi, at = est.low, est.high, threshold
+    half, gap = (hi - lo) / 2, abs((hi + lo) / 2 - at)
+    projected = half * (_t(CONFIDENCE, max_rounds - 1) / _t(CONFIDENCE, n - 1)) * math.sqrt(n / max_rounds)
+    return projected > margin * gap
 
 
 def mean_estimate(values: Sequence[float | None], what: str, confidence: float = CONFIDENCE) -> Estimate:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,38 @@ class Model:
             "task": self.task,
             "weights": dict(self.weights),
         }
+
+
+def non_tensor_outputs(model: Model) -> str | None:
+    """Which of an ONNX model's outputs are not tensors (skl2onnx's ZipMap gives a sequence of maps, one dict
+    of class -> probability per sample), said in words; None when every output is a tensor. Studies that
+    compare or cut output tensors (quantised fidelity, split points) do not apply to such a model."""
+    if model.format != "onnx":
+        return None
+    return _non_tensor_outputs(str(model.path), model.path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _non_tensor_outputs(path: str, mtime_ns: int) -> str | None:
+    import onnx
+
+    try:
+        graph = onnx.load(path, load_external_data=False).graph
+    except Exception:  # not readable: the study that loads it says why, in its own words
+        return None
+    zipmap = any(node.op_type == "ZipMap" for node in graph.node)
+    odd = {o.name: o.type for o in graph.output if o.type.WhichOneof("value") != "tensor_type"}
+    if not odd:
+        return None
+
+    def kind(value: onnx.TypeProto) -> str:
+        which = str(value.WhichOneof("value")).removesuffix("_type")
+        return f"sequence of {kind(value.sequence_type.elem_type)}s" if which == "sequence" else which
+
+    kinds = ", ".join(f"{name} is a {kind(t)}" for name, t in odd.items())
+    return (f"its output{'s' if len(odd) > 1 else ''} {kinds}, not a tensor"
+            + (" (skl2onnx's ZipMap: per-sample dicts of class probabilities; export with "
+               "options={id(classifier): {'zipmap': False}} for a tensor)" if zipmap else ""))
 
 
 def model_from_file(path: str | Path, name: str | None = None) -> Model:

@@ -72,6 +72,17 @@ ZOO: dict[str, Builder] = {b.name: b for b in (
 )}
 
 
+def seeded_twin(name: str) -> str | None:
+    """The zoo entry that builds the same graph as ``name`` with seeded weights (mobilenet_v2 for
+    mobilenet_v2_imagenet), else None: the two take the same time and energy per inference, since weights'
+    values change what a dense graph answers, not the work it does; only their outputs differ."""
+    builder = ZOO.get(name)
+    if builder is None or builder.defaults.get("weights", "seeded") == "seeded":
+        return None
+    return next((b.name for b in ZOO.values()
+                 if b.build is builder.build and b.defaults.get("weights", "seeded") == "seeded"), None)
+
+
 def get_builder(name: str) -> Builder:
     """The builder for ``name``, or UnknownModelError with a did-you-mean."""
     try:

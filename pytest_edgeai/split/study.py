@@ -286,6 +286,13 @@ def plan_agreement(study: CutStudy, planned: PlanStudy, chosen: Plan, trained: b
             "method": f"measured: top-1 against the whole fp32 model on {what}"}
 
 
+def term_errors(measured: SplitMeasurement) -> dict[str, float]:
+    """Measured minus predicted seconds per term (compute, message CPU, link), each summed over the plan's
+    stages or links, from the medians of every term: which term a prediction error comes from."""
+    got, want = measured.extra["measured_terms"], measured.extra["predicted_terms"]
+    return {k: float(sum(got[k]) - sum(want[k])) for k in ("compute_s", "message_s", "link_s")}
+
+
 def plan_terms(chosen: Plan) -> dict[str, list[float]]:
     """A plan's predicted seconds, term by term, in the shape of SplitMeasurement.terms."""
     return {"compute_s": [s.compute_s for s in chosen.stages], "message_s": [s.message_s for s in chosen.stages],
