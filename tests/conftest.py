@@ -127,3 +127,13 @@ def private_device_locks(tmp_path_factory: pytest.TempPathFactory, monkeypatch: 
 def no_canary(monkeypatch: pytest.MonkeyPatch) -> None:
     """pytester sessions skip the canary (a second of measuring each); tests/test_canary.py measures it."""
     monkeypatch.setenv("EDGEAI_NO_CANARY", "1")
+
+
+# a throughput test a pytester project runs: one offline measurement and its claim (format with model=)
+MEASURE_TEST = """
+def test_measure(edgeai_device, edgeai_model, edgeai_bench, edgeai_claims):
+    model = edgeai_model({model!r})
+    record = edgeai_bench.offline(model, batch=2)
+    edgeai_claims.check("min_inferences_per_s", record.metric("throughput_ips"), model.name, record)
+    edgeai_claims.assert_met()
+"""

@@ -7,19 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import build_tiny_model
+from conftest import MEASURE_TEST, build_tiny_model
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 QUICK = ("--edgeai-profile", "quick", "-p", "no:cacheprovider")
 
-MEASURE_TEST = """
-def test_measure(edgeai_device, edgeai_model, edgeai_bench, edgeai_claims):
-    model = edgeai_model({model!r})
-    record = edgeai_bench.offline(model, batch=2)
-    edgeai_claims.check("min_inferences_per_s", record.metric("throughput_ips"), model.name, record)
-    edgeai_claims.assert_met()
-"""
 
 TWO_DEVICES = """
 [devices.cpu]

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import build_tiny_model
+from conftest import MEASURE_TEST, build_tiny_model
 from pytest_edgeai.measure.scenarios import Progress
 from pytest_edgeai.report.terminal import LiveLine, ProgressLine
 
@@ -194,15 +194,7 @@ backend = "onnxruntime"
 min_inferences_per_s = 1.0
 """
 
-A_SUITE = """
-import pytest
-
-def test_measure(edgeai_device, edgeai_model, edgeai_bench, edgeai_claims):
-    model = edgeai_model({model!r})
-    record = edgeai_bench.offline(model, batch=2)
-    edgeai_claims.check("min_inferences_per_s", record.metric("throughput_ips"), model.name, record)
-    edgeai_claims.assert_met()
-
+A_SUITE = "import pytest\n" + MEASURE_TEST + """
 @pytest.mark.parametrize("meter", ["a", "b"])
 def test_energy(edgeai_device, meter):
     pytest.skip("no RAPL counters readable here")
