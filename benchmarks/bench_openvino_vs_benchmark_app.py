@@ -17,9 +17,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pytest_edgeai.measure.asynchronous import measure_async
 from pytest_edgeai.backends.openvino import OpenVINOBackend
 from pytest_edgeai.devices import Device
+from pytest_edgeai.measure.asynchronous import measure_async
 from pytest_edgeai.measure.inputs import make_feeds
 from pytest_edgeai.measure.profiles import Profile
 from pytest_edgeai.models.model import resolve_model

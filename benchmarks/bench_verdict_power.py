@@ -54,8 +54,17 @@ from pytest_edgeai.canary import canary_model, canary_profile
 from pytest_edgeai.measure.profiles import Profile, get_profile
 from pytest_edgeai.measure.scenarios import measure, measure_windows
 from pytest_edgeai.results import synthetic
-from pytest_edgeai.results.compare import (CANARY_SUITE, Comparison, canaries, compare_runs, direction, record_key,
-                                           speed_kind, tolerance_for, window_noise)
+from pytest_edgeai.results.compare import (
+    CANARY_SUITE,
+    Comparison,
+    canaries,
+    compare_runs,
+    direction,
+    record_key,
+    speed_kind,
+    tolerance_for,
+    window_noise,
+)
 from pytest_edgeai.results.record import Record
 from pytest_edgeai.results.store import Run, RunStore, list_runs, load_run
 

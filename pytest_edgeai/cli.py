@@ -52,9 +52,9 @@ def _devices_args(p: argparse.ArgumentParser) -> None:
 def cmd_devices(args: argparse.Namespace) -> int:
     from . import config as config_mod
     from .lab.runners import probe_isolated
-    from .selection import select
     from .options import split_list
     from .report.terminal import format_table
+    from .selection import select
 
     path = Path(args.devices_file) if args.devices_file else Path("devices.toml")
     cfg = config_mod.load(path) if path.is_file() or args.devices_file else config_mod.builtin()

@@ -22,19 +22,26 @@ from .devices import Device
 from .errors import ConfigError, DeviceUnavailable, EdgeAIError, ModelError
 from .lab import runshare
 from .lab.lost import LostDevices
-from .lab.runners import (LOCK_WAIT_FACTOR, PROBE_TIMEOUT_S, EventCallback, Runner, make_runner, no_events,
-                          parse_timeout, probe_isolated)
-from .lab.work import CallRequest, CallResult, MeasureRequest, MeasureResult
+from .lab.runners import (
+    LOCK_WAIT_FACTOR,
+    PROBE_TIMEOUT_S,
+    EventCallback,
+    Runner,
+    make_runner,
+    no_events,
+    parse_timeout,
+    probe_isolated,
+)
 from .lab.runshare import RunPlan
-from .measure.scenarios import ProgressCallback
+from .lab.work import CallRequest, CallResult, MeasureRequest, MeasureResult
 from .measure.profiles import Profile, get_profile
+from .measure.scenarios import ProgressCallback
 from .models.model import Model, model_from_file, resolve_model
 from .results import environment
 from .results.compare import CANARY_SUITE
 from .results.record import Record
 from .results.store import RUN_FILE, RunStore, TestOutcome, load_run, report_dir_problem
 from .selection import select
-
 
 T = TypeVar("T")
 

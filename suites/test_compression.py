@@ -13,10 +13,25 @@ import numpy as np
 import pytest
 
 from pytest_edgeai import COMPRESSION_METHODS as METHODS
+from pytest_edgeai import (
+    Bench,
+    Estimate,
+    Interleaved,
+    Link,
+    Record,
+    calibration_set,
+    cascade,
+    digits,
+    estimate_metric,
+    fidelity_inputs,
+    input_specs,
+    model_scores,
+    non_tensor_outputs,
+    round_profile,
+    rounds_ratio,
+)
 from pytest_edgeai import compression_study as study
 from pytest_edgeai import variants_cache_dir as default_cache_dir
-from pytest_edgeai import (Bench, Estimate, Interleaved, Link, Record, calibration_set, cascade, digits, estimate_metric,
-                           fidelity_inputs, input_specs, model_scores, non_tensor_outputs, round_profile, rounds_ratio)
 
 FIDELITY_SAMPLES = 32      # non-image models: seeded random inputs; image models use every evaluation view
 CALIBRATION_SAMPLES = 18   # image models: views of the calibration photographs, never evaluated on

@@ -26,12 +26,38 @@ import numpy as np
 import pytest
 
 from pytest_edgeai import LOADGEN_SCENARIOS as SCENARIOS
-from pytest_edgeai import (MIB, CapacityPlan, Estimate, Interleaved, ProcessRunner, ServerPlan, ThreadRunner,
-                           available_bytes, capacity_metrics, edgetpu_parameter_bytes, estimate_metric, loadgen_study,
-                           measure_placement, metric, models_metrics, placement_metrics, plan_for, plan_threads,
-                           probe_capacity, quantile_ci, ratio_estimate, round_profile, run_concurrent_models,
-                           run_sweep, run_tenants, split_device, step_metrics, switching_metrics, switching_study,
-                           window_for)
+from pytest_edgeai import (
+    MIB,
+    CapacityPlan,
+    Estimate,
+    Interleaved,
+    ProcessRunner,
+    ServerPlan,
+    ThreadRunner,
+    available_bytes,
+    capacity_metrics,
+    edgetpu_parameter_bytes,
+    estimate_metric,
+    loadgen_study,
+    measure_placement,
+    metric,
+    models_metrics,
+    placement_metrics,
+    plan_for,
+    plan_threads,
+    probe_capacity,
+    quantile_ci,
+    ratio_estimate,
+    round_profile,
+    run_concurrent_models,
+    run_sweep,
+    run_tenants,
+    split_device,
+    step_metrics,
+    switching_metrics,
+    switching_study,
+    window_for,
+)
 
 SWEEP_MODELS = ("mobilenet_v2", "cnn_trad_fpool3")
 CAPACITY_MODEL = "mobilenet_v2"

@@ -20,8 +20,19 @@ from dataclasses import asdict
 
 import pytest
 
-from pytest_edgeai import (Interleaved, estimate_metric, find_against, judge_ratio, list_runs, load_run,
-                           metered_round_profile, rounds_estimate, rounds_ratio, seeded_twin, unchecked)
+from pytest_edgeai import (
+    Interleaved,
+    estimate_metric,
+    find_against,
+    judge_ratio,
+    list_runs,
+    load_run,
+    metered_round_profile,
+    rounds_estimate,
+    rounds_ratio,
+    seeded_twin,
+    unchecked,
+)
 
 PER_USD = "inferences_per_s_per_usd"
 PER_W = "inferences_per_s_per_w"

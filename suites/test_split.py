@@ -15,9 +15,24 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from pytest_edgeai import (
+    LOSSLESS,
+    MISSED,
+    TIERS,
+    EdgeAIError,
+    Estimate,
+    links_from_config,
+    median_ci,
+    metric,
+    netns,
+    non_tensor_outputs,
+    run_plan,
+    study_file,
+    study_plan,
+    term_errors,
+    unchecked,
+)
 from pytest_edgeai import split_plan as plan
-from pytest_edgeai import (LOSSLESS, MISSED, TIERS, EdgeAIError, Estimate, links_from_config, median_ci, metric, netns,
-                           non_tensor_outputs, run_plan, study_file, study_plan, term_errors, unchecked)
 
 INPUTS = 6  # the centre view of each evaluation photograph (or seeded fields for non-image inputs)
 _STUDIES: dict[str, object] = {}  # the last two models' cut studies: both tests of a model use one

@@ -11,9 +11,26 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from pytest_edgeai import (CROPS, Estimate, Interleaved, NmsConfig, batch_problem, best_of, estimate_metric,
-                           evaluation_photos, input_specs, metric, over_budget, quantile_ci, round_profile,
-                           rounds_estimate, rounds_ratio, seeded_twin, summaries, time_pipeline)
+from pytest_edgeai import (
+    CROPS,
+    Estimate,
+    Interleaved,
+    NmsConfig,
+    batch_problem,
+    best_of,
+    estimate_metric,
+    evaluation_photos,
+    input_specs,
+    metric,
+    over_budget,
+    quantile_ci,
+    round_profile,
+    rounds_estimate,
+    rounds_ratio,
+    seeded_twin,
+    summaries,
+    time_pipeline,
+)
 
 
 def _p90(records) -> Estimate:

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from pytest_edgeai.backends.asynchronous import AsyncSession, drive
-from pytest_edgeai.measure.asynchronous import measure_async
 from pytest_edgeai.backends.base import TensorSpec
 from pytest_edgeai.errors import MeasurementError
+from pytest_edgeai.measure.asynchronous import measure_async
 from pytest_edgeai.measure.profiles import Profile
 from pytest_edgeai.measure.scenarios import measure
 

@@ -12,10 +12,10 @@ from vendor_fakes import FakeCudaSessions, install_cuda_runtime, make_cudart
 from pytest_edgeai.backends import onnxruntime as ortb
 from pytest_edgeai.backends import ort_gpu
 from pytest_edgeai.backends.asynchronous import AsyncSession
-from pytest_edgeai.measure.asynchronous import measure_async
-from pytest_edgeai.measure.profiles import Profile
 from pytest_edgeai.devices import Device
 from pytest_edgeai.errors import BackendError, ConfigError
+from pytest_edgeai.measure.asynchronous import measure_async
+from pytest_edgeai.measure.profiles import Profile
 from pytest_edgeai.models.model import model_from_file
 
 GPU = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]

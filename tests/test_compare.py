@@ -12,6 +12,9 @@ import numpy as np
 import pytest
 
 from pytest_edgeai.errors import EdgeAIError
+from pytest_edgeai.measure.profiles import get_profile
+from pytest_edgeai.measure.scenarios import measure_windows, summarise_measurement
+from pytest_edgeai.measure.stats import min_samples, quantile_fields
 from pytest_edgeai.results import store as store_module
 from pytest_edgeai.results import synthetic
 from pytest_edgeai.results.compare import (
@@ -53,9 +56,6 @@ from pytest_edgeai.results.compare import (
     summary_lines,
     tolerance_for,
 )
-from pytest_edgeai.measure.profiles import get_profile
-from pytest_edgeai.measure.scenarios import measure_windows, summarise_measurement
-from pytest_edgeai.measure.stats import min_samples, quantile_fields
 from pytest_edgeai.results.record import Record, metric
 from pytest_edgeai.results.store import Run, RunStore, load_run
 

@@ -40,8 +40,7 @@ def test_nvml_sees_a_gpu_workload_above_idle():
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("torch sees no CUDA device")
-    from pytest_edgeai.energy import measure_idle
-    from pytest_edgeai.energy import MeterWindow
+    from pytest_edgeai.energy import MeterWindow, measure_idle
 
     m = real_meter(source="nvml")
     a = torch.randn(8192, 8192, device="cuda")

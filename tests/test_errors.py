@@ -12,8 +12,17 @@ import pytest
 
 from pytest_edgeai import errors
 from pytest_edgeai.devices import Device
-from pytest_edgeai.errors import (ConfigError, DeviceUnavailable, EdgeAIError, MeterError, PlanError,
-                                  RuntimeFailure, SplitExecutionError, from_wire, to_wire)
+from pytest_edgeai.errors import (
+    ConfigError,
+    DeviceUnavailable,
+    EdgeAIError,
+    MeterError,
+    PlanError,
+    RuntimeFailure,
+    SplitExecutionError,
+    from_wire,
+    to_wire,
+)
 from pytest_edgeai.lab.runners import IsolatedRunner
 from pytest_edgeai.lab.work import CallRequest
 

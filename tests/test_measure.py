@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 
 from pytest_edgeai.backends.base import TensorSpec
-from pytest_edgeai.errors import MeasurementError, ModelError
+from pytest_edgeai.errors import ConfigError, MeasurementError, ModelError
 from pytest_edgeai.measure import scenarios
 from pytest_edgeai.measure.inputs import concrete_shape, make_feeds
 from pytest_edgeai.measure.profiles import Profile, get_profile
-from pytest_edgeai.errors import ConfigError
 
 
 class FakeClock:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import build_tiny_model
 
 QUICK = ("--edgeai-profile", "quick", "-p", "no:cacheprovider", "--edgeai-no-canary")

@@ -8,16 +8,27 @@ import socket
 import struct
 import threading
 import time
-import tomllib
 import tracemalloc
 
 import numpy as np
 import pytest
+import tomllib
 
 from pytest_edgeai import config
 from pytest_edgeai.errors import ConfigError, FrameError, MeasurementError, PeerClosed
-from pytest_edgeai.split.link import (HEADER, KIND_TENSOR, MAGIC, VERSION, Channel, accept, connect,
-                                      encode_frame, hello_frame, listen, new_token)
+from pytest_edgeai.split.link import (
+    HEADER,
+    KIND_TENSOR,
+    MAGIC,
+    VERSION,
+    Channel,
+    accept,
+    connect,
+    encode_frame,
+    hello_frame,
+    listen,
+    new_token,
+)
 from pytest_edgeai.split.network import SCISSION_PROFILES, LinkProfile, link_table
 
 TOKEN = new_token()

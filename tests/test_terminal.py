@@ -14,8 +14,8 @@ import termios
 import time
 
 import pytest
-
 from conftest import MEASURE_TEST, build_tiny_model
+
 from pytest_edgeai.measure.scenarios import Progress
 from pytest_edgeai.report.terminal import LiveLine, ProgressLine
 

@@ -10,8 +10,8 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from ..registry import distribution_version
 
+from ..registry import distribution_version
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 from .. import filecache
 from ..errors import BackendError, ConfigError, ModelError
 from ..keys import Key
-from . import cuda, jetson, ort_gpu
-from .base import Availability, TensorSpec
-from .asynchronous import AsyncProgress, AsyncRun
-from .device_options import check_keys, positive_int
 from ..registry import distribution_version
+from . import cuda, jetson, ort_gpu
+from .asynchronous import AsyncProgress, AsyncRun
+from .base import Availability, TensorSpec
+from .device_options import check_keys, positive_int
 
 if TYPE_CHECKING:
     import numpy as np

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendError, ConfigError, ModelError
 from ..keys import Key
+from ..registry import distribution_version
 from .asynchronous import AsyncProgress, AsyncRun, drive
 from .base import Availability, TensorSpec
 from .device_options import check_keys, choice, flag, positive_int
-from ..registry import distribution_version
 
 if TYPE_CHECKING:
     import numpy as np

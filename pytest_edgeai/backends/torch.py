@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..errors import BackendError, ConfigError, ModelError
 from ..keys import Key
+from ..registry import distribution_version
 from .asynchronous import AsyncProgress, AsyncRun, OldestFirstQueue, drive
 from .base import Availability, TensorSpec
 from .device_options import check_keys, flag, positive_int, require
-from ..registry import distribution_version
 
 if TYPE_CHECKING:
     import numpy as np

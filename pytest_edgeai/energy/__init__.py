@@ -9,8 +9,17 @@ are imported only when a meter needs them.
 """
 
 from ..errors import MeterError, MeterUnavailable
-from .meter import (BUILTIN, ENTRY_POINT_GROUP, Meter, MeterWindow, check_meter, idle_seconds, known_sources, make_meter,
-                    measure_idle)
+from .meter import (
+    BUILTIN,
+    ENTRY_POINT_GROUP,
+    Meter,
+    MeterWindow,
+    check_meter,
+    idle_seconds,
+    known_sources,
+    make_meter,
+    measure_idle,
+)
 from .reading import EnergyReading, IdleBaseline, energy_metrics, record_energy
 
 __all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "EnergyReading", "IdleBaseline", "Meter", "MeterError",

@@ -18,7 +18,16 @@ from typing import Any, Protocol
 
 from markupsafe import Markup
 
-from ..results.compare import DIAGNOSTIC_REGRESSED, UNCHANGED, VERDICTS, Comparison, describe, label, run_release, scenario_label
+from ..results.compare import (
+    DIAGNOSTIC_REGRESSED,
+    UNCHANGED,
+    VERDICTS,
+    Comparison,
+    describe,
+    label,
+    run_release,
+    scenario_label,
+)
 from ..results.history import History, Series
 from ..results.record import Record
 from ..results.store import Run, TestOutcome
