@@ -110,10 +110,12 @@ def check_one(job: dict) -> tuple[str, str | None]:
         if done.returncode != 0:
             errors = [ln for ln in done.stderr.splitlines() if ln.startswith("ERROR")] or done.stderr.splitlines()[-3:]
             return job["accelerator"], " | ".join(errors)
-        resolved = {i["metadata"]["name"].lower().replace("_", "-"): i["metadata"]["version"] for i in json.loads(done.stdout)["install"]}
+        resolved = {i["metadata"]["name"].lower().replace("_", "-"): i["metadata"]["version"]
+                    for i in json.loads(done.stdout)["install"]}
         print(f"nightly {job['accelerator']} (Python {job['python']}): {len(resolved)} distributions resolve"
-              + "".join(f", {k} {resolved[k]}" for k in ("openvino", "tensorrt-cu12-bindings", "tensorflow", "onnxruntime-gpu",
-                                                          "tflite-runtime", "cuda-python") if k in resolved))
+              + "".join(f", {k} {resolved[k]}"
+                        for k in ("openvino", "tensorrt-cu12-bindings", "tensorflow", "onnxruntime-gpu",
+                                  "tflite-runtime", "cuda-python") if k in resolved))
     for note in notes:
         print(f"nightly {job['accelerator']}: warning: {note}")
     return job["accelerator"], None

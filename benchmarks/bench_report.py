@@ -36,7 +36,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--samples", type=int, default=400, help="latency samples per record")
-    ap.add_argument("--keep", type=Path, help="write the runs and reports here (and reuse the runs already there) instead of a temporary dir")
+    ap.add_argument("--keep", type=Path, help="write the runs and reports here (and reuse the runs already there) "
+                                              "instead of a temporary dir")
     ap.add_argument("--run", type=Path, help="also time the report of this run directory (a real run)")
     args = ap.parse_args()
     if args.run:

@@ -52,7 +52,8 @@ def tradeoff_model() -> onnx.ModelProto:
              helper.make_node("Tanh", ["m2"], ["r2"], name="tanh2"),
              helper.make_node("MatMul", ["r2", "w3"], ["m3"], name="mm3"),
              helper.make_node("Softmax", ["m3"], ["out"], name="softmax", axis=-1)]
-    graph = helper.make_graph(nodes, "tradeoff", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, ROWS, WIDTH])],
+    graph = helper.make_graph(nodes, "tradeoff",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, ROWS, WIDTH])],
                               [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, ROWS, 16])],
                               initializer=[numpy_helper.from_array(a, f"w{i + 1}") for i, a in enumerate(w)])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -114,7 +115,8 @@ def encodings(quick: bool) -> None:
         link = LinkProfile("edge", "cloud", 20.0, 10.0)
         with SplitExecutor(graph, stages, [link], network="kernel", encodings=[key]) as ex:
             r = ex.measure(fs, warmup=1, reference=ref)
-        print(f"   {key:10} median {r.median_s * 1e3:7.1f} ms, predicted {link.transfer_s(r.wire_bytes[0]) * 1e3:7.1f} ms "
+        print(f"   {key:10} median {r.median_s * 1e3:7.1f} ms, "
+              f"predicted {link.transfer_s(r.wire_bytes[0]) * 1e3:7.1f} ms "
               f"for the transfer alone, {r.wire_bytes[0]:9.0f} B/message, max |error| {r.max_abs_error:.2e}, "
               f"top-1 agreement {r.top1_agreement}")
 
@@ -143,11 +145,14 @@ def pipelined(quick: bool) -> None:
             with SplitExecutor(graph, stages, stage_links, network=network, cpus={"edge": [0], "cloud": [1]}) as ex:
                 priced = ex.calibrate(feeds(3), warmup=1).reprice(problem, best)
                 r = ex.measure_pipelined(feeds(n), warmup=0, window=pipeline_window(priced))
-            print(f"   {network:6} {best.describe()}, {r.extra['window']} in flight: measured {r.throughput_per_s:.1f}/s; predicted "
-                  f"{best.throughput_per_s:.1f}/s uncalibrated (measured/predicted {r.throughput_per_s / best.throughput_per_s:.2f}), "
+            print(f"   {network:6} {best.describe()}, {r.extra['window']} in flight: "
+                  f"measured {r.throughput_per_s:.1f}/s; predicted "
+                  f"{best.throughput_per_s:.1f}/s uncalibrated "
+                  f"(measured/predicted {r.throughput_per_s / best.throughput_per_s:.2f}), "
                   f"{priced.throughput_per_s:.1f}/s calibrated ({r.throughput_per_s / priced.throughput_per_s:.2f}); "
                   f"calibrated stage busy ms " + ", ".join(f"{s.busy_s * 1e3:.2f}" for s in priced.stages)
-                  + f", link serialisation {priced.transfers[0].busy_s * 1e3:.2f} ms; measured in the pipeline: compute ms "
+                  + f", link serialisation {priced.transfers[0].busy_s * 1e3:.2f} ms; "
+                  f"measured in the pipeline: compute ms "
                   + ", ".join(f"{x * 1e3:.2f}" for x in r.terms["compute_s"]) + ", send ms "
                   + ", ".join(f"{x * 1e3:.2f}" for x in r.terms["send_s"]) + ", receive ms "
                   + ", ".join(f"{x * 1e3:.2f}" for x in r.terms["receive_s"]))
@@ -172,7 +177,8 @@ def conditions(quick: bool) -> None:
     sweep_rates, loads = (10.0, 100.0, 400.0), (0.0, 0.9)
     planned, changes = sweep(graph, boundaries, fs[0], ["edge", "cloud"], links, ("edge", "cloud"), "edge", cpus,
                              sweep_rates, loads, sizes, constraints, repeats=15, workers=LOAD_WORKERS)
-    print("   cloud blocks, ms (unloaded): " + ", ".join(f"{s * 1e3:.1f}" for s in planned[0].problem.latency_s["cloud"])
+    print("   cloud blocks, ms (unloaded): "
+          + ", ".join(f"{s * 1e3:.1f}" for s in planned[0].problem.latency_s["cloud"])
           + "; boundary kB: " + ", ".join(f"{b / 1e3:.0f}" for b in sizes))
     for p in planned:
         print(f"   {p.condition.describe():24} best {p.plan.describe()}  (edge blocks, ms: "
@@ -183,11 +189,12 @@ def conditions(quick: bool) -> None:
     for p in planned[1:]:
         if p.plan.cuts == fixed.cuts:
             continue
-        result = compare(graph, boundaries, p.cost_of(fixed), p.plan, links, p.condition, ("edge", "cloud"), "edge", cpus, fs,
-                         rounds=3 if quick else 6, workers=LOAD_WORKERS)
+        result = compare(graph, boundaries, p.cost_of(fixed), p.plan, links, p.condition, ("edge", "cloud"), "edge",
+                         cpus, fs, rounds=3 if quick else 6, workers=LOAD_WORKERS)
         lo, hi = result.ratio_ci95
         print(f"   at {p.condition.describe()}: fixed {result.fixed} median "
-              f"{statistics.median(result.fixed_median_s) * 1e3:.1f} ms (predicted {result.fixed_predicted_s * 1e3:.1f}), "
+              f"{statistics.median(result.fixed_median_s) * 1e3:.1f} ms "
+              f"(predicted {result.fixed_predicted_s * 1e3:.1f}), "
               f"re-planned {result.replanned} {statistics.median(result.replanned_median_s) * 1e3:.1f} ms "
               f"(predicted {result.replanned_predicted_s * 1e3:.1f}); fixed/re-planned per round "
               + ", ".join(f"{r:.2f}" for r in result.ratios) + f"; 95% CI [{lo:.2f}, {hi:.2f}]: {result.verdict}")
@@ -214,7 +221,8 @@ def prediction(quick: bool) -> None:
             with SplitExecutor(graph, stages, stage_links, network=network) as ex:
                 priced = ex.calibrate(fs[:3], warmup=1).reprice(problem, chosen)
                 r = ex.measure(fs, warmup=0)
-            values.append((abs(r.median_s - chosen.latency_s) / r.median_s, abs(r.median_s - priced.latency_s) / r.median_s))
+            values.append((abs(r.median_s - chosen.latency_s) / r.median_s,
+                           abs(r.median_s - priced.latency_s) / r.median_s))
             terms = ", ".join(f"{k} " + "/".join(f"{x * 1e3:.2f}" for x in r.terms[k]) for k in r.terms)
             print(f"   {network:6} measured {r.median_s * 1e3:.1f} ms, predicted {chosen.latency_s * 1e3:.1f} ms "
                   f"uncalibrated, {priced.latency_s * 1e3:.1f} calibrated; measured terms (ms): {terms}; predicted "

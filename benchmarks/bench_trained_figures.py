@@ -50,7 +50,8 @@ def main() -> None:
     for encoding in ("lossless", "int8+zstd"):
         cut, saving = study.at("layer_11", encoding)
         k = study.cuts.index(cut)
-        print(f"  block 10 ({cut.name}) {encoding}: {saving:.2f}x vs PNG, {study.savings(encoding, 'jpeg')[k]:.2f}x vs JPEG")
+        print(f"  block 10 ({cut.name}) {encoding}: {saving:.2f}x vs PNG, "
+              f"{study.savings(encoding, 'jpeg')[k]:.2f}x vs JPEG")
         best, saving = study.best(encoding)
         k = study.cuts.index(best)
         print(f"  best feature-layer cut {encoding}: {best.name} {study.shapes[k]} {saving:.2f}x vs PNG, "
@@ -59,7 +60,8 @@ def main() -> None:
     specs = [TensorSpec(i.name, tuple(i.shape), "float32") for i in session.get_inputs()]
     inputs = fidelity_inputs(model, specs, 32, 18)
     reference = session.run(None, inputs.feeds)[0]
-    print(f"fidelity on {len(reference)} evaluation views, calibrated on {len(inputs.calibration)} views of other photographs:")
+    print(f"fidelity on {len(reference)} evaluation views, "
+          f"calibrated on {len(inputs.calibration)} views of other photographs:")
     for method in ("fp16", "int8_static"):
         variant = make_variant(model, method, args.cache / "variants", inputs.calibration)
         f = compare(reference, ort.InferenceSession(str(variant.path)).run(None, inputs.feeds)[0])

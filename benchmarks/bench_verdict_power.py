@@ -22,9 +22,10 @@ neither. Then, for every round i after the first ``--history`` ones:
 Each trial's new run is fresh, but consecutive trials share runs and history, so they are not fully
 independent: the bounds below treat them as if they were. The same runs are also judged with the
 windows stripped, with no history (the baseline alone), and by Welch's t on the two runs' windows alone
-(what compare does NOT do: a run's windows share its machine's state). It prints each rate with its one-sided 95% Clopper-Pearson bound (upper for false regressions,
-lower for detection), the regressed metrics, and the throughput verdicts. ``--load N`` starts N busy
-processes while measuring. The claims' power (claims.py) is not measured here.
+(what compare does NOT do: a run's windows share its machine's state). It prints each rate with its
+one-sided 95% Clopper-Pearson bound (upper for false regressions, lower for detection), the regressed
+metrics, and the throughput verdicts. ``--load N`` starts N busy processes while measuring. The claims'
+power (claims.py) is not measured here.
 """
 
 from __future__ import annotations

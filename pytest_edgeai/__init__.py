@@ -24,7 +24,8 @@ _EXPORTS: dict[str, str | tuple[str, str]] = {
     "MeterUnavailable": "errors", "PlanError": "errors", "CascadeError": "errors",
     "QuantizationError": "errors", "CalibrationError": "errors", "MethodUnavailable": "errors",
     "Bench": "bench", "Record": "results.record", "metric": "results.record",
-    "Profile": "measure.profiles", "over_budget": "measure.profiles", "Model": "models.model", "model_from_file": "models.model",
+    "Profile": "measure.profiles", "over_budget": "measure.profiles",
+    "Model": "models.model", "model_from_file": "models.model",
     "non_tensor_outputs": "models.model", "seeded_twin": "models.zoo", "batch_problem": "measure.inputs",
     "Config": "config", "Link": "config",
     # claims: the vocabulary a suite or lab extends
@@ -46,7 +47,8 @@ _EXPORTS: dict[str, str | tuple[str, str]] = {
     "list_runs": "results.store", "load_run": "results.store",
     # the split suite
     "links_from_config": "split.network", "LOSSLESS": "split.study", "run_plan": "split.study",
-    "study_file": "split.study", "study_plan": "split.study", "term_errors": "split.study", "netns": ("split.netns", ""),
+    "study_file": "split.study", "study_plan": "split.study", "term_errors": "split.study",
+    "netns": ("split.netns", ""),
     "split_plan": ("split.planner", "plan"),
     # the compression suite
     "cascade": ("compress.cascade", ""), "digits": ("compress.digits", ""), "model_scores": "compress.fidelity",
@@ -57,8 +59,8 @@ _EXPORTS: dict[str, str | tuple[str, str]] = {
     **{name: "concurrency" for name in (
         "MIB", "CapacityPlan", "ProcessRunner", "ServerPlan", "ThreadRunner", "available_bytes", "capacity_metrics",
         "loadgen_study", "measure_placement", "models_metrics", "placement_metrics", "plan_for", "plan_threads",
-        "probe_capacity", "run_concurrent_models", "run_sweep", "run_tenants", "split_device", "step_metrics", "switching_metrics",
-        "switching_study", "window_for")},
+        "probe_capacity", "run_concurrent_models", "run_sweep", "run_tenants", "split_device", "step_metrics",
+        "switching_metrics", "switching_study", "window_for")},
     "LOADGEN_SCENARIOS": ("concurrency", "SCENARIOS"), "edgetpu_parameter_bytes": "backends.litert",
 }
 

@@ -122,8 +122,8 @@ class Bench:
         if metered:
             queries = len(result.samples_ns)
             record_energy(record, result.energy, result.energy_reason, inferences=queries * batch,
-                          throughput_ips=float(result.metrics["throughput_ips"]["value"]), price_usd=self.device.price_usd,
-                          queries=queries)
+                          throughput_ips=float(result.metrics["throughput_ips"]["value"]),
+                          price_usd=self.device.price_usd, queries=queries)
         self.save(record)
         return record
 

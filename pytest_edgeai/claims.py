@@ -114,7 +114,8 @@ define("compression", "min_top1_agreement", "fraction",
        "share of deterministic inputs whose top-1 matches fp32 (every variant, or 'method')",
        extra_fields=("method",), models=("digits_large",))
 define("compression", "min_top5_agreement", "fraction",
-       "share of inputs whose fp32 top-1 is among the variant's top 5 (every variant, or 'method'); trained models only",
+       "share of inputs whose fp32 top-1 is among the variant's top 5 (every variant, or 'method'); "
+       "trained models only",
        extra_fields=("method",))
 define("compression", "max_top1_prob_change", "probability",
        "mean |p_variant - p_fp32| of fp32's top-1 class (every variant, or 'method'); trained models only",
@@ -206,7 +207,8 @@ def spec_problems(spec: ClaimSpec, known_models: Collection[str]) -> list[tuple[
         out.append((f"{spec.threshold:g} is met by anything: a minimum must be above 0", "a number > 0"))
     names = set(known_models) | set(cdef.models if cdef else ())
     if spec.model != ANY_MODEL and spec.model not in names:
-        what = f"model {spec.model!r} names no workload{did_you_mean(spec.model, names)}, so this claim would never be checked"
+        what = (f"model {spec.model!r} names no workload{did_you_mean(spec.model, names)}, "
+                f"so this claim would never be checked")
         out.append((what, f"{', '.join(sorted(names))}, '*' (or add [models.{spec.model}])"))
     marked = spec.extras.get("device_independent")
     if marked is not None and not isinstance(marked, bool):
@@ -240,7 +242,8 @@ def collected_problems(declared: dict[str, Any], devices: Iterable[Any]) -> tupl
                 warnings.append(f"{where}: no collected test declares suite '{spec.suite}'"
                                 f", so this claim is not checked in this run; "
                                 f"built-in suites: {', '.join(sorted(CLAIMS))}; a suite of your own declares "
-                                f"its claims with @pytest.mark.edgeai_suite('{spec.suite}', claims={{'{spec.name}': 'UNIT'}})")
+                                f"its claims with @pytest.mark.edgeai_suite('{spec.suite}', "
+                                f"claims={{'{spec.name}': 'UNIT'}})")
             elif spec.name not in CLAIMS[spec.suite]:
                 errors.append(f"{where}: suite '{spec.suite}' declares no claim '{spec.name}'"
                               f"{did_you_mean(spec.name, CLAIMS[spec.suite])}; declared: "
@@ -440,7 +443,8 @@ class ClaimChecker:
             self._skip("claim not checkable here: " + "; ".join(by[UNCHECKED]) + met)
 
     def not_checkable(self, name: str, model: str, why: str, record: Record | None = None) -> ClaimResult | None:
-        """A stated claim that this model cannot answer (seeded weights, a degenerate reference): a skip with the reason."""
+        """A stated claim that this model cannot answer (seeded weights, a degenerate reference):
+        a skip with the reason."""
         spec = self.spec(name, model)
         if spec is None:
             return None
@@ -472,7 +476,8 @@ def recorded_estimate(rec: Any, metric: str) -> Estimate | None:
     ci = entry.get("ci95")
     if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(isinstance(c, (int, float)) for c in ci):
         return Estimate(float(value), float(ci[0]), float(ci[1]),
-                        f"{metric}'s recorded interval: {entry.get('ci95_basis') or 'ci95'}", int(entry.get("rounds", 1)))
+                        f"{metric}'s recorded interval: {entry.get('ci95_basis') or 'ci95'}",
+                        int(entry.get("rounds", 1)))
     return Estimate(float(value), -math.inf, math.inf, f"{metric} from one window, no interval recorded", 1)
 
 

@@ -171,7 +171,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     base = load_run(find_run(args.base, root, exclude=new.path))
     comparison = compare_runs(base, new, _tolerances(args.devices_file), fail_on,
                               history=earlier_runs(new.path.parent, new))
-    shown = tuple({d.verdict for d in comparison.deltas}) if args.all else (REGRESSED, "improved", "changed", "regressed (diagnostic)")
+    shown = (tuple({d.verdict for d in comparison.deltas}) if args.all
+             else (REGRESSED, "improved", "changed", "regressed (diagnostic)"))
     for line in summary_lines(comparison, shown):
         print(line)
     if not comparison.deltas:

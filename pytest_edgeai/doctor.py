@@ -1,12 +1,12 @@
 """``pytest-edgeai doctor``: what a bench lacks to run each configured device, one line per problem with
 the command that fixes it, before a nightly spends hours finding out.
 
-For each device: the runtime's installed version against the range the package's extras pin (the
-package's own metadata), the backend's probe (delegate, driver, board, attached), what the device's
-backend additionally needs (onnxruntime-gpu shadowed by onnxruntime and the CUDA major its build needs,
-cuda-python's CUDA major against TensorRT's, the EdgeTPU compiler), and whether its power meter can be read (RAPL permissions,
-jetson_clocks needing root). An error means the device cannot run; a problem (an unreadable meter) costs
-some tests (they skip with the reason) but not the device; notes say what is there.
+For each device: the runtime's installed version against the range the package's extras pin (the package's own
+metadata), the backend's probe (delegate, driver, board, attached), what the device's backend additionally
+needs (onnxruntime-gpu shadowed by onnxruntime and the CUDA major its build needs, cuda-python's CUDA major
+against TensorRT's, the EdgeTPU compiler), and whether its power meter can be read (RAPL permissions,
+jetson_clocks needing root). An error means the device cannot run; a problem (an unreadable meter) costs some
+tests (they skip with the reason) but not the device; notes say what is there.
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ def pins(extra: str, declared: list[str] | None = None) -> dict[str, Requirement
 def extras_for(device: Device) -> tuple[str, ...]:
     """The extras whose pins apply to ``device``'s runtime."""
     if device.backend == "onnxruntime":
-        gpu = any(p in ("CUDAExecutionProvider", "TensorrtExecutionProvider") for p in device.options.get("providers", []))
+        gpu = any(p in ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+                  for p in device.options.get("providers", []))
         return ("", "ort-gpu", "ort-gpu-cu13") if gpu else ("",)
     if device.backend == "openvino":
         myriad = any(t.upper().startswith("MYRIAD") for t in targets(str(device.options.get("device", "CPU"))))
@@ -124,8 +125,9 @@ def check_backend(device: Device, exam: Examination) -> None:
     if "ort-gpu" in extras_for(device):
         ort = importlib.import_module("onnxruntime")
         major = ort_gpu.build_cuda_major(ort)
-        exam.add("note", f"onnxruntime {ort.__version__} is a CUDA {ort.cuda_version} build: it needs CUDA {major}.x and "
-                         f"cuDNN 9" if major else f"onnxruntime {ort.__version__} is not a CUDA build")
+        exam.add("note", f"onnxruntime {ort.__version__} is a CUDA {ort.cuda_version} build: "
+                         f"it needs CUDA {major}.x and cuDNN 9" if major
+                         else f"onnxruntime {ort.__version__} is not a CUDA build")
     if device.backend == "tensorrt":
         cuda_python = distribution_version("cuda-python")
         cu13 = distribution_version("tensorrt-cu13-bindings")

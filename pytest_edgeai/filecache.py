@@ -1,9 +1,9 @@
 """Files written whole or not at all, and files built once by whichever process gets there first.
 
-Zoo models, converted and quantised variants, TensorRT engines and result records all go
-through here (the caches under :func:`cache_dir`): the bytes go to a temporary file beside the target, are fsynced, and an atomic
-rename publishes them, so a reader (or a crash) never sees half a file. Builds happen under a
-lock next to the target, so concurrent pytest-xdist workers build each file once.
+Zoo models, converted and quantised variants, TensorRT engines and result records all go through here
+(the caches under :func:`cache_dir`): the bytes go to a temporary file beside the target, are fsynced,
+and an atomic rename publishes them, so a reader (or a crash) never sees half a file. Builds happen
+under a lock next to the target, so concurrent pytest-xdist workers build each file once.
 """
 
 from __future__ import annotations

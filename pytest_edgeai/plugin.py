@@ -336,7 +336,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         targets = _marker_targets(item)
         uses_device = any(f in getattr(item, "fixturenames", ()) for f in DEVICE_FIXTURES)
         has_param = hasattr(item, "callspec") and "edgeai_device" in item.callspec.params
-        if (targets is not None and not any(_matches(d, targets) for d in s.devices)) or (uses_device and not has_param):
+        if ((targets is not None and not any(_matches(d, targets) for d in s.devices))
+                or (uses_device and not has_param)):
             drop.append(item)
         else:
             keep.append(item)

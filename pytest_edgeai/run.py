@@ -166,7 +166,8 @@ class EdgeAIRun:
     def _canary(self, device: Device) -> None:
         """Before a device's first measurement in this process: the reference workload (canary.py)."""
         with self._lock:
-            if self.settings.option("edgeai_no_canary") or os.environ.get(NO_CANARY_ENV) or device.name in self._canaries:
+            if (self.settings.option("edgeai_no_canary") or os.environ.get(NO_CANARY_ENV)
+                    or device.name in self._canaries):
                 return
             self._canaries.add(device.name)
         bench = Bench(device, CANARY_SUITE, "pytest-edgeai canary", canary_profile(self.profile), save=self.save,

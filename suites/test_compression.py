@@ -262,7 +262,8 @@ def _headline_threshold(edgeai_claims, claim_model):
     """The threshold the claims name (when valid), so the record's headline is what was judged."""
     spec = edgeai_claims.spec("min_cascade_latency_reduction", claim_model)
     try:
-        return cascade.validate_threshold(spec.extras.get("at_threshold", DEFAULT_THRESHOLD) if spec else DEFAULT_THRESHOLD)
+        return cascade.validate_threshold(spec.extras.get("at_threshold", DEFAULT_THRESHOLD) if spec
+                                          else DEFAULT_THRESHOLD)
     except cascade.CascadeError:
         return DEFAULT_THRESHOLD  # the claim check below raises the clear message after recording
 
@@ -288,7 +289,8 @@ def _cascade_record(bench, built, data, link, remote_device, series, threshold):
                                  f"measured compute + link model; {compute}; {where}", "predicted"),
         "fraction_offloaded": m(head.fraction_offloaded, "fraction", f"inputs sent over the link {at}, computed "
                                 f"offline from the small model's scores on the fixed set"),
-        "bytes_per_input_compressed": m(head.bytes_per_input_compressed, "bytes", f"zlib level 6 bytes sent per input {at}"),
+        "bytes_per_input_compressed": m(head.bytes_per_input_compressed, "bytes",
+                                        f"zlib level 6 bytes sent per input {at}"),
         "bytes_per_input_raw": m(head.bytes_per_input_raw, "bytes", f"raw float32 bytes sent per input {at}"),
         "input_bytes_compressed": m(float(np.mean(data.bytes_compressed)), "bytes", "mean zlib size of one input"),
         "accuracy_cascade": m(head.accuracy, "fraction", f"top-1 against ground truth {at}, computed offline from "

@@ -200,7 +200,8 @@ def test_memory_capacity(edgeai_device, edgeai_model, edgeai_bench, edgeai_claim
 
     footprints = result.footprints()
     if not footprints:
-        pytest.fail(f"{model.name} on {edgeai_device.name}: not even one tenant loaded: {result.stopped}", pytrace=False)
+        pytest.fail(f"{model.name} on {edgeai_device.name}: not even one tenant loaded: {result.stopped}",
+                    pytrace=False)
     if result.observed_max == 0:  # one tenant loaded but took more than the budget: nothing was checked
         pytest.skip(f"{model.name} on {edgeai_device.name}: no tenant fitted in the profile's memory budget of "
                     f"{cap.budget_bytes / MIB:.0f} MiB (one tenant with its runtime took {footprints[0] / MIB:.0f} "

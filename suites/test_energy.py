@@ -1,19 +1,19 @@
 """What does an inference cost in joules, per watt, per dollar?
 
-Offline throughput at batch 1 is measured in rounds, the device's power meter running over
-exactly each timed loop (the harness starts and stops it at the loop's edges), after an idle
-baseline read once the model is warm, when the meter asks for one. The figures a claim is
-judged on are the rounds' mean with an interval from their spread. The first round is a full
-profile window, since a slow meter (a 2 Hz sampled supply) needs one; the later rounds share the
-window out like every other suite's rounds when the first reading shows a sensor fast enough for the
-shorter window (``metered_round_profile``: RAPL's and NVML's energy counters), else they stay full. Where the first round could not read energy (no meter, or one not readable here) the other
-rounds would only repeat the throughput suite's batch-1 figure, so there is one round, and more only
-while a claim on throughput per dollar asks for them. A claim against another
-device (per dollar, per watt) measures both side by side in interleaved rounds when that device
-is selected and attached here; otherwise it reads that device's latest result from the run store.
-The throughput is recorded whatever the meter does; with no meter (source "none") or one that is
-not available here, the energy figures are skipped with the reason. Estimated readings never pass
-a claim unless the claim allows estimates.
+Offline throughput at batch 1 is measured in rounds, the device's power meter running over exactly
+each timed loop (the harness starts and stops it at the loop's edges), after an idle baseline read
+once the model is warm, when the meter asks for one. The figures a claim is judged on are the
+rounds' mean with an interval from their spread. The first round is a full profile window, since a
+slow meter (a 2 Hz sampled supply) needs one; the later rounds share the window out like every other
+suite's rounds when the first reading shows a sensor fast enough for the shorter window
+(``metered_round_profile``: RAPL's and NVML's energy counters), else they stay full. Where the first
+round could not read energy (no meter, or one not readable here) the other rounds would only repeat
+the throughput suite's batch-1 figure, so there is one round, and more only while a claim on
+throughput per dollar asks for them. A claim against another device (per dollar, per watt) measures
+both side by side in interleaved rounds when that device is selected and attached here; otherwise it
+reads that device's latest result from the run store. The throughput is recorded whatever the meter
+does; with no meter (source "none") or one that is not available here, the energy figures are
+skipped with the reason. Estimated readings never pass a claim unless the claim allows estimates.
 """
 
 from dataclasses import asdict
@@ -109,7 +109,8 @@ def _measure_and_judge(model, bench, other, claims, session, ratio_specs):
             est = figure(metric)
             if est.rounds:
                 method = "derived" if metric == PER_USD else ("estimated" if estimated else "measured")
-                pooled.metrics[metric] = estimate_metric(est, unit, f"geometric mean of {est.rounds} metered rounds' {metric}",
+                pooled.metrics[metric] = estimate_metric(est, unit,
+                                                         f"geometric mean of {est.rounds} metered rounds' {metric}",
                                                          method, windows=[r.metric(metric) for r in mine])
         pooled.extra["derived_from"] = [r.id for r in mine]
         bench.save(pooled)

@@ -104,10 +104,12 @@ def test_bytes_per_cut(edgeai_device, edgeai_workload, edgeai_bench, edgeai_clai
     record.metrics.update({
         "input_raw_bytes": metric(study.wire.input_raw_bytes, "bytes", "uint8 pixels (tensor bytes if not an image)"),
         "input_compressed_bytes": metric(study.wire.input_compressed_bytes, "bytes", f"{fmt}, mean over inputs"),
-        "input_jpeg_bytes": metric(study.jpeg_bytes, "bytes", "JPEG quality 90 of the same views, mean (camera baseline)"),
+        "input_jpeg_bytes": metric(study.jpeg_bytes, "bytes",
+                                   "JPEG quality 90 of the same views, mean (camera baseline)"),
         "best_cut_saving": metric(best[1] if best else None, "x",
                                    f"{fmt} input bytes / bytes at the best feature-layer cut ({encoding}, cuts >= "
-                                   f"{before} layers before the output): {best[0].name if best else 'none'}", "derived"),
+                                   f"{before} layers before the output): {best[0].name if best else 'none'}",
+                                   "derived"),
         "best_cut_saving_vs_jpeg": metric(jpeg[k_best] if k_best is not None and study.jpeg_bytes else None, "x",
                                            f"JPEG input bytes / bytes at the same cut ({encoding})", "derived"),
         "saving_depth_layers": metric(depth, "layers", f"network layers after the earliest cut that saves "
@@ -117,7 +119,8 @@ def test_bytes_per_cut(edgeai_device, edgeai_workload, edgeai_bench, edgeai_clai
     if at_scope:
         k_at = study.cuts.index(at[0]) if at else None
         record.metrics["cut_saving"] = metric(at[1] if at else None, "x", f"{fmt} input bytes / bytes at the end of "
-                                              f"{at_scope} ({at_encoding}): {at[0].name if at else 'no such cut'}", "derived")
+                                              f"{at_scope} ({at_encoding}): {at[0].name if at else 'no such cut'}",
+                                              "derived")
         record.metrics["cut_saving_vs_jpeg"] = metric(
             study.savings(at_encoding, "jpeg")[k_at] if k_at is not None and study.jpeg_bytes else None, "x",
             f"JPEG input bytes / bytes at the end of {at_scope} ({at_encoding})", "derived")
@@ -166,7 +169,8 @@ def test_planned_split_against_execution(edgeai_device, edgeai_workload, edgeai_
     record.metrics["predicted_latency_ms"] = metric(best.latency_s * 1e3, "ms", best.describe(), "predicted")
     record.scenario["tier_precision"] = planned.precision or "fp32 on every tier"
     record.metrics["plan_top1_agreement"] = metric(planned.agreement[0]["top1_agreement"], "fraction",
-                                                   f"the chosen plan's wire encodings ({planned.agreement[0]['method']})")
+                                                   f"the chosen plan's wire encodings "
+                                                   f"({planned.agreement[0]['method']})")
     record.extra.update({
         "plans": [{**p.to_dict(), "accuracy": a} for p, a in zip(planned.plans, planned.agreement)],
         "boundaries": planned.boundaries,
@@ -189,7 +193,8 @@ def test_planned_split_against_execution(edgeai_device, edgeai_workload, edgeai_
     record.metrics.update({
         "calibrated_predicted_latency_ms": metric(
             measured.predicted_s * 1e3, "ms", f"the plan re-priced with its per-message costs measured on its own "
-            f"stages and links ({calibration['queries']} calibration inferences before the measured ones)", "predicted"),
+            f"stages and links ({calibration['queries']} calibration inferences before the measured ones)",
+            "predicted"),
         "uncalibrated_prediction_error": metric(
             abs(measured.median_s - best.latency_s) / measured.median_s, "fraction",
             "|measured - predicted| / measured, the prediction without the measured per-message costs", "derived"),

@@ -45,8 +45,8 @@ def _p90(records) -> Estimate:
 def _timed_as_twin(session, model) -> None:
     """Below the full profile, a zoo model that runs another's graph with other weights is not timed again."""
     if session.profile.name != "full" and (twin := seeded_twin(model.name)):
-        pytest.skip(f"{model.name} runs {twin}'s graph with trained weights: it takes {twin}'s time, measured as {twin} "
-                    f"beside it; timed on its own at --edgeai-profile full")
+        pytest.skip(f"{model.name} runs {twin}'s graph with trained weights: it takes {twin}'s time, "
+                    f"measured as {twin} beside it; timed on its own at --edgeai-profile full")
 
 
 def test_single_stream(edgeai_device, edgeai_workload, edgeai_bench, edgeai_claims, edgeai_session):
@@ -109,7 +109,8 @@ def test_batch_sweep(edgeai_device, edgeai_workload, edgeai_bench, edgeai_claims
         for b, rec in pooled.items():
             est = rounds_estimate(rounds[b], "throughput_ips", f"batch-{b} throughputs")
             rec.metrics["throughput_ips"] = estimate_metric(
-                est, "inferences/s", f"geometric mean of {est.rounds} interleaved rounds' offline throughput at batch {b}",
+                est, "inferences/s",
+                f"geometric mean of {est.rounds} interleaved rounds' offline throughput at batch {b}",
                 windows=[r.metric("throughput_ips") for r in rounds[b]])
             rec.extra["derived_from"] = [r.id for r in rounds[b]]
             edgeai_bench.save(rec)

@@ -235,5 +235,6 @@ def test_litert_probe_and_load_through_the_delegate(tmp_path, monkeypatch):
 
 def test_unknown_litert_option_is_named(tmp_path):
     a = litert.LiteRTBackend().probe(Device(name="l", kind="cpu", backend="litert", options={"num_thread": 2}))
-    assert not a.attached and "devices.l.options.num_thread: unknown litert option (did you mean 'num_threads'" in a.reason
+    assert (not a.attached
+            and "devices.l.options.num_thread: unknown litert option (did you mean 'num_threads'" in a.reason)
 

@@ -54,7 +54,8 @@ def test_the_compiler_rejects_a_dynamic_batch_with_one_line(work, compiler):
     dynamic = tflite_convert.to_tflite(model, "int8", root / "cache")  # batch left free: what the old path made
     with pytest.raises(BackendError) as err:
         edgetpu.compile_for_edgetpu([dynamic.path], root / "cache")
-    assert "Model contains dynamic-sized tensors" in str(err.value) and "convert it with a fixed batch" in str(err.value)
+    assert ("Model contains dynamic-sized tensors" in str(err.value)
+            and "convert it with a fixed batch" in str(err.value))
 
 
 def test_a_model_nothing_of_which_maps_to_the_tpu_is_refused(work, compiler):

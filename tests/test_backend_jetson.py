@@ -17,7 +17,8 @@ cpu1: Online=1 Governor=schedutil MinFreq=1479000 MaxFreq=1479000 CurrentFreq=14
 GPU MinFreq=921600000 MaxFreq=921600000 CurrentFreq=921600000
 EMC MinFreq=204000000 MaxFreq=1600000000 CurrentFreq=1600000000 FreqOverride=1
 """
-SHOW_FREE = SHOW_PINNED.replace("cpu1: Online=1 Governor=schedutil MinFreq=1479000", "cpu1: Online=1 Governor=schedutil MinFreq=102000")
+SHOW_FREE = SHOW_PINNED.replace("cpu1: Online=1 Governor=schedutil MinFreq=1479000",
+                                "cpu1: Online=1 Governor=schedutil MinFreq=102000")
 
 
 def fake_command(directory, name: str, body: str) -> None:
@@ -58,7 +59,8 @@ def test_a_hanging_command_times_out(bin_dir, monkeypatch):
     assert "timed out" in jetson.power_mode()["nvpmodel_error"]
 
 
-def fake_board(root, model: str, release: str | None = "# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic"):
+def fake_board(root, model: str,
+               release: str | None = "# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic"):
     """/proc/device-tree/model (NUL-terminated, as the kernel exposes it) and /etc/nv_tegra_release
     (Jetson Linux Developer Guide, "Identifying the release")."""
     (root / "proc/device-tree").mkdir(parents=True)
@@ -85,7 +87,8 @@ def test_another_board_than_the_configured_one_is_refused_in_one_line(tmp_path):
 
 @pytest.mark.parametrize("model, release, why", [
     ("NVIDIA Jetson Nano Developer Kit", "# R32 (release), REVISION: 7.1", "last JetPack is 4.6 (L4T R32, Python 3.6"),
-    ("NVIDIA Jetson Xavier NX Developer Kit", "# R35 (release), REVISION: 4.1", "last JetPack is 5.1 (L4T R35, Python 3.8"),
+    ("NVIDIA Jetson Xavier NX Developer Kit", "# R35 (release), REVISION: 4.1",
+     "last JetPack is 5.1 (L4T R35, Python 3.8"),
     ("NVIDIA Jetson AGX Orin Developer Kit", "# R35 (release), REVISION: 4.1", "runs L4T R35.4.1 (JetPack 5 or older"),
     ("QEMU Virtual Machine", None, "not a Jetson: /proc/device-tree/model is 'QEMU Virtual Machine'"),
 ])

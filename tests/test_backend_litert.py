@@ -41,7 +41,8 @@ def test_runs_a_tflite_built_with_tensorflow_and_resizes_the_batch(tf, tmp_path)
         x = np.random.default_rng(batch).standard_normal((batch, 4)).astype(np.float32)
         np.testing.assert_allclose(session.run({name: x})[0], np.maximum(x @ w, 0), rtol=1e-5, atol=1e-6)
     s = session.settings()
-    assert s["num_threads"] == 1 and s["quantization"] == "as given" and s["interpreter"] == "ai_edge_litert.interpreter"
+    assert (s["num_threads"] == 1 and s["quantization"] == "as given"
+            and s["interpreter"] == "ai_edge_litert.interpreter")
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,8 @@ def gpu(**options) -> Device:
 
 
 def test_probe_names_each_missing_provider_and_what_to_install(monkeypatch):
-    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(onnxruntime, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     a = ortb.OnnxRuntimeBackend().probe(gpu())
     assert not a.attached
     assert "lacks TensorrtExecutionProvider" in a.reason and "TensorRT" in a.reason
@@ -49,7 +50,8 @@ def test_tensorrt_engine_cache_is_on_by_default_and_user_options_win():
 
 def test_a_silent_fallback_to_the_cpu_is_refused():
     with pytest.raises(BackendError, match="did not enable CUDAExecutionProvider .*: its libraries failed to load: F"):
-        ort_gpu.check_applied(["CUDAExecutionProvider", "CPUExecutionProvider"], ["CPUExecutionProvider"], "m.onnx", "F")
+        ort_gpu.check_applied(["CUDAExecutionProvider", "CPUExecutionProvider"], ["CPUExecutionProvider"],
+                              "m.onnx", "F")
     ort_gpu.check_applied(["CPUExecutionProvider"], ["CPUExecutionProvider"], "m.onnx", "F")
 
 
@@ -75,7 +77,8 @@ def test_load_passes_provider_options_per_provider(monkeypatch, tiny_model, tmp_
     assert cuda_opts == {"device_id": 1} and cpu == {}
 
 
-@pytest.mark.parametrize("ort_version, trt_version, ok", [("1.26.0", "11.1.0.106", False), ("1.27.0", "11.1.0.106", True),
+@pytest.mark.parametrize("ort_version, trt_version, ok", [("1.26.0", "11.1.0.106", False),
+                                                          ("1.27.0", "11.1.0.106", True),
                                                           ("1.20.1", "10.3.0", True), ("1.26.0", None, True)])
 def test_the_tensorrt_provider_needs_onnxruntime_1_27_for_tensorrt_11(ort_version, trt_version, ok):
     problem = ort_gpu.tensorrt_provider_problem(ort_version, trt_version)
@@ -99,7 +102,8 @@ def cuda_sessions(monkeypatch):
         rt.cudaDriverGetVersion = lambda: (rt.cudaError_t.cudaSuccess, driver)
         fake = FakeCudaSessions(onnxruntime.InferenceSession, **behaviour)
         monkeypatch.setattr(onnxruntime, "InferenceSession", fake.session_class())
-        monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+        monkeypatch.setattr(onnxruntime, "get_available_providers",
+                            lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
         return fake, rt
 
     return install
@@ -165,15 +169,17 @@ def test_cuda_libraries_that_do_not_load_are_refused_not_measured_on_the_cpu(cud
 
 
 def test_streams_without_cuda_python_is_not_attached_with_what_to_install(monkeypatch):
-    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(onnxruntime, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     for name in ("cuda", "cuda.bindings", "cuda.bindings.runtime", "cuda.cudart"):
         monkeypatch.setitem(sys.modules, name, None)
     a = ortb.OnnxRuntimeBackend().probe(cuda_device(streams=2))
     assert not a.attached and a.reason.startswith("streams: cuda-python is not importable: pip install cuda-python")
 
 
-@pytest.mark.parametrize("build, needs, other", [("12.8", "CUDA 12.x", "for CUDA 13: pip install 'onnxruntime-gpu[cuda,cudnn]>=1.27,<2'"),
-                                                 ("13.0", "CUDA 13.x", "for CUDA 12: pip install 'onnxruntime-gpu[cuda,cudnn]>=1.21,<1.27'")])
+@pytest.mark.parametrize("build, needs, other", [
+    ("12.8", "CUDA 12.x", "for CUDA 13: pip install 'onnxruntime-gpu[cuda,cudnn]>=1.27,<2'"),
+    ("13.0", "CUDA 13.x", "for CUDA 12: pip install 'onnxruntime-gpu[cuda,cudnn]>=1.21,<1.27'")])
 def test_the_probe_creates_a_session_and_names_what_the_builds_cuda_major_needs(cuda_sessions, build, needs, other):
     cuda_sessions(cuda_build=build, libraries_load=False)
     a = ortb.OnnxRuntimeBackend().probe(cuda_device())
@@ -219,8 +225,8 @@ def test_the_tensorrt_provider_needs_tensorrt_of_the_builds_cuda_major(major, wh
         assert problem in found and "pip install" in found
 
 
-@pytest.mark.parametrize("driver, build, attached", [(12040, "13.0", False), (13000, "13.0", True), (12040, "12.8", True),
-                                                     (13020, "12.8", True), (0, "12.8", False)])
+@pytest.mark.parametrize("driver, build, attached", [(12040, "13.0", False), (13000, "13.0", True),
+                                                     (12040, "12.8", True), (13020, "12.8", True), (0, "12.8", False)])
 def test_a_driver_older_than_the_builds_cuda_major_is_named_with_both_fixes(cuda_sessions, driver, build, attached):
     """cudaDriverGetVersion is the newest CUDA the driver runs; a CUDA 12.x build runs on any 12+ driver."""
     _, rt = cuda_sessions(cuda_build=build)

@@ -1,11 +1,12 @@
 """TensorRT 8.6, 10 and 11 with fakes of tensorrt and cuda-python injected via sys.modules.
 
-The fakes (tests/vendor_fakes.py: make_trt, make_cudart) follow each version's documented API (TensorRT Python API reference; "Migrating from
-TensorRT 10.x to 11.x", removed Python APIs: BuilderFlag.FP16/INT8/BF16/FP8, IBuilderConfig.int8_calibrator,
-set_calibration_profile; TensorRT 8.x ONNX parser: explicit batch only; cuda-python's (error, value)
-tuples, cudaMallocHost, stream capture). The fake engine really computes: it runs the ONNX model it
-was built from with onnxruntime on the bytes found in the fake device buffers, so outputs prove the
-pinned host -> device -> host plumbing, not just the calls.
+The fakes (tests/vendor_fakes.py: make_trt, make_cudart) follow each version's documented API (TensorRT
+Python API reference; "Migrating from TensorRT 10.x to 11.x", removed Python APIs:
+BuilderFlag.FP16/INT8/BF16/FP8, IBuilderConfig.int8_calibrator, set_calibration_profile; TensorRT 8.x
+ONNX parser: explicit batch only; cuda-python's (error, value) tuples, cudaMallocHost, stream capture).
+The fake engine really computes: it runs the ONNX model it was built from with onnxruntime on the bytes
+found in the fake device buffers, so outputs prove the pinned host -> device -> host plumbing, not just
+the calls.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def fakes(request, monkeypatch):
 
 
 def gpu(tmp_path, **options) -> Device:
-    return Device(name="trt", kind="gpu", backend="tensorrt", options={"cache_dir": str(tmp_path / "engines"), **options})
+    return Device(name="trt", kind="gpu", backend="tensorrt",
+                  options={"cache_dir": str(tmp_path / "engines"), **options})
 
 
 def test_probe_reports_the_gpu_and_versions(fakes, tmp_path):

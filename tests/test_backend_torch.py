@@ -80,7 +80,8 @@ def test_a_module_without_input_shapes_says_how_to_give_them(tmp_path):
 
 
 def test_options_are_validated():
-    with pytest.raises(ConfigError, match=r"devices.pt.options.num_thread: unknown torch option \(did you mean 'num_threads'"):
+    with pytest.raises(ConfigError,
+                       match=r"devices.pt.options.num_thread: unknown torch option \(did you mean 'num_threads'"):
         torchb.TorchBackend().load(Model("m", Path("x.onnx"), "onnx", "file"), dev(num_thread=2))
     assert "must be cpu, cuda or cuda:N" in torchb.TorchBackend().probe(dev(device="gpu")).reason
 

@@ -101,10 +101,12 @@ def test_verdicts_are_direction_aware_and_need_significance(ratio, sense, signif
 
 
 @pytest.mark.parametrize("name, unit, expected", [
-    ("input_compressed_bytes", "bytes", EXACT), ("size_reduction", "x", EXACT), ("agreement_with_large", "fraction", EXACT),
-    ("accuracy_cascade", "fraction", EXACT), ("single_tensor_cuts", "cuts", EXACT), ("best_cut_saving", "x", EXACT),
-    ("throughput_ips", "inferences/s", MEASURED), ("latency_p99_ms", "ms", MEASURED), ("joules_per_inference", "J", MEASURED),
-    ("batching_speedup", "x", MEASURED), ("mean_w", "W", MEASURED), ("something_new", "widgets", MEASURED)])
+    ("input_compressed_bytes", "bytes", EXACT), ("size_reduction", "x", EXACT),
+    ("agreement_with_large", "fraction", EXACT), ("accuracy_cascade", "fraction", EXACT),
+    ("single_tensor_cuts", "cuts", EXACT), ("best_cut_saving", "x", EXACT),
+    ("throughput_ips", "inferences/s", MEASURED), ("latency_p99_ms", "ms", MEASURED),
+    ("joules_per_inference", "J", MEASURED), ("batching_speedup", "x", MEASURED), ("mean_w", "W", MEASURED),
+    ("something_new", "widgets", MEASURED)])
 def test_a_metric_knows_how_it_may_be_compared(name, unit, expected):
     assert nature(name, {"unit": unit}) == expected
     other = MEASURED if expected == EXACT else EXACT
@@ -467,7 +469,8 @@ def _delta(model: str, metric_name: str, ratio: float, se: float, verdict: str, 
 def test_a_figure_significant_alone_among_many_does_not_fail_the_run_unless_far_out_and_a_slower_record_does():
     """80 figures in 40 records: one 30% slower at 5.6 se on 8 df (beyond ALPHA alone) is too noisy for the run;
     at 10 se it is far out and fails it. A record whose composite is slower names its figures."""
-    lone = [_delta(f"m{i}", name, 1.0, 0.05, UNCHANGED) for i in range(40) for name in ("latency_mean_ms", "latency_p50_ms")]
+    lone = [_delta(f"m{i}", name, 1.0, 0.05, UNCHANGED)
+            for i in range(40) for name in ("latency_mean_ms", "latency_p50_ms")]
     lone[0] = _delta("m0", "latency_mean_ms", 1.3, 0.047, REGRESSED, df=8.0)
     c = Comparison(base=None, new=None, deltas=lone)  # type: ignore[arg-type]
     run_gate(c, {})

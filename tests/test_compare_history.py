@@ -36,7 +36,8 @@ def test_a_regression_is_named_with_the_release_it_entered(tmp_path):
     assert [r.started for r in h.runs] == sorted(r.started for r in h.runs)
     assert h.releases() == [(0, "v1.0"), (4, "v1.1"), (8, "v1.2")]
     throughput = [s for s in h.regressions if s.series.metric == "throughput_ips"]
-    assert throughput and {s.position for s in throughput} == {8} and {s.entered for s in throughput} == {"at release v1.2"}
+    assert (throughput and {s.position for s in throughput} == {8}
+            and {s.entered for s in throughput} == {"at release v1.2"})
     assert all(s.change < -0.1 for s in throughput)
     assert not [s for s in h.steps if s.verdict == IMPROVED]
     assert all(s.verdict == REGRESSED for s in h.steps if s.series.metric.startswith("latency_p"))

@@ -70,7 +70,8 @@ def test_variants_are_cached_by_params_and_calibration(mlp, tmp_path):
 
 def test_calibration_of_the_wrong_shape_is_one_clear_message(kws, tmp_path):
     name = _input_name(kws)
-    with pytest.raises(CalibrationError, match=rf"input '{name}' has shape \[1, 1, 40, 32\]; the model takes \['\?', 1, 32, 40\]"):
+    with pytest.raises(CalibrationError,
+                       match=rf"input '{name}' has shape \[1, 1, 40, 32\]; the model takes \['\?', 1, 32, 40\]"):
         variants.make_variant(kws, "int8_static", tmp_path, _calib(shape=(1, 1, 40, 32), name=name))
     with pytest.raises(CalibrationError, match="feeds \\['wrong'\\]"):
         variants.make_variant(kws, "int8_static", tmp_path, _calib(name="wrong"))

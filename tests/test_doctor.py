@@ -62,14 +62,16 @@ def test_cuda_libraries_that_do_not_load_are_an_error_naming_what_the_build_need
     monkeypatch.setattr(onnxruntime, "cuda_version", "13.0", raising=False)
     monkeypatch.setattr(onnxruntime, "InferenceSession",
                         FakeCudaSessions(onnxruntime.InferenceSession, libraries_load=False).session_class())
-    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(onnxruntime, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     gpu = Device(name="g", kind="gpu", backend="onnxruntime",
                  options={"providers": ["CUDAExecutionProvider", "CPUExecutionProvider"]})
     exam = doctor.examine(gpu, DECLARED)
     assert not exam.can_run
     [error] = [f.text for f in exam.findings if f.level == "error"]
     assert "lists CUDAExecutionProvider but a session does not get it" in error
-    assert "needs CUDA 13.x and cuDNN 9" in error and "for CUDA 12: pip install 'onnxruntime-gpu[cuda,cudnn]>=1.21,<1.27'" in error
+    assert ("needs CUDA 13.x and cuDNN 9" in error
+            and "for CUDA 12: pip install 'onnxruntime-gpu[cuda,cudnn]>=1.21,<1.27'" in error)
     assert doctor.Finding("note", f"onnxruntime {onnxruntime.__version__} is a CUDA 13.0 build: it needs CUDA 13.x "
                                   f"and cuDNN 9") in exam.findings
     ort_gpu.preload.cache_clear()
@@ -83,7 +85,8 @@ def test_an_unreadable_meter_is_a_problem_but_the_device_still_runs(monkeypatch)
 
 
 def test_the_exit_status_follows_named_devices_and_kinds():
-    ok, bad = doctor.Examination(builtin_cpu()), doctor.Examination(Device(name="tpu", kind="edgetpu", backend="litert"))
+    ok, bad = (doctor.Examination(builtin_cpu()),
+               doctor.Examination(Device(name="tpu", kind="edgetpu", backend="litert")))
     bad.add("error", "libedgetpu.so.1 not found")
     assert doctor.verdict([ok, bad], {"cpu"}, set()) == 0
     assert doctor.verdict([ok, bad], {"tpu"}, set()) == 1

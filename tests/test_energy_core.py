@@ -185,7 +185,8 @@ def test_none_meter_is_unavailable_with_the_reason():
 
 
 def test_unknown_source_suggests_the_close_one():
-    with pytest.raises(ConfigError, match=r"devices\.dut\.meter\.source: unknown meter 'rapll' \(did you mean 'rapl'\?\)"):
+    with pytest.raises(ConfigError,
+                       match=r"devices\.dut\.meter\.source: unknown meter 'rapll' \(did you mean 'rapl'\?\)"):
         make_meter(device(source="rapll"))
 
 

@@ -74,7 +74,8 @@ def test_energy_suite_records_throughput_always_and_energy_where_metered(pyteste
         assert record["extra"]["energy"]["covers"] == "test stand-in"
     edge = pooled["edge"]
     per_round = [r["metrics"]["joules_per_inference"]["value"] for r in rounds["edge"]]
-    assert edge["metrics"]["joules_per_inference"]["value"] == pytest.approx(math.prod(per_round) ** (1 / len(per_round)))
+    assert edge["metrics"]["joules_per_inference"]["value"] == pytest.approx(
+        math.prod(per_round) ** (1 / len(per_round)))
     assert edge["metrics"]["joules_per_inference"]["rounds"] == len(per_round)
     verdicts = {c["name"]: c for c in edge["claims"]}
     assert verdicts["max_joules_per_inference"]["verdict"] == "met"

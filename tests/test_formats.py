@@ -25,7 +25,8 @@ backend = "litert"
 @pytest.fixture(scope="module")
 def tflite_file(tmp_path_factory) -> Path:
     """A small trained-shape image CNN as a .tflite, converted by TensorFlow's own converter."""
-    pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is not installed (pip install 'pytest-edgeai[litert]')")
+    pytest.importorskip("ai_edge_litert",
+                        reason="ai-edge-litert is not installed (pip install 'pytest-edgeai[litert]')")
     tf = pytest.importorskip("tensorflow", reason="tensorflow is not installed (pip install "
                                                   "'pytest-edgeai[tflite-convert]'): no .tflite can be built here")
     rng = np.random.default_rng(0)

@@ -32,12 +32,13 @@ def test_every_gpu_path_runs_and_writes_its_figures(gpu_smoke, monkeypatch, tmp_
     ort_gpu.preload.cache_clear()
     monkeypatch.setattr(onnxruntime, "cuda_version", "12.8", raising=False)
     monkeypatch.setattr(onnxruntime, "InferenceSession", FakeCudaSessions(onnxruntime.InferenceSession).session_class())
-    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(onnxruntime, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     fake_trtexec(tmp_path / "bin", compute_ms=[1.0, 2.0, 3.0])
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     out = tmp_path / "gpu_smoke.json"
-    rc = gpu_smoke.main(["--model", "cnn_trad_fpool3", "--seconds", "0.01", "--warmup", "0", "--batches", "1,2", "--streams", "2",
-                         "--rounds", "2", "--devices", "ort_cuda,tensorrt", "--json", str(out)])
+    rc = gpu_smoke.main(["--model", "cnn_trad_fpool3", "--seconds", "0.01", "--warmup", "0", "--batches", "1,2",
+                         "--streams", "2", "--rounds", "2", "--devices", "ort_cuda,tensorrt", "--json", str(out)])
     printed = capsys.readouterr().out
     assert rc == 0, printed
     figures = json.loads(out.read_text())

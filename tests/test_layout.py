@@ -88,7 +88,8 @@ def imports_inside_functions(module: str) -> list[tuple[int, str]]:
     for fn in ast.walk(ast.parse(MODULES[module].read_text())):
         if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
             for node in ast.walk(fn):
-                if isinstance(node, ast.ImportFrom) and (node.level > 0 or (node.module or "").startswith("pytest_edgeai")):
+                if isinstance(node, ast.ImportFrom) and (
+                        node.level > 0 or (node.module or "").startswith("pytest_edgeai")):
                     target = imported(module, node)
                     found.extend((node.lineno, t) for t in [target, *(f"{target}.{a.name}" for a in node.names)]
                                  if t in MODULES)

@@ -2,11 +2,11 @@
 
 Every suite runs once, at the quick profile, in one pytest session: throughput, energy, split (the
 planned split executed too) and compression over a tiny model on onnxruntime, and the concurrency
-suite (tenant sweep, memory capacity, placement, LoadGen's per-query scenarios) over a fake backend that answers at once;
-then every metric of every record they wrote is held to the rules below: a figure from a link model
-or a memory model is "predicted", one computed offline from other figures (a ratio, a fraction of a
-fixed set, a mean of rounds, the end of a search) is "derived", a reading from an estimating meter is
-"estimated", and nothing that was computed is labelled "measured".
+suite (tenant sweep, memory capacity, placement, LoadGen's per-query scenarios) over a fake backend
+that answers at once; then every metric of every record they wrote is held to the rules below: a
+figure from a link model or a memory model is "predicted", one computed offline from other figures
+(a ratio, a fraction of a fixed set, a mean of rounds, the end of a search) is "derived", a reading
+from an estimating meter is "estimated", and nothing that was computed is labelled "measured".
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ def test_every_job_names_extras_the_package_has_and_the_workflow_runs_doctor_fir
     for job in json.loads((ROOT / ".github/nightly-jobs.json").read_text()):
         assert nightly.requirements(job["extras"])  # raises for an extra pyproject.toml lacks
     workflow = (ROOT / ".github/workflows/nightly.yml").read_text()
-    assert "fromJSON(needs.plan.outputs.jobs)" in workflow and ".ci/nightly_install.py ${{ matrix.accelerator }}" in workflow
+    assert ("fromJSON(needs.plan.outputs.jobs)" in workflow
+            and ".ci/nightly_install.py ${{ matrix.accelerator }}" in workflow)
     assert workflow.index("pytest-edgeai doctor") < workflow.index("pytest suites")
 
 

@@ -83,7 +83,8 @@ def test_a_missed_claim_fails_after_the_measurement_is_recorded(lab):
 def test_a_device_that_is_not_attached_skips_with_the_reason(lab):
     result = lab.runpytest("--device", "ghost_gpu", *QUICK, "-rs")
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["*device ghost_gpu (gpu, onnxruntime) is not attached: *lacks NoSuchExecutionProvider*"])
+    result.stdout.fnmatch_lines(
+        ["*device ghost_gpu (gpu, onnxruntime) is not attached: *lacks NoSuchExecutionProvider*"])
 
 
 def test_strict_turns_a_missing_device_into_an_error(lab):
@@ -135,8 +136,9 @@ def test_without_devices_toml_there_is_a_builtin_cpu(pytester):
     pytester.makepyfile(test_throughput=MEASURE_TEST.format(model=str(pytester.path / "tiny.onnx")))
     result = pytester.runpytest(*QUICK, "-v")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["edgeai: devices cpu (cpu, onnxruntime *) from built-in (no devices.toml); profile quick",
-                                 "*test_measure[[]cpu[]] PASSED*"])
+    result.stdout.fnmatch_lines(
+        ["edgeai: devices cpu (cpu, onnxruntime *) from built-in (no devices.toml); profile quick",
+         "*test_measure[[]cpu[]] PASSED*"])
 
 
 def test_markers_are_registered_and_deselect_other_devices(lab):

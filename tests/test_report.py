@@ -74,7 +74,9 @@ def test_sections_without_records_are_left_out_and_present_ones_render(tmp_path)
     html = render(load_run(_run(tmp_path, energy, sweep, cut, single)))
     assert "Energy" in html and "(estimated)" in html and "TDP x time" in html
     assert "Concurrency" in html and "aggregate_ips against tenants" in html
-    assert "Split: bytes per cut" in html and "cpu m: bytes sent per input at each cut (encoding+codec) against depth_layers" in html and "bytes.<wbr>int8" in html and "[2 items]" in html
+    assert ("Split: bytes per cut" in html
+            and "cpu m: bytes sent per input at each cut (encoding+codec) against depth_layers" in html
+            and "bytes.<wbr>int8" in html and "[2 items]" in html)
     assert "Compression trade-offs" not in html and "Comparison with the baseline" not in html
     assert EVIL not in html and "&lt;img" in html
 
@@ -136,7 +138,8 @@ def test_records_of_other_suites_never_join_the_throughput_batch_curve(tmp_path,
     from pytest_edgeai.report import sections
 
     drawn = []
-    monkeypatch.setattr(sections.charts, "line_chart", lambda title, x, y, lines, **kw: drawn.append((title, lines)) or "")
+    monkeypatch.setattr(sections.charts, "line_chart",
+                        lambda title, x, y, lines, **kw: drawn.append((title, lines)) or "")
     rng = np.random.default_rng(0)
     throughput = [synthetic.latency_record("mobilenet_v2", "offline", b, 5.0 * b ** 0.5, rng, 40) for b in (1, 2, 4)]
     others = [synthetic.latency_record("mobilenet_v2", "offline", 1, 50.0, rng, 40, suite=s)
@@ -150,7 +153,8 @@ def test_records_of_other_suites_never_join_the_throughput_batch_curve(tmp_path,
 
 def test_the_split_chart_has_distinct_series_its_baselines_and_the_chosen_plan_in_view(tmp_path):
     codecs = [f"{e}+{c}" for e in ("raw", "fp16", "int8") for c in ("none", "lz4", "zlib", "zstd")]  # 12 series
-    cuts = [{"cut": f"{i}:layer_{i}", "depth_layers": i, "bytes": {k: 1000.0 * (j + 1) / (i + 1) for j, k in enumerate(codecs)}}
+    cuts = [{"cut": f"{i}:layer_{i}", "depth_layers": i,
+             "bytes": {k: 1000.0 * (j + 1) / (i + 1) for j, k in enumerate(codecs)}}
             for i in range(5)]
     cut = _record("split", "mobilenet_v2", {"name": "split_bytes_per_cut"},
                   {"best_cut_saving": (7.0, "x"), "input_compressed_bytes": (900.0, "bytes"),
@@ -161,7 +165,8 @@ def test_the_split_chart_has_distinct_series_its_baselines_and_the_chosen_plan_i
     import re
 
     styles = set(re.findall(r'stroke-dasharray: ([^;"]*);[^"]*stroke: (#[0-9a-f]{6})', html)) | {
-        ("solid", c) for c in re.findall(r'style="fill: none; stroke: (#[0-9a-f]{6}); stroke-width: 1\.5; stroke-linecap', html)}
+        ("solid", c)
+        for c in re.findall(r'style="fill: none; stroke: (#[0-9a-f]{6}); stroke-width: 1\.5; stroke-linecap', html)}
     assert len({c for _, c in styles}) >= 10 and len(styles) >= 12, styles  # 12 codecs: no two alike
     assert "input as PNG (lossless)" in html and "input as JPEG q90" in html
     assert "best cut 3:layer_3" in html
@@ -175,8 +180,8 @@ def test_configuration_is_not_charted_as_a_measurement_and_loadgen_keeps_its_lin
               "fairness": {"jain": 1.0 - 0.01 * n}} for n in (1, 2, 4)]
     tenants = _record("concurrency", "mobilenet_v2", {"name": "tenant_sweep", "mode": "thread"}, sweep=sweep)
     summary = "MLPerf Results Summary\nScenario : Offline\nSamples per second: 131.1\nResult is : VALID\n"
-    loadgen = _record("concurrency", "mobilenet_v2", {"name": "loadgen_Offline"}, {"throughput_ips": (131.1, "inferences/s")},
-                      loadgen={"scenario": "Offline", "summary": summary})
+    loadgen = _record("concurrency", "mobilenet_v2", {"name": "loadgen_Offline"},
+                      {"throughput_ips": (131.1, "inferences/s")}, loadgen={"scenario": "Offline", "summary": summary})
     html = render(load_run(_run(tmp_path, tenants, loadgen)))
     titles = _svg_titles(html)
     assert any("aggregate_ips against tenants" in t for t in titles), titles

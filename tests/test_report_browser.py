@@ -89,7 +89,8 @@ def test_a_hostile_device_name_is_text_in_the_browser(real_run, tmp_path):
 # itself runs no script, its CSP forbids them), read back from the dumped DOM.
 LAYOUT_JS = """<script>window.addEventListener('load', () => {
   const box = e => e.getBoundingClientRect();
-  const overlap = (a, b) => a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+  const overlap = (a, b) => a.left < b.right - 1 && b.left < a.right - 1 &&
+                            a.top < b.bottom - 1 && b.top < a.bottom - 1;
   const out = {height: document.documentElement.scrollHeight, width: document.documentElement.scrollWidth,
                clipped: [], overlapping: [], wide: []};
   for (const svg of document.querySelectorAll('svg')) {
@@ -100,7 +101,8 @@ LAYOUT_JS = """<script>window.addEventListener('load', () => {
         out.clipped.push(t.textContent);
     }
     for (const axis of ['xtick', 'ytick']) {
-      const labels = [...svg.querySelectorAll(`g[id^="${axis}_"] > g > text, g[id^="${axis}_"] text`)].map(box).filter(r => r.width);
+      const labels = [...svg.querySelectorAll(`g[id^="${axis}_"] > g > text, g[id^="${axis}_"] text`)]
+        .map(box).filter(r => r.width);
       for (let i = 0; i < labels.length; i++) for (let j = i + 1; j < labels.length; j++)
         if (overlap(labels[i], labels[j])) out.overlapping.push(axis);
     }
@@ -139,8 +141,9 @@ def test_a_long_history_reads_without_overlapping_run_labels(tmp_path):
     from pytest_edgeai.results import synthetic
 
     browser = _chromium()
-    runs = [synthetic.write_run(tmp_path / "reports", 1.2 if i >= 20 else 1.0, seed=i, started=1_700_000_000.0 + 3600 * i,
-                                batches=(1, 2), count=60, models=("mobilenet_v2", "cnn_trad_fpool3"))
+    runs = [synthetic.write_run(tmp_path / "reports", 1.2 if i >= 20 else 1.0, seed=i,
+                                started=1_700_000_000.0 + 3600 * i, batches=(1, 2), count=60,
+                                models=("mobilenet_v2", "cnn_trad_fpool3"))
             for i in range(30)]
     page = write_report(runs[-1], history=runs[:-1], baseline=runs[-2])
     shown = layout(browser, page, tmp_path)

@@ -189,7 +189,8 @@ def conv_net(bn: bool):
               helper.make_node("GlobalAveragePool", ["r2"], ["g"], name="gap"),
               helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
               helper.make_node("Gemm", ["f", "fc", "fb"], ["out"], name="fc")]
-    graph = helper.make_graph(nodes, "convnet", [helper.make_tensor_value_info("img", TensorProto.FLOAT, ["N", 3, 16, 16])],
+    graph = helper.make_graph(nodes, "convnet",
+                              [helper.make_tensor_value_info("img", TensorProto.FLOAT, ["N", 3, 16, 16])],
                               [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 5])], initializer=inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 

@@ -22,7 +22,8 @@ def tiny_classifier():
              helper.make_node("GlobalAveragePool", ["r"], ["g"], name="gap"),
              helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
              helper.make_node("Gemm", ["f", "fc"], ["out"], name="fc")]
-    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("img", TensorProto.FLOAT, ["N", 3, 16, 16])],
+    graph = helper.make_graph(nodes, "tiny",
+                              [helper.make_tensor_value_info("img", TensorProto.FLOAT, ["N", 3, 16, 16])],
                               [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 4])],
                               initializer=[numpy_helper.from_array(w, "w"), numpy_helper.from_array(fc, "fc")])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -99,7 +100,8 @@ def test_an_int8_tier_is_priced_and_sent_in_int8_and_its_accuracy_change_measure
     assert fp32.agreement[0] == {"top1_agreement": 1.0, "encodings": ["raw+zlib"],
                                  "method": "exact: raw tensors are sent losslessly"}
     measured = int8.agreement[0]
-    assert measured["method"].startswith("measured") and measured["views"] >= 30 and 0 <= measured["top1_agreement"] <= 1
+    assert (measured["method"].startswith("measured") and measured["views"] >= 30
+            and 0 <= measured["top1_agreement"] <= 1)
     seeded = study_plan(study, links, ["device", "cloud"], repeats=1, top=1, precision={"device": "int8"})
     assert seeded.agreement[0]["top1_agreement"] is None and "seeded" in seeded.agreement[0]["method"]
     assert len(run_plan(study, int8, runs=2).latencies_s) == 2  # the executor sends what was priced

@@ -35,7 +35,8 @@ def user_cnn(path: Path) -> None:
              helper.make_node("GlobalAveragePool", ["r2"], ["g"], name="gap"),
              helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
              helper.make_node("Gemm", ["f", "fc", "fb"], ["logits"], name="fc")]
-    graph = helper.make_graph(nodes, "usercnn", [helper.make_tensor_value_info("img", TensorProto.FLOAT, ["N", 3, 32, 32])],
+    graph = helper.make_graph(nodes, "usercnn",
+                              [helper.make_tensor_value_info("img", TensorProto.FLOAT, ["N", 3, 32, 32])],
                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
                               initializer=[numpy_helper.from_array(v.astype(np.float32), k) for k, v in inits.items()])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))

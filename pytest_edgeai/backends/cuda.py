@@ -60,4 +60,5 @@ def runtime_versions(rt: Any) -> dict[str, str]:
     def fmt(v: int) -> str:
         return f"{v // 1000}.{v % 1000 // 10}"
 
-    return {"cuda_driver": fmt(call(rt, "cudaDriverGetVersion")), "cuda_runtime": fmt(call(rt, "cudaRuntimeGetVersion"))}
+    return {"cuda_driver": fmt(call(rt, "cudaDriverGetVersion")),
+            "cuda_runtime": fmt(call(rt, "cudaRuntimeGetVersion"))}

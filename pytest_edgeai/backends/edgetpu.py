@@ -101,7 +101,8 @@ def coral_edgetpu_module() -> Any:
         from pycoral.utils import edgetpu
     except Exception:  # absent, or the unrelated package
         return None
-    return edgetpu if all(hasattr(edgetpu, f) for f in ("make_interpreter", "list_edge_tpus", "load_edgetpu_delegate")) else None
+    return (edgetpu if all(hasattr(edgetpu, f) for f in ("make_interpreter", "list_edge_tpus", "load_edgetpu_delegate"))
+            else None)
 
 
 def load_delegate(loader: Any, device: str, tpus: list[TPU], library: str | None = None) -> Any:

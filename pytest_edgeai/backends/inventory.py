@@ -55,7 +55,8 @@ def _torch() -> str:
 
     if not torch.cuda.is_available():
         return "CUDA: " + ("not available" if torch.version.cuda else "CPU-only build")
-    return f"CUDA {torch.version.cuda}: " + ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+    return f"CUDA {torch.version.cuda}: " + ", ".join(torch.cuda.get_device_name(i)
+                                                      for i in range(torch.cuda.device_count()))
 
 
 def _nvidia_driver() -> str:
@@ -64,7 +65,8 @@ def _nvidia_driver() -> str:
     pynvml.nvmlInit()
     try:
         version = pynvml.nvmlSystemGetDriverVersion()
-        return f"driver {version.decode() if isinstance(version, bytes) else version}, {pynvml.nvmlDeviceGetCount()} GPU(s)"
+        return (f"driver {version.decode() if isinstance(version, bytes) else version}, "
+                f"{pynvml.nvmlDeviceGetCount()} GPU(s)")
     finally:
         pynvml.nvmlShutdown()
 

@@ -42,14 +42,17 @@ RUNTIMES = (("ai_edge_litert.interpreter", ("ai-edge-litert",)),
             ("tensorflow.lite", ("tensorflow", "tensorflow-cpu")))
 
 
-def interpreter_module(runtimes: tuple[tuple[str, tuple[str, ...]], ...] = RUNTIMES) -> tuple[Any, Any, str, str | None]:
+def interpreter_module(
+    runtimes: tuple[tuple[str, tuple[str, ...]], ...] = RUNTIMES,
+) -> tuple[Any, Any, str, str | None]:
     """(Interpreter class, load_delegate, module name, version) of the first runtime found."""
     for name, dists in runtimes:
         try:
             mod = importlib.import_module(name)
         except ImportError:
             continue
-        loader = getattr(mod, "load_delegate", None) or getattr(getattr(mod, "experimental", None), "load_delegate", None)
+        loader = (getattr(mod, "load_delegate", None)
+                  or getattr(getattr(mod, "experimental", None), "load_delegate", None))
         return mod.Interpreter, loader, name, distribution_version(*dists)
     if runtimes == EDGETPU_RUNTIMES:
         raise BackendError("the Edge TPU delegate runs inside tflite_runtime (the ABI libedgetpu is built for), "
@@ -169,7 +172,8 @@ def edgetpu_parameter_bytes(model: Model, device: Device) -> tuple[int, str]:
     if "on_chip_parameter_bytes" in report:
         total = report["on_chip_parameter_bytes"] + report.get("off_chip_parameter_bytes", 0)
         return total, (f"edgetpu_compiler's parameter memory {total} B (on-chip "
-                       f"{report['on_chip_parameter_bytes']} B + off-chip {report.get('off_chip_parameter_bytes', 0)} B)")
+                       f"{report['on_chip_parameter_bytes']} B + "
+                       f"off-chip {report.get('off_chip_parameter_bytes', 0)} B)")
     size = compiled.path.stat().st_size
     return size, f"compiled int8 model size {size} B (the compiler printed no parameter memory)"
 

@@ -162,8 +162,8 @@ class OpenVINOBackend:
 class OpenVINOSession:
     """Compiled models, one per input shape (reshaped before compiling); sync ``run`` and pooled ``run_async``."""
 
-    def __init__(self, ov: Any, core: Any, ov_model: Any, dev: str, config: dict[str, Any], nireq: int | None, path: str,
-                 static: bool = True):
+    def __init__(self, ov: Any, core: Any, ov_model: Any, dev: str, config: dict[str, Any], nireq: int | None,
+                 path: str, static: bool = True):
         self._ov, self._core, self._model = ov, core, ov_model
         self._dev, self._config, self._nireq, self._path, self._static = dev, config, nireq, path, static
         self._compiled: dict[ShapeKey | None, Any] = {}
@@ -195,7 +195,8 @@ class OpenVINOSession:
                 try:
                     model.reshape(shapes)
                 except Exception as exc:
-                    raise BackendError(f"{self._path}: OpenVINO cannot reshape it to {shapes}: {ov_message(exc)}") from None
+                    raise BackendError(f"{self._path}: OpenVINO cannot reshape it to {shapes}: "
+                                       f"{ov_message(exc)}") from None
             try:
                 self._compiled[key] = self._core.compile_model(model, self._dev, self._config)
             except Exception as exc:

@@ -52,7 +52,8 @@ if TYPE_CHECKING:
     from ..models.model import Model
 
 SHAPES = ("static", "dynamic")
-OPTION_KEYS = (Key("fp16", "bool", None), Key("int8", "bool", None), Key("shapes", "string", None, choices=SHAPES, ignore_case=True),
+OPTION_KEYS = (Key("fp16", "bool", None), Key("int8", "bool", None),
+               Key("shapes", "string", None, choices=SHAPES, ignore_case=True),
                Key("batch_min", "integer", None, minimum=1), Key("batch_opt", "integer", None, minimum=1),
                Key("batch_max", "integer", None, minimum=1), Key("workspace_mb", "integer", None, minimum=1),
                Key("device_id", "integer", None, minimum=0), Key("cache_dir", "string", None),
@@ -105,7 +106,8 @@ def trtexec_compute_ms(trtexec: str, engine: str, shapes: dict[str, tuple[int, .
     if done.returncode != 0 or not times.exists():
         tail = (done.stdout + done.stderr).strip().splitlines()[-1:] or ["no output"]
         raise BackendError(f"trtexec failed ({done.returncode}): {tail[0]}")
-    return statistics.median(float(q["endComputeMs"]) - float(q["startComputeMs"]) for q in json.loads(times.read_text()))
+    return statistics.median(float(q["endComputeMs"]) - float(q["startComputeMs"])
+                             for q in json.loads(times.read_text()))
 
 
 def build_options(device: Device) -> dict[str, Any]:
@@ -180,7 +182,8 @@ class TensorRTBackend:
         cuda.call(rt, "cudaSetDevice", opts["device_id"])
         identity = cuda.device_identity(rt, opts["device_id"])
         if model.format not in ("onnx", "tensorrt"):
-            raise ModelError(f"{model.path}: TensorRT builds engines from .onnx or loads .engine/.plan, not {model.format}")
+            raise ModelError(f"{model.path}: TensorRT builds engines from .onnx or loads .engine/.plan, "
+                             f"not {model.format}")
         builder = EngineBuilder(trt, model, opts, identity, device)
         info = {"tensorrt_version": trt.__version__, **identity, **cuda.runtime_versions(rt),
                 "precision": builder.precision, "shapes": opts["shapes"], "workspace_mb": opts["workspace_mb"],

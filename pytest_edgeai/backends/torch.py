@@ -196,7 +196,8 @@ class TorchSession:
             outputs = [t.float().cpu().numpy() if self._half and t.is_floating_point() else t.cpu().numpy()
                        for t in result]
         if not self.outputs:
-            self.outputs = [TensorSpec(f"output_{i}", (None, *o.shape[1:]), o.dtype.name) for i, o in enumerate(outputs)]
+            self.outputs = [TensorSpec(f"output_{i}", (None, *o.shape[1:]), o.dtype.name)
+                            for i, o in enumerate(outputs)]
         return outputs
 
     def prefers_async(self) -> bool:

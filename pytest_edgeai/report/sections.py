@@ -167,7 +167,8 @@ def _scenario(*names: str, batch: int | None = None) -> Callable[[Record], bool]
 
 
 HEADLINES = (
-    Headline("throughput (b1)", "throughput", "throughput_ips", ("min_inferences_per_s",), _scenario("offline", batch=1),
+    Headline("throughput (b1)", "throughput", "throughput_ips", ("min_inferences_per_s",),
+             _scenario("offline", batch=1),
              "Liang et al., IISWC 2020: edge accelerators reach cloud-CPU throughput, some exceed it"),
     Headline("p90 latency", "throughput", "latency_p90_ms", ("max_p90_latency_ms",), _scenario("single_stream")),
     Headline("batching speed-up", "throughput", "batching_speedup", ("min_batching_speedup",),
@@ -474,7 +475,8 @@ class SuiteSection:
         for r in records:
             for key, value in r.extra.items():
                 chosen = value[0] if key == "plans" and isinstance(value, list) and value else value
-                if key in ("plans", "throughput_plan") and isinstance(chosen, dict) and isinstance(chosen.get("summary"), str):
+                if (key in ("plans", "throughput_plan") and isinstance(chosen, dict)
+                        and isinstance(chosen.get("summary"), str)):
                     out.append({"record": f"{label_device(r)} {label_model(r)}",
                                 "objective": str(chosen.get("objective", key)), "summary": chosen["summary"]})
         return out
@@ -696,7 +698,8 @@ def all_sections(suites: Iterable[str] = ()) -> list[Section]:
                          SweepStyle(y_filter=lambda c: c in CASCADE_FIGURES),
                          key_metrics=("size_reduction", "speedup_interleaved", "speedup", "top1_agreement",
                                       "latency_reduction", "accuracy_loss", "fraction_offloaded")),
-            SuiteSection("concurrency", "Concurrency", ("sweep",), SweepStyle(y_filter=lambda c: c in TENANT_FIGURES, by_model=True),
+            SuiteSection("concurrency", "Concurrency", ("sweep",),
+                         SweepStyle(y_filter=lambda c: c in TENANT_FIGURES, by_model=True),
                          key_metrics=("aggregate_speedup_at_2", "aggregate_speedup_at_4", "max_tenants_run",
                                       "observed_max_tenants", "predicted_max_tenants", "concurrency_gain",
                                       "placement_speedup", "server_max_qps")),

@@ -21,9 +21,10 @@ against how much the figure varies BETWEEN runs of the same bench, estimated fro
 - the history: the same measurement in up to ``MAX_RUNS`` earlier runs in the store (as Conbench's
   lookback and Perfherder's back window). sigma = the root mean square of successive differences of
   ln(value) / sqrt(2) (von Neumann), a difference more than ``STEP_CUT`` robust sds out set aside as a
-  step (an earlier release that changed the figure is not noise; at most one in ``STEP_EVERY``). At least ``MIN_RUNS`` earlier runs are needed (pyperf and asv repeat whole
-  processes for the same reason); with fewer the verdict is "between-run noise unknown: N more runs
-  needed", never a regression;
+  step (an earlier release that changed the figure is not noise; at most one in ``STEP_EVERY``). At
+  least ``MIN_RUNS`` earlier runs are needed (pyperf and asv repeat whole processes for the same
+  reason); with fewer the verdict is "between-run noise unknown: N more runs needed", never a
+  regression;
 The within-run evidence comes on top, as a floor, never alone: throughput and mean latency by a moving
 block bootstrap of the per-query samples (blocks of n^(1/3) keep the autocorrelation), quantiles by the
 same bootstrap of the quantile, and only when the record's samples reproduce its recorded figure (an
@@ -34,8 +35,8 @@ per-window figures; else the records' 95% intervals. Windows of one run are not 
 run: they share its machine's state, which moves every window of a run alike. Judged on Welch's t of
 their windows alone, 40 of 144 A/A pairs had a false regression (benchmarks/bench_verdict_power.py,
 standard profile, 3 windows a record, this 2-core VM at load 4-19), so windows never stand in for the
-history. A quantile q rests on
-at least ``measure.stats.MIN_TAIL`` samples beyond it (the record's metric says so too): fewer, and the verdict is "too few samples for p99 (need N)".
+history. A quantile q rests on at least ``measure.stats.MIN_TAIL`` samples beyond it (the record's
+metric says so too): fewer, and the verdict is "too few samples for p99 (need N)".
 A change is significant when |ln(new/base)| exceeds the history's critical value (Student's t at
 two-sided ``ALPHA`` = 0.001 on its degrees of freedom, at least ``Z_FLOOR`` = 5, Conbench's |z| > 5, as
 a shared machine's noise has heavy tails) times its standard error (sqrt(2) sigma, as both runs carry
@@ -65,10 +66,11 @@ hid all 6 of 6 20% slowdowns (benchmarks/bench_verdict_power.py).
 
 **Verdicts** (direction-aware; tolerance t as a fraction, from devices.toml [tolerances.SUITE], then
 ``DEFAULT_TOLERANCES``, then ``DEFAULT_TOLERANCE``; ``fail_on`` overrides them all): regressed /
-improved (significant and beyond t; "regressed (diagnostic)" for a diagnostic figure), unchanged
-(within t), changed (significant, beyond t, no better direction), too noisy to say (beyond t but within the between-run noise), machine drift, between-run
-noise unknown, too few samples, and not compared (a metric in one run only, no numeric value, a zero
-baseline) with the exact reason. Nothing falls through for lack of a method.
+improved (significant and beyond t; "regressed (diagnostic)" for a diagnostic figure), unchanged (within
+t), changed (significant, beyond t, no better direction), too noisy to say (beyond t but within the
+between-run noise), machine drift, between-run noise unknown, too few samples, and not compared (a
+metric in one run only, no numeric value, a zero baseline) with the exact reason. Nothing falls through
+for lack of a method.
 """
 
 from __future__ import annotations

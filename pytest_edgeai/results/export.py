@@ -84,7 +84,8 @@ def to_pytest_benchmark(run: Run) -> tuple[dict[str, Any], list[str]]:
             continue
         benches.append(benchmark(r))
     started = run.meta.get("started")
-    when = datetime.fromtimestamp(started, timezone.utc) if isinstance(started, (int, float)) else datetime.now(timezone.utc)
+    when = (datetime.fromtimestamp(started, timezone.utc) if isinstance(started, (int, float))
+            else datetime.now(timezone.utc))
     doc = {
         "machine_info": {"node": env.get("host"), "processor": env.get("cpu_model"), "machine": env.get("machine"),
                          "python_version": env.get("python"), "system": env.get("platform"),

@@ -1,10 +1,10 @@
 """The trend of every device/model/metric across many runs, with releases and step changes.
 
-Runs are ordered by their start time. A step (``find_steps``) counts when it is significant and
-the median moved by more than the metric's tolerance (compare.tolerance_for); a step of a timing
-that the same series corrected by each run's canary does not show, or a step of the canary itself,
-is machine drift; a step for the worse names the release where it entered: the first run after the step, its release if it has one,
-otherwise the releases on either side.
+Runs are ordered by their start time. A step (``find_steps``) counts when it is significant and the
+median moved by more than the metric's tolerance (compare.tolerance_for); a step of a timing that
+the same series corrected by each run's canary does not show, or a step of the canary itself, is
+machine drift; a step for the worse names the release where it entered: the first run after the
+step, its release if it has one, otherwise the releases on either side.
 
 Steps: binary segmentation, each split placed by least squares
 and kept only when a rank test says the two sides differ.

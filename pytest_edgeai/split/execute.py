@@ -1,18 +1,18 @@
 """Split execution for real: each stage of a plan in its own process, tensors over TCP.
 
-The first stage runs in this process and feeds the inputs; every later stage is a child
-process (lab.child, as are the delay relays and load generators) that receives its boundary tensors, runs its segment through the backend registry
-and sends the next boundary over the next link. Tensors travel in each link's encoding (the
-one the plan priced: ``raw+none``, ``fp16+zstd``, ``int8+lz4``...), decoded on the far side.
-The last stage reports when it finished, on the host's shared monotonic clock
-(CLOCK_MONOTONIC, one host), so an inference's latency runs from feeding the first stage to
-the last stage's output: what planner.Plan.latency_s predicts.
+The first stage runs in this process and feeds the inputs; every later stage is a child process
+(lab.child, as are the delay relays and load generators) that receives its boundary tensors,
+runs its segment through the backend registry and sends the next boundary over the next link.
+Tensors travel in each link's encoding (the one the plan priced: ``raw+none``, ``fp16+zstd``,
+``int8+lz4``...), decoded on the far side. The last stage reports when it finished, on the
+host's shared monotonic clock (CLOCK_MONOTONIC, one host), so an inference's latency runs from
+feeding the first stage to the last stage's output: what planner.Plan.latency_s predicts.
 
 The link is either ``user`` (loopback TCP through a relay process that serialises the bytes at the
-goodput and holds them for RTT/2 in a delay line: the predictor's own model, netns.relay_main) or ``kernel`` (each stage in its own network namespace joined by veth pairs
-shaped by tbf, and netem or a user-space delay relay: netns.py). ``shaping`` says, per link,
-which parts were kernel-shaped and which emulated. Every connection opens with a per-run
-token; a stage serves no one else.
+goodput and holds them for RTT/2 in a delay line: the predictor's own model, netns.relay_main) or
+``kernel`` (each stage in its own network namespace joined by veth pairs shaped by tbf, and netem or
+a user-space delay relay: netns.py). ``shaping`` says, per link, which parts were kernel-shaped and
+which emulated. Every connection opens with a per-run token; a stage serves no one else.
 
 ``measure`` runs inferences one at a time (the latency objective); ``measure_pipelined`` keeps
 several in flight, each stage working on a different one, for the throughput objective.
@@ -114,7 +114,8 @@ class SplitMeasurement:
             return "no link description"
         described = []
         for s in self.shaping:
-            emulated = [p for p in ("rate", "delay", "jitter", "loss") if s[p] != "none" and p not in s["kernel_shaped"]]
+            emulated = [p for p in ("rate", "delay", "jitter", "loss")
+                        if s[p] != "none" and p not in s["kernel_shaped"]]
             described.append(f"{s['link']}: kernel-shaped {', '.join(s['kernel_shaped']) or 'nothing'}; "
                              f"emulated in user space {', '.join(emulated) or 'nothing'}")
         if not self.independent:
@@ -159,7 +160,8 @@ class Calibration:
 
     ``message_s``: tier -> (receive, send) CPU seconds per message (decoding; encoding and handing to
     the socket); ``link_overhead_s``: per link, its measured time (from the sender's socket call
-    returning to the receiver starting to decode) beyond RTT/2 + bytes / goodput; ``compute_s``: per stage, its compute as measured in the stage."""
+    returning to the receiver starting to decode) beyond RTT/2 + bytes / goodput; ``compute_s``: per
+    stage, its compute as measured in the stage."""
 
     queries: int
     message_s: dict[str, tuple[float, float]]
@@ -452,7 +454,8 @@ class SplitExecutor:
         message_s = {s.tier: (med["receive_s"][k] if k else 0.0, med["send_s"][k] if k + 1 < len(self.stages) else 0.0)
                      for k, s in enumerate(self.stages)}
         overhead = [statistics.median(t - self.links[k].one_way_s - self.links[k].serialise_s(n)
-                                      for t, n in zip((r[k] for r in rows["link_s"]), (r[k] for r in rows["link_bytes"])))
+                                      for t, n in zip((r[k] for r in rows["link_s"]),
+                                                      (r[k] for r in rows["link_bytes"])))
                     for k in range(len(self.links))]
         return Calibration(len(rows["compute_s"]), message_s, overhead, med["compute_s"])
 

@@ -52,7 +52,8 @@ def _pillow() -> ModuleType:
     try:
         from PIL import Image
     except ImportError:
-        raise MeasurementError("the PNG/JPEG input baselines need Pillow: pip install 'pytest-edgeai[photos]'") from None
+        raise MeasurementError("the PNG/JPEG input baselines need Pillow: "
+                               "pip install 'pytest-edgeai[photos]'") from None
     return Image
 
 

@@ -421,7 +421,8 @@ def relay_main(conn: Connection, ns: str | None, host: str, target_port: int, de
             conn.send(("error", f"relay into '{ns or 'loopback'}' failed: {type(exc).__name__}: {exc}"))
 
 
-def load_main(conn: Connection, ns: str | None, cpus: Sequence[int], duty: float, period_s: float, seconds: float) -> None:
+def load_main(conn: Connection, ns: str | None, cpus: Sequence[int], duty: float, period_s: float,
+              seconds: float) -> None:
     """A bounded CPU load: busy ``duty`` of every period on ``cpus``, for at most ``seconds``
     (in namespace ``ns`` when given: the loaded tier's).
 

@@ -338,7 +338,8 @@ class _Solver:
         finals.sort()
         return [self._route(t, r, arr_back, run_back) for _, t, r in finals[:n]]
 
-    def _route(self, t: int, rank: int, arr_back: Sequence[np.ndarray], run_back: Sequence[np.ndarray]) -> list[tuple[str, int, int]]:
+    def _route(self, t: int, rank: int, arr_back: Sequence[np.ndarray],
+               run_back: Sequence[np.ndarray]) -> list[tuple[str, int, int]]:
         route = []
         j = self.b
         while True:

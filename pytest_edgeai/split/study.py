@@ -84,7 +84,8 @@ class CutStudy:
         return [base / self.size(row, encoding) for row in self.wire.cuts]
 
     def best(self, encoding: str = LOSSLESS, before_last_layers: int = 0) -> tuple[Cut, float] | None:
-        """The feature-layer cut that saves most, among those at least ``before_last_layers`` layers before the output."""
+        """The feature-layer cut that saves most, among those at least ``before_last_layers`` layers before
+        the output."""
         pool = [(s, c) for k, (c, s) in enumerate(zip(self.cuts, self.savings(encoding)))
                 if self.feature(k) and self.depth(c) >= before_last_layers]
         if not pool:
@@ -144,7 +145,8 @@ def study_cuts(model: onnx.ModelProto, count: int, preprocess: Preprocess | None
     return CutStudy(graph, cuts, samples, report, shapes, input_set or {}, preprocess)
 
 
-def study_file(path: str, count: int, declared: Preprocess | None = None, params: dict[str, Any] | None = None) -> CutStudy:
+def study_file(path: str, count: int, declared: Preprocess | None = None,
+               params: dict[str, Any] | None = None) -> CutStudy:
     """:func:`study_cuts` of a model file: what a bench runs in the device's worker (a path pickles cheaply).
 
     An image input is fed photographs preprocessed as the model declares (``declared``, else its
