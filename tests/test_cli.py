@@ -98,12 +98,18 @@ def test_report_of_several_runs_has_the_trend_and_problems_are_said(runs, tmp_pa
 
 def test_merge_keeps_record_ids_and_lists_sources(runs, tmp_path, capsys):
     base, same, _ = runs
+    for run_dir, param in ((base, "a"), (same, "b")):
+        test_id = f"suites/test_energy.py::test_energy[{param}]"
+        meta = json.loads((run_dir / "run.json").read_text())  # the outcomes a session records
+        meta["tests"] = [{"test_id": test_id, "suite": "energy", "outcome": "skipped", "reason": "no RAPL"}]
+        (run_dir / "run.json").write_text(json.dumps(meta))
     merged = tmp_path / "merged"
     assert main(["merge", str(base), str(same), "-o", str(merged)]) == 0
     run = load_run(merged)
     ids = {r.id for r in load_run(base).records} | {r.id for r in load_run(same).records}
     assert {r.id for r in run.records} == ids
     assert [s["path"] for s in run.meta["sources"]] == [str(base.resolve()), str(same.resolve())]
+    assert run.outcomes() == load_run(base).outcomes() + load_run(same).outcomes()
     assert main(["merge", str(base), str(base), "-o", str(tmp_path / "twice")]) == 0
     assert "already in the merge" in capsys.readouterr().err
     assert main(["merge", str(base), "-o", str(merged)]) == 2  # never overwrites a run

@@ -6,6 +6,7 @@ Records keep their ids and their original run_id; run.json lists the sources it 
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -48,5 +49,6 @@ def merge_runs(sources: list[str | Path], output: Path, root: Path | None = None
         environment=described[0]["environment"] if described else {},
         profile=runs[0].meta.get("profile") if runs else None,
         sources=[{k: v for k, v in d.items() if k != "environment"} for d in described],
+        tests=[asdict(o) for run in runs for o in run.outcomes()],  # each source's tests, so skips stay said
         merge_problems=problems))
     return output, problems
