@@ -49,6 +49,6 @@ def merge_runs(sources: list[str | Path], output: Path, root: Path | None = None
         environment=described[0]["environment"] if described else {},
         profile=runs[0].meta.get("profile") if runs else None,
         sources=[{k: v for k, v in d.items() if k != "environment"} for d in described],
-        tests=[asdict(o) for run in runs for o in run.outcomes()],  # each source's tests, so skips stay said
+        tests=[asdict(o) for run in runs for o in run.outcomes],  # each source's tests, so skips stay said
         merge_problems=problems))
     return output, problems
