@@ -24,7 +24,7 @@ _EXPORTS: dict[str, str | tuple[str, str]] = {
     "MeterUnavailable": "errors", "PlanError": "errors", "CascadeError": "errors",
     "QuantizationError": "errors", "CalibrationError": "errors", "MethodUnavailable": "errors",
     "Bench": "bench", "Record": "results.record", "metric": "results.record",
-    "Profile": "measure.profiles", "over_budget": "measure.profiles",
+    "Profile": "measure.profiles", "over_budget": "measure.profiles", "plan_over_budget": "measure.profiles",
     "Model": "models.model", "model_from_file": "models.model",
     "non_tensor_outputs": "models.model", "seeded_twin": "models.zoo", "batch_problem": "measure.inputs",
     "Config": "config", "Link": "config",
@@ -46,8 +46,8 @@ _EXPORTS: dict[str, str | tuple[str, str]] = {
     "quantile_ci": "measure.stats", "median_ci": "measure.stats",
     "list_runs": "results.store", "load_run": "results.store",
     # the split suite
-    "links_from_config": "split.network", "LOSSLESS": "split.study", "run_plan": "split.study",
-    "study_file": "split.study", "study_plan": "split.study", "term_errors": "split.study",
+    "links_from_config": "split.network", "LOSSLESS": "split.study", "CALIBRATION": "split.study",
+    "run_plan": "split.study", "study_file": "split.study", "study_plan": "split.study", "term_errors": "split.study",
     "netns": ("split.netns", ""),
     "split_plan": ("split.planner", "plan"),
     # the compression suite

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from pytest_edgeai.measure.profiles import PROFILES, over_budget
+from pytest_edgeai.measure.profiles import PROFILES, over_budget, plan_over_budget
 from pytest_edgeai.measure.rounds import (
     METER_UPDATES,
     Interleaved,
@@ -107,3 +107,15 @@ def test_a_batch_whose_query_would_outlast_the_profile_is_left_to_a_longer_one()
     assert over_budget(standard, 0.006, [1, 2, 4, 8], "x") == {}  # MobileNetV2: 48 ms at batch 8
     assert over_budget(standard, 0.0, [8], "x") == {}  # no figure: nothing is predicted
     assert list(over_budget(PROFILES["quick"], 0.17, [1, 2], "x")) == [2]
+
+
+def test_a_split_plan_whose_execution_would_outlast_the_profile_is_left_to_a_longer_one():
+    standard, full = PROFILES["standard"], PROFILES["full"]
+    # the quiet quick start's plans at 16 inferences (1 warm-up, 5 calibration, 10 measured): SSD-MobileNet V1's
+    # 1.94 s a plan is left to full; Inception-v4's 0.44 s and SSD-MobileNet V2's 0.59 s run
+    why = plan_over_budget(standard, 1.942, 16)
+    assert why is not None and "about 31 s (16 inferences" in why and "1942 ms" in why
+    assert "standard profile's 20 s" in why and "--edgeai-profile full" in why
+    assert plan_over_budget(standard, 0.441, 16) is None and plan_over_budget(standard, 0.585, 16) is None
+    assert plan_over_budget(full, 1.942, 1040) is None  # full executes every plan
+    assert plan_over_budget(PROFILES["quick"], 0.9, 12) is not None  # quick's 10 s

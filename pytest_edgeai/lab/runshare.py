@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..results.record import Record
-from ..results.store import RECORDS_DIR, RunStore, create_run_file, new_run_id, point_latest, run_dir_name, run_meta
+from ..results.store import RECORDS_DIR, RunStore, create_run_file, new_run_id, run_dir_name, run_meta
 
 WORKERINPUT_KEY = "edgeai_run"
 RECORD_PROPERTY = "edgeai_record"
@@ -58,10 +58,10 @@ def local_path(plan: RunPlan, report_dir: Path) -> Path:
 
 
 def open_shared_run(path: Path, run_id: str, meta: dict[str, Any]) -> RunStore:
-    """Join the run at ``path``, creating it (run.json, the 'latest' link) if nobody has yet."""
+    """Join the run at ``path``, creating its run.json if nobody has yet ('latest' moves to it with its first
+    record, which ``RunStore.write`` does)."""
     (path / RECORDS_DIR).mkdir(parents=True, exist_ok=True)
-    if create_run_file(path, run_meta(run_id, **meta, started=time.time(), status="running")):
-        point_latest(path.parent, path)
+    create_run_file(path, run_meta(run_id, **meta, started=time.time(), status="running"))
     return RunStore(path, run_id)
 
 
