@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from html.parser import HTMLParser
 
@@ -88,6 +89,19 @@ def test_unreadable_records_are_listed_and_the_rest_shown(tmp_path):
     html = render(load_run(path))
     assert "could not be read" in html and files[0].name in html
     assert html.count("<tr><td class=\"l\">cpu</td>") >= len(files) - 1
+
+
+def test_a_metric_whose_unit_is_not_text_still_renders(tmp_path):
+    # a record edited by hand or by another tool: the fuzz test found "unit": true crashing the energy section
+    path = synthetic.write_run(tmp_path, 1.0, seed=1, **ONE)
+    first = sorted((path / "records").glob("*.json"))[0]
+    data = json.loads(first.read_text())
+    name = next(iter(data["metrics"]))
+    data["metrics"][name]["unit"] = True
+    data["metrics"]["joules_per_inference"] = {"value": 0.02, "unit": ["J"], "method": "estimated"}
+    first.write_text(json.dumps(data))
+    html = render(load_run(path))
+    assert name in html and "joules_per_inference" in html
 
 
 def test_comparison_and_trend_are_coloured_by_verdict(tmp_path):

@@ -537,8 +537,9 @@ ENERGY_WORDS = frozenset({"joule", "joules", "energy", "power", "watt", "watts",
 ENERGY_UNITS = ("j", "mj", "w", "mw")
 
 
-def is_energy(name: str, unit: str | None) -> bool:
-    u = (unit or "").strip().lower()
+def is_energy(name: str, unit: object) -> bool:
+    """Whether a metric is an energy figure; ``unit`` is as a record on disk has it (not always a string)."""
+    u = unit.strip().lower() if isinstance(unit, str) else ""
     return (u in ENERGY_UNITS or u.endswith(("/w", "/$", "/usd"))
             or not ENERGY_WORDS.isdisjoint(name.lower().split("_")))
 
