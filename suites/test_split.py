@@ -183,7 +183,6 @@ def test_planned_split_against_execution(edgeai_device, edgeai_workload, edgeai_
     record.scenario["network"] = network if network == "kernel" else f"user ({netns.unavailable()})"
     record.scenario["wire_encoding"] = planned.encoding
     edgeai_bench.save(record)  # the plan is on disk before anything is executed
-    # one warm-up inference: the calibration's inferences that follow it warm the measured runs
     too_long = plan_over_budget(profile, best.latency_s, WARMUP + CALIBRATION + profile.min_count)
     if too_long:
         record.warnings.append(f"not executed: {too_long}")
