@@ -2,7 +2,8 @@
 
 Needs root (or CAP_NET_ADMIN) and iproute2; traffic stays inside the namespaces it creates.
 Prints, from this run only:
-1. TCP goodput through tbf at several rates (independent transfers), against the rate;
+1. TCP goodput through tbf at several rates (independent transfers), against the rate (before) and the
+   rate less the TCP/IP/Ethernet headers of each segment as read from the hop (after);
 2. the delay a link adds (interleaved: rtt 0 against the profile's rtt, same rate);
 3. one plan in each wire encoding: median latency, bytes per message, agreement with the unsplit model;
 4. a throughput-objective plan run as a pipeline: measured against predicted throughput, the prediction
@@ -70,13 +71,20 @@ def whole(model: onnx.ModelProto, fs):
 
 
 def rates(quick: bool) -> None:
-    print("1. TCP goodput through tbf (1448-byte segments in 1514-byte frames: 0.956 of the rate at most)")
+    print("1. TCP goodput through tbf, measured against the predicted goodput: before, the tbf rate itself (no "
+          "headers modelled); after, the rate less each segment's headers as the hop reads them (netns.segment_sizes)")
     for mbps in (2.0, 10.0, 50.0, 200.0):
         nbytes = int(mbps * 1e6 / 8 * (0.3 if quick else 1.0))
         with netns.Lab([LinkProfile("a", "b", mbps, 0.0)]) as lab:
             runs = [netns.measure_goodput(lab, nbytes) for _ in range(3)]
-        ratios = [n * 8 / s / (mbps * 1e6) for s, n in runs]
-        print(f"   {mbps:6g} Mbit/s, {nbytes} B x 3: goodput/rate " + ", ".join(f"{r:.3f}" for r in ratios))
+            shaped, headers = lab.hops[0].link, lab.hops[0].shaping.headers
+        before = [n / s / shaped.rate_bytes_per_s for s, n in runs]
+        after = [n / s / shaped.goodput_bytes_per_s for s, n in runs]
+        timed = [s / shaped.serialise_s(n) for s, n in runs]
+        print(f"   {mbps:6g} Mbit/s, {nbytes} B x 3: measured / predicted goodput, before "
+              + ", ".join(f"{r:.3f}" for r in before) + "; after " + ", ".join(f"{r:.3f}" for r in after)
+              + "; measured / predicted seconds (wire bytes / rate) " + ", ".join(f"{r:.3f}" for r in timed))
+    print(f"   headers: {headers}")
 
 
 def tiny_model() -> onnx.ModelProto:

@@ -224,7 +224,9 @@ def test_a_latency_splits_exactly_into_compute_message_cpu_and_link_terms():
     assert calibration.queries == 3 and set(calibration.message_s) == {"device", "edge", "cloud"}
     assert calibration.message_s["device"][0] == 0.0 and calibration.message_s["cloud"][1] == 0.0
     assert all(np.isfinite(calibration.link_overhead_s))
-    priced = calibration.links(links)
+    priced = calibration.links()
+    assert [(lk.src, lk.bandwidth_mbps, lk.segment_payload_bytes) for lk in priced] == [
+        (lk.src, lk.bandwidth_mbps, 0) for lk in links]  # the user-space relay counts payload: no headers
     assert [lk.message_overhead_s for lk in priced] == calibration.link_overhead_s
     assert priced[0].transfer_s(1000) >= priced[0].one_way_s
 

@@ -9,6 +9,7 @@ import struct
 import threading
 import time
 import tracemalloc
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -243,6 +244,17 @@ def test_link_profiles_validate_and_compute_transfer_time():
     with pytest.raises(ConfigError, match="both go device -> edge"):
         link_table([SCISSION_PROFILES[0], SCISSION_PROFILES[0]])
     assert set(link_table(SCISSION_PROFILES)) == {("device", "edge"), ("device", "cloud"), ("edge", "cloud")}
+
+
+def test_segment_headers_are_priced_per_segment_the_last_one_partial():
+    bare = LinkProfile("device", "cloud", bandwidth_mbps=8.0, rtt_ms=0.0)
+    framed = replace(bare, segment_payload_bytes=1448, segment_header_bytes=66)
+    assert bare.wire_bytes(3000) == 3000 and bare.goodput_bytes_per_s == bare.rate_bytes_per_s == 1e6
+    assert framed.wire_bytes(2896) == 2896 + 2 * 66 and framed.wire_bytes(2897) == 2897 + 3 * 66
+    assert framed.goodput_bytes_per_s == pytest.approx(1e6 * 1448 / 1514)
+    assert framed.serialise_s(1448) == pytest.approx(1514 / 1e6)
+    with pytest.raises(ConfigError, match="headers only with a payload per segment"):
+        replace(bare, segment_header_bytes=66)
 
 
 CPU = '[devices.cpu]\nkind = "cpu"\nbackend = "onnxruntime"\n'

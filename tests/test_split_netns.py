@@ -29,9 +29,7 @@ from pytest_edgeai.split.network import LinkProfile
 WHY = netns.unavailable()
 kernel = pytest.mark.skipif(WHY is not None, reason=f"kernel-shaped links: {WHY}")
 
-# TCP payload per Ethernet frame at MTU 1500 with timestamps: 1448 of 1514 bytes (tbf counts the frame)
-PAYLOAD_FRACTION = 1448 / 1514
-RATE_TOLERANCE = (0.80, 1.02)  # measured goodput / (rate x PAYLOAD_FRACTION)
+RATE_TOLERANCE = (0.80, 1.02)  # measured goodput / the hop's modelled goodput (the rate less segment headers)
 
 
 @kernel
@@ -40,9 +38,28 @@ def test_a_known_rate_is_reproduced_through_tcp_within_the_stated_tolerance():
     with netns.Lab([LinkProfile("device", "edge", rate_mbps, 0.0)]) as lab:
         assert "tbf" in lab.qdiscs()[lab.names[0]] and "rate 20Mbit" in lab.qdiscs()[lab.names[0]]
         seconds, n = netns.measure_goodput(lab, 750_000)  # 0.3 s at 20 Mbit/s
+        modelled = lab.hops[0].link
     assert n == 750_000
-    ratio = n * 8 / seconds / (rate_mbps * 1e6 * PAYLOAD_FRACTION)
-    assert RATE_TOLERANCE[0] <= ratio <= RATE_TOLERANCE[1], f"goodput {ratio:.3f} x the shaped rate"
+    assert modelled.goodput_bytes_per_s < modelled.rate_bytes_per_s  # the segments' headers are priced
+    ratio = n / seconds / modelled.goodput_bytes_per_s
+    assert RATE_TOLERANCE[0] <= ratio <= RATE_TOLERANCE[1], f"goodput {ratio:.3f} x the modelled goodput"
+
+
+@kernel
+def test_the_segment_headers_are_read_from_the_hop_not_assumed():
+    with netns.Lab([LinkProfile("device", "edge", 20.0, 0.0)]) as lab:
+        hop = lab.hops[0]
+        payload, frame, how = netns.segment_sizes(hop.sender_ns, hop.receiver_ns, hop.address)
+        assert (hop.link.segment_payload_bytes, hop.link.segment_header_bytes) == (payload, frame - payload)
+        assert hop.shaping.headers.startswith("modelled:") and f"TCP_MAXSEG {payload}" in how
+        for ns, dev in ((hop.sender_ns, netns.DOWN), (hop.receiver_ns, netns.UP)):
+            subprocess.run(["ip", "-n", ns, "link", "set", "dev", dev, "mtu", "1000"], check=True)
+        small = netns.segment_sizes(hop.sender_ns, hop.receiver_ns, hop.address)
+        for ns in (hop.sender_ns, hop.receiver_ns):  # no timestamps: 12 bytes more payload per segment
+            subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.tcp_timestamps=0"], check=True)
+        bare = netns.segment_sizes(hop.sender_ns, hop.receiver_ns, hop.address)
+    assert frame == 1514 and small[1] == bare[1] == 1014  # the MTU plus the 14-byte Ethernet header
+    assert small[0] == payload - 500 and bare[0] == small[0] + 12  # TCP's options as negotiated, read back
 
 
 @kernel

@@ -20,8 +20,9 @@ several in flight, each stage working on a different one, for the throughput obj
 Every stage stamps each message (received and decoded, computed, sent: CLOCK_MONOTONIC), so a
 latency splits exactly into each stage's compute, its message CPU (decode; encode and send) and
 each link's time. ``calibrate`` runs a few inferences before the measured ones and takes those
-medians: the stages' message CPU and what each link took beyond its model (RTT/2 + bytes /
-goodput), a Calibration the prediction of this plan on this link then includes (as measured).
+medians: the stages' message CPU and what each link took beyond its model (RTT/2 + wire bytes /
+rate, a kernel-shaped link's segment headers included), a Calibration the prediction of this plan
+on this link then includes (as measured).
 
 A stage that dies, refuses its model or stops answering gives a SplitExecutionError naming
 the stage and its exit code; the latencies already measured stay on the executor
@@ -160,27 +161,31 @@ class Calibration:
 
     ``message_s``: tier -> (receive, send) CPU seconds per message (decoding; encoding and handing to
     the socket); ``link_overhead_s``: per link, its measured time (from the sender's socket call
-    returning to the receiver starting to decode) beyond RTT/2 + bytes / goodput; ``compute_s``: per
-    stage, its compute as measured in the stage."""
+    returning to the receiver starting to decode) beyond RTT/2 + wire bytes / rate of the link as the
+    executor realised it (``shaped``: a kernel-shaped link's TCP segment headers modelled, netns.Hop.link);
+    ``compute_s``: per stage, its compute as measured in the stage."""
 
     queries: int
     message_s: dict[str, tuple[float, float]]
     link_overhead_s: list[float]
     compute_s: list[float]
+    shaped: list[LinkProfile]
 
-    def links(self, links: Sequence[LinkProfile]) -> list[LinkProfile]:
-        return [replace(lk, message_overhead_s=o) for lk, o in zip(links, self.link_overhead_s)]
+    def links(self) -> list[LinkProfile]:
+        """The plan's links as realised, with their measured per-message overhead."""
+        return [replace(lk, message_overhead_s=o) for lk, o in zip(self.shaped, self.link_overhead_s)]
 
     def reprice(self, problem: SplitProblem, chosen: Plan) -> Plan:
         """``chosen`` (the plan this calibration ran) priced with the measured per-message costs."""
-        measured = self.links([problem.links[(t.src, t.dst)] for t in chosen.transfers])
-        links = {**problem.links, **{(lk.src, lk.dst): lk for lk in measured}}
+        links = {**problem.links, **{(lk.src, lk.dst): lk for lk in self.links()}}
         return evaluate(replace(problem, links=links, message_s=self.message_s),
                         [(s.tier, s.start, s.stop) for s in chosen.stages], chosen.objective)
 
     def to_dict(self) -> dict[str, Any]:
         return {"queries": self.queries, "message_s": {t: list(v) for t, v in self.message_s.items()},
                 "link_overhead_s": self.link_overhead_s, "compute_s": self.compute_s,
+                "segments": [{"payload_bytes": lk.segment_payload_bytes, "header_bytes": lk.segment_header_bytes}
+                             for lk in self.shaped],
                 "method": "measured: median over calibration inferences run before the measured ones, "
                           "on the same stages and links"}
 
@@ -268,9 +273,11 @@ class SplitExecutor:
         try:
             if network == "kernel":
                 self.lab = netns.Lab(links)
+                self.links = tuple(h.link for h in self.lab.hops)  # TCP's segment headers modelled, as read
                 self.shaping = [h.shaping.to_dict() for h in self.lab.hops]
-            else:
-                self.shaping = [netns.user_space(lk).to_dict() for lk in links]
+            else:  # the relay serialises payload bytes: no headers in the model it enforces
+                self.links = tuple(replace(lk, segment_payload_bytes=0, segment_header_bytes=0) for lk in links)
+                self.shaping = [netns.user_space(lk).to_dict() for lk in self.links]
             self._start(threads, max_message_bytes)
         except BaseException:
             self.close()
@@ -457,7 +464,7 @@ class SplitExecutor:
                                       for t, n in zip((r[k] for r in rows["link_s"]),
                                                       (r[k] for r in rows["link_bytes"])))
                     for k in range(len(self.links))]
-        return Calibration(len(rows["compute_s"]), message_s, overhead, med["compute_s"])
+        return Calibration(len(rows["compute_s"]), message_s, overhead, med["compute_s"], list(self.links))
 
     def measure(self, feeds: Iterable[Mapping[str, np.ndarray]], warmup: int = 1,
                 reference: Sequence[Mapping[str, np.ndarray]] | None = None) -> SplitMeasurement:

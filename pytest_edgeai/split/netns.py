@@ -6,7 +6,10 @@ stage k runs in namespace ``<run>-k``; a veth pair joins namespaces k and k+1 (1
 in every measured transfer. What shapes each part of a link, exactly (``LinkShaping``):
 
 - rate: ``tbf`` on the sender's veth (kernel), at the profile's bandwidth x (1 - loss) where
-  loss is not kernel-shaped, its bandwidth where it is;
+  loss is not kernel-shaped, its bandwidth where it is; tbf counts whole frames, so the payload per
+  segment (TCP_MAXSEG, read from a connection across the veth) and the headers around it (the veth's
+  MTU and Ethernet header) are read when the hop is built and modelled in the hop's profile
+  (``Hop.link``: network.LinkProfile.wire_bytes), which the record says (``LinkShaping.headers``);
 - delay, jitter, loss: ``netem`` where the kernel has it (delay RTT/2 on each direction, so
   TCP sees the profile's RTT; loss on the data direction); where it does not (this project's
   machines: "Specified qdisc kind is unknown"), delay and jitter are added by a user-space
@@ -25,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import json
 import os
 import queue
 import random
@@ -38,7 +42,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -51,6 +55,7 @@ CLONE_NEWNET = 0x40000000
 MIN_RATE_BPS = 8_000  # tc's rate tables count bytes per second; below this an MTU takes seconds
 MAX_HOLD_CHUNKS = 4096  # a relay's queue of held chunks (64 KiB each at most): backpressure, not memory
 FRAME_BYTES = 1514  # an Ethernet frame at MTU 1500, as tbf counts it on a veth
+LINK_HEADER_BYTES = {"ether": 14}  # by `ip -j link` link_type: the header a frame carries around its IP packet
 UP, DOWN = "eai-up", "eai-dn"  # in namespace k: DOWN leads to k+1, UP to k-1
 
 
@@ -163,6 +168,9 @@ class LinkShaping:
     jitter_ms: float
     loss_fraction: float
     burst_bytes: int = 0  # bytes the rate lets through unpaced after an idle pause (kernel tbf's bucket)
+    headers: str = "none"  # how per-segment header bytes enter the predicted goodput
+    segment_payload_bytes: int = 0  # TCP payload per full segment (TCP_MAXSEG), where read
+    segment_frame_bytes: int = 0    # what the shaper counts for one full segment (MTU + link header)
 
     @property
     def kernel_parts(self) -> list[str]:
@@ -180,7 +188,8 @@ def user_space(link: LinkProfile) -> LinkShaping:
                        if link.one_way_s else "none",
                        model + "normal, standard deviation jitter_ms" if link.jitter_ms else "none",
                        model + "lost goodput" if link.loss else "none", link.goodput_bytes_per_s * 8,
-                       link.one_way_s * 1e3, link.jitter_ms, link.loss)
+                       link.one_way_s * 1e3, link.jitter_ms, link.loss,
+                       headers="none: the relay serialises payload bytes at the goodput, as the predictor prices them")
 
 
 def validate(link: LinkProfile) -> None:
@@ -201,6 +210,7 @@ class Hop:
     address: str   # the receiver's end of the veth
     relay: bool    # delay added by a user-space relay in the receiver's namespace
     shaping: LinkShaping
+    link: LinkProfile  # the profile as this hop realises it: its TCP segments' headers modelled
 
 
 class Lab:
@@ -236,25 +246,32 @@ class Lab:
             _run("ip", "-n", ns, "link", "set", dev, "up")
         label = link.name or f"{link.src}->{link.dst}"
         one_way_ms, jitter_ms = link.one_way_s * 1e3, link.jitter_ms
+        address = f"10.77.{k}.2"
         if self.netem:
             rate = link.bandwidth_mbps * 1e6
             for command in netem_commands(a, b, link):
                 _run(*command)
             _tbf(a, DOWN, rate, parent=("parent", "1:1"))
             kernel = "kernel netem"
-            shaping = LinkShaping(label, "kernel tbf", kernel if one_way_ms else "none",
-                                  kernel if jitter_ms else "none", kernel if link.loss else "none",
-                                  rate, one_way_ms, jitter_ms, link.loss, tbf_burst(rate))
-            return Hop(a, b, f"10.77.{k}.2", False, shaping)
-        rate = link.goodput_bytes_per_s * 8
-        _tbf(a, DOWN, rate)
-        relay = "user-space relay in the receiver's namespace (TCP's RTT does not include it)"
-        shaping = LinkShaping(
-            label, "kernel tbf" + (" (at bandwidth x (1 - loss))" if link.loss else ""),
-            relay if one_way_ms else "none", relay if jitter_ms else "none",
-            "modelled as lost goodput in the tbf rate (no netem here): the predictor's own model"
-            if link.loss else "none", rate, one_way_ms, jitter_ms, link.loss, tbf_burst(rate))
-        return Hop(a, b, f"10.77.{k}.2", bool(one_way_ms or jitter_ms), shaping)
+            parts = ("kernel tbf", kernel if one_way_ms else "none", kernel if jitter_ms else "none",
+                     kernel if link.loss else "none")
+            relayed = False
+        else:
+            rate = link.rate_bytes_per_s * 8
+            _tbf(a, DOWN, rate)
+            relay = "user-space relay in the receiver's namespace (TCP's RTT does not include it)"
+            parts = ("kernel tbf" + (" (at bandwidth x (1 - loss))" if link.loss else ""),
+                     relay if one_way_ms else "none", relay if jitter_ms else "none",
+                     "modelled as lost goodput in the tbf rate (no netem here): the predictor's own model"
+                     if link.loss else "none")
+            relayed = bool(one_way_ms or jitter_ms)
+        payload, frame, how = segment_sizes(a, b, address)
+        shaped = replace(link, segment_payload_bytes=payload, segment_header_bytes=frame - payload)
+        headers = (f"modelled: {frame - payload} header bytes around each {payload}-byte segment ({how}): predicted "
+                   f"goodput {payload / frame:.4f} of the tbf rate, the last segment of a message partial")
+        shaping = LinkShaping(label, *parts, rate, one_way_ms, jitter_ms, link.loss, tbf_burst(rate), headers,
+                              payload, frame)
+        return Hop(a, b, address, relayed, shaping, shaped)
 
     def qdiscs(self) -> dict[str, str]:
         """``tc qdisc show`` of every namespace (what the kernel really applied), for the record."""
@@ -307,6 +324,34 @@ def measure_goodput(lab: Lab, nbytes: int, hop: int = 0, timeout_s: float = 60.0
     if "end" not in got:
         raise MeasurementError(f"{nbytes} bytes did not cross {h.shaping.link} within {timeout_s:g} s")
     return got["end"] - start, int(got["n"])
+
+
+def segment_sizes(sender_ns: str, receiver_ns: str, address: str) -> tuple[int, int, str]:
+    """(TCP payload per full segment, bytes the sender's shaper counts for it, how both were read) on one hop.
+
+    The payload is TCP_MAXSEG of a connection across the hop (after the handshake it is the MSS less the
+    TCP options in use: 1448 at MTU 1500 with timestamps); the frame is the sender's veth MTU plus its link
+    header (`ip -j link`), which is what tbf counts per packet (per segment of a GSO packet too)."""
+    with inside(receiver_ns):
+        srv = socket.create_server((address, 0))
+    try:
+        srv.settimeout(10.0)
+        with inside(sender_ns):
+            sock = socket.create_connection((address, srv.getsockname()[1]), timeout=10.0)
+        peer, _ = srv.accept()
+        payload = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
+        sock.close()
+        peer.close()
+    finally:
+        srv.close()
+    shown = json.loads(_run("ip", "-n", sender_ns, "-j", "link", "show", "dev", DOWN).stdout)[0]
+    kind = shown.get("link_type", "?")
+    if kind not in LINK_HEADER_BYTES:
+        raise MeasurementError(f"veth {DOWN} in '{sender_ns}' has link type '{kind}': its header size is not known "
+                               f"(known: {', '.join(LINK_HEADER_BYTES)})")
+    mtu = int(shown["mtu"])
+    return payload, mtu + LINK_HEADER_BYTES[kind], (f"TCP_MAXSEG {payload} of a connection across this veth, "
+                                                     f"MTU {mtu} + {LINK_HEADER_BYTES[kind]}-byte {kind} header")
 
 
 def tbf_burst(rate_bps: float) -> int:

@@ -1,13 +1,17 @@
 """Link profiles between tiers, and how long a tensor takes to cross one.
 
-Transfer time for ``n`` bytes = RTT/2 + 8n / goodput, goodput = bandwidth x (1 - loss).
+Transfer time for ``n`` bytes = RTT/2 + wire(n) / rate, rate = bandwidth x (1 - loss), where wire(n) is
+the bytes a shaper counts: n itself, or, where the link's TCP segmentation is modelled (a kernel-shaped
+link: netns.Lab reads the payload per segment, TCP_MAXSEG, and the veth's MTU), n plus each segment's
+headers (Ethernet + IP + TCP with its options: 66 bytes per 1448 at MTU 1500 with timestamps, so goodput
+is 0.956 of the rate). The user-space relay serialises payload bytes, so its profile models no headers.
 Why RTT/2 and not Scission's full ping: a split pipeline pushes each tensor down an open
 connection and does not wait for a reply, so one-way propagation is what the tensor pays;
 the user-space link (link.py) enforces exactly this model, so over it prediction and measurement
 share one model; a kernel-shaped link (netns.py) is TCP through tbf (and netem where present).
 Loss is modelled as lost goodput (retransmitted bytes), not as extra round trips.
 ``message_overhead_s`` is what a link really takes per message beyond that model (framing, TCP's
-segments and headers, the delay relay's hop, a kernel tbf's burst that lets the first bytes through
+headers where they are not modelled, the delay relay's hop, a kernel tbf's burst that lets the first bytes through
 unpaced, so it may be negative), measured on the link itself by execute.SplitExecutor.calibrate;
 0 until measured.
 """
@@ -37,7 +41,9 @@ class LinkProfile:
     tx_power_w: float = 0.0  # sender's radio power while sending (for the energy objective)
     name: str = ""
     jitter_ms: float = 0.0  # standard deviation of the one-way delay (a kernel-shaped link applies it)
-    message_overhead_s: float = 0.0  # measured per message beyond RTT/2 + bytes / goodput (see the module doc)
+    message_overhead_s: float = 0.0  # measured per message beyond RTT/2 + wire bytes / rate (see the module doc)
+    segment_payload_bytes: int = 0  # TCP payload per full segment where headers are modelled (0: they are not)
+    segment_header_bytes: int = 0   # bytes the shaper counts per segment beyond its payload (link, IP, TCP headers)
 
     def __post_init__(self) -> None:
         label = self.name or f"{self.src}->{self.dst}"
@@ -53,14 +59,35 @@ class LinkProfile:
             problems.append(f"link {label}: loss is {self.loss!r}; it must be a fraction 0 <= loss < 1")
         if not math.isfinite(self.message_overhead_s):
             problems.append(f"link {label}: message_overhead_s is {self.message_overhead_s!r}; it must be finite")
+        if self.segment_payload_bytes < 0 or self.segment_header_bytes < 0 or (
+                self.segment_header_bytes and not self.segment_payload_bytes):
+            problems.append(f"link {label}: segment_payload_bytes {self.segment_payload_bytes!r} and "
+                            f"segment_header_bytes {self.segment_header_bytes!r} must be >= 0, headers only with a "
+                            "payload per segment")
         if not (math.isfinite(self.tx_power_w) and self.tx_power_w >= 0):
             problems.append(f"link {label}: tx_power_w is {self.tx_power_w!r}; it must be >= 0")
         if problems:
             raise ConfigError(problems)
 
     @property
-    def goodput_bytes_per_s(self) -> float:
+    def rate_bytes_per_s(self) -> float:
+        """What the link carries, headers included: bandwidth x (1 - loss) (loss as lost goodput)."""
         return self.bandwidth_mbps * 1e6 / 8.0 * (1.0 - self.loss)
+
+    @property
+    def goodput_bytes_per_s(self) -> float:
+        """Payload bytes per second in full segments: the rate less each segment's headers, where modelled."""
+        if not self.segment_payload_bytes:
+            return self.rate_bytes_per_s
+        return self.rate_bytes_per_s * self.segment_payload_bytes / (
+            self.segment_payload_bytes + self.segment_header_bytes)
+
+    def wire_bytes(self, nbytes: float) -> float:
+        """Bytes the shaper counts for a message of ``nbytes``: its payload and, where modelled, the headers of
+        each of its segments (the last one partial)."""
+        if not self.segment_payload_bytes:
+            return nbytes
+        return nbytes + math.ceil(nbytes / self.segment_payload_bytes) * self.segment_header_bytes
 
     @property
     def one_way_s(self) -> float:
@@ -69,7 +96,7 @@ class LinkProfile:
     def serialise_s(self, nbytes: float) -> float:
         """Seconds the link is busy putting ``nbytes`` on the wire: in a pipeline the propagation
         delay of one message overlaps the next, so only this occupies the link."""
-        return nbytes / self.goodput_bytes_per_s
+        return self.wire_bytes(nbytes) / self.rate_bytes_per_s
 
     def transfer_s(self, nbytes: float) -> float:
         """Seconds from the first byte sent to the last byte received (never below the propagation delay)."""
