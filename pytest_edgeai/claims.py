@@ -303,6 +303,7 @@ class ClaimResult:
     basis: str = ""  # where the interval comes from
     rounds: int = 0  # independent rounds or windows behind it
     settle: str | None = None  # for an inconclusive verdict: what would settle it
+    device_independent: bool = False  # a figure the device cannot change (a file-size ratio): said beside it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -344,7 +345,8 @@ def judge(spec: ClaimSpec, device: str, model: str, observed: Estimate | float |
     est = _as_estimate(observed)
     value = None if est is None else est.value
     base: dict[str, Any] = {"suite": spec.suite, "name": spec.name, "model": model, "device": device,
-                            "threshold": spec.threshold, "observed": value, "unit": cdef.unit}
+                            "threshold": spec.threshold, "observed": value, "unit": cdef.unit,
+                            "device_independent": not cdef.device_dependent}
     if est is None or not math.isfinite(est.value) or math.isnan(est.low) or math.isnan(est.high):
         why = est.basis if est is not None else "nothing was measured"
         return ClaimResult(**base, verdict=UNCHECKED,
@@ -370,14 +372,16 @@ def judge(spec: ClaimSpec, device: str, model: str, observed: Estimate | float |
                            message=f"{head}: the interval straddles the threshold; would settle it: {settle}")
     short = "short" if cdef.direction == "min" else "over"
     how = f"{abs(margin) * 100:.1f}% {'headroom' if verdict == MET else short}"
-    return ClaimResult(**base, **judged, verdict=verdict, margin=margin, message=f"{head} ({how})")
+    alike = "; a figure the device does not change, the same on any device" if not cdef.device_dependent else ""
+    return ClaimResult(**base, **judged, verdict=verdict, margin=margin, message=f"{head} ({how}{alike})")
 
 
 def unchecked(spec: ClaimSpec, device: str, model: str, message: str, verdict: str = UNCHECKED) -> ClaimResult:
     """A claim with no figure to judge: not checkable here (with the reason), or missed because what it
     asks about does not exist (no cut saves any bytes)."""
     return ClaimResult(suite=spec.suite, name=spec.name, model=model, device=device, threshold=spec.threshold,
-                       observed=None, unit=spec.definition.unit, verdict=verdict, message=message)
+                       observed=None, unit=spec.definition.unit, verdict=verdict, message=message,
+                       device_independent=not spec.definition.device_dependent)
 
 
 def _from_record(observed: Estimate | float | None, record: Any) -> Estimate | float | None:

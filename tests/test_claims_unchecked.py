@@ -16,7 +16,7 @@ import pytest
 from conftest import backends_conftest, build_tiny_model, copy_suite
 
 from pytest_edgeai import config as config_mod
-from pytest_edgeai.claims import NO_CLAIMS, ClaimChecker, ClaimSpec
+from pytest_edgeai.claims import NO_CLAIMS, ClaimChecker, ClaimSpec, judge
 from pytest_edgeai.devices import Device
 from pytest_edgeai.errors import ConfigError
 from pytest_edgeai.results.record import Record
@@ -165,3 +165,11 @@ def test_a_latency_claim_at_n_tenants_that_could_not_run_is_missed(pytester, sha
     [summary] = [r for r in (json.loads(p.read_text()) for p in (run / "records").glob("*.json"))
                  if r["scenario"]["name"] == "tenant_sweep"]
     assert [c["verdict"] for c in summary["claims"]] == ["missed"]
+
+
+def test_a_verdict_on_a_figure_the_device_cannot_change_says_so():
+    size = ClaimSpec("compression", "min_size_reduction", 1.8, extras={"device_independent": True})
+    result = judge(size, "edgetpu", "m", 3.9)
+    assert result.device_independent and "the same on any device" in result.message
+    speed = judge(ClaimSpec("throughput", "min_inferences_per_s", 1.0), "cpu", "m", 3.9)
+    assert not speed.device_independent and "any device" not in speed.message
