@@ -15,7 +15,7 @@ what would settle it; under ``--edgeai-strict`` it fails the test.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, NoReturn
 
@@ -252,6 +252,32 @@ def _extra_problems(spec: ClaimSpec) -> list[tuple[str, str]]:
     if at is not None and (isinstance(at, bool) or not isinstance(at, int) or at < 2):
         out.append((f"at_tenants = {at!r} must be a whole number of tenants >= 2 (a speed-up or a latency with "
                     f"others running needs at least two)", "an integer >= 2"))
+    return out
+
+
+def against_problems(devices: Mapping[str, Device]) -> list[tuple[str, str, str]]:
+    """(key, what, allowed) for each claim comparing devices whose 'against' cannot be what was meant: not a
+    name, the device itself (a ratio of 1 by construction), or a near-miss of a device in the file (it would
+    skip for ever, waiting for results of a device that does not exist). A name in no entry is allowed: its
+    results may come from the run store of another bench."""
+    out = []
+    for device in devices.values():
+        for spec in device.claims:
+            cdef = CLAIMS.get(spec.suite, {}).get(spec.name)
+            if cdef is None or "against" not in cdef.extra_fields:
+                continue
+            key = f"devices.{device.name}.claims.{spec.suite}.{spec.name}" + (
+                f".{spec.model}" if spec.model != ANY_MODEL else "")
+            against = spec.extras.get("against")
+            hint = did_you_mean(against, [n for n in devices if n != device.name]) if isinstance(against, str) else ""
+            if not isinstance(against, str) or not against:
+                out.append((key, f"needs against = \"<device name>\", not {against!r}", "a device's name"))
+            elif against == device.name:
+                out.append((key, f"against = {against!r} is the device itself: the ratio is 1 by construction",
+                            "another device's name"))
+            elif against not in devices and hint:
+                out.append((key, f"against = {against!r} names no device in this file{hint}",
+                            ", ".join(n for n in devices if n != device.name)))
     return out
 
 
