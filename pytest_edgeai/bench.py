@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
+from .canary import FIELD as CANARY_FIELD
 from .energy import record_energy
 from .errors import EdgeAIError, RuntimeFailure
 from .lab.locks import device_lock
@@ -119,6 +120,8 @@ class Bench:
         record.samples["latency_ns"] = cast("list[float]", result.samples_ns)  # ints are numbers the record keeps
         record.warnings.extend(result.warnings)
         record.extra.update(result.extra)
+        if result.canary is not None:
+            record.extra[CANARY_FIELD] = result.canary
         if metered:
             queries = len(result.samples_ns)
             record_energy(record, result.energy, result.energy_reason, inferences=queries * batch,

@@ -58,8 +58,8 @@ OPTIONS: tuple[Option, ...] = (
            metavar="PATH|latest|release:TAG"),
     Option("--edgeai-release", "the release this run measures (default: the checkout's exact git tag)",
            metavar="TAG"),
-    Option("--edgeai-no-canary", "skip the reference workload measured on each device before its first "
-           "measurement (about a second), by which a comparison tells the machine's drift from a regression",
+    Option("--edgeai-no-canary", "skip the reference workload read right before and after each measurement "
+           "(10 ms each), by which a comparison tells the machine's drift from a regression",
            default=False, kind="bool"),
     Option("--edgeai-fail-on-regression", "fail the session when a metric regressed significantly "
            "beyond its tolerance against --edgeai-baseline", default=False, kind="bool"),

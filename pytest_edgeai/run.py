@@ -10,14 +10,13 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from . import config as config_mod
 from .backends.base import Availability, probe
-from .bench import Bench
-from .canary import NO_CANARY_ENV, canary_profile, measure_canary
+from .canary import NO_CANARY_ENV, canary_model
 from .devices import Device
 from .errors import ConfigError, DeviceUnavailable, EdgeAIError, ModelError
 from .lab import runshare
@@ -38,7 +37,6 @@ from .measure.profiles import Profile, get_profile
 from .measure.scenarios import ProgressCallback
 from .models.model import Model, model_from_file, resolve_model
 from .results import environment
-from .results.compare import CANARY_SUITE
 from .results.record import Record
 from .results.store import RUN_FILE, RunStore, TestOutcome, load_run, report_dir_problem
 from .selection import select
@@ -105,7 +103,7 @@ class EdgeAIRun:
         self.outbox: list[Record] = []
         self.worker_environments: dict[str, dict[str, Any]] = {}
         self._runner: Runner | None = None
-        self._canaries: set[str] = set()  # devices whose canary this process measured
+        self._canary: Model | str | None = None  # the canary's model, or why it could not be built (canary.py)
 
     def _load_config(self) -> config_mod.Config:
         path = self.settings.devices_file
@@ -159,20 +157,21 @@ class EdgeAIRun:
     def measure(self, request: MeasureRequest, progress: ProgressCallback | None = None) -> MeasureResult:
         """Run one measurement where the options say (an isolated worker by default); a device that
         stops answering is marked lost for the rest of the run."""
-        self._canary(request.device)
-        request = replace(request, lock_timeout_s=self.lock_timeout_s, timeout_s=self.timeout_s)
+        request = replace(request, lock_timeout_s=self.lock_timeout_s, timeout_s=self.timeout_s,
+                          canary=self.canary_model())
         return self._on_device(request.device, lambda runner: runner.measure(request, progress))
 
-    def _canary(self, device: Device) -> None:
-        """Before a device's first measurement in this process: the reference workload (canary.py)."""
+    def canary_model(self) -> Model | None:
+        """The canary read beside each measurement (canary.py), built once; None when skipped or unbuildable."""
+        if self.settings.option("edgeai_no_canary") or os.environ.get(NO_CANARY_ENV):
+            return None
         with self._lock:
-            if (self.settings.option("edgeai_no_canary") or os.environ.get(NO_CANARY_ENV)
-                    or device.name in self._canaries):
-                return
-            self._canaries.add(device.name)
-        bench = Bench(device, CANARY_SUITE, "pytest-edgeai canary", canary_profile(self.profile), save=self.save,
-                      availability=asdict(self.availability(device)), lab=self, lock_timeout_s=self.lock_timeout_s)
-        measure_canary(bench, self.settings.cache_dir)
+            if self._canary is None:
+                try:
+                    self._canary = canary_model(self.settings.cache_dir)
+                except (OSError, EdgeAIError) as exc:
+                    self._canary = f"the canary model could not be built: {exc}"  # records carry no canary
+        return self._canary if isinstance(self._canary, Model) else None
 
     def call(self, request: CallRequest, on_event: EventCallback) -> CallResult:
         """Run a suite's study where measurements run (see lab.work.call); same time limit, same

@@ -24,6 +24,7 @@ from ..models.inputs import (
     preprocess_for,
 )
 from ..results.record import metric
+from .base import METHODS as REGISTERED
 from .base import Calibration
 from .fidelity import Fidelity, compare, model_scores, static_batch
 from .variants import build_variant
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from ..models.model import Model
     from ..results.record import Record
 
-METHODS = ("fp16", "int8_dynamic", "int8_static", "nncf_int8")
+METHODS = tuple(REGISTERED)  # every registered quantiser, in its order
 
 
 @dataclass

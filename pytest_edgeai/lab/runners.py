@@ -79,7 +79,7 @@ def serve(conn: Connection) -> None:
             except Exception as exc:  # e.g. a result that cannot be pickled: say so, keep serving
                 conn.send(("error", "EdgeAIError", f"isolated worker: {type(exc).__name__}: {exc}", {}))
     finally:
-        cache.close()
+        cache.close_all()
 
 
 class Worker:
@@ -244,11 +244,11 @@ class InProcessRunner:
     def release(self, device_name: str) -> None:
         cache = self._caches.pop(device_name, None)
         if cache is not None:
-            cache.close()
+            cache.close_all()
 
     def close(self) -> None:
         while self._caches:
-            self._caches.popitem()[1].close()
+            self._caches.popitem()[1].close_all()
 
 
 def no_events(name: str, args: tuple[Any, ...]) -> None:

@@ -1,8 +1,9 @@
 """One measurement, exactly as it runs wherever it runs: in an isolated worker or in the pytest process.
 
 Lock the device, load the model (kept loaded for the next request of the same model), read the clocks,
-run ``measure.scenarios.measure`` unchanged, read the clocks again. The result carries plain data only,
-so it crosses a process boundary as it is.
+run ``measure.scenarios.measure`` unchanged between two readings of the canary (pytest_edgeai.canary,
+loaded once per worker and device, kept loaded beside the model), read the clocks again. The result
+carries plain data only, so it crosses a process boundary as it is.
 
 A suite's own study (a tenant sweep, LoadGen, per-block profiling) runs the same way through
 :func:`call`: a module-level function called under the device's lock, its callbacks relayed back.
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..backends.asynchronous import AsyncSession
 from ..backends.base import get_backend
+from ..canary import CanaryReader, bracket
 from ..energy import EnergyReading, MeterWindow
 from ..errors import EdgeAIError, RuntimeFailure
 from ..measure.asynchronous import measure_async
@@ -49,6 +51,7 @@ class MeasureRequest:
     lock_timeout_s: float = -1  # -1: wait as long as it takes
     metered: bool = False  # read the device's power meter over exactly the timed loop
     timeout_s: float | None = None  # from getting the device to the result; past it, a hang (None: no limit)
+    canary: Model | None = None  # the canary to read right before and after the timed window (None: none)
 
     @property
     def label(self) -> str:
@@ -68,14 +71,27 @@ class MeasureResult:
     extra: dict[str, Any] = field(default_factory=dict)
     energy: EnergyReading | None = None
     energy_reason: str | None = None  # why there is no energy reading, when metered
+    canary: dict[str, Any] | None = None  # the record's extra.canary (canary.entry), or why there is none
 
 
 class ModelCache:
-    """The model most recently loaded on the device, kept loaded: a suite's tests use one model in turn."""
+    """The model most recently loaded on the device, kept loaded: a suite's tests use one model in turn;
+    and the canary, loaded once (or why it cannot be) and kept until the worker ends (``close_all``)."""
 
     def __init__(self) -> None:
         self.key: tuple[str, str] | None = None
         self.session: Session | None = None
+        self.canaries: dict[tuple[str, str], CanaryReader | str] = {}
+
+    def canary(self, device: Device, model: Model) -> CanaryReader | str:
+        """The canary loaded on ``device`` through its backend, or why it cannot run there."""
+        key = (device.name, str(model.path))
+        if key not in self.canaries:
+            try:
+                self.canaries[key] = CanaryReader(get_backend(device.backend).load(model, device))
+            except Exception as exc:  # any runtime's refusal: the measurement goes on without a canary
+                self.canaries[key] = f"the canary cannot run on {device.name}: {type(exc).__name__}: {exc}"
+        return self.canaries[key]
 
     def get(self, device: Device, model: Model) -> tuple[Session, float | None]:
         """The loaded session and the seconds loading took (None when it was already loaded)."""
@@ -89,9 +105,17 @@ class ModelCache:
         return self.session, time.perf_counter() - t0
 
     def close(self) -> None:
+        """Unload the model (the canary is small and stays)."""
         session, self.session, self.key = self.session, None, None
         if session is not None:
             session.close()
+
+    def close_all(self) -> None:
+        self.close()
+        readers, self.canaries = self.canaries, {}
+        for reader in readers.values():
+            if isinstance(reader, CanaryReader):
+                reader.close()
 
 
 Notify = Callable[[str, Any], None]
@@ -184,8 +208,9 @@ def execute(request: MeasureRequest, cache: ModelCache, notify: Notify | None = 
             session, load_s = cache.get(device, request.model)
             feeds = make_feeds(session.inputs, request.batch, overrides=request.model.params.get("input_shapes"))
             tell("phase", "the measurement")  # the idle baseline is read inside, after the warm-up
+            reader = cache.canary(device, request.canary) if request.canary is not None else None
             before = clocks.snapshot(device)
-            result = _run_scenario(session, feeds, request, progress, window)
+            result, canary = bracket(reader, lambda: _run_scenario(session, feeds, request, progress, window))
             after = clocks.snapshot(device)
             settings = session.settings()
             timings = session.timings(len(result.samples_ns)) if hasattr(session, "timings") else None
@@ -209,7 +234,8 @@ def execute(request: MeasureRequest, cache: ModelCache, notify: Notify | None = 
     return MeasureResult(metrics=result.metrics(), samples_ns=result.samples_ns,
                          warnings=[*reclaimed, *result.warnings, *(f"throttled: {t}" for t in throttled)],
                          started_at=result.started_at, wall_ns=result.wall_ns, settings=settings, extra=extra,
-                         energy=window.reading if window else None, energy_reason=window.reason if window else None)
+                         energy=window.reading if window else None, energy_reason=window.reason if window else None,
+                         canary=canary)
 
 
 def _run_scenario(session: Session, feeds: dict[str, np.ndarray], request: MeasureRequest,

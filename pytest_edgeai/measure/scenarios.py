@@ -155,6 +155,22 @@ def measure(session: Session, feeds: dict[str, np.ndarray], scenario: str, batch
     return summarise_measurement(scenario, batch, profile, samples, wall_ns, first_ns, warmups, started_at)
 
 
+def timed_queries(session: Session, feeds: dict[str, np.ndarray], seconds: float, min_count: int) -> list[int]:
+    """A short bare loop after one untimed call: each query's time (ns), until both ``seconds`` and
+    ``min_count`` are reached. A reading beside a measurement (the per-record canary), not a measurement."""
+    run, clock = session.run, time.perf_counter_ns
+    run(feeds)
+    samples: list[int] = []
+    deadline = clock() + int(seconds * 1e9)
+    while True:
+        t0 = clock()
+        run(feeds)
+        t1 = clock()
+        samples.append(t1 - t0)
+        if t1 >= deadline and len(samples) >= min_count:
+            return samples
+
+
 def measure_windows(session: Session, feeds: dict[str, np.ndarray], scenario: str, batch: int,
                     profile: Profile, windows: int) -> Measurement:
     """``windows`` separate windows of ``profile`` (each warmed up and timed apart), pooled.

@@ -45,11 +45,18 @@ variance holds the within-run one). Taking the larger threshold of the two inste
 windows has ~4 df) cost a third of the detections of a 20% slowdown (bench_verdict_power.py). The
 bar is high because a comparison judges hundreds of metrics at once (Perfherder asks t > 7).
 
-**Machine drift** (the canary). Every run measures a fixed reference workload on each device
-(``CANARY_SUITE`` records, pytest_edgeai.canary), as Chromium's perf bots run a reference build beside
-the one under test. A timing or rate is corrected by the canary's factor on its device, unless the
-history shows the correction does not lower that figure's between-run noise (a control variate is used
-where it tracks); a change the correction brings within tolerance is "machine drift", not a regression.
+**Machine drift** (the canary). Right before and after each timed measurement the worker reads a
+fixed reference workload on the same device (pytest_edgeai.canary; the record's ``extra.canary``), as
+Chromium's perf bots run a reference build beside the one under test. A pair's factor is new/base of
+the two records' own canaries (``drift_factor``): the machine as each window saw it, so a neighbour's
+load that starts mid-run is seen by the records it slows. Where either record lacks one (a record from
+before per-record canaries, ``--edgeai-no-canary``) it is the two runs' canaries (``canaries``: the
+median of a run's record canaries, or an older run's canary record), and the verdict says so. A timing
+or rate is corrected by that factor, and each earlier run's value in the history by its own record's
+canary (``canary_of``, the one home of that choice, which the trend in history.py uses too), unless
+the history shows the correction does not lower that figure's between-run noise (a control variate is
+used where it tracks); a change the correction brings within tolerance is "machine drift", not a
+regression.
 
 **Headline and diagnostic figures** (``headline``). A run holds ~20 metrics a record and several
 records, so the run-level (family-wise) chance of a false regression is the per-metric one times their
@@ -83,6 +90,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..canary import FIELD as CANARY_FIELD
 from ..errors import EdgeAIError
 from ..measure.stats import too_few_for
 from .record import COMPARISONS, Record
@@ -393,17 +401,51 @@ CANARY_SUITE = "canary"
 CANARY_METRIC = "latency_mean_ms"
 
 
+def record_canary(record: Record) -> float | None:
+    """The record's own canary: its readings right beside its timed window (``extra.canary``, canary.py)."""
+    entry = record.extra.get(CANARY_FIELD) if isinstance(record.extra, dict) else None
+    value = numeric_value(entry) if isinstance(entry, dict) else None
+    return value if value is not None and value > 0 else None
+
+
 def canaries(run: Run) -> dict[tuple[str, ...], float]:
-    """The canary's mean time per query on each device of a run. (Its minimum was tried for correcting a
+    """The run's canary time per query on each device: the median of its records' own canaries; in a run
+    from before those, its canary record's mean. (The old record's minimum was tried for correcting a
     minimum: from its one-second window it is too noisy, and made a false regression where it fell.)"""
-    out = {}
+    out: dict[tuple[str, ...], float] = {}
+    own: dict[tuple[str, ...], list[float]] = {}
     for r in sorted(run.records, key=lambda r: r.created):
-        value = numeric_value(r.metrics.get(CANARY_METRIC)) if r.suite == CANARY_SUITE and r.status == "ok" else None
+        if r.status != "ok":
+            continue
+        value = numeric_value(r.metrics.get(CANARY_METRIC)) if r.suite == CANARY_SUITE else record_canary(r)
         if value and value > 0:
-            out[device_identity(r)] = value
-    return out
+            if r.suite == CANARY_SUITE:
+                out[device_identity(r)] = value
+            else:
+                own.setdefault(device_identity(r), []).append(value)
+    return {**{d: float(np.median(v)) for d, v in own.items()}, **out}
 
 
+def canary_of(record: Record, run_canaries: dict[tuple[str, ...], float]) -> float | None:
+    """The canary a record's figures are corrected by: its own, else its run's on its device."""
+    return record_canary(record) or run_canaries.get(device_identity(record))
+
+
+def drift_factor(base: Record, new: Record, base_run: dict[tuple[str, ...], float],
+                 new_run: dict[tuple[str, ...], float]) -> tuple[float | None, str]:
+    """The canary's time factor new/base for a pair, and what it comes from: the two records' own readings
+    where both have them (the machine as each window saw it), else the two runs' canaries."""
+    fb, fn = record_canary(base), record_canary(new)
+    if fb and fn:
+        return fn / fb, "the records' own canary readings"
+    lacking = ("neither record has a" if not fb and not fn else "the baseline record has no" if not fb
+               else "this run's record has no")
+    lacking += " canary reading of its own (a record from before per-record canaries, or --edgeai-no-canary)"
+    device = device_identity(new)
+    rb, rn = base_run.get(device), new_run.get(device)
+    if rb and rn:
+        return rn / rb, f"the runs' canaries: {lacking}"
+    return None, f"not corrected for the machine's drift: {lacking}, and the runs have no canary on this device"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -549,10 +591,11 @@ class Pair:
     base: Record
     new: Record
     history: dict[str, list[float]]  # metric -> earlier runs' values, oldest first
-    corrected_history: dict[str, list[float]]  # the same, corrected by each run's canary
-    drift: float | None  # canary time factor new/base on this device
+    corrected_history: dict[str, list[float]]  # the same, each corrected by its record's canary (``canary_of``)
+    drift: float | None  # canary time factor new/base for this pair (``drift_factor``)
     within: dict[str, Evidence]
     too_few: dict[str, str]  # metric -> why its samples are too few
+    drift_source: str = ""  # what ``drift`` comes from, or why there is none
 
 
 def samples_evidence(b: Record, n: Record, names: list[str]) -> tuple[dict[str, Evidence], dict[str, str]]:
@@ -641,8 +684,9 @@ def compare_metric(pair: Pair, name: str, tolerances: dict[str, dict[str, float]
     # own noise): as a control variate, used where it lowers the variance.
     explained = raw * canary ** kind if canary else raw  # time / f, rate * f
     if canary and abs(raw - 1.0) > tol and abs(explained - 1.0) <= tol and abs(canary - 1.0) > tol:
-        return delta(DRIFT, f"the canary on this device changed by {canary - 1:+.1%} in time per query too: "
-                            f"corrected, the change is {explained - 1:+.1%} (the machine, not the release)",
+        return delta(DRIFT, f"the canary on this device changed by {canary - 1:+.1%} in time per query too "
+                            f"({pair.drift_source}): corrected, the change is {explained - 1:+.1%} (the machine, "
+                            f"not the release)",
                      raw, drift=canary)
     tracks = canary is not None and not (plain is not None and (corrected is None or corrected.se >= plain.se))
     drift = canary if tracks else None
@@ -672,8 +716,9 @@ def compare_metric(pair: Pair, name: str, tolerances: dict[str, dict[str, float]
     bound = worst.threshold
     ln = math.log(ratio)
     significant = abs(ln) > bound
-    test = "; ".join(e.source for e in sources) + (f"; ratio corrected by the canary ({drift - 1:+.1%})"
-                                                   if drift else "")
+    test = "; ".join(e.source for e in sources) + (
+        f"; ratio corrected by the canary ({drift - 1:+.1%}, {pair.drift_source})" if drift else
+        f"; {pair.drift_source}" if kind and canary is None and pair.drift_source else "")
     out = delta(judge(ratio, sense, tol, significant), test, ratio,
                 (ratio * math.exp(-bound), ratio * math.exp(bound)), significant, drift)
     out.p_value = worst.p_value(ln)
@@ -801,7 +846,8 @@ Rows = dict[Key, list[dict[str, tuple[float, float | None]]]]
 
 def _series(runs: list[Run], keys: set[Key]) -> tuple[dict[tuple[Key, str], list[float]],
                                                       dict[tuple[Key, str], list[float]], Rows]:
-    """Each key's metric values over ``runs`` (in order), raw and corrected by the run's canary; and
+    """Each key's metric values over ``runs`` (in order), raw and corrected by its record's canary (its own
+    readings, else its run's: ``canary_of``); and
     per key, each run's row of (raw, corrected) values (for a record's composite)."""
     raw: dict[tuple[Key, str], list[float]] = {}
     corrected: dict[tuple[Key, str], list[float]] = {}
@@ -812,7 +858,7 @@ def _series(runs: list[Run], keys: set[Key]) -> tuple[dict[tuple[Key, str], list
         for key, record in records.items():
             if key not in keys:
                 continue
-            f = canary.get(key.device)
+            f = canary_of(record, canary)
             row = rows.setdefault(key, [])
             row.append({})
             for name, entry in record.metrics.items():
@@ -872,12 +918,12 @@ def compare_runs(base: Run, new: Run, tolerances: dict[str, dict[str, float]] | 
                                 if vb.get(k) != vn.get(k))
             out.notes.append(f"{label(key)}: versions differ ({changed})")
         names = list(dict.fromkeys([*n.metrics, *b.metrics]))
-        fb, fn = base_canary.get(key.device), new_canary.get(key.device)
+        drift, source = drift_factor(b, n, base_canary, new_canary)
         within, too_few = samples_evidence(b, n, [m for m in names if m in SAMPLE_STATISTICS
                                                    and m in b.metrics and m in n.metrics])
         pair = Pair(key, b, n, {m: raw.get((key, m), []) for m in names},
                     {m: corrected.get((key, m), []) for m in names},
-                    fn / fb if fb and fn else None, within, too_few)
+                    drift, within, too_few, source)
         deltas = [compare_metric(pair, m, tolerances, fail_on) for m in names]
         out.deltas.extend(deltas)
         change = record_change(deltas, rows.get(key, []))
@@ -885,8 +931,9 @@ def compare_runs(base: Run, new: Run, tolerances: dict[str, dict[str, float]] | 
             changes[key] = change
     run_gate(out, changes)
     drifts = {k: new_canary[k] / base_canary[k] for k in set(base_canary) & set(new_canary)}
-    out.notes += [f"canary on {d[0]}: {f - 1:+.1%} time per query (the machine's drift; timings are corrected "
-                  f"by it)" for d, f in sorted(drifts.items())]
+    out.notes += [f"canary on {d[0]}: {f - 1:+.1%} time per query over the run (the machine's drift; timings are "
+                  f"corrected by each record's own canary where both records have one, else by this)"
+                  for d, f in sorted(drifts.items())]
     if not out.deltas and base_idx and new_idx:
         base_dev = sorted({k.device[0] for k in base_idx})
         new_dev = sorted({k.device[0] for k in new_idx})

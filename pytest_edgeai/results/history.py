@@ -2,7 +2,7 @@
 
 Runs are ordered by their start time. A step (``find_steps``) counts when it is significant and the
 median moved by more than the metric's tolerance (compare.tolerance_for); a step of a timing that
-the same series corrected by each run's canary does not show, or a step of the canary itself, is
+the same series corrected by each record's canary (compare.canary_of) does not show, or a step of the canary itself, is
 machine drift; a step for the worse names the release where it entered: the first run after the
 step, its release if it has one, otherwise the releases on either side.
 
@@ -34,6 +34,7 @@ from .compare import (
     UNKNOWN,
     Key,
     canaries,
+    canary_of,
     direction,
     index,
     label,
@@ -100,7 +101,7 @@ class Point:
     run: int  # position of the run in History.runs
     value: float
     ci95: tuple[float, float] | None = None
-    canary: float | None = None  # the run's canary time per query on this device
+    canary: float | None = None  # the record's canary time per query (its own, else its run's: canary_of)
 
 
 @dataclass
@@ -191,7 +192,7 @@ def build_history(runs: list[Run], tolerances: dict[str, dict[str, float]] | Non
                     s = series[(key, name)] = Series(key, name, str(entry.get("unit") or ""))
                 ci = entry.get("ci95")
                 s.points.append(Point(pos, value, tuple(ci) if isinstance(ci, list) and len(ci) == 2 else None,
-                                      canary.get(key.device)))
+                                      canary_of(record, canary)))
     history = History(infos, series, problems=problems)
     for s in series.values():
         history.steps.extend(_steps(s, infos, tolerances))

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..canary import FIELD as CANARY_FIELD
 from ..measure.stats import summarize
 from .compare import CANARY_SUITE
 from .record import Record
@@ -60,10 +61,11 @@ CANARY_MS = 1.0
 def write_run(root: Path, slowdown: float = 1.0, release: str | None = None, started: float | None = None,
               seed: int = 0, batches: tuple[int, ...] = (1, 2, 4, 8), count: int = 400,
               dev: dict[str, Any] | None = None, models: tuple[str, ...] = MODELS, drift: float = 1.0,
-              canary: bool = False, canary_drift: float | None = None) -> Path:
+              canary: bool = False, canary_drift: float | None = None, own_canary: float | None = None) -> Path:
     """One run directory like a throughput suite run of the whole zoo (``slowdown`` scales the release's
     latency; ``drift`` the machine's, canary included unless ``canary_drift`` says otherwise; ``canary``
-    writes the reference workload's record)."""
+    writes the reference workload's record, as runs did before per-record canaries; ``own_canary``, the
+    machine's time factor each record's own canary reading saw, writes it beside every record)."""
     rng = np.random.default_rng(seed)
     store = RunStore.create(root, {"environment": {"host": "synthetic", "git": {}}, "options": {},
                                    "profile": {"name": "synthetic"}, "release": release, "synthetic": True})
@@ -82,6 +84,9 @@ def write_run(root: Path, slowdown: float = 1.0, release: str | None = None, sta
                                              rng, count, dev) for b in batches]
         for i, rec in enumerate(records):
             rec.created = created + i * 1e-3
+            if own_canary is not None:
+                rec.extra[CANARY_FIELD] = {"value": CANARY_MS * own_canary, "unit": "ms", "method": "measured",
+                                           "source": NOTE}
             store.write(rec)
         created += 1
     store.finish()
