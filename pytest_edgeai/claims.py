@@ -15,7 +15,7 @@ what would settle it; under ``--edgeai-strict`` it fails the test.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, NoReturn
 
@@ -255,6 +255,32 @@ def _extra_problems(spec: ClaimSpec) -> list[tuple[str, str]]:
     return out
 
 
+def against_problems(devices: Mapping[str, Device]) -> list[tuple[str, str, str]]:
+    """(key, what, allowed) for each claim comparing devices whose 'against' cannot be what was meant: not a
+    name, the device itself (a ratio of 1 by construction), or a near-miss of a device in the file (it would
+    skip for ever, waiting for results of a device that does not exist). A name in no entry is allowed: its
+    results may come from the run store of another bench."""
+    out = []
+    for device in devices.values():
+        for spec in device.claims:
+            cdef = CLAIMS.get(spec.suite, {}).get(spec.name)
+            if cdef is None or "against" not in cdef.extra_fields:
+                continue
+            key = f"devices.{device.name}.claims.{spec.suite}.{spec.name}" + (
+                f".{spec.model}" if spec.model != ANY_MODEL else "")
+            against = spec.extras.get("against")
+            hint = did_you_mean(against, [n for n in devices if n != device.name]) if isinstance(against, str) else ""
+            if not isinstance(against, str) or not against:
+                out.append((key, f"needs against = \"<device name>\", not {against!r}", "a device's name"))
+            elif against == device.name:
+                out.append((key, f"against = {against!r} is the device itself: the ratio is 1 by construction",
+                            "another device's name"))
+            elif against not in devices and hint:
+                out.append((key, f"against = {against!r} names no device in this file{hint}",
+                            ", ".join(n for n in devices if n != device.name)))
+    return out
+
+
 def collected_problems(declared: dict[str, Any], devices: Iterable[Any]) -> tuple[list[str], list[str]]:
     """Once collection has seen the suites' markers: declare their claims, then check devices.toml's
     claims against them. ``declared`` maps a suite to its marker's ``claims``. Returns (errors, warnings):
@@ -303,6 +329,7 @@ class ClaimResult:
     basis: str = ""  # where the interval comes from
     rounds: int = 0  # independent rounds or windows behind it
     settle: str | None = None  # for an inconclusive verdict: what would settle it
+    device_independent: bool = False  # a figure the device cannot change (a file-size ratio): said beside it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -344,7 +371,8 @@ def judge(spec: ClaimSpec, device: str, model: str, observed: Estimate | float |
     est = _as_estimate(observed)
     value = None if est is None else est.value
     base: dict[str, Any] = {"suite": spec.suite, "name": spec.name, "model": model, "device": device,
-                            "threshold": spec.threshold, "observed": value, "unit": cdef.unit}
+                            "threshold": spec.threshold, "observed": value, "unit": cdef.unit,
+                            "device_independent": not cdef.device_dependent}
     if est is None or not math.isfinite(est.value) or math.isnan(est.low) or math.isnan(est.high):
         why = est.basis if est is not None else "nothing was measured"
         return ClaimResult(**base, verdict=UNCHECKED,
@@ -370,14 +398,16 @@ def judge(spec: ClaimSpec, device: str, model: str, observed: Estimate | float |
                            message=f"{head}: the interval straddles the threshold; would settle it: {settle}")
     short = "short" if cdef.direction == "min" else "over"
     how = f"{abs(margin) * 100:.1f}% {'headroom' if verdict == MET else short}"
-    return ClaimResult(**base, **judged, verdict=verdict, margin=margin, message=f"{head} ({how})")
+    alike = "; a figure the device does not change, the same on any device" if not cdef.device_dependent else ""
+    return ClaimResult(**base, **judged, verdict=verdict, margin=margin, message=f"{head} ({how}{alike})")
 
 
 def unchecked(spec: ClaimSpec, device: str, model: str, message: str, verdict: str = UNCHECKED) -> ClaimResult:
     """A claim with no figure to judge: not checkable here (with the reason), or missed because what it
     asks about does not exist (no cut saves any bytes)."""
     return ClaimResult(suite=spec.suite, name=spec.name, model=model, device=device, threshold=spec.threshold,
-                       observed=None, unit=spec.definition.unit, verdict=verdict, message=message)
+                       observed=None, unit=spec.definition.unit, verdict=verdict, message=message,
+                       device_independent=not spec.definition.device_dependent)
 
 
 def _from_record(observed: Estimate | float | None, record: Any) -> Estimate | float | None:

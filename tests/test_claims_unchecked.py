@@ -16,7 +16,7 @@ import pytest
 from conftest import backends_conftest, build_tiny_model, copy_suite
 
 from pytest_edgeai import config as config_mod
-from pytest_edgeai.claims import NO_CLAIMS, ClaimChecker, ClaimSpec
+from pytest_edgeai.claims import NO_CLAIMS, ClaimChecker, ClaimSpec, judge
 from pytest_edgeai.devices import Device
 from pytest_edgeai.errors import ConfigError
 from pytest_edgeai.results.record import Record
@@ -165,3 +165,30 @@ def test_a_latency_claim_at_n_tenants_that_could_not_run_is_missed(pytester, sha
     [summary] = [r for r in (json.loads(p.read_text()) for p in (run / "records").glob("*.json"))
                  if r["scenario"]["name"] == "tenant_sweep"]
     assert [c["verdict"] for c in summary["claims"]] == ["missed"]
+
+
+def test_a_verdict_on_a_figure_the_device_cannot_change_says_so():
+    size = ClaimSpec("compression", "min_size_reduction", 1.8, extras={"device_independent": True})
+    result = judge(size, "edgetpu", "m", 3.9)
+    assert result.device_independent and "the same on any device" in result.message
+    speed = judge(ClaimSpec("throughput", "min_inferences_per_s", 1.0), "cpu", "m", 3.9)
+    assert not speed.device_independent and "any device" not in speed.message
+
+
+def test_a_device_comparison_against_a_misspelt_device_or_itself_is_refused():
+    def devices(against: object) -> dict:
+        return {"devices": {
+            "tpu": {"kind": "edgetpu", "backend": "onnxruntime", "claims": {"energy": {"min_ips_per_usd_ratio": {
+                "*": {"threshold": 10.0, "against": against}}}}},
+            "cloud_cpu": {"kind": "cpu", "backend": "onnxruntime"}}}
+
+    with pytest.raises(ConfigError, match=r"min_ips_per_usd_ratio: against = 'cloud_cpuu' names no device in this "
+                                          r"file \(did you mean 'cloud_cpu'\?\)"):
+        config_mod.parse(devices("cloud_cpuu"))
+    with pytest.raises(ConfigError, match=r"against = 'tpu' is the device itself"):
+        config_mod.parse(devices("tpu"))
+    with pytest.raises(ConfigError, match=r"needs against = \"<device name>\", not 3"):
+        config_mod.parse(devices(3))
+    # a device of another bench, known only from the run store, is allowed
+    assert config_mod.parse(devices("lab2_xeon")).devices["tpu"].claims[0].extras["against"] == "lab2_xeon"
+    assert config_mod.parse(devices("cloud_cpu")).devices["tpu"].claims[0].extras["against"] == "cloud_cpu"
