@@ -192,3 +192,15 @@ def test_a_device_comparison_against_a_misspelt_device_or_itself_is_refused():
     # a device of another bench, known only from the run store, is allowed
     assert config_mod.parse(devices("lab2_xeon")).devices["tpu"].claims[0].extras["against"] == "lab2_xeon"
     assert config_mod.parse(devices("cloud_cpu")).devices["tpu"].claims[0].extras["against"] == "cloud_cpu"
+
+
+def test_a_saving_depth_claim_is_missed_when_no_cut_saves(pytester, shared_cache):
+    build_tiny_model(pytester.path / "tiny.onnx")  # 16 inputs, 32 hidden: no cut sends less than the input
+    devices = ('[devices.cpu]\nkind = "cpu"\nbackend = "onnxruntime"\n[devices.cpu.claims.split]\n'
+               'max_saving_depth_layers = { "*" = { threshold = 4, encoding = "lossless", '
+               'device_independent = true } }\n')
+    result = _run(pytester, shared_cache, devices, "split", f"--edgeai-model={pytester.path / 'tiny.onnx'}",
+                  "-k", "bytes_per_cut and tiny")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*max_saving_depth_layers for tiny: no cut sends fewer bytes than the compressed "
+                                 "input (lossless)*"])
