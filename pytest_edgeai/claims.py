@@ -392,6 +392,8 @@ def judge(spec: ClaimSpec, device: str, model: str, observed: Estimate | float |
         margin = 1.0 - est.value / t if t else (0.0 if est.value == 0 else -math.inf)
     span = "" if est.low == est.high else f" in [{_fmt(est.low)}, {_fmt(est.high)}] ({est.basis})"
     head = f"{where}: expected {op} {t:g} {cdef.unit}, observed {est.value:.4g} {cdef.unit}{span}"
+    if estimated:  # allowed by the claim, and said in the verdict so no one reads it as measured
+        head += " (an estimate: allow_estimate = true)"
     if verdict == INCONCLUSIVE:
         settle = _settle(est, t)
         return ClaimResult(**base, **judged, verdict=verdict, margin=margin, settle=settle,

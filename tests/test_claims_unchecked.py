@@ -19,6 +19,7 @@ from pytest_edgeai import config as config_mod
 from pytest_edgeai.claims import NO_CLAIMS, ClaimChecker, ClaimSpec, judge
 from pytest_edgeai.devices import Device
 from pytest_edgeai.errors import ConfigError
+from pytest_edgeai.measure.rounds import Estimate
 from pytest_edgeai.results.record import Record
 
 QUICK = ("--edgeai-profile", "quick", "-p", "no:cacheprovider", "-p", "no:randomly", "-rs")
@@ -204,3 +205,10 @@ def test_a_saving_depth_claim_is_missed_when_no_cut_saves(pytester, shared_cache
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*max_saving_depth_layers for tiny: no cut sends fewer bytes than the compressed "
                                  "input (lossless)*"])
+
+
+def test_a_verdict_on_an_allowed_estimate_says_it_is_one():
+    allowed = ClaimSpec("energy", "max_joules_per_inference", 1.0, extras={"allow_estimate": True})
+    result = judge(allowed, "cpu", "m", Estimate(0.5, 0.4, 0.6, "rounds", 3), estimated=True)
+    assert result.verdict == "met" and "(an estimate: allow_estimate = true)" in result.message
+    assert "estimate" not in judge(allowed, "cpu", "m", Estimate(0.5, 0.4, 0.6, "rounds", 3)).message
