@@ -16,7 +16,7 @@ import pytest
 from conftest import backends_conftest, build_tiny_model, copy_suite
 
 from pytest_edgeai import config as config_mod
-from pytest_edgeai.claims import NO_CLAIMS, ClaimChecker, ClaimSpec, judge
+from pytest_edgeai.claims import NO_CLAIMS, ClaimChecker, ClaimSpec, Found, judge, judge_ratio, latest_metric
 from pytest_edgeai.devices import Device
 from pytest_edgeai.errors import ConfigError
 from pytest_edgeai.measure.rounds import Estimate
@@ -212,3 +212,19 @@ def test_a_verdict_on_an_allowed_estimate_says_it_is_one():
     result = judge(allowed, "cpu", "m", Estimate(0.5, 0.4, 0.6, "rounds", 3), estimated=True)
     assert result.verdict == "met" and "(an estimate: allow_estimate = true)" in result.message
     assert "estimate" not in judge(allowed, "cpu", "m", Estimate(0.5, 0.4, 0.6, "rounds", 3)).message
+
+
+def test_a_ratio_against_another_device_on_an_estimate_passes_only_where_allowed():
+    spec = ClaimSpec("energy", "min_ips_per_w_ratio", 10.0, extras={"against": "cloud"})
+    cloud = Found(Estimate(1.0, 0.9, 1.1, "t", 3), "abc", "this run")
+    mine = Estimate(50.0, 45.0, 55.0, "t", 3)
+    assert judge_ratio(spec, "tpu", "m", mine, cloud, "inferences_per_s_per_w").verdict == "met"
+    assert judge_ratio(spec, "tpu", "m", mine, cloud, "inferences_per_s_per_w", estimated=True).verdict == "skip"
+    rec = Record("energy", "t", {"name": "cloud"}, {}, {"name": "m"}, {"name": "offline"})
+    rec.metrics["inferences_per_s_per_w"] = {"value": 1.0, "unit": "inferences/s/W", "method": "estimated",
+                                             "ci95": [0.9, 1.1], "rounds": 3}
+    found = latest_metric([rec], "cloud", "m", "inferences_per_s_per_w")
+    assert found.estimated
+    assert judge_ratio(spec, "tpu", "m", mine, found, "inferences_per_s_per_w").verdict == "skip"
+    allowed = ClaimSpec("energy", "min_ips_per_w_ratio", 10.0, extras={"against": "cloud", "allow_estimate": True})
+    assert judge_ratio(allowed, "tpu", "m", mine, found, "inferences_per_s_per_w").verdict == "met"
