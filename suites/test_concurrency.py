@@ -106,8 +106,9 @@ def test_tenant_sweep(edgeai_device, edgeai_model, edgeai_bench, edgeai_claims, 
     summary.metrics["max_tenants_run"] = metric(sweep.max_tenants_ok, "tenants", sweep.stopped)
     for step in sweep.good[1:]:
         summary.metrics[f"aggregate_speedup_at_{step.tenants}"] = metric(
-            sweep.speedup(step.tenants), "x", f"aggregate throughput of {step.tenants} {mode} tenants / 1 tenant",
-            method="derived")
+            sweep.speedup(step.tenants), "x", f"aggregate throughput of {step.tenants} {mode} tenants / 1 tenant, "
+            f"the sweep's steps one after the other (the machine's drift between them is in it; a claim reads the "
+            f"interleaved rounds)", method="derived")
     if sweep.good:
         top = sweep.good[-1]
         summary.metrics["throughput_ips"] = metric(top.aggregate_ips, "inferences/s",

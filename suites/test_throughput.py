@@ -21,6 +21,7 @@ from pytest_edgeai import (
     estimate_metric,
     evaluation_photos,
     input_specs,
+    mean_estimate,
     metric,
     over_budget,
     quantile_ci,
@@ -34,12 +35,19 @@ from pytest_edgeai import (
 
 
 def _p90(records) -> Estimate:
-    """p90 over every window's queries, with the distribution-free interval from order statistics."""
-    ms = np.concatenate([np.asarray(r.samples["latency_ns"], dtype=np.float64) / 1e6 for r in records])
+    """p90 over every window's queries, with the distribution-free interval from order statistics. The queries
+    of one window are not independent (they share its machine state), so once there are several windows (a
+    claim re-measured) the interval also holds the t-interval of the windows' own p90s: the spread between
+    windows is the evidence about another window, and a verdict rests on the wider of the two."""
+    per = [np.asarray(r.samples["latency_ns"], dtype=np.float64) / 1e6 for r in records]
+    ms = np.concatenate(per)
     low, high = quantile_ci(ms, 0.9)
-    return Estimate(float(np.percentile(ms, 90)), low, high,
-                    f"95% order-statistic interval of p90 over {ms.size} queries in {len(records)} window(s)",
-                    len(records))
+    basis = f"95% order-statistic interval of p90 over {ms.size} queries in {len(records)} window(s)"
+    if len(per) > 1:
+        between = mean_estimate([float(np.percentile(w, 90)) for w in per], "windows' p90")
+        low, high = min(low, between.low), max(high, between.high)
+        basis += f", widened to hold the {between.basis}"
+    return Estimate(float(np.percentile(ms, 90)), low, high, basis, len(records))
 
 
 def _timed_as_twin(session, model) -> None:
