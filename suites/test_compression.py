@@ -97,8 +97,8 @@ def _check_variants(edgeai_claims, result, model_name, weights=None, bench=None,
             observed = variant.record.metric(metric)
             if observed is None:  # a skip with the reason, never silently no verdict
                 edgeai_claims.not_checkable(name, model_name, f"{variant.method}: the study gives no {metric} for "
-                                            f"these outputs (a detector's have no single top-1; top-5 needs 5 "
-                                            f"classes)", variant.record)
+                                            f"these outputs (boxes, or a single score, have no top-1; top-5 and "
+                                            f"probabilities need one class vector per input)", variant.record)
             else:
                 edgeai_claims.check(name, observed, model_name, variant.record)
     spec = edgeai_claims.spec("min_int8_speedup", model_name)
