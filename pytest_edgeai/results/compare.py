@@ -748,19 +748,28 @@ def gated(d: MetricDelta) -> bool:
 
 @dataclass(frozen=True)
 class RecordChange:
-    """A record's composite: the mean over its gated headline figures of ln(figure), oriented so that
-    positive is slower (rates enter as ln(1 / rate)); ``change`` is new minus base, ``evidence`` its noise."""
+    """A record's composite: the weighted mean over its gated headline figures of ln(figure), oriented so
+    that positive is slower (rates enter as ln(1 / rate)), each weighted by the inverse of its own
+    between-run variance (``weights``); ``change`` is new minus base, ``evidence`` its noise."""
 
     figures: tuple[str, ...]
     change: float
     evidence: Evidence
 
 
-def composite(values: dict[str, float], senses: dict[str, int]) -> float | None:
+def weights(figures: list[MetricDelta]) -> dict[str, float]:
+    """Inverse-variance weights (summing to 1) of a record's figures, from the standard error each figure's
+    own verdict was judged on (its history, before the new run's value is looked at)."""
+    inverse = {d.metric: 1.0 / max(d.evidence.se if d.evidence else math.inf, 1e-6) ** 2 for d in figures}
+    total = sum(inverse.values())
+    return {m: w / total for m, w in inverse.items()}
+
+
+def composite(values: dict[str, float], senses: dict[str, int], weight: dict[str, float]) -> float | None:
     """The composite of one run's (or window's) figures, or None if one is missing or not positive."""
     if any(not isinstance(values.get(m), (int, float)) or values[m] <= 0 for m in senses):
         return None
-    return float(np.mean([math.log(values[m]) * (1.0 if senses[m] == LOWER else -1.0) for m in senses]))
+    return float(sum(weight[m] * math.log(values[m]) * (1.0 if senses[m] == LOWER else -1.0) for m in senses))
 
 
 def record_change(deltas: list[MetricDelta], rows: list[dict[str, tuple[float, float | None]]]) -> RecordChange | None:
@@ -772,15 +781,16 @@ def record_change(deltas: list[MetricDelta], rows: list[dict[str, tuple[float, f
     if not figures:
         return None
     senses = {d.metric: d.sense for d in figures}
+    weight = weights(figures)
     corrected = {d.metric for d in figures if d.drift}
-    change = float(np.mean([d.worse_ln or 0.0 for d in figures]))
+    change = float(sum(weight[d.metric] * (d.worse_ln or 0.0) for d in figures))
     series = []
     for row in rows:
         values = {m: (row[m][1] if m in corrected else row[m][0]) for m in senses if m in row}
-        c = composite({m: v for m, v in values.items() if v is not None}, senses)
+        c = composite({m: v for m, v in values.items() if v is not None}, senses, weight)
         if c is not None:
             series.append(math.exp(c))
-    noise = history_noise(series, f", composite of {len(senses)} headline figures")
+    noise = history_noise(series, f", composite of {len(senses)} headline figures, inverse-variance weighted")
     return RecordChange(tuple(senses), change, noise) if noise else None
 
 
