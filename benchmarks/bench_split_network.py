@@ -8,8 +8,11 @@ Prints, from this run only:
 3. one plan in each wire encoding: median latency, bytes per message, agreement with the unsplit model;
 4. a throughput-objective plan run as a pipeline: measured against predicted throughput, the prediction
    without and with the per-message costs a calibration measured on the same stages and links;
-5. a sweep of link rate x edge CPU load: where the best plan changes, and fixed against re-planned
-   partitions measured in interleaved rounds where they differ;
+5. where the best plan changes, and fixed against re-planned partitions measured in interleaved rounds
+   where they differ (every candidate re-priced with its message costs measured under the condition):
+   a. a sweep of the link's rate with the edge emulated 4x slower than this host (a sleep: no CPU used);
+   b. a sweep of the edge's CPU load (bounded generators), after measuring what that load does to the
+      cloud's vCPU on this host;
 6. one latency plan's prediction error over the user-space link and the kernel-shaped one, without and
    with the calibration, and the measured terms (compute, message CPU, link) against the predicted ones.
 The model of 3-5 is synthetic (seeded weights), built so that compute and bytes trade off
@@ -30,7 +33,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from pytest_edgeai.split import netns
-from pytest_edgeai.split.conditions import compare, sweep
+from pytest_edgeai.split.conditions import Calibrate, compare, profile_under_load, sweep
 from pytest_edgeai.split.constraints import KeepInputOnDevice, Pin
 from pytest_edgeai.split.cuts import GraphCuts
 from pytest_edgeai.split.execute import SplitExecutor, StageSpec, pipeline_window, stages_for
@@ -40,6 +43,7 @@ from pytest_edgeai.split.profile import block_latencies
 
 ROWS, WIDTH = 64, 1024
 LOAD_WORKERS = 2  # busy loops sharing the edge's CPU with its stage (CFS then gives the stage about a third)
+EDGE_SLOWDOWN = 4.0  # 5a's edge: an emulated machine 4x slower than this host (a sleep, so no vCPU is loaded)
 
 
 def tradeoff_model() -> onnx.ModelProto:
@@ -166,9 +170,23 @@ def pipelined(quick: bool) -> None:
                   + ", ".join(f"{x * 1e3:.2f}" for x in r.terms["receive_s"]))
 
 
+def sibling_load(quick: bool) -> None:
+    """What a load on the edge's vCPU does to a block on the cloud's (one host plays both tiers)."""
+    graph = GraphCuts(tradeoff_model())
+    fs = feeds(1)
+    cloud, edge = min(os.sched_getaffinity(0)), max(os.sched_getaffinity(0))
+    for _ in range(1 if quick else 3):
+        row = [profile_under_load(graph, list(range(graph.size + 1)), fs[0], [cloud], load, 15, LOAD_WORKERS,
+                                  [edge]) for load in (0.0, 0.9)]
+        print(f"   the MatMul blocks on vCPU {cloud}, ms: {row[0][1] * 1e3:.1f}, {row[0][3] * 1e3:.1f} with vCPU "
+              f"{edge} idle; {row[1][1] * 1e3:.1f}, {row[1][3] * 1e3:.1f} with {LOAD_WORKERS} generators at 90% on "
+              f"vCPU {edge}")
+
+
 def conditions(quick: bool) -> None:
-    print(f"5. link rate x edge CPU load ({LOAD_WORKERS} generators at the duty shown, on the edge's CPU): "
-          "where the best plan changes, and whether re-planning pays")
+    print("5. plans under changing conditions on the kernel-shaped edge -> cloud link (rtt 2 ms): where the best plan "
+          "changes, and whether re-planning pays; every candidate re-priced with its message costs measured under "
+          "the condition (a calibration per plan), fixed against re-planned in interleaved rounds")
     model = tradeoff_model()
     graph = GraphCuts(model)
     boundaries = list(range(graph.size + 1))
@@ -182,29 +200,55 @@ def conditions(quick: bool) -> None:
     cpus = {"edge": [max(os.sched_getaffinity(0))], "cloud": [min(os.sched_getaffinity(0))]}
     links = {("edge", "cloud"): LinkProfile("edge", "cloud", 10.0, 2.0)}
     constraints = [KeepInputOnDevice(), Pin(graph.size - 1, "cloud")]
-    sweep_rates, loads = (10.0, 100.0, 400.0), (0.0, 0.9)
+    calibrate = Calibrate(fs[:3], top=3, workers=LOAD_WORKERS)
+    print(f"   5a. the link's rate, the edge emulated {EDGE_SLOWDOWN:g}x slower than this host (its stage sleeps "
+          f"{EDGE_SLOWDOWN - 1:g}x each compute; its profile scaled alike), no load")
     planned, changes = sweep(graph, boundaries, fs[0], ["edge", "cloud"], links, ("edge", "cloud"), "edge", cpus,
-                             sweep_rates, loads, sizes, constraints, repeats=15, workers=LOAD_WORKERS)
-    print("   cloud blocks, ms (unloaded): "
-          + ", ".join(f"{s * 1e3:.1f}" for s in planned[0].problem.latency_s["cloud"])
-          + "; boundary kB: " + ", ".join(f"{b / 1e3:.0f}" for b in sizes))
+                             (10.0, 100.0, 1000.0), (0.0,), sizes, constraints, repeats=15, workers=LOAD_WORKERS,
+                             calibrate=calibrate, slowdown={"edge": EDGE_SLOWDOWN})
+    judge(graph, boundaries, links, cpus, fs, planned, changes, quick, {"edge": EDGE_SLOWDOWN})
+    print(f"   5b. the edge's CPU load ({LOAD_WORKERS} generators at the duty shown on the edge's vCPU), both tiers at "
+          "this host's speed, at 1000 Mbit/s")
+    sibling_load(quick)
+    planned, changes = sweep(graph, boundaries, fs[0], ["edge", "cloud"], links, ("edge", "cloud"), "edge", cpus,
+                             (1000.0,), (0.0, 0.9), sizes, constraints, repeats=15, workers=LOAD_WORKERS,
+                             calibrate=calibrate)
+    judge(graph, boundaries, links, cpus, fs, planned, changes, quick, {})
+
+
+def judge(graph, boundaries, links, cpus, fs, planned, changes, quick: bool, slowdown) -> None:
+    """Print a sweep's plans and changes; measure fixed against re-planned where they differ (or, if the best
+    plan never changes, against its best alternative at the last condition, to check the ranking)."""
     for p in planned:
-        print(f"   {p.condition.describe():24} best {p.plan.describe()}  (edge blocks, ms: "
-              + ", ".join(f"{s * 1e3:.1f}" for s in p.loaded_block_s) + ")")
+        print(f"   {p.condition.describe():24} best {p.plan.describe()}; uncalibrated best "
+              f"{p.uncalibrated.describe()}; blocks ms, edge: " + ", ".join(f"{s * 1e3:.1f}" for s in p.loaded_block_s)
+              + "; cloud: " + ", ".join(f"{s * 1e3:.1f}" for s in p.problem.latency_s["cloud"]))
+        for route, priced in p.priced.items():
+            cal = p.calibrations[route]
+            print(f"      {route:28} calibrated {priced.latency_s * 1e3:6.1f} ms: stage compute ms profiled "
+                  + "/".join(f"{s.compute_s * 1e3:.1f}" for s in priced.stages) + ", run in the calibration "
+                  + "/".join(f"{x * 1e3:.1f}" for x in cal.compute_s) + "; message CPU ms "
+                  + "/".join(f"{s.message_s * 1e3:.2f}" for s in priced.stages) + "; link overhead ms "
+                  + "/".join(f"{x * 1e3:.2f}" for x in cal.link_overhead_s))
     for c in changes:
         print(f"   changes: {c.before.describe()} -> {c.after.describe()}: {c.plan_before}  =>  {c.plan_after}")
     fixed = planned[0].plan
-    for p in planned[1:]:
-        if p.plan.cuts == fixed.cuts:
-            continue
-        result = compare(graph, boundaries, p.cost_of(fixed), p.plan, links, p.condition, ("edge", "cloud"), "edge",
-                         cpus, fs, rounds=3 if quick else 6, workers=LOAD_WORKERS)
+    pairs = [(p, p.plan, "re-planned") for p in planned[1:] if p.plan.cuts != fixed.cuts]
+    if not pairs:
+        last = planned[-1]
+        alternative = min((q for q in last.priced.values() if q.cuts != fixed.cuts), key=lambda q: q.latency_s)
+        print(f"   no re-plan: at {last.condition.describe()} the fixed plan against its best alternative, "
+              "to check the ranking")
+        pairs = [(last, alternative, "alternative")]
+    for p, other, label in pairs:
+        result = compare(graph, boundaries, p.cost_of(fixed), other, links, p.condition, ("edge", "cloud"), "edge",
+                         cpus, fs, rounds=3 if quick else 6, workers=LOAD_WORKERS, slowdown=slowdown)
         lo, hi = result.ratio_ci95
         print(f"   at {p.condition.describe()}: fixed {result.fixed} median "
               f"{statistics.median(result.fixed_median_s) * 1e3:.1f} ms "
-              f"(predicted {result.fixed_predicted_s * 1e3:.1f}), "
-              f"re-planned {result.replanned} {statistics.median(result.replanned_median_s) * 1e3:.1f} ms "
-              f"(predicted {result.replanned_predicted_s * 1e3:.1f}); fixed/re-planned per round "
+              f"(predicted {result.fixed_predicted_s * 1e3:.1f}, calibrated), "
+              f"{label} {result.replanned} {statistics.median(result.replanned_median_s) * 1e3:.1f} ms "
+              f"(predicted {result.replanned_predicted_s * 1e3:.1f}); fixed/{label} per round "
               + ", ".join(f"{r:.2f}" for r in result.ratios) + f"; 95% CI [{lo:.2f}, {hi:.2f}]: {result.verdict}")
 
 

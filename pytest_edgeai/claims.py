@@ -15,10 +15,11 @@ what would settle it; under ``--edgeai-strict`` it fails the test.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, NoReturn
 
+from .compress.base import METHODS as COMPRESSION_METHODS
 from .devices import ANY_MODEL, Device
 from .errors import did_you_mean
 from .measure.rounds import CONFIDENCE, Estimate, cannot_settle, mean_estimate, ratio_estimate
@@ -37,7 +38,9 @@ class ClaimDef:
     ``device_dependent`` is False for a figure the device under test cannot change (a file-size
     ratio, bytes at a cut computed on the host): devices.toml must say ``device_independent = true``
     for it, so no one reads it as a property of the device. ``models`` names the workloads outside
-    the zoo and [models] that the claim may be given for (the digits cascade workloads).
+    the zoo and [models] that the claim may be given for (the digits cascade workloads); ``measured_for``,
+    when set, the only workloads the shipped suite measures it for (the concurrency studies run fixed zoo
+    models): a claim keyed to another model would never be checked, so devices.toml refuses it.
     """
 
     suite: str
@@ -47,6 +50,7 @@ class ClaimDef:
     extra_fields: tuple[str, ...] = ()
     device_dependent: bool = True
     models: tuple[str, ...] = ()
+    measured_for: tuple[str, ...] = ()
 
     @property
     def direction(self) -> str:
@@ -57,11 +61,12 @@ CLAIMS: dict[str, dict[str, ClaimDef]] = {}
 
 
 def define(suite: str, name: str, unit: str, description: str, extra_fields: tuple[str, ...] = (),
-           device_dependent: bool = True, models: tuple[str, ...] = ()) -> ClaimDef:
+           device_dependent: bool = True, models: tuple[str, ...] = (),
+           measured_for: tuple[str, ...] = ()) -> ClaimDef:
     """Register a claim; suites and plug-ins call this at import time (or declare it with the marker)."""
     if not name.startswith(("min_", "max_")):
         raise ValueError(f"claim name {name!r} must start with min_ or max_")
-    claim = ClaimDef(suite, name, unit, description, extra_fields, device_dependent, models)
+    claim = ClaimDef(suite, name, unit, description, extra_fields, device_dependent, models, measured_for)
     CLAIMS.setdefault(suite, {})[name] = claim
     return claim
 
@@ -79,6 +84,10 @@ def declare(suite: str, claims: dict[str, str]) -> list[ClaimDef]:
 
 
 DIGITS_CASCADE = ("digits_uniform", "digits_skewed")
+# the zoo models the concurrency suite's studies run (suites/test_concurrency.py imports these)
+SWEEP_MODELS = ("mobilenet_v2", "cnn_trad_fpool3")
+CAPACITY_MODEL = "mobilenet_v2"
+PLACEMENT_MODEL = "mobilenet_v2"
 
 define("throughput", "min_inferences_per_s", "inferences/s",
        "offline throughput at batch 1 (mean of the interleaved rounds of the batch sweep) must reach this")
@@ -129,17 +138,20 @@ define("compression", "max_cascade_accuracy_loss", "fraction",
        extra_fields=("at_threshold", "link"), models=DIGITS_CASCADE)
 
 define("concurrency", "min_tenants", "tenants",
-       "tenants of the model that load and run within the memory budget (observed, child process)")
+       "tenants of the model that load and run within the memory budget (observed, child process)",
+       measured_for=(CAPACITY_MODEL,))
 define("concurrency", "min_aggregate_speedup", "x",
        "aggregate throughput of N tenants (at_tenants, default the largest N measured) over one tenant "
-       "alone, measured in interleaved rounds", extra_fields=("at_tenants",))
+       "alone, measured in interleaved rounds", extra_fields=("at_tenants",), measured_for=SWEEP_MODELS)
 define("concurrency", "max_tenant_p90_latency_ms", "ms",
        "the worst tenant's p90 latency with N tenants running (at_tenants, default the largest N measured)",
-       extra_fields=("at_tenants",))
+       extra_fields=("at_tenants",), measured_for=SWEEP_MODELS)
 define("concurrency", "max_tenants_prediction_error", "fraction",
-       "|predicted - observed| / observed maximum tenants, the prediction from the per-tenant footprint")
+       "|predicted - observed| / observed maximum tenants, the prediction from the per-tenant footprint",
+       measured_for=(CAPACITY_MODEL,))
 define("concurrency", "min_placement_speedup", "x",
-       "throughput of shortest-queue dispatch over several devices divided by the best single device")
+       "throughput of shortest-queue dispatch over several devices divided by the best single device",
+       measured_for=(PLACEMENT_MODEL,))
 
 define("split", "min_best_cut_saving", "x",
        "compressed input bytes over the bytes at the best single-tensor cut inside the feature layers; "
@@ -206,10 +218,15 @@ def spec_problems(spec: ClaimSpec, known_models: Collection[str]) -> list[tuple[
     if spec.name.startswith("min_") and spec.threshold <= 0:
         out.append((f"{spec.threshold:g} is met by anything: a minimum must be above 0", "a number > 0"))
     names = set(known_models) | set(cdef.models if cdef else ())
-    if spec.model != ANY_MODEL and spec.model not in names:
+    if spec.model != ANY_MODEL and cdef is not None and cdef.measured_for and spec.model not in cdef.measured_for:
+        what = (f"the {spec.suite} suite measures {spec.name} only for {', '.join(cdef.measured_for)}"
+                f"{did_you_mean(spec.model, cdef.measured_for)}, so a claim for {spec.model!r} would never be checked")
+        out.append((what, f"{', '.join(cdef.measured_for)}, '*'"))
+    elif spec.model != ANY_MODEL and spec.model not in names:
         what = (f"model {spec.model!r} names no workload{did_you_mean(spec.model, names)}, "
                 f"so this claim would never be checked")
         out.append((what, f"{', '.join(sorted(names))}, '*' (or add [models.{spec.model}])"))
+    out.extend(_extra_problems(spec))
     marked = spec.extras.get("device_independent")
     if marked is not None and not isinstance(marked, bool):
         out.append((f"device_independent = {marked!r} must be true or false", "true, false"))
@@ -220,6 +237,47 @@ def spec_problems(spec: ClaimSpec, known_models: Collection[str]) -> list[tuple[
     elif cdef is not None and cdef.device_dependent and marked is True:
         out.append((f"{spec.name} is measured on the device: device_independent = true is not true of it",
                     "leave device_independent out"))
+    return out
+
+
+def _extra_problems(spec: ClaimSpec) -> list[tuple[str, str]]:
+    """Option values a suite would otherwise meet only at run time: a quantisation method no variant is built
+    with (the claim would silently match nothing), a tenant count that is not a count of several tenants."""
+    out: list[tuple[str, str]] = []
+    method = spec.extras.get("method")
+    if method is not None and method not in COMPRESSION_METHODS:
+        out.append((f"method = {method!r} names no quantisation method{did_you_mean(str(method), COMPRESSION_METHODS)}"
+                    f", so no variant would be judged", ", ".join(COMPRESSION_METHODS)))
+    at = spec.extras.get("at_tenants")
+    if at is not None and (isinstance(at, bool) or not isinstance(at, int) or at < 2):
+        out.append((f"at_tenants = {at!r} must be a whole number of tenants >= 2 (a speed-up or a latency with "
+                    f"others running needs at least two)", "an integer >= 2"))
+    return out
+
+
+def against_problems(devices: Mapping[str, Device]) -> list[tuple[str, str, str]]:
+    """(key, what, allowed) for each claim comparing devices whose 'against' cannot be what was meant: not a
+    name, the device itself (a ratio of 1 by construction), or a near-miss of a device in the file (it would
+    skip for ever, waiting for results of a device that does not exist). A name in no entry is allowed: its
+    results may come from the run store of another bench."""
+    out = []
+    for device in devices.values():
+        for spec in device.claims:
+            cdef = CLAIMS.get(spec.suite, {}).get(spec.name)
+            if cdef is None or "against" not in cdef.extra_fields:
+                continue
+            key = f"devices.{device.name}.claims.{spec.suite}.{spec.name}" + (
+                f".{spec.model}" if spec.model != ANY_MODEL else "")
+            against = spec.extras.get("against")
+            hint = did_you_mean(against, [n for n in devices if n != device.name]) if isinstance(against, str) else ""
+            if not isinstance(against, str) or not against:
+                out.append((key, f"needs against = \"<device name>\", not {against!r}", "a device's name"))
+            elif against == device.name:
+                out.append((key, f"against = {against!r} is the device itself: the ratio is 1 by construction",
+                            "another device's name"))
+            elif against not in devices and hint:
+                out.append((key, f"against = {against!r} names no device in this file{hint}",
+                            ", ".join(n for n in devices if n != device.name)))
     return out
 
 
@@ -271,6 +329,7 @@ class ClaimResult:
     basis: str = ""  # where the interval comes from
     rounds: int = 0  # independent rounds or windows behind it
     settle: str | None = None  # for an inconclusive verdict: what would settle it
+    device_independent: bool = False  # a figure the device cannot change (a file-size ratio): said beside it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -312,7 +371,8 @@ def judge(spec: ClaimSpec, device: str, model: str, observed: Estimate | float |
     est = _as_estimate(observed)
     value = None if est is None else est.value
     base: dict[str, Any] = {"suite": spec.suite, "name": spec.name, "model": model, "device": device,
-                            "threshold": spec.threshold, "observed": value, "unit": cdef.unit}
+                            "threshold": spec.threshold, "observed": value, "unit": cdef.unit,
+                            "device_independent": not cdef.device_dependent}
     if est is None or not math.isfinite(est.value) or math.isnan(est.low) or math.isnan(est.high):
         why = est.basis if est is not None else "nothing was measured"
         return ClaimResult(**base, verdict=UNCHECKED,
@@ -338,14 +398,16 @@ def judge(spec: ClaimSpec, device: str, model: str, observed: Estimate | float |
                            message=f"{head}: the interval straddles the threshold; would settle it: {settle}")
     short = "short" if cdef.direction == "min" else "over"
     how = f"{abs(margin) * 100:.1f}% {'headroom' if verdict == MET else short}"
-    return ClaimResult(**base, **judged, verdict=verdict, margin=margin, message=f"{head} ({how})")
+    alike = "; a figure the device does not change, the same on any device" if not cdef.device_dependent else ""
+    return ClaimResult(**base, **judged, verdict=verdict, margin=margin, message=f"{head} ({how}{alike})")
 
 
 def unchecked(spec: ClaimSpec, device: str, model: str, message: str, verdict: str = UNCHECKED) -> ClaimResult:
     """A claim with no figure to judge: not checkable here (with the reason), or missed because what it
     asks about does not exist (no cut saves any bytes)."""
     return ClaimResult(suite=spec.suite, name=spec.name, model=model, device=device, threshold=spec.threshold,
-                       observed=None, unit=spec.definition.unit, verdict=verdict, message=message)
+                       observed=None, unit=spec.definition.unit, verdict=verdict, message=message,
+                       device_independent=not spec.definition.device_dependent)
 
 
 def _from_record(observed: Estimate | float | None, record: Any) -> Estimate | float | None:
@@ -383,6 +445,7 @@ class ClaimChecker:
         self.max_rounds = max_rounds
         self.results: list[ClaimResult] = []
         self._seen: list[Record] = []  # records offered to check(): where "no claims configured" is noted
+        self._asked: set[str] = set()  # claims check() was asked for that devices.toml does not state
 
     def spec(self, name: str, model: str) -> ClaimSpec | None:
         if name not in CLAIMS.get(self.suite, {}):
@@ -395,6 +458,7 @@ class ClaimChecker:
         """Judge one claim if devices.toml states it for this device and model; else None."""
         spec = self.spec(name, model)
         if spec is None:
+            self._asked.add(name)
             if record is not None and all(r is not record for r in self._seen):
                 self._seen.append(record)
             return None
@@ -425,10 +489,9 @@ class ClaimChecker:
     def assert_met(self) -> None:
         by = {v: [r.message for r in self.results if r.verdict == v] for v in (MET, MISSED, INCONCLUSIVE, UNCHECKED)}
         if not self.results:
-            note = f"{NO_CLAIMS} for {self.device.name} in suite {self.suite}"
             for record in self._seen:
                 if not record.claims:
-                    record.extra["claims_note"] = note
+                    record.extra["claims_note"] = self._no_claims_note(str(record.model.get("name", "")))
                     self._save(record)
             return
         if by[MISSED]:
@@ -441,6 +504,14 @@ class ClaimChecker:
         if by[UNCHECKED]:
             met = f"; met: {'; '.join(by[MET])}" if by[MET] else ""
             self._skip("claim not checkable here: " + "; ".join(by[UNCHECKED]) + met)
+
+    def _no_claims_note(self, model: str) -> str:
+        """What the summary says of a record no claim judged: the device states none in the suite, or none of
+        the claims this test checks for this model (its other claims there belong to other models or tests)."""
+        note = f"{NO_CLAIMS} for {self.device.name} in suite {self.suite}"
+        if not any(s.suite == self.suite for s in self.device.claims) or not self._asked:
+            return note
+        return f"{note} for {model or 'this model'}: none of {', '.join(sorted(self._asked))}"
 
     def not_checkable(self, name: str, model: str, why: str, record: Record | None = None) -> ClaimResult | None:
         """A stated claim that this model cannot answer (seeded weights, a degenerate reference):

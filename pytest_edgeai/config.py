@@ -14,7 +14,7 @@ import tomllib
 
 from .backends.base import known_backends
 from .backends.device_options import declared_options, option_problems
-from .claims import BUILT_IN, CLAIMS, ClaimSpec, spec_problems, suite_problem, table_keys
+from .claims import BUILT_IN, CLAIMS, ClaimSpec, against_problems, spec_problems, suite_problem, table_keys
 from .devices import ANY_MODEL, KINDS, TIERS, Device, builtin_cpu
 from .energy.meter import check_meter
 from .errors import ConfigError, did_you_mean
@@ -103,6 +103,8 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Config:
     links = {name: lk for name, lk in
              ((n, v.link(n, t)) for n, t in v.table(data, "links").items()) if lk}
     tolerances = v.tolerances(v.table(data, "tolerances"))
+    for key, what, allowed in against_problems(devices):
+        v.problem(key, what, allowed)
     if "devices" in data and not devices and not v.problems:
         v.problem("devices", "is empty", "at least one [devices.NAME] table")
     if v.problems:

@@ -80,8 +80,12 @@ def _check_variants(edgeai_claims, result, model_name, weights=None, bench=None,
     for name, metric in (("min_size_reduction", "size_reduction"), ("min_top1_agreement", "top1_agreement"),
                          ("min_top5_agreement", "top5_agreement"), ("max_top1_prob_change", "top1_prob_change")):
         spec = edgeai_claims.spec(name, model_name)
+        named = spec.extras.get("method") if spec is not None else None
+        if spec is not None and (unbuilt := _not_built(result, named)):
+            edgeai_claims.not_checkable(name, model_name, unbuilt, result.fp32)
+            continue
         for variant in result.variants:
-            if not variant.ok or (spec is not None and spec.extras.get("method", variant.method) != variant.method):
+            if not variant.ok or (named is not None and named != variant.method):
                 continue
             why = None
             if name in TRAINING_CLAIMS:
@@ -90,17 +94,31 @@ def _check_variants(edgeai_claims, result, model_name, weights=None, bench=None,
             if why:
                 edgeai_claims.not_checkable(name, model_name, f"{variant.method}: {why}", variant.record)
                 continue
-            observed = variant.record.metric(metric)
-            if observed is not None:
-                edgeai_claims.check(name, observed, model_name, variant.record)
+            # None (a figure this variant has not got) is a skip with the reason, never silently no verdict
+            edgeai_claims.check(name, variant.record.metric(metric), model_name, variant.record)
     spec = edgeai_claims.spec("min_int8_speedup", model_name)
     if spec is not None:
-        variant = result.by_method(spec.extras.get("method", "int8_static"))
-        if variant is not None and variant.ok and variant.model is not None and bench is not None:
+        method = spec.extras.get("method", "int8_static")
+        variant = result.by_method(method)
+        if (unbuilt := _not_built(result, method)) or variant is None or variant.model is None or bench is None:
+            edgeai_claims.not_checkable("min_int8_speedup", model_name,
+                                        unbuilt or f"the {method} variant has no model to time", result.fp32)
+        else:
             est, more = _speedup_rounds(bench, session, fp32, variant)
             edgeai_claims.check("min_int8_speedup", est, model_name, variant.record, more=more)
-        else:
-            edgeai_claims.check("min_int8_speedup", None, model_name, result.fp32)
+
+
+def _not_built(result, method):
+    """Why a claim on ``method``'s variant (any variant when None) has none to judge; None when it has."""
+    if method is None:
+        if any(v.ok for v in result.variants):
+            return None
+        return "no variant was built: " + "; ".join(f"{v.method}: {v.skipped or v.error}" for v in result.variants)
+    variant = result.by_method(method)
+    if variant is not None and variant.ok:
+        return None
+    return f"the {method} variant was not built: " + (
+        (variant.skipped or variant.error or "no record") if variant else "this study does not build it")
 
 
 def test_quantised_variants(edgeai_device, edgeai_workload, edgeai_bench, edgeai_claims, edgeai_session):

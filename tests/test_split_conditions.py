@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from test_split_execute import two_input_feeds, two_input_model
 
-from pytest_edgeai.split.conditions import Comparison, Condition, sweep
+from pytest_edgeai.split.conditions import Calibrate, Comparison, Condition, sweep
 from pytest_edgeai.split.constraints import KeepInputOnDevice, Pin
 from pytest_edgeai.split.cuts import GraphCuts
 from pytest_edgeai.split.network import LinkProfile
+from pytest_edgeai.split.planner import evaluate
 
 BLOCK_S = [0.001, 0.010, 0.010, 0.001]  # per block, unloaded
 BYTES = [32768.0, 32768.0, 32768.0, 8192.0, 16384.0]
+CPUS = {"edge": [max(os.sched_getaffinity(0))], "cloud": [min(os.sched_getaffinity(0))]}
 
 
-def slowed(graph, boundaries, feed, cpus, load, repeats, workers):
-    """A stand-in profile: a CPU shared with a busy loop runs a block 1 / (1 - load / 2) slower."""
-    return [s / (1 - load / 2) for s in BLOCK_S]
+def slowed(graph, boundaries, feed, cpus, load, repeats, workers, load_cpus):
+    """A stand-in profile: a CPU shared with a busy loop runs a block 1 / (1 - load / 2) slower, another not."""
+    return [s / (1 - load / 2) for s in BLOCK_S] if cpus == load_cpus else list(BLOCK_S)
 
 
 def test_the_sweep_reports_where_the_best_plan_changes():
@@ -46,3 +50,22 @@ def test_a_comparison_is_judged_on_the_interval_of_its_rounds():
     noisy = Comparison(Condition(100.0, 0.9), "a", "b", 0.03, 0.02,
                        fixed_median_s=[0.03, 0.02, 0.03, 0.02], replanned_median_s=[0.02, 0.03, 0.02, 0.03])
     assert noisy.verdict == "inconclusive"
+
+
+def test_a_calibrated_sweep_prices_each_candidate_and_the_fixed_plan_with_measured_message_costs():
+    graph = GraphCuts(two_input_model())
+    link = LinkProfile("edge", "cloud", 10.0, 0.0)
+    how = Calibrate(two_input_feeds(2), top=2, network="user", timeout_s=20.0)
+    planned, _ = sweep(graph, [0, 1, 2, 3, 4], two_input_feeds(1)[0], ["edge", "cloud"], {("edge", "cloud"): link},
+                       ("edge", "cloud"), "edge", CPUS, rates=[1.0, 1000.0], loads=[0.0],
+                       boundary_bytes=BYTES, constraints=[KeepInputOnDevice(), Pin(3, "cloud")], profile=slowed,
+                       calibrate=how)
+    fixed = planned[0].plan
+    for p in planned:
+        assert p.uncalibrated is not None and set(p.priced) == set(p.calibrations) and len(p.priced) >= 2
+        assert p.plan.latency_s == min(q.latency_s for q in p.priced.values())  # chosen on the calibrated price
+        assert all(q.stages[0].message_s > 0 for q in p.priced.values())  # the edge's encode-and-send, measured
+        priced_fixed = p.cost_of(fixed)
+        assert priced_fixed is p.priced[" -> ".join(f"{s.tier}[{s.start}:{s.stop}]" for s in fixed.stages)]
+        assert priced_fixed.latency_s != evaluate(p.problem, [(s.tier, s.start, s.stop) for s in fixed.stages]
+                                                  ).latency_s  # not the uncalibrated price

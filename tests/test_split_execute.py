@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -13,9 +14,10 @@ from onnx import TensorProto, helper
 
 from pytest_edgeai.devices import Device
 from pytest_edgeai.errors import ConfigError, MeasurementError, SplitExecutionError
+from pytest_edgeai.split import execute
 from pytest_edgeai.split.constraints import Pin
 from pytest_edgeai.split.cuts import GraphCuts
-from pytest_edgeai.split.execute import SplitExecutor, StageSpec, pipeline_window, stages_for
+from pytest_edgeai.split.execute import SplitExecutor, StageSpec, pace, pipeline_window, stages_for
 from pytest_edgeai.split.network import LinkProfile
 from pytest_edgeai.split.planner import SplitProblem, evaluate, plan
 from pytest_edgeai.split.profile import block_latencies
@@ -252,3 +254,17 @@ def test_segments_load_through_the_backend_registry():
     out = session.run(feeds(1)[0])
     assert set(out) == set(seg.outputs) and stage_device(2).options["intra_op_num_threads"] == 2
     session.close()
+
+
+def test_a_slower_tier_is_paced_by_a_sleep_in_proportion_to_its_compute_and_a_bad_factor_is_one_line(monkeypatch):
+    slept: list[float] = []
+    monkeypatch.setattr(execute.time, "sleep", slept.append)
+    started = time.monotonic_ns() - 20_000_000  # a compute that took 20 ms (at least, by the time pace reads it)
+    pace(started, 1.0)
+    assert slept == []  # this host's speed: no sleep
+    pace(started, 3.0)
+    assert len(slept) == 1 and slept[0] >= 2 * 0.020  # the other 2x of a 3x slower tier, the CPU left free
+    graph = GraphCuts(wide_chain())
+    stages = [StageSpec("device", 0, 2), StageSpec("cloud", 2, 4)]
+    with pytest.raises(ConfigError, match=r"^a tier's slowdown must be a finite factor >= 1 \(cloud: 0.5\)$"):
+        SplitExecutor(graph, stages, [LinkProfile("device", "cloud", 10, 1)], slowdown={"cloud": 0.5})

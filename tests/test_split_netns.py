@@ -18,8 +18,10 @@ import time
 
 import numpy as np
 import pytest
+import tomllib
 from test_split_execute import two_input_feeds, two_input_model, whole
 
+from pytest_edgeai import config
 from pytest_edgeai.errors import ConfigError, MeasurementError, SplitExecutionError
 from pytest_edgeai.split import netns
 from pytest_edgeai.split.cuts import GraphCuts
@@ -112,6 +114,17 @@ def test_a_profile_the_kernel_cannot_shape_is_one_line_and_leaves_nothing():
     with pytest.raises(ConfigError, match=r"^link slow: 1000 bit/s is below the 8000 bit/s") as err:
         netns.Lab([LinkProfile("device", "edge", 0.001, 0.0, name="slow")])
     assert "\n" not in str(err.value)
+    assert set(netns.namespaces()) == before
+
+
+def test_a_negative_delay_is_one_line_before_anything_is_built():
+    before = set(netns.namespaces())
+    with pytest.raises(ConfigError, match=r"^link back: rtt_ms is -10.0; it must be a finite number >= 0$"):
+        LinkProfile("device", "edge", 10.0, -10.0, name="back")
+    with pytest.raises(ConfigError,
+                       match=r"^devices.toml: links.l.rtt_ms: -10 is not a finite number >= 0; allowed: a number >= 0"):
+        config.parse(tomllib.loads('[devices.cpu]\nkind = "cpu"\nbackend = "onnxruntime"\n[links.l]\nfrom = "device"\n'
+                                   'to = "cloud"\nbandwidth_mbps = 10\nrtt_ms = -10\n'))
     assert set(netns.namespaces()) == before
 
 

@@ -156,4 +156,5 @@ def reduction_rounds(data: CascadeData, link: Link, threshold: float, small_late
     per_round = [evaluate(replace(data, small_latency_s=s, large_latency_s=g), link, threshold).latency_reduction
                  for s, g in zip(small_latency_s, large_latency_s)]
     est = mean_estimate(per_round, "latency reductions (both models' compute measured side by side)")
-    return replace(est, basis=f"{est.basis}; link model and input set fixed")
+    return replace(est, basis=f"{est.basis}; predicted: the link's time from its model (rtt, bandwidth), "
+                              f"not measured, and the input set fixed")

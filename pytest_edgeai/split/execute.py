@@ -142,6 +142,7 @@ class StageConfig:
     token: bytes
     cpus: frozenset[int] | None
     max_message_bytes: int
+    slowdown: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,16 @@ class Calibration:
                           "on the same stages and links"}
 
 
+def pace(started_ns: int, slowdown: float) -> int:
+    """End a compute that began at ``started_ns`` as a tier ``slowdown`` times slower than this host would: sleep
+    (slowdown - 1) x the compute (the CPU stays free, as another machine's would); the end (monotonic ns)."""
+    now = time.monotonic_ns()
+    if slowdown > 1.0:
+        time.sleep((slowdown - 1.0) * (now - started_ns) / 1e9)
+        now = time.monotonic_ns()
+    return now
+
+
 def _segment_payload(seg: Segment) -> tuple[Any, ...]:
     return (seg.model.SerializeToString(), seg.start, seg.stop, seg.inputs, seg.outputs, seg.passthrough)
 
@@ -215,7 +226,7 @@ def _stage_main(conn: Connection, payload: tuple[Any, ...], cfg: StageConfig) ->
             received = time.monotonic_ns()
             seq, tensors = msg
             out = session.run(dict(zip(seg.inputs, tensors)))
-            computed = time.monotonic_ns()
+            computed = pace(received, cfg.slowdown)
             if down is None:
                 conn.send(("done", seq, computed, out, Stamp(received, computed, computed, up.last_decode_s, 0)))
             else:
@@ -235,13 +246,14 @@ class SplitExecutor:
 
     ``stages``: consecutive graph ranges covering 0..n; ``links[i]`` carries stage i's output
     to stage i + 1 in ``encodings[i]`` (raw by default). ``network``: ``user`` or ``kernel``.
-    ``cpus``: tier -> the CPUs its stage (and a load generator for it) may use.
+    ``cpus``: tier -> the CPUs its stage (and a load generator for it) may use. ``slowdown``: tier -> how many
+    times slower than this host the tier is emulated (``pace``; 1: this host's speed).
     """
 
     def __init__(self, graph: GraphCuts, stages: Sequence[StageSpec], links: Sequence[LinkProfile],
                  timeout_s: float = 30.0, threads: int = 1, network: str = "user",
                  encodings: Sequence[str] | None = None, cpus: Mapping[str, Iterable[int]] | None = None,
-                 max_message_bytes: int = DEFAULT_MAX_MESSAGE):
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE, slowdown: Mapping[str, float] | None = None):
         if len(links) != len(stages) - 1 or len(stages) < 2:
             raise MeasurementError(f"{len(stages)} stages need {len(stages) - 1} links, got {len(links)}")
         if stages[0].start != 0 or stages[-1].stop != graph.size or any(
@@ -255,6 +267,10 @@ class SplitExecutor:
             raise MeasurementError(f"{len(links)} links need {len(links)} encodings, got {len(encodings)}")
         for key in encodings:
             parse_key(key)
+        self.slowdown = dict(slowdown or {})
+        bad = [f"{t}: {f!r}" for t, f in self.slowdown.items() if not (math.isfinite(f) and f >= 1.0)]
+        if bad:
+            raise ConfigError([f"a tier's slowdown must be a finite factor >= 1 ({', '.join(bad)})"])
         self.graph, self.stages, self.links, self.timeout_s = graph, tuple(stages), tuple(links), timeout_s
         self.encodings, self.network = tuple(encodings), network
         self.cpus = {t: frozenset(c) for t, c in (cpus or {}).items()}
@@ -301,7 +317,7 @@ class SplitExecutor:
                 next_host=next_host, next_port=next_port,
                 encoding=self.encodings[i] if downstream else "raw+none", timeout_s=self.timeout_s,
                 threads=threads, token=self._token, cpus=self.cpus.get(stages[i].tier),
-                max_message_bytes=max_message_bytes)
+                max_message_bytes=max_message_bytes, slowdown=self.slowdown.get(stages[i].tier, 1.0))
             proc = child.start(_stage_main, _segment_payload(self.graph.segment(stages[i].start, stages[i].stop)),
                                cfg, name=f"split-{stages[i].tier}")
             self.processes.insert(0, proc)
@@ -402,7 +418,7 @@ class SplitExecutor:
         assert self._channel is not None
         t0 = time.monotonic_ns()
         mid = self._head.run(feed)
-        computed = time.monotonic_ns()
+        computed = pace(t0, self.slowdown.get(self.stages[0].tier, 1.0))
         self._seq += 1
         try:
             nbytes = self._channel.send_message(self._seq, [mid[n] for n in self._head.segment.outputs])
