@@ -9,7 +9,8 @@ Prints, from this run only:
 4. a throughput-objective plan run as a pipeline: measured against predicted throughput, the prediction
    without and with the per-message costs a calibration measured on the same stages and links;
 5. where the best plan changes, and fixed against re-planned partitions measured in interleaved rounds
-   where they differ (every candidate re-priced with its message costs measured under the condition):
+   where they differ (every candidate re-priced with its message costs and stage compute measured in
+   three calibration runs under the condition):
    a. a sweep of the link's rate with the edge emulated 4x slower than this host (a sleep: no CPU used);
    b. a sweep of the edge's CPU load (bounded generators), after measuring what that load does to the
       cloud's vCPU on this host;
@@ -185,8 +186,9 @@ def sibling_load(quick: bool) -> None:
 
 def conditions(quick: bool) -> None:
     print("5. plans under changing conditions on the kernel-shaped edge -> cloud link (rtt 2 ms): where the best plan "
-          "changes, and whether re-planning pays; every candidate re-priced with its message costs measured under "
-          "the condition (a calibration per plan), fixed against re-planned in interleaved rounds")
+          "changes, and whether re-planning pays; every candidate re-priced with its message costs and its stages' "
+          "compute measured under the condition (3 calibration runs per plan), fixed against re-planned in "
+          "interleaved rounds")
     model = tradeoff_model()
     graph = GraphCuts(model)
     boundaries = list(range(graph.size + 1))
@@ -200,7 +202,7 @@ def conditions(quick: bool) -> None:
     cpus = {"edge": [max(os.sched_getaffinity(0))], "cloud": [min(os.sched_getaffinity(0))]}
     links = {("edge", "cloud"): LinkProfile("edge", "cloud", 10.0, 2.0)}
     constraints = [KeepInputOnDevice(), Pin(graph.size - 1, "cloud")]
-    calibrate = Calibrate(fs[:3], top=3, workers=LOAD_WORKERS)
+    calibrate = Calibrate(fs[:3], top=3, workers=LOAD_WORKERS, compute_as_run=True)
     print(f"   5a. the link's rate, the edge emulated {EDGE_SLOWDOWN:g}x slower than this host (its stage sleeps "
           f"{EDGE_SLOWDOWN - 1:g}x each compute; its profile scaled alike), no load")
     planned, changes = sweep(graph, boundaries, fs[0], ["edge", "cloud"], links, ("edge", "cloud"), "edge", cpus,
@@ -225,8 +227,11 @@ def judge(graph, boundaries, links, cpus, fs, planned, changes, quick: bool, slo
               + "; cloud: " + ", ".join(f"{s * 1e3:.1f}" for s in p.problem.latency_s["cloud"]))
         for route, priced in p.priced.items():
             cal = p.calibrations[route]
-            print(f"      {route:28} calibrated {priced.latency_s * 1e3:6.1f} ms: stage compute ms profiled "
-                  + "/".join(f"{s.compute_s * 1e3:.1f}" for s in priced.stages) + ", run in the calibration "
+            profiled = cal.reprice(p.problem, priced).latency_s
+            print(f"      {route:28} calibrated {priced.latency_s * 1e3:6.1f} ms ({profiled * 1e3:6.1f} with the "
+                  "profiled compute): stage compute ms profiled "
+                  + "/".join(f"{s.compute_s * 1e3:.1f}" for s in cal.reprice(p.problem, priced).stages)
+                  + ", run in the calibration "
                   + "/".join(f"{x * 1e3:.1f}" for x in cal.compute_s) + "; message CPU ms "
                   + "/".join(f"{s.message_s * 1e3:.2f}" for s in priced.stages) + "; link overhead ms "
                   + "/".join(f"{x * 1e3:.2f}" for x in cal.link_overhead_s))

@@ -55,7 +55,7 @@ def test_a_comparison_is_judged_on_the_interval_of_its_rounds():
 def test_a_calibrated_sweep_prices_each_candidate_and_the_fixed_plan_with_measured_message_costs():
     graph = GraphCuts(two_input_model())
     link = LinkProfile("edge", "cloud", 10.0, 0.0)
-    how = Calibrate(two_input_feeds(2), top=2, network="user", timeout_s=20.0)
+    how = Calibrate(two_input_feeds(2), top=2, network="user", timeout_s=20.0, compute_as_run=True)
     planned, _ = sweep(graph, [0, 1, 2, 3, 4], two_input_feeds(1)[0], ["edge", "cloud"], {("edge", "cloud"): link},
                        ("edge", "cloud"), "edge", CPUS, rates=[1.0, 1000.0], loads=[0.0],
                        boundary_bytes=BYTES, constraints=[KeepInputOnDevice(), Pin(3, "cloud")], profile=slowed,
@@ -65,6 +65,10 @@ def test_a_calibrated_sweep_prices_each_candidate_and_the_fixed_plan_with_measur
         assert p.uncalibrated is not None and set(p.priced) == set(p.calibrations) and len(p.priced) >= 2
         assert p.plan.latency_s == min(q.latency_s for q in p.priced.values())  # chosen on the calibrated price
         assert all(q.stages[0].message_s > 0 for q in p.priced.values())  # the edge's encode-and-send, measured
+        for route, q in p.priced.items():  # each stage's compute as its calibration runs measured it
+            ran = p.calibrations[route].compute_s
+            assert [s.compute_s for s in q.stages if s.stop > s.start] == pytest.approx(
+                [c for s, c in zip(q.stages, ran) if s.stop > s.start])
         priced_fixed = p.cost_of(fixed)
         assert priced_fixed is p.priced[" -> ".join(f"{s.tier}[{s.start}:{s.stop}]" for s in fixed.stages)]
         assert priced_fixed.latency_s != evaluate(p.problem, [(s.tier, s.start, s.stop) for s in fixed.stages]

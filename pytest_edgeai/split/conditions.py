@@ -1,20 +1,21 @@
 """Plans under changing conditions: when does repartitioning pay? (Scission's follow-up question.)
 
 A sweep varies one link's rate and one tier's CPU load (a bounded load generator sharing that
-tier's CPUs: netns.load_main). At each condition the loaded tier's blocks are profiled under
-that load (this host plays every tier; each stage is pinned to its tier's CPUs), the planner
-picks the best plan, and the conditions where the best plan changes are reported. With ``Calibrate``
-each candidate plan is also run briefly on the shaped link under the condition and re-priced with its
-measured per-message costs (execute.Calibration.reprice, as the split suite prices its plan): the
-message CPU a loaded tier pays to encode and send, which a per-block profile does not see. One host
-plays every tier, and on this project's 2-vCPU VM a load on one vCPU slows the other 3-5x (measured:
-benchmarks/bench_split_network.py), so every tier is profiled beside the load; a tier may instead be
-emulated as a slower machine (``slowdown``: its stage sleeps in proportion to each compute, leaving
-the CPU free, and its profile is scaled alike), said so wherever it is used. Where the
-re-planned partition differs from the fixed one (the plan chosen at the sweep's first
-condition), both are executed on the shaped link under that condition, in interleaved rounds
-(fixed, re-planned, fixed, ...; one executor each, kept warm), and the ratio of their median
-latencies is judged by its interval across rounds, not by the samples of one window.
+tier's CPUs: netns.load_main). At each condition every tier's blocks are profiled beside that load
+(this host plays every tier, each stage pinned to its tier's CPUs, and on this project's 2-vCPU VM a
+load on one vCPU slows a block on the other several times over: measured in
+benchmarks/bench_split_network.py), the planner picks the best plan, and the conditions where the
+best plan changes are reported. With ``Calibrate`` each of the planner's top candidates (and the
+fixed plan) is also run briefly on the shaped link under the condition and re-priced with what that
+run measured (execute.Calibration.reprice, as the split suite prices its plan): the message CPU a
+loaded tier pays to encode and send, which a per-block profile does not see, and, with
+``compute_as_run``, each stage's compute as it ran. A tier may be emulated as a slower machine
+(``slowdown``: its stage sleeps in proportion to each compute, leaving the CPU free, and its profile
+is scaled alike), said so wherever it is used. Where the re-planned partition differs from the
+fixed one (the plan chosen at the sweep's first condition), both are executed on the shaped link
+under that condition, in interleaved rounds (fixed, re-planned, fixed, ...; one executor each, kept
+warm), and the ratio of their median latencies is judged by its interval across rounds, not by the
+samples of one window.
 """
 
 from __future__ import annotations
@@ -138,6 +139,7 @@ class Calibrate:
     network: str = "kernel"
     timeout_s: float = 30.0
     workers: int = 1
+    compute_as_run: bool = False  # price each stage's compute as its calibration runs measured it
 
 
 def sweep(graph: GraphCuts, boundaries: Sequence[int], feed: Mapping[str, np.ndarray],
@@ -178,7 +180,7 @@ def sweep(graph: GraphCuts, boundaries: Sequence[int], feed: Mapping[str, np.nda
                 if route not in priced:
                     measured[route] = calibrated(graph, boundaries, candidate, problem, condition, loaded, cpus,
                                                  calibrate, slow)
-                    priced[route] = measured[route].reprice(problem, candidate)
+                    priced[route] = measured[route].reprice(problem, candidate, calibrate.compute_as_run)
             best = min(priced.values(), key=lambda p: p.latency_s)
             fixed = fixed or best
             planned.append(Planned(condition, best, loaded_s, problem, candidates[0], priced, measured))

@@ -176,9 +176,19 @@ class Calibration:
         """The plan's links as realised, with their measured per-message overhead."""
         return [replace(lk, message_overhead_s=o) for lk, o in zip(self.shaped, self.link_overhead_s)]
 
-    def reprice(self, problem: SplitProblem, chosen: Plan) -> Plan:
-        """``chosen`` (the plan this calibration ran) priced with the measured per-message costs."""
+    def reprice(self, problem: SplitProblem, chosen: Plan, compute_as_run: bool = False) -> Plan:
+        """``chosen`` (the plan this calibration ran) priced with the measured per-message costs; with
+        ``compute_as_run`` each stage's blocks also scaled to the compute the stage measured in these runs (what a
+        profile taken apart from the execution misses: e.g. a busy-looping profile's fair CPU share under a load,
+        where a stage that waits between queries gets more)."""
         links = {**problem.links, **{(lk.src, lk.dst): lk for lk in self.links()}}
+        if compute_as_run:
+            latency = {t: list(v) for t, v in problem.latency_s.items()}
+            for stage, ran in zip(chosen.stages, self.compute_s):
+                blocks = latency[stage.tier][stage.start:stage.stop]
+                if sum(blocks) > 0:
+                    latency[stage.tier][stage.start:stage.stop] = [b * ran / sum(blocks) for b in blocks]
+            problem = replace(problem, latency_s=latency)
         return evaluate(replace(problem, links=links, message_s=self.message_s),
                         [(s.tier, s.start, s.stop) for s in chosen.stages], chosen.objective)
 
