@@ -245,7 +245,7 @@ def _extra_problems(spec: ClaimSpec) -> list[tuple[str, str]]:
     with (the claim would silently match nothing), a tenant count that is not a count of several tenants."""
     out: list[tuple[str, str]] = []
     method = spec.extras.get("method")
-    if method is not None and method not in COMPRESSION_METHODS:
+    if method is not None and (not isinstance(method, str) or method not in COMPRESSION_METHODS):
         out.append((f"method = {method!r} names no quantisation method{did_you_mean(str(method), COMPRESSION_METHODS)}"
                     f", so no variant would be judged", ", ".join(COMPRESSION_METHODS)))
     at = spec.extras.get("at_tenants")

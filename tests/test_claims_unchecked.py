@@ -248,3 +248,16 @@ def test_a_re_measurement_that_fails_leaves_the_verdict_so_far_on_the_record():
         checker.check("min_inferences_per_s", Estimate(105.0, 90.0, 120.0, "rounds", 3), "m", rec, more=more)
     assert saved == [rec] and rec.claims[0]["verdict"] == "inconclusive"
     assert "re-measuring failed: RuntimeError" in rec.claims[0]["message"]
+
+
+@pytest.mark.parametrize("value", [["int8_static"], {"a": 1}, 1.5, ""])
+def test_hostile_option_values_get_one_clear_message(value):
+    speedup = {"mobilenet_v2": {"threshold": 1.2, "at_tenants": value}}
+    for claims in ({"compression": {"min_top1_agreement": {"*": {"threshold": 0.9, "method": value}}}},
+                   {"concurrency": {"min_aggregate_speedup": speedup}}):
+        with pytest.raises(ConfigError, match=r"(method = .* names no quantisation method|at_tenants = .* must be)"):
+            parse(claims)
+    devices = {"devices": {"tpu": {"kind": "edgetpu", "backend": "onnxruntime", "claims": {"energy": {
+        "min_ips_per_w_ratio": {"*": {"threshold": 10.0, "against": value}}}}}}}
+    with pytest.raises(ConfigError, match=r"needs against = "):
+        config_mod.parse(devices)
