@@ -269,7 +269,7 @@ def _check_cascade(edgeai_claims, claim_model, cascades, device):
         if spec is None:
             continue
         link_name = spec.extras.get("link", DEFAULT_LINK if DEFAULT_LINK in cascades else next(iter(cascades)))
-        if link_name not in cascades:
+        if not isinstance(link_name, str) or link_name not in cascades:
             pytest.fail(f"{name}: link {link_name!r} is not configured from tier {device.tier} "
                         f"(configured: {', '.join(cascades)})", pytrace=False)
         one, threshold = cascades[link_name], spec.extras.get("at_threshold", DEFAULT_THRESHOLD)
