@@ -5,12 +5,14 @@ Run: python benchmarks/bench_verdict_power.py [--profile standard] [--rounds 60]
      python benchmarks/bench_verdict_power.py --judge DIR [--history 6]   (judge runs kept earlier)
 
 Every figure is measured on this machine, now. Each "run" is a run directory written through the real
-store, holding the canary (the real frozen model, pytest_edgeai.canary, on onnxruntime) and
-``--workloads`` single-stream records of a fake backend whose query is a fixed number of 64x64 matrix
-products (one BLAS thread), timed by the real loop (measure.scenarios) at the given profile, in
-``--windows`` separate windows of the profile's window shared out (measure.scenarios.measure_windows;
-1: one window, as the suites' single-stream test). Configuration A does W products a query; a slowdown
-s does (1 + s) W (a release slower by a known factor).
+store, holding ``--workloads`` single-stream records of a fake backend whose query is a fixed number of
+64x64 matrix products (one BLAS thread), timed by the real loop (measure.scenarios) at the given
+profile, in ``--windows`` separate windows of the profile's window shared out
+(measure.scenarios.measure_windows; 1: one window, as the suites' single-stream test). Each record
+carries its own canary exactly as the suites' records do: the real frozen model (pytest_edgeai.canary,
+on onnxruntime, one thread like the fake) read right before and after the timed window through
+canary.bracket, the code path of the isolated worker (lab.work.execute). Configuration A does W
+products a query; a slowdown s does (1 + s) W (a release slower by a known factor).
 
 Trials are made cheap by measuring each run once and judging it in several trials: round i measures
 A_i and one run of each slowdown B_i, in alternating order (A B, B A, ...) so the machine's drift favours
@@ -18,13 +20,16 @@ neither. Then, for every round i after the first ``--history`` ones:
 - A/A: A_{i-1} against A_i, with A_0..A_{i-1} as the history (the report directory of that build): a
   false regression when the comparison's decision (cli.py `compare`: exit 1 iff Comparison.regressions,
   called in-process with the history given explicitly) fails the run;
-- A/B: A_i against B_i, with A_0..A_i as the history: a detection when it fails the run.
+- A/B: A_i against B_i, with A_0..A_i as the history: a detection when it fails the run;
+- B/B: B_{i-1} against B_i, with B_0..B_{i-1} as the history: the same configuration twice, so a null
+  trial like A/A (printed apart, and pooled with A/A), which doubles the null trials a round gives.
 Each trial's new run is fresh, but consecutive trials share runs and history, so they are not fully
 independent: the bounds below treat them as if they were. The same runs are also judged with the
 windows stripped, with no history (the baseline alone), and by Welch's t on the two runs' windows alone
 (what compare does NOT do: a run's windows share its machine's state). It prints each rate with its
 one-sided 95% Clopper-Pearson bound (upper for false regressions, lower for detection), the regressed
-metrics, and the throughput verdicts. ``--load N`` starts N busy processes while measuring. The claims'
+metrics, the throughput verdicts, and every false regression's verdicts with their reasons.
+``--load N`` starts N busy processes while measuring. The claims'
 power (claims.py) is not measured here.
 """
 
@@ -51,13 +56,15 @@ from typing import Any
 
 import numpy as np
 
-from pytest_edgeai.canary import canary_model, canary_profile
+from pytest_edgeai.canary import FIELD as CANARY_FIELD
+from pytest_edgeai.canary import CanaryReader, bracket, canary_model
 from pytest_edgeai.measure.profiles import Profile, get_profile
 from pytest_edgeai.measure.scenarios import measure, measure_windows
 from pytest_edgeai.results import synthetic
 from pytest_edgeai.results.compare import (
     CANARY_SUITE,
     Comparison,
+    MetricDelta,
     canaries,
     compare_runs,
     direction,
@@ -101,33 +108,33 @@ class OrtSession:
     def run(self, feeds: dict[str, np.ndarray]) -> Any:
         return self.session.run(None, feeds)
 
+    def close(self) -> None:
+        del self.session
+
 
 def record(suite: str, model: str, session: Any, feeds: dict[str, np.ndarray], profile: Profile,
-           windows: int) -> Record:
-    if windows > 1:
-        share = replace(profile, min_duration_s=profile.min_duration_s / windows,
-                        min_count=max(2, math.ceil(profile.min_count / windows)))
-        m = measure_windows(session, feeds, "single_stream", 1, share, windows)
-    else:
-        m = measure(session, feeds, "single_stream", 1, profile)
+           windows: int, canary: CanaryReader) -> Record:
+    share = replace(profile, min_duration_s=profile.min_duration_s / windows,
+                    min_count=max(2, math.ceil(profile.min_count / windows)))
+    m, own = bracket(canary, lambda: measure_windows(session, feeds, "single_stream", 1, share, windows)
+                     if windows > 1 else measure(session, feeds, "single_stream", 1, profile))
     r = Record(suite=suite, test_id=f"bench_verdict_power::{model}", device=synthetic.device(),
                backend={"name": "onnxruntime"}, model={"name": model}, scenario={"name": "single_stream", "batch": 1})
     r.metrics.update(m.metrics())
     r.samples["latency_ns"] = m.samples_ns
+    r.extra[CANARY_FIELD] = own
     r.warnings.append(NOTE)
     return r
 
 
-def write_run(root: Path, extra: float, args: argparse.Namespace, canary: OrtSession) -> Path:
+def write_run(root: Path, extra: float, args: argparse.Namespace, canary: CanaryReader) -> Path:
     profile = get_profile(args.profile)
     store = RunStore.create(root, {"environment": {"host": "bench_verdict_power"}, "options": {},
                                    "bench": {"slowdown": extra, "windows": args.windows, "profile": args.profile}})
-    store.write(record(CANARY_SUITE, "edgeai_canary", canary, {"input": np.ones((1, 256), np.float32)},
-                       canary_profile(profile), 1))
     for i in range(args.workloads):
         work = BASE_WORK * (i + 1)
         store.write(record("throughput", f"fake_w{work}", FakeSession(round(work * (1 + extra))), {}, profile,
-                           args.windows))
+                           args.windows, canary))
     store.finish()
     return store.path
 
@@ -137,7 +144,7 @@ def arm(extra: float) -> str:
 
 
 def measure_pool(pool: Path, args: argparse.Namespace) -> None:
-    canary = OrtSession(canary_model(pool / "cache").path)
+    canary = CanaryReader(OrtSession(canary_model(pool / "cache").path), {"input": np.ones((1, 256), np.float32)})
     slowdowns = [float(x) for x in args.slowdowns.split(",") if x.strip()]
     for i in range(args.rounds):
         arms = [0.0, *slowdowns]
@@ -174,17 +181,31 @@ class Tally:
         self.trials = 0
         self.metrics: Counter[str] = Counter()
         self.throughput: Counter[str] = Counter()
+        self.reasons: list[str] = []  # every failed trial's regressed verdicts, with what they were judged on
 
     def add_found(self, metrics: list[str]) -> None:
         self.trials += 1
         self.failed += bool(metrics)
         self.metrics.update(metrics)
 
-    def add(self, c: Comparison) -> None:
+    def add(self, c: Comparison, trial: str = "") -> None:
         self.trials += 1
         self.failed += bool(c.regressions)
         self.metrics.update(d.metric for d in c.regressions)
         self.throughput.update(d.verdict for d in c.deltas if d.metric == "throughput_ips")
+        self.reasons += [f"{trial}: {describe(d)}" for d in c.regressions]
+
+    def pooled(self, other: Tally) -> Tally:
+        out = Tally()
+        out.failed, out.trials = self.failed + other.failed, self.trials + other.trials
+        out.metrics, out.throughput = self.metrics + other.metrics, self.throughput + other.throughput
+        out.reasons = self.reasons + other.reasons
+        return out
+
+
+def describe(d: MetricDelta) -> str:
+    """A regressed verdict and what it was judged on, with its record's canary readings."""
+    return f"{d.describe()} [drift factor {d.drift if d.drift is not None else 'none'}]"
 
 
 HEADLINE = ("throughput_ips", "latency_mean_ms", "latency_min_ms", "latency_p50_ms", "latency_p90_ms",
@@ -229,15 +250,20 @@ def judge(pool: Path, history: int) -> dict[str, dict[str, Tally]]:
             if b != "a" and i < len(runs[b]):
                 alone[b].add_found(windows_alone(runs["a"][i], runs[b][i]))
     for way, (source, with_history) in ways.items():
-        tallies = out[way] = {a: Tally() for a in arms}
-        a_runs = source["a"]
+        tallies = out[way] = {a: Tally() for a in arms} | {f"{b}/{b}": Tally() for b in arms if b != "a"}
         for i in range(max(history, 1), a_count):
-            past = a_runs[max(0, i - 20):i] if with_history else []
-            tallies["a"].add(compare_runs(a_runs[i - 1], a_runs[i], history=past))
+            for b in arms:  # the null trials: A_{i-1} vs A_i, B_{i-1} vs B_i, each with its own build's history
+                runs_b = source[b]
+                if i < len(runs_b):
+                    name = "a" if b == "a" else f"{b}/{b}"
+                    tallies[name].add(compare_runs(runs_b[i - 1], runs_b[i], history=runs_b[max(0, i - 20):i]
+                                                   if with_history else []), f"{name} round {i}")
+            a_runs = source["a"]
             for b in arms:
                 if b != "a" and i < len(source[b]):
                     tallies[b].add(compare_runs(a_runs[i], source[b][i],
-                                                history=a_runs[max(0, i - 19):i + 1] if with_history else []))
+                                                history=a_runs[max(0, i - 19):i + 1] if with_history else []),
+                                   f"a/{b} round {i}")
     return out
 
 
@@ -248,12 +274,21 @@ def report(results: dict[str, dict[str, Tally]], pool: Path, history: int) -> No
     print(f"one-sided {CONFIDENCE:.0%} Clopper-Pearson bounds; a false-regression rate of 1% needs "
           f"{trials_needed(0.01)} A/A trials with none to be bounded")
     for way, tallies in results.items():
-        for name, t in tallies.items():
+        nulls = [t for name, t in tallies.items() if name == "a" or "/" in name]
+        pooled = nulls[0]
+        for t in nulls[1:]:
+            pooled = pooled.pooled(t)
+        shown = {**tallies, "A/A and B/B pooled": pooled} if len(nulls) > 1 else tallies
+        for name, t in shown.items():
             if not t.trials:
                 continue
-            if name == "a":
-                print(f"{way}: A/A false regressions {t.failed}/{t.trials} = {t.failed / t.trials:.1%} "
+            if name == "a" or "/" in name or name.endswith("pooled"):
+                what = ("A/A" if name == "a" else name if name.endswith("pooled")
+                        else f"B/B (+{name.split('/')[0][1:]}% work twice)")
+                print(f"{way}: {what} false regressions {t.failed}/{t.trials} = {t.failed / t.trials:.1%} "
                       f"(upper bound {bound(t.failed, t.trials, True):.1%}); metrics: {dict(t.metrics)}")
+                if not name.endswith("pooled") and way.startswith("compare (history"):
+                    print("\n".join(f"    false regression, {r}" for r in t.reasons))
             else:
                 print(f"{way}: A/B +{name[1:]}% work, detected {t.failed}/{t.trials} = {t.failed / t.trials:.1%} "
                       f"(lower bound {bound(t.failed, t.trials, False):.1%}); metrics: {dict(t.metrics)}; "

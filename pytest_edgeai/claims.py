@@ -392,6 +392,8 @@ def judge(spec: ClaimSpec, device: str, model: str, observed: Estimate | float |
         margin = 1.0 - est.value / t if t else (0.0 if est.value == 0 else -math.inf)
     span = "" if est.low == est.high else f" in [{_fmt(est.low)}, {_fmt(est.high)}] ({est.basis})"
     head = f"{where}: expected {op} {t:g} {cdef.unit}, observed {est.value:.4g} {cdef.unit}{span}"
+    if estimated:  # allowed by the claim, and said in the verdict so no one reads it as measured
+        head += " (an estimate: allow_estimate = true)"
     if verdict == INCONCLUSIVE:
         settle = _settle(est, t)
         return ClaimResult(**base, **judged, verdict=verdict, margin=margin, settle=settle,
@@ -471,7 +473,12 @@ class ClaimChecker:
                                  f"interval straddling {spec.threshold:g}; {result.settle}")
                 result.message += f" (not re-measured: {self.max_rounds} rounds at this spread would not settle it)"
                 break
-            again = more()
+            try:
+                again = more()
+            except BaseException as exc:  # the verdict so far goes on the record before the failure propagates
+                result.message += f" (re-measuring failed: {type(exc).__name__})"
+                self.add(result, record)
+                raise
             last = again
             if again is None or again.rounds <= result.rounds:
                 break
@@ -532,6 +539,7 @@ class Found:
     estimate: Estimate
     record_id: str
     where: str  # "this run" or the run directory
+    estimated: bool = False  # the record labels the figure an estimate (an estimating meter)
 
     @property
     def value(self) -> float:
@@ -562,7 +570,7 @@ def latest_metric(records: Iterable[Any], device: str, model: str, metric: str, 
                 and rec.model.get("name") == model and est is not None):
             key = (est.rounds > 1, rec.created)  # a figure with an interval over rounds first, then the newest
             if best is None or key > best[0]:
-                best = (key, Found(est, rec.id, where))
+                best = (key, Found(est, rec.id, where, rec.metrics[metric].get("method") == "estimated"))
     return best[1] if best else None
 
 
@@ -589,8 +597,10 @@ def ratio_of(mine: Estimate, other: Estimate, what: str) -> Estimate:
 
 
 def judge_ratio(spec: ClaimSpec, device: str, model: str, mine: Estimate | None, other: Found | None,
-                metric: str) -> ClaimResult:
-    """Judge ``mine / other`` against the threshold; a skip naming what is missing otherwise."""
+                metric: str, estimated: bool = False) -> ClaimResult:
+    """Judge ``mine / other`` against the threshold; a skip naming what is missing otherwise. An estimate on
+    either side (``estimated`` for mine, the record's label for the other's) passes only where the claim allows
+    estimates, as :func:`judge` rules."""
     against = spec.extras.get("against")
     if not isinstance(against, str) or not against:
         return unchecked(spec, device, model, f"{spec.name} for {model} on {device}: the claim needs "
@@ -602,7 +612,8 @@ def judge_ratio(spec: ClaimSpec, device: str, model: str, mine: Estimate | None,
     if mine is None or not other.value:
         return unchecked(spec, device, model, f"{spec.name} for {model} on {device}: no {metric} on "
                                               f"{device if mine is None else against}")
-    result = judge(spec, device, model, ratio_of(mine, other.estimate, f"{metric} over {against}'s"))
+    result = judge(spec, device, model, ratio_of(mine, other.estimate, f"{metric} over {against}'s"),
+                   estimated=estimated or other.estimated)
     result.message += f" against {against} ({other.value:.4g}, record {other.record_id} from {other.where})"
     return result
 

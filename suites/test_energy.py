@@ -140,10 +140,12 @@ def _measure_and_judge(model, bench, other, claims, session, ratio_specs):
             def side_by_side(metric=metric):
                 return rounds_ratio(mine, series.results[1], metric,
                                     f"{metric} over {other.device.name}'s, side by side on this host")
-            claims.check(claim, side_by_side(), name, pooled, estimated=estimated and metric != PER_USD,
+            either = estimated or any(r.extra["energy"].get("estimated") for r in series.results[1])
+            claims.check(claim, side_by_side(), name, pooled, estimated=either and metric != PER_USD,
                          more=more(side_by_side))
         else:
             found = find_against(session.records, _earlier_runs(session), spec.extras.get("against"), name, metric)
             mine_est = figure(metric) if pooled.metrics.get(metric) else None
-            claims.add(judge_ratio(spec, device, name, mine_est, found, metric), pooled)
+            claims.add(judge_ratio(spec, device, name, mine_est, found, metric,
+                                   estimated=estimated and metric != PER_USD), pooled)
     return None if measured else reason

@@ -16,9 +16,10 @@ import pytest
 from conftest import backends_conftest, build_tiny_model, copy_suite
 
 from pytest_edgeai import config as config_mod
-from pytest_edgeai.claims import NO_CLAIMS, ClaimChecker, ClaimSpec, judge
+from pytest_edgeai.claims import NO_CLAIMS, ClaimChecker, ClaimSpec, Found, judge, judge_ratio, latest_metric
 from pytest_edgeai.devices import Device
 from pytest_edgeai.errors import ConfigError
+from pytest_edgeai.measure.rounds import Estimate
 from pytest_edgeai.results.record import Record
 
 QUICK = ("--edgeai-profile", "quick", "-p", "no:cacheprovider", "-p", "no:randomly", "-rs")
@@ -192,3 +193,58 @@ def test_a_device_comparison_against_a_misspelt_device_or_itself_is_refused():
     # a device of another bench, known only from the run store, is allowed
     assert config_mod.parse(devices("lab2_xeon")).devices["tpu"].claims[0].extras["against"] == "lab2_xeon"
     assert config_mod.parse(devices("cloud_cpu")).devices["tpu"].claims[0].extras["against"] == "cloud_cpu"
+
+
+def test_a_saving_depth_claim_is_missed_when_no_cut_saves(pytester, shared_cache):
+    build_tiny_model(pytester.path / "tiny.onnx")  # 16 inputs, 32 hidden: no cut sends less than the input
+    devices = ('[devices.cpu]\nkind = "cpu"\nbackend = "onnxruntime"\n[devices.cpu.claims.split]\n'
+               'max_saving_depth_layers = { "*" = { threshold = 4, encoding = "lossless", '
+               'device_independent = true } }\n')
+    result = _run(pytester, shared_cache, devices, "split", f"--edgeai-model={pytester.path / 'tiny.onnx'}",
+                  "-k", "bytes_per_cut and tiny")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*max_saving_depth_layers for tiny: no cut sends fewer bytes than the compressed "
+                                 "input (lossless)*"])
+
+
+def test_a_verdict_on_an_allowed_estimate_says_it_is_one():
+    allowed = ClaimSpec("energy", "max_joules_per_inference", 1.0, extras={"allow_estimate": True})
+    result = judge(allowed, "cpu", "m", Estimate(0.5, 0.4, 0.6, "rounds", 3), estimated=True)
+    assert result.verdict == "met" and "(an estimate: allow_estimate = true)" in result.message
+    assert "estimate" not in judge(allowed, "cpu", "m", Estimate(0.5, 0.4, 0.6, "rounds", 3)).message
+
+
+def test_a_ratio_against_another_device_on_an_estimate_passes_only_where_allowed():
+    spec = ClaimSpec("energy", "min_ips_per_w_ratio", 10.0, extras={"against": "cloud"})
+    cloud = Found(Estimate(1.0, 0.9, 1.1, "t", 3), "abc", "this run")
+    mine = Estimate(50.0, 45.0, 55.0, "t", 3)
+    assert judge_ratio(spec, "tpu", "m", mine, cloud, "inferences_per_s_per_w").verdict == "met"
+    assert judge_ratio(spec, "tpu", "m", mine, cloud, "inferences_per_s_per_w", estimated=True).verdict == "skip"
+    rec = Record("energy", "t", {"name": "cloud"}, {}, {"name": "m"}, {"name": "offline"})
+    rec.metrics["inferences_per_s_per_w"] = {"value": 1.0, "unit": "inferences/s/W", "method": "estimated",
+                                             "ci95": [0.9, 1.1], "rounds": 3}
+    found = latest_metric([rec], "cloud", "m", "inferences_per_s_per_w")
+    assert found.estimated
+    assert judge_ratio(spec, "tpu", "m", mine, found, "inferences_per_s_per_w").verdict == "skip"
+    allowed = ClaimSpec("energy", "min_ips_per_w_ratio", 10.0, extras={"against": "cloud", "allow_estimate": True})
+    assert judge_ratio(allowed, "tpu", "m", mine, found, "inferences_per_s_per_w").verdict == "met"
+
+
+def test_a_re_measurement_that_fails_leaves_the_verdict_so_far_on_the_record():
+    saved: list = []
+
+    def stop(msg):
+        raise AssertionError(msg)
+
+    checker = ClaimChecker(Device("cpu", "cpu", "onnxruntime", claims=(ClaimSpec("throughput", "min_inferences_per_s",
+                                                                                 100.0),)),
+                           "throughput", save=saved.append, fail=stop, skip=stop, max_rounds=5)
+    rec = Record("throughput", "t", {}, {}, {"name": "m"}, {})
+
+    def more():
+        raise RuntimeError("the device fell off the bus")
+
+    with pytest.raises(RuntimeError, match="fell off"):
+        checker.check("min_inferences_per_s", Estimate(105.0, 90.0, 120.0, "rounds", 3), "m", rec, more=more)
+    assert saved == [rec] and rec.claims[0]["verdict"] == "inconclusive"
+    assert "re-measuring failed: RuntimeError" in rec.claims[0]["message"]

@@ -510,6 +510,27 @@ def test_a_record_whose_figures_are_each_too_noisy_alone_is_found_slower_togethe
     assert all("its record found slower (composite of 16 figures" in d.test for d in slow.regressions)
 
 
+def test_the_composite_weights_each_figure_by_its_own_noise(tmp_path):
+    """Six timings wandering 5% between runs and two wandering 40%: an equal-weight mean would carry the
+    noisy pair's noise (about 7%) and hide a 20% slowdown, which no figure shows alone either (each one's
+    bar is above 35%). Weighted by inverse variance, the composite's noise is about 2%: the slowdown is
+    found, an unchanged build is not."""
+    rng = np.random.default_rng(11)
+    sigmas = [0.05] * 6 + [0.40] * 2
+    names = [f"stage{i}_latency_ms" for i in range(len(sigmas))]
+
+    def values(slow: float = 1.0) -> dict[str, float]:
+        return {n: slow * 10 * float(np.exp(s * rng.standard_normal())) for n, s in zip(names, sigmas)}
+
+    history = [_run_with(tmp_path, _stages_record(values()), started=float(i)) for i in range(16)]
+    same = compare_runs(history[-1], _run_with(tmp_path, _stages_record(values()), started=20.0), history=history)
+    assert not same.regressions, [d.describe() for d in same.regressions]
+    slow = compare_runs(history[-1], _run_with(tmp_path, _stages_record(values(1.2)), started=21.0), history=history)
+    assert slow.regressions and all("its record found slower (composite of 8 figures" in d.test
+                                    for d in slow.regressions), [d.describe() for d in slow.deltas]
+    assert "inverse-variance weighted" in slow.regressions[0].test
+
+
 class _Steps:
     """A session whose query takes a known, fixed number of sleeps' worth of time."""
 

@@ -58,9 +58,24 @@ def _name(r: Record) -> str:
     return f"{r.test_id.split('[')[0].split('::')[-1]}[{params}]"
 
 
+def _batch(r: Record) -> int:
+    """The record's batch, 1 where it is not a positive whole number (a hand-edited or damaged record)."""
+    batch = r.scenario.get("batch")
+    return batch if isinstance(batch, int) and not isinstance(batch, bool) and batch > 0 else 1
+
+
+def _samples(r: Record) -> list[float] | None:
+    """The latency samples in ns, or None when any is not a finite positive number."""
+    samples = r.samples.get("latency_ns") if isinstance(r.samples, dict) else None
+    if not isinstance(samples, list) or not samples:
+        return None
+    ok = all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x < float("inf") for x in samples)
+    return [float(x) for x in samples] if ok else None
+
+
 def benchmark(r: Record) -> dict[str, Any]:
     name = _name(r)
-    batch = int(r.scenario.get("batch") or 1)
+    batch = _batch(r)
     module = r.test_id.split("::")[0]
     return {"group": r.suite, "name": name, "fullname": f"{module}::{name}",
             "params": {"device": r.device.get("name"), "model": r.model.get("name"),
@@ -69,7 +84,7 @@ def benchmark(r: Record) -> dict[str, Any]:
             "extra_info": {"record_id": r.id, "run_id": r.run_id, "backend": r.backend,
                            "metrics": {k: v.get("value") for k, v in r.metrics.items()}},
             "options": {"timer": "perf_counter_ns", "source": "pytest-edgeai"},
-            "stats": stats([ns / 1e9 / batch for ns in r.samples["latency_ns"]], batch)}
+            "stats": stats([ns / 1e9 / batch for ns in _samples(r) or []], batch)}
 
 
 def to_pytest_benchmark(run: Run) -> tuple[dict[str, Any], list[str]]:
@@ -78,9 +93,10 @@ def to_pytest_benchmark(run: Run) -> tuple[dict[str, Any], list[str]]:
     git = env.get("git") or {}
     skipped, benches = [], []
     for r in run.records:
-        if r.status != "ok" or len(r.samples.get("latency_ns") or []) < 1:
-            skipped.append(f"{r.id} ({r.suite} {r.model.get('name')} {r.scenario.get('name')}): "
-                           f"{'failed' if r.status != 'ok' else 'no latency samples'}")
+        if r.status != "ok" or _samples(r) is None:
+            why = ("failed" if r.status != "ok" else "no latency samples" if not (r.samples or {}).get("latency_ns")
+                   else "latency samples that are not all positive numbers")
+            skipped.append(f"{r.id} ({r.suite} {r.model.get('name')} {r.scenario.get('name')}): {why}")
             continue
         benches.append(benchmark(r))
     started = run.meta.get("started")
