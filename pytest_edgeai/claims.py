@@ -473,7 +473,12 @@ class ClaimChecker:
                                  f"interval straddling {spec.threshold:g}; {result.settle}")
                 result.message += f" (not re-measured: {self.max_rounds} rounds at this spread would not settle it)"
                 break
-            again = more()
+            try:
+                again = more()
+            except BaseException as exc:  # the verdict so far goes on the record before the failure propagates
+                result.message += f" (re-measuring failed: {type(exc).__name__})"
+                self.add(result, record)
+                raise
             last = again
             if again is None or again.rounds <= result.rounds:
                 break

@@ -94,8 +94,13 @@ def _check_variants(edgeai_claims, result, model_name, weights=None, bench=None,
             if why:
                 edgeai_claims.not_checkable(name, model_name, f"{variant.method}: {why}", variant.record)
                 continue
-            # None (a figure this variant has not got) is a skip with the reason, never silently no verdict
-            edgeai_claims.check(name, variant.record.metric(metric), model_name, variant.record)
+            observed = variant.record.metric(metric)
+            if observed is None:  # a skip with the reason, never silently no verdict
+                edgeai_claims.not_checkable(name, model_name, f"{variant.method}: the study gives no {metric} for "
+                                            f"these outputs (boxes, or a single score, have no top-1; top-5 and "
+                                            f"probabilities need one class vector per input)", variant.record)
+            else:
+                edgeai_claims.check(name, observed, model_name, variant.record)
     spec = edgeai_claims.spec("min_int8_speedup", model_name)
     if spec is not None:
         method = spec.extras.get("method", "int8_static")

@@ -228,3 +228,23 @@ def test_a_ratio_against_another_device_on_an_estimate_passes_only_where_allowed
     assert judge_ratio(spec, "tpu", "m", mine, found, "inferences_per_s_per_w").verdict == "skip"
     allowed = ClaimSpec("energy", "min_ips_per_w_ratio", 10.0, extras={"against": "cloud", "allow_estimate": True})
     assert judge_ratio(allowed, "tpu", "m", mine, found, "inferences_per_s_per_w").verdict == "met"
+
+
+def test_a_re_measurement_that_fails_leaves_the_verdict_so_far_on_the_record():
+    saved: list = []
+
+    def stop(msg):
+        raise AssertionError(msg)
+
+    checker = ClaimChecker(Device("cpu", "cpu", "onnxruntime", claims=(ClaimSpec("throughput", "min_inferences_per_s",
+                                                                                 100.0),)),
+                           "throughput", save=saved.append, fail=stop, skip=stop, max_rounds=5)
+    rec = Record("throughput", "t", {}, {}, {"name": "m"}, {})
+
+    def more():
+        raise RuntimeError("the device fell off the bus")
+
+    with pytest.raises(RuntimeError, match="fell off"):
+        checker.check("min_inferences_per_s", Estimate(105.0, 90.0, 120.0, "rounds", 3), "m", rec, more=more)
+    assert saved == [rec] and rec.claims[0]["verdict"] == "inconclusive"
+    assert "re-measuring failed: RuntimeError" in rec.claims[0]["message"]
