@@ -818,6 +818,10 @@ def run_gate(comparison: Comparison, changes: dict[Key, RecordChange]) -> None:
     of its noisiest figures. With one window a record (the suites' single-stream shape; 44 trials, load
     1.4-6): A/A 4/44, three of them with 6-10 runs of history, one a p99 7.6 times its baseline; 20% found
     in 24/44. The goal (at most 1% false regressions, 95% of 20% slowdowns found) is not met here.
+    With each record's own canary (40 rounds, ``--load 2``, 1-minute load 2.8-6.5 while measuring): A/A
+    0/34, B/B 0/34 (pooled 0/68, upper bound 4.3%), a 20% slowdown found in 32/34 (lower bound 82.6%);
+    the same runs judged with only the run's first canary reading: null 1/68, found 32/34. Too few
+    trials to tell the two canaries apart, or to meet the goal's bounds.
 
     Why detection was ~54% on that pool (re-judged with benchmarks' --judge, no new measurement): the
     composite, then an equal-weight mean, never cleared its bar (0 of 287 record-trials): its between-run

@@ -3,7 +3,7 @@
 A sweep varies one link's rate and one tier's CPU load (a bounded load generator sharing that
 tier's CPUs: netns.load_main). At each condition every tier's blocks are profiled beside that load
 (this host plays every tier, each stage pinned to its tier's CPUs, and on this project's 2-vCPU VM a
-load on one vCPU slows a block on the other several times over: measured in
+load on one vCPU slowed a block on the other 1.2-8x, varying from run to run: measured in
 benchmarks/bench_split_network.py), the planner picks the best plan, and the conditions where the
 best plan changes are reported. With ``Calibrate`` each of the planner's top candidates (and the
 fixed plan) is also run briefly on the shaped link under the condition and re-priced with what that
@@ -115,7 +115,7 @@ def profile_under_load(graph: GraphCuts, boundaries: Sequence[int], feed: Mappin
                        load_cpus: Sequence[int] | None = None) -> list[float]:
     """Per-block seconds on ``cpus`` while ``workers`` load generators keep ``load_cpus`` (default: ``cpus``)
     ``load`` busy: a tier not loaded is profiled beside the load too, since on one host it reaches CPUs it
-    does not run on (this project's 2-vCPU VM: a busy loop on one vCPU slows a block on the other 3-5x)."""
+    does not run on (this project's 2-vCPU VM: a busy loop on one vCPU slowed a block on the other 1.2-8x)."""
     own = os.sched_getaffinity(0)
     generators = [child.start(netns.load_main, None, list(load_cpus or cpus), load, 0.01, 600.0, name="load-profile")
                   for _ in range(workers if load > 0 else 0)]
