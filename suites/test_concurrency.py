@@ -245,11 +245,12 @@ def test_concurrent_models(edgeai_device, edgeai_model, edgeai_bench, edgeai_ses
     edgeai_bench.save(record)
 
 
-def _placement(bench, profile, model, devices, others):
-    """Each device alone, then all behind the shortest-queue dispatcher (sessions loaded in the study),
-    holding the locks of the ``others`` (attached devices besides the bench's) too."""
+def _placement(bench, profile, model, devices, others, round=0):
+    """Each device alone, then all behind the shortest-queue dispatcher (sessions loaded in the study), in the
+    reverse order on odd rounds (A B, B A, ...), holding the locks of the ``others`` (attached devices besides
+    the bench's) too."""
     return bench.call(measure_placement, model, devices, profile.min_duration_s, profile.timeout_s,
-                      also_lock=others)
+                      round % 2 == 1, also_lock=others)
 
 
 def test_dynamic_placement(edgeai_device, edgeai_model, edgeai_bench, edgeai_claims, edgeai_session):
@@ -274,8 +275,9 @@ def test_dynamic_placement(edgeai_device, edgeai_model, edgeai_bench, edgeai_cla
 
 
 def _check_placement(claims, bench, profile, model, devices, others, first, record):
-    """min_placement_speedup on rounds: each round times every device alone, then all together, in one study
-    (side by side), and the interval comes from the per-round ratios; more rounds while it is inconclusive."""
+    """min_placement_speedup on rounds: each round times every device alone and all together in one study (side
+    by side, the order alternating between rounds), and the interval comes from the per-round ratios; more
+    rounds while it is inconclusive."""
     if claims.spec("min_placement_speedup", model.name) is None:
         return
     results = [first]
@@ -284,16 +286,17 @@ def _check_placement(claims, bench, profile, model, devices, others, first, reco
         est = ratio_estimate([r.together.throughput_ips for r in results],
                              [r.best_single.throughput_ips for r in results], "dispatch / best single device")
         record.metrics["placement_speedup_rounds"] = estimate_metric(
-            est, "x", "dispatch over the devices / the best single device, per round (alone then together)")
+            est, "x", "dispatch over the devices / the best single device, per round (alone and together, the order "
+            "alternating between rounds)")
         bench.save(record)
         return est
 
     def more() -> Estimate:
-        results.append(_placement(bench, profile, model, devices, others))
+        results.append(_placement(bench, profile, model, devices, others, len(results)))
         return estimate()
 
     while len(results) < profile.rounds:
-        results.append(_placement(bench, profile, model, devices, others))
+        results.append(_placement(bench, profile, model, devices, others, len(results)))
     claims.check("min_placement_speedup", estimate(), model.name, record, more=more)
 
 

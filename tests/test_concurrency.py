@@ -242,6 +242,24 @@ def test_placement_compares_the_dispatcher_with_the_best_single_device():
     assert placement_metrics(result)["placement_speedup"]["value"] == result.speedup
 
 
+def test_placement_rounds_alternate_their_order_so_a_drift_within_a_round_cancels(monkeypatch):
+    order: list[list[str]] = []
+    real_run = Dispatcher.run
+
+    def run(self, duration_s):
+        order.append([w.name for w in self.workers])
+        return real_run(self, duration_s)
+
+    monkeypatch.setattr(Dispatcher, "run", run)
+    workers = [Worker("a", FakeSession(delay_s=0.001), {}), Worker("b", FakeSession(delay_s=0.001), {})]
+    first = compare_placement(workers, 0.02)
+    second = compare_placement(workers, 0.02, together_first=True)
+    assert order == [["a"], ["b"], ["a", "b"], ["a", "b"], ["a"], ["b"]]
+    assert first.to_dict()["order"] == "each alone, then together"
+    assert second.to_dict()["order"] == "together, then each alone"
+    assert [r.workers for r in second.alone] == [["a"], ["b"]] and second.together.workers == ["a", "b"]
+
+
 # model switching (EdgeTPU-style parameter cache, on a fake clock: no timing involved)
 
 class FakeTPU:

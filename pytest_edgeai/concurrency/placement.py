@@ -139,6 +139,7 @@ class PlacementResult:
 
     alone: list[DispatchResult]
     together: DispatchResult
+    together_first: bool = False  # the order this round was timed in (compare_placement)
 
     @property
     def best_single(self) -> DispatchResult:
@@ -151,20 +152,32 @@ class PlacementResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"alone": [r.to_dict() for r in self.alone], "together": self.together.to_dict(),
-                "best_single": self.best_single.workers[0], "speedup": self.speedup}
+                "best_single": self.best_single.workers[0], "speedup": self.speedup,
+                "order": "together, then each alone" if self.together_first else "each alone, then together"}
 
 
 def compare_placement(workers: list[Worker], duration_s: float, in_flight: int | None = None,
-                      timeout_s: float = 60.0) -> PlacementResult:
-    """Aggregate throughput of the dispatcher over all workers against each worker alone."""
-    alone = [Dispatcher([w], in_flight=in_flight, timeout_s=timeout_s).run(duration_s) for w in workers]
-    together = Dispatcher(workers, in_flight=in_flight, timeout_s=timeout_s).run(duration_s)
-    return PlacementResult(alone, together)
+                      timeout_s: float = 60.0, together_first: bool = False) -> PlacementResult:
+    """Aggregate throughput of the dispatcher over all workers against each worker alone. ``together_first``
+    reverses the order (all together, then each alone), so rounds that alternate it (A B, B A, ...) cancel a
+    drift of the machine within a round instead of biasing every round's ratio the same way."""
+    def alone() -> list[DispatchResult]:
+        return [Dispatcher([w], in_flight=in_flight, timeout_s=timeout_s).run(duration_s) for w in workers]
+
+    def together() -> DispatchResult:
+        return Dispatcher(workers, in_flight=in_flight, timeout_s=timeout_s).run(duration_s)
+
+    if together_first:
+        both = together()
+        return PlacementResult(alone(), both, together_first=True)
+    return PlacementResult(alone(), together())
 
 
 
-def measure_placement(model: Model, devices: list[Device], duration_s: float, timeout_s: float) -> PlacementResult:
-    """Each device alone, then all together; every session is closed at the end, whatever happened."""
+def measure_placement(model: Model, devices: list[Device], duration_s: float, timeout_s: float,
+                      together_first: bool = False) -> PlacementResult:
+    """Each device alone, then all together (the other way round with ``together_first``); every session is
+    closed at the end, whatever happened."""
     sessions = []
     try:
         workers = []
@@ -174,7 +187,7 @@ def measure_placement(model: Model, devices: list[Device], duration_s: float, ti
             feeds = default_feeds(session, model)
             session.run(feeds)  # first inference (lazy initialisation) outside the timed runs
             workers.append(Worker(device.name, session, feeds))
-        return compare_placement(workers, duration_s, timeout_s=timeout_s)
+        return compare_placement(workers, duration_s, timeout_s=timeout_s, together_first=together_first)
     finally:
         for session in sessions:
             session.close()
