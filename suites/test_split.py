@@ -117,7 +117,8 @@ def test_bytes_per_cut(edgeai_device, edgeai_workload, edgeai_bench, edgeai_clai
                                            f"JPEG input bytes / bytes at the same cut ({encoding})", "derived"),
         "saving_depth_layers": metric(depth, "layers", f"network layers after the earliest cut that saves "
                                                        f"({depth_encoding}); 0: none saves", "derived"),
-        "layer_boundaries": metric(len(study.cuts), "cuts", "single-tensor cuts, one per layer boundary"),
+        "layer_boundaries": metric(len(study.cuts), "cuts", "single-tensor cuts, one per layer boundary, counted in "
+                                                            "the model graph", "derived"),
     })
     if at_scope:
         k_at = study.cuts.index(at[0]) if at else None

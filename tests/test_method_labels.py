@@ -45,7 +45,7 @@ SELECTED = ("(tiny and not fake) or (cascade and uniform and not fake) or "
 PREDICTED = ("predicted_", "cascade_latency_ms", "baseline_latency_ms")
 DERIVED = ("speedup", "gain", "saving", "reduction", "fraction_offloaded", "accuracy_cascade", "accuracy_loss",
            "agreement_with_large", "prediction_error", "throughput_error", "inferences_per_s_per_usd", "best_batch",
-           "bytes_per_input", "max_qps")
+           "bytes_per_input", "max_qps", "layer_boundaries")
 
 
 def expected_method(record: dict, name: str, entry: dict) -> set[str]:
