@@ -414,11 +414,15 @@ def unchecked(spec: ClaimSpec, device: str, model: str, message: str, verdict: s
 
 def _from_record(observed: Estimate | float | None, record: Any) -> Estimate | float | None:
     """A bare figure read from the record (``record.metric("throughput_ips")``) is judged on the interval
-    the record gives that metric; any other bare number is a deterministic figure."""
+    the record gives that metric; any other bare number is a deterministic figure. Where several metrics
+    with intervals share the value (a coincidence the figure alone cannot resolve), it is judged on the
+    widest of their intervals, so a coincidence can never lend a figure a narrower interval than its own."""
     if isinstance(observed, (int, float)) and record is not None:
-        for name, entry in record.metrics.items():
-            if entry.get("value") == observed and entry.get("ci95"):
-                return recorded_estimate(record, name)
+        found = [est for name, entry in record.metrics.items()
+                 if entry.get("value") == observed and entry.get("ci95")
+                 and (est := recorded_estimate(record, name)) is not None]
+        if found:
+            return max(found, key=lambda e: e.high - e.low)
     return observed
 
 

@@ -105,6 +105,15 @@ def test_checker_records_the_verdict_and_its_interval_before_failing():
         c.assert_met()
 
 
+def test_a_bare_figure_from_the_record_is_judged_on_the_widest_interval_among_metrics_sharing_its_value():
+    rec = record()  # the narrower one first: the first match alone would lend its interval
+    rec.metrics["other_ips"] = {"value": 120.0, "unit": "inferences/s", "method": "measured", "ci95": [119.0, 121.0]}
+    rec.metrics["throughput_ips"] = {"value": 120.0, "unit": "inferences/s", "method": "measured",
+                                     "ci95": [80.0, 160.0]}
+    result = checker(cpu(spec("min_inferences_per_s", 110)), []).check("min_inferences_per_s", 120.0, "m", rec)
+    assert result.verdict == INCONCLUSIVE and result.interval == [80.0, 160.0]
+
+
 def test_inconclusive_re_measures_up_to_the_budget_then_is_no_pass():
     c = checker(cpu(spec("min_inferences_per_s", 100)), [], max_rounds=5)
     calls = []
