@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from types import SimpleNamespace
 
 import pytest
 from test_split_execute import two_input_feeds, two_input_model
 
+from pytest_edgeai.split import conditions
 from pytest_edgeai.split.conditions import Calibrate, Comparison, Condition, sweep
 from pytest_edgeai.split.constraints import KeepInputOnDevice, Pin
 from pytest_edgeai.split.cuts import GraphCuts
@@ -50,6 +53,29 @@ def test_a_comparison_is_judged_on_the_interval_of_its_rounds():
     noisy = Comparison(Condition(100.0, 0.9), "a", "b", 0.03, 0.02,
                        fixed_median_s=[0.03, 0.02, 0.03, 0.02], replanned_median_s=[0.02, 0.03, 0.02, 0.03])
     assert noisy.verdict == "inconclusive"
+
+
+def test_fixed_and_re_planned_alternate_their_order_round_by_round(monkeypatch):
+    order: list[str] = []
+
+    class Recorder:
+        def __init__(self, name):
+            self.name, self.latencies_s, self.shaping = name, [], []
+
+        def measure(self, feeds, warmup):
+            order.append(self.name)
+            self.latencies_s.append(0.01)
+
+    @contextlib.contextmanager
+    def executors(graph, boundaries, plans, *args):
+        yield [Recorder("fixed"), Recorder("replanned")]
+
+    monkeypatch.setattr(conditions, "_executors", executors)
+    plan = SimpleNamespace(stages=[SimpleNamespace(tier="edge", start=0, stop=1)], latency_s=0.01)
+    result = conditions.compare(None, [], plan, plan, {("edge", "cloud"): LinkProfile("edge", "cloud", 10.0, 1.0)},
+                                Condition(10.0, 0.0), ("edge", "cloud"), "edge", CPUS, [{}], rounds=4)
+    assert order[2:] == ["fixed", "replanned", "replanned", "fixed", "fixed", "replanned", "replanned", "fixed"]
+    assert len(result.fixed_median_s) == len(result.replanned_median_s) == 4
 
 
 def test_a_calibrated_sweep_prices_each_candidate_and_the_fixed_plan_with_measured_message_costs():

@@ -247,8 +247,8 @@ def compare(graph: GraphCuts, boundaries: Sequence[int], fixed: Plan, replanned:
             loaded: str, cpus: Mapping[str, Sequence[int]], feeds: Sequence[Mapping[str, np.ndarray]],
             rounds: int = 5, network: str = "kernel", timeout_s: float = 30.0, workers: int = 1,
             slowdown: Mapping[str, float] | None = None) -> Comparison:
-    """Both plans on the shaped link under ``condition``, interleaved round by round (``fixed`` and
-    ``replanned`` priced under that condition: Planned.cost_of)."""
+    """Both plans on the shaped link under ``condition``, interleaved round by round with the order alternating
+    (``fixed`` and ``replanned`` priced under that condition: Planned.cost_of)."""
     table = dict(links)
     table[swept] = replace(links[swept], bandwidth_mbps=condition.rate_mbps)
     result = Comparison(condition, _route(fixed), _route(replanned), fixed.latency_s, replanned.latency_s)
@@ -258,8 +258,9 @@ def compare(graph: GraphCuts, boundaries: Sequence[int], fixed: Plan, replanned:
         result.shaping = executors[0].shaping
         for ex in executors:
             ex.measure(feeds[:1], warmup=0)  # warm both before the first timed round
-        for _ in range(rounds):
-            for ex, into in zip(executors, (result.fixed_median_s, result.replanned_median_s)):
+        arms = list(zip(executors, (result.fixed_median_s, result.replanned_median_s)))
+        for i in range(rounds):  # fixed first, then re-planned first (A B, B A, ...): a drift within a round cancels
+            for ex, into in arms if i % 2 == 0 else arms[::-1]:
                 start = len(ex.latencies_s)
                 ex.measure(feeds, warmup=0)
                 into.append(statistics.median(ex.latencies_s[start:]))
