@@ -97,3 +97,25 @@ def test_the_trend_reads_a_step_its_records_canaries_share_as_drift(tmp_path):
     steps = [s for s in build_history(runs).steps if s.series.metric == "latency_p50_ms"
              and s.series.key.scenario == "single_stream"]
     assert steps and {s.verdict for s in steps} == {DRIFT}
+
+
+def test_a_canary_that_does_not_track_a_figure_does_not_explain_its_change(tmp_path):
+    """The records' canaries wander by ~20% between runs while the figures stay put: the history shows the
+    canary does not track them. A release 30% slower whose run happens to read its canary 30% slower too is
+    a regression, not machine drift (a canary change explains a figure's change only where it tracks it)."""
+    rng = np.random.default_rng(11)
+    history = [run_of(tmp_path, 1.0, seed=20 + i, started=float(i), own_canary=float(rng.lognormal(0.0, 0.2)))
+               for i in range(10)]
+    slower = run_of(tmp_path, 1.3, seed=60, started=100.0, own_canary=1.3 * history[-1].records[0].extra["canary"]
+                    ["value"] / synthetic.CANARY_MS)
+    c = compare_runs(history[-1], slower, history=history)
+    d = delta(c, "latency_p50_ms")
+    assert d.verdict == REGRESSED and d.drift is None
+    assert "drift factor" not in d.test and "the canary on this device changed" not in d.test
+    # where the canary does track the figures (both wander together), the same +30% canary explains it
+    tracked = []
+    for i in range(10):
+        m = float(rng.lognormal(0.0, 0.2))
+        tracked.append(run_of(tmp_path / "t", 1.0, seed=80 + i, started=float(i), drift=m, own_canary=m))
+    same = run_of(tmp_path / "t", 1.0, seed=99, started=100.0, drift=1.3, own_canary=1.3)
+    assert delta(compare_runs(tracked[-1], same, history=tracked), "latency_p50_ms").verdict == DRIFT

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from pytest_edgeai.results import synthetic
-from pytest_edgeai.results.compare import DRIFT, IMPROVED, REGRESSED
+from pytest_edgeai.results.compare import DRIFT, IMPROVED, REGRESSED, history_noise
 from pytest_edgeai.results.history import build_history, find_steps
 from pytest_edgeai.results.store import load_run
 
@@ -64,3 +64,16 @@ def test_a_step_of_everything_with_the_canary_is_machine_drift_not_a_regression(
                                          batches=(1,), count=40, models=("mobilenet_v2",), canary=True))
             for i in range(12)]
     assert {s.verdict for s in build_history(runs).steps if s.series.metric == "throughput_ips"} == {REGRESSED}
+
+
+def test_a_spike_in_the_history_is_noise_and_a_level_that_stays_is_a_step():
+    """One run far out and back (a machine episode) is between-run noise; a jump whose level stays (an
+    earlier release that changed the figure) is set aside as a step."""
+    rng = np.random.default_rng(3)
+    quiet = list(np.exp(rng.normal(0.0, 0.01, 20)))
+    spike = quiet[:10] + [quiet[10] * 1.5] + quiet[11:]
+    step = quiet[:10] + [v * 1.5 for v in quiet[10:]]
+    e_spike, e_step, e_quiet = (history_noise(s, "") for s in (spike, step, quiet))
+    assert e_spike is not None and e_step is not None and e_quiet is not None
+    assert "set aside" not in e_spike.source and e_spike.se > 3 * e_quiet.se
+    assert "1 step(s) set aside" in e_step.source and e_step.se < 2 * e_quiet.se

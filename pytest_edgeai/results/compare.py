@@ -21,7 +21,9 @@ against how much the figure varies BETWEEN runs of the same bench, estimated fro
 - the history: the same measurement in up to ``MAX_RUNS`` earlier runs in the store (as Conbench's
   lookback and Perfherder's back window). sigma = the root mean square of successive differences of
   ln(value) / sqrt(2) (von Neumann), a difference more than ``STEP_CUT`` robust sds out set aside as a
-  step (an earlier release that changed the figure is not noise; at most one in ``STEP_EVERY``). At
+  step (an earlier release that changed the figure is not noise; at most one in ``STEP_EVERY``), but only
+  where the level after it stays (``persists``): a run that jumps and comes back, or a figure that flips
+  between two machine states, is the noise a new run meets, and setting it aside understated it. At
   least ``MIN_RUNS`` earlier runs are needed (pyperf and asv repeat whole processes for the same
   reason); with fewer the verdict is "between-run noise unknown: N more runs needed", never a
   regression;
@@ -55,8 +57,12 @@ median of a run's record canaries, or an older run's canary record), and the ver
 or rate is corrected by that factor, and each earlier run's value in the history by its own record's
 canary (``canary_of``, the one home of that choice, which the trend in history.py uses too), unless
 the history shows the correction does not lower that figure's between-run noise (a control variate is
-used where it tracks); a change the correction brings within tolerance is "machine drift", not a
-regression.
+used where it tracks); where it tracks, a change the correction brings within tolerance is "machine
+drift", not a regression. A canary that does not track a figure explains nothing about it: the ORT MLP
+canary does not track the minimum latency of a cache-resident workload (its slow state costs it 2x where
+the workload's minimum moves 10-25%), and when its change was allowed to explain a figure it did not
+track, it read 20% slowdowns as the machine's: requiring it to track raised the detections from 44 to 50
+of 72 A/B trials (every third round of a quiet pool of 220, benchmarks/bench_verdict_power.py).
 
 **Headline and diagnostic figures** (``headline``). A run holds ~20 metrics a record and several
 records, so the run-level (family-wise) chance of a false regression is the per-metric one times their
@@ -244,6 +250,7 @@ ALPHA = 0.001
 MIN_RUNS = 5  # earlier runs of the same measurement before a between-run noise is estimated
 MAX_RUNS = 20  # the lookback (Perfherder's back window is 12-24 runs)
 STEP_CUT = 4.0  # a successive difference this many robust sds out is a step in the history, not noise
+STEP_SPAN = 3  # runs on each side of a jump that tell a step (a level that stays) from a spike
 STEP_EVERY = 10  # ...but at most one difference in ten is set aside: a heavy tail is noise, not steps
 Z_FLOOR = 5.0  # the history's critical value is at least Conbench's |z| > 5: machine noise has heavy tails
 MIN_WINDOWS = 3  # independent windows per record before they count as evidence
@@ -348,17 +355,31 @@ def within_run(base: list[float], new: list[float], names: list[str]) -> dict[st
     return out
 
 
-def history_noise(values: list[float], what: str) -> Evidence | None:
+def persists(x: np.ndarray, i: int) -> bool:
+    """Whether the jump between runs i and i + 1 of a ln series is a step: the level after it (the median of up
+    to STEP_SPAN runs, at least 2) stays at least half the jump away from the level before it, the same way.
+    A run that jumps and comes back (a spike), or a figure that flips between two states, is noise."""
+    before, after = x[max(0, i + 1 - STEP_SPAN): i + 1], x[i + 1: i + 1 + STEP_SPAN]
+    if after.size < 2:
+        return False
+    shift, jump = float(np.median(after) - np.median(before)), float(x[i + 1] - x[i])
+    return shift * jump > 0 and abs(shift) >= abs(jump) / 2
+
+
+def history_noise(values: list[float], what: str, then: float | None = None) -> Evidence | None:
     """Between-run noise from a run-ordered series of one figure: the successive differences of ln, those
-    beyond STEP_CUT robust standard deviations set aside as steps (a release that changed the figure
-    is not noise; at most one in STEP_EVERY), the rest giving sigma = sqrt(mean(d^2) / 2)."""
+    beyond STEP_CUT robust standard deviations set aside as steps where the level after them stays (a
+    release that changed the figure is not noise; at most one in STEP_EVERY), the rest giving sigma =
+    sqrt(mean(d^2) / 2). ``then``, the value being judged, only tells whether a jump in the last runs
+    stayed (yesterday's regression, seen again today, is a step, not noise); it never enters sigma."""
     x = np.log(np.asarray([v for v in values if v > 0], dtype=np.float64))
     if x.size < MIN_RUNS:
         return None
     d = np.diff(x)
     robust = float(np.median(np.abs(d))) / 0.6745  # the sd of a difference, from its median
     order = np.argsort(-np.abs(d))[: d.size // STEP_EVERY]  # the largest, at most one in STEP_EVERY
-    steps = [i for i in order if robust > 0 and abs(d[i]) > STEP_CUT * robust]
+    ahead = np.append(x, math.log(then)) if then is not None and then > 0 else x
+    steps = [i for i in order if robust > 0 and abs(d[i]) > STEP_CUT * robust and persists(ahead, int(i))]
     kept = np.delete(d, steps)
     sigma = float(np.sqrt(np.mean(kept ** 2) / 2.0))
     aside = f", {len(steps)} step(s) set aside" if steps else ""
@@ -583,6 +604,9 @@ def numeric_value(entry: dict[str, Any] | None) -> float | None:
     return float(value)
 
 
+Row = dict[str, tuple[float, float | None]]  # one run's values of a record: metric -> (raw, canary-corrected)
+
+
 @dataclass
 class Pair:
     """A matched pair of records and what the comparison knows about their measurement."""
@@ -596,6 +620,7 @@ class Pair:
     within: dict[str, Evidence]
     too_few: dict[str, str]  # metric -> why its samples are too few
     drift_source: str = ""  # what ``drift`` comes from, or why there is none
+    then: Row = field(default_factory=dict)  # the new run's values, as the history's (``_series``)
 
 
 def samples_evidence(b: Record, n: Record, names: list[str]) -> tuple[dict[str, Evidence], dict[str, str]]:
@@ -676,19 +701,20 @@ def compare_metric(pair: Pair, name: str, tolerances: dict[str, dict[str, float]
     raw = nv / bv
     kind = speed_kind(name, unit)
     canary = pair.drift if kind else None
-    plain = history_noise(pair.history.get(name, []), "")
-    corrected = (history_noise(pair.corrected_history.get(name, []), ", corrected by the canary")
+    now = pair.then.get(name, (nv, None))
+    plain = history_noise(pair.history.get(name, []), "", now[0])
+    corrected = (history_noise(pair.corrected_history.get(name, []), ", corrected by the canary", now[1])
                  if canary else None)
     # A change the canary's own change explains is the machine's. Otherwise the canary corrects a timing
     # unless the history shows it does not track this one (the correction then only adds the canary's
     # own noise): as a control variate, used where it lowers the variance.
     explained = raw * canary ** kind if canary else raw  # time / f, rate * f
-    if canary and abs(raw - 1.0) > tol and abs(explained - 1.0) <= tol and abs(canary - 1.0) > tol:
+    tracks = canary is not None and not (plain is not None and (corrected is None or corrected.se >= plain.se))
+    if canary is not None and tracks and abs(raw - 1.0) > tol >= abs(explained - 1.0) and abs(canary - 1.0) > tol:
         return delta(DRIFT, f"the canary on this device changed by {canary - 1:+.1%} in time per query too "
                             f"({pair.drift_source}): corrected, the change is {explained - 1:+.1%} (the machine, "
                             f"not the release)",
                      raw, drift=canary)
-    tracks = canary is not None and not (plain is not None and (corrected is None or corrected.se >= plain.se))
     drift = canary if tracks else None
     ratio = explained if drift else raw
 
@@ -772,11 +798,11 @@ def composite(values: dict[str, float], senses: dict[str, int], weight: dict[str
     return float(sum(weight[m] * math.log(values[m]) * (1.0 if senses[m] == LOWER else -1.0) for m in senses))
 
 
-def record_change(deltas: list[MetricDelta], rows: list[dict[str, tuple[float, float | None]]]) -> RecordChange | None:
+def record_change(deltas: list[MetricDelta], rows: list[Row], then: Row | None = None) -> RecordChange | None:
     """The composite change of a record and its between-run noise, from the composite of each earlier run
-    (``rows``: per run, metric -> (raw, canary-corrected); the corrected one where the figure was judged
-    corrected). Its noise is estimated like one figure's, so the correlation of the figures is in it:
-    no model of it is needed."""
+    (``rows``; the corrected value where the figure was judged corrected; ``then``, the new run's row, only
+    tells a step from a spike, as in ``history_noise``). Its noise is estimated like one figure's, so the
+    correlation of the figures is in it: no model of it is needed."""
     figures = [d for d in deltas if gated(d)]
     if not figures:
         return None
@@ -784,13 +810,14 @@ def record_change(deltas: list[MetricDelta], rows: list[dict[str, tuple[float, f
     weight = weights(figures)
     corrected = {d.metric for d in figures if d.drift}
     change = float(sum(weight[d.metric] * (d.worse_ln or 0.0) for d in figures))
-    series = []
-    for row in rows:
+    def of(row: Row) -> float | None:
         values = {m: (row[m][1] if m in corrected else row[m][0]) for m in senses if m in row}
         c = composite({m: v for m, v in values.items() if v is not None}, senses, weight)
-        if c is not None:
-            series.append(math.exp(c))
-    noise = history_noise(series, f", composite of {len(senses)} headline figures, inverse-variance weighted")
+        return None if c is None else math.exp(c)
+
+    series = [v for v in map(of, rows) if v is not None]
+    noise = history_noise(series, f", composite of {len(senses)} headline figures, inverse-variance weighted",
+                          of(then) if then else None)
     return RecordChange(tuple(senses), change, noise) if noise else None
 
 
@@ -876,7 +903,7 @@ def run_gate(comparison: Comparison, changes: dict[Key, RecordChange]) -> None:
         comparison.notes.append(f"{changed} verdict(s) set by the {family}")
 
 
-Rows = dict[Key, list[dict[str, tuple[float, float | None]]]]
+Rows = dict[Key, list[Row]]
 
 
 def _series(runs: list[Run], keys: set[Key]) -> tuple[dict[tuple[Key, str], list[float]],
@@ -935,6 +962,7 @@ def compare_runs(base: Run, new: Run, tolerances: dict[str, dict[str, float]] | 
     out.history = len(lookback)
     shared = set(base_idx) & set(new_idx)
     raw, corrected, rows = _series(lookback, shared)
+    _, _, now = _series([new], shared)
     changes: dict[Key, RecordChange] = {}
     base_canary, new_canary = canaries(base), canaries(new)
     for key in sorted(set(base_idx) | set(new_idx)):
@@ -958,10 +986,10 @@ def compare_runs(base: Run, new: Run, tolerances: dict[str, dict[str, float]] | 
                                                    and m in b.metrics and m in n.metrics])
         pair = Pair(key, b, n, {m: raw.get((key, m), []) for m in names},
                     {m: corrected.get((key, m), []) for m in names},
-                    drift, within, too_few, source)
+                    drift, within, too_few, source, (now.get(key) or [{}])[0])
         deltas = [compare_metric(pair, m, tolerances, fail_on) for m in names]
         out.deltas.extend(deltas)
-        change = record_change(deltas, rows.get(key, []))
+        change = record_change(deltas, rows.get(key, []), pair.then)
         if change is not None:
             changes[key] = change
     run_gate(out, changes)
