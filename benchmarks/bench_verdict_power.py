@@ -70,6 +70,7 @@ from pytest_edgeai.results.compare import (
     canaries,
     compare_runs,
     direction,
+    median_run,
     record_key,
     speed_kind,
     tolerance_for,
@@ -252,9 +253,12 @@ def windows_alone(base: Run, new: Run) -> list[str]:
     return found
 
 
-def judge(pool: Path, history: int) -> dict[str, dict[str, Tally]]:
+def judge(pool: Path, history: int, repeats: int = 1) -> dict[str, dict[str, Tally]]:
     """Every trial the pool's runs allow, judged by compare with the history (its windows as the floor), with
-    the windows stripped, with no history; and by Welch on the windows alone. Default tolerances."""
+    the windows stripped, with no history; and by Welch on the windows alone. Default tolerances. With
+    ``repeats`` K > 1, each side of a trial is the median of K runs of its build (compare.median_run, as
+    `pytest-edgeai compare --runs K`): A/A is A_{i-K..i-1} against A_{i..i+K-1}, A/B the latter against
+    B_{i..i+K-1}, B/B as A/A; trials step by K, so no run is on the new side of two trials."""
     arms = sorted(p.name for p in pool.iterdir() if p.is_dir() and (p.name == "a" or p.name.startswith("b")))
     runs = {a: [load_run(p) for p in list_runs(pool / a)] for a in arms}
     stripped = {a: [strip_windows(load_run(p)) for p in list_runs(pool / a)] for a in arms}
@@ -264,26 +268,30 @@ def judge(pool: Path, history: int) -> dict[str, dict[str, Tally]]:
             "compare, run-start canary only (each record's own canary dropped)": (started, True),
             "compare, no history": (runs, False)}
     a_count = len(runs["a"])
+    k = max(repeats, 1)
+    if k > 1:  # the main rule only: each side the median of k runs
+        ways = {f"compare, each side the median of {k} runs (history, windows as floor)": (runs, True)}
     alone = out["Welch on windows alone (not compare's rule)"] = {a: Tally() for a in arms}
-    for i in range(max(history, 1), a_count):
+    for i in range(max(history, 1), a_count if k == 1 else 0):
         alone["a"].add_found(windows_alone(runs["a"][i - 1], runs["a"][i]))
         for b in arms:
             if b != "a" and i < len(runs[b]):
                 alone[b].add_found(windows_alone(runs["a"][i], runs[b][i]))
     for way, (source, with_history) in ways.items():
         tallies = out[way] = {a: Tally() for a in arms} | {f"{b}/{b}": Tally() for b in arms if b != "a"}
-        for i in range(max(history, 1), a_count):
+        for i in range(max(history, k), a_count - k + 1, k):
             for b in arms:  # the null trials: A_{i-1} vs A_i, B_{i-1} vs B_i, each with its own build's history
                 runs_b = source[b]
-                if i < len(runs_b):
+                if i + k <= len(runs_b):
                     name = "a" if b == "a" else f"{b}/{b}"
-                    tallies[name].add(compare_runs(runs_b[i - 1], runs_b[i], history=runs_b[max(0, i - 20):i]
-                                                   if with_history else []), f"{name} round {i}")
+                    tallies[name].add(compare_runs(median_run(runs_b[i - k:i]), median_run(runs_b[i:i + k]),
+                                                   history=runs_b[max(0, i - 20):i] if with_history else []),
+                                      f"{name} round {i}")
             a_runs = source["a"]
             for b in arms:
-                if b != "a" and i < len(source[b]):
-                    tallies[b].add(compare_runs(a_runs[i], source[b][i],
-                                                history=a_runs[max(0, i - 19):i + 1] if with_history else []),
+                if b != "a" and i + k <= len(source[b]):
+                    tallies[b].add(compare_runs(median_run(a_runs[i:i + k]), median_run(source[b][i:i + k]),
+                                                history=a_runs[max(0, i - 20):i + k] if with_history else []),
                                    f"a/{b} round {i}")
     return out
 
@@ -308,7 +316,7 @@ def report(results: dict[str, dict[str, Tally]], pool: Path, history: int) -> No
                         else f"B/B (+{name.split('/')[0][1:]}% work twice)")
                 print(f"{way}: {what} false regressions {t.failed}/{t.trials} = {t.failed / t.trials:.1%} "
                       f"(upper bound {bound(t.failed, t.trials, True):.1%}); metrics: {dict(t.metrics)}")
-                if not name.endswith("pooled") and way.startswith("compare (history"):
+                if not name.endswith("pooled") and "(history, windows as floor)" in way:
                     print("\n".join(f"    false regression, {r}" for r in t.reasons))
             else:
                 print(f"{way}: A/B +{name[1:]}% work, detected {t.failed}/{t.trials} = {t.failed / t.trials:.1%} "
@@ -327,9 +335,11 @@ def main() -> None:
     parser.add_argument("--load", type=int, default=0, help="busy processes to start while measuring")
     parser.add_argument("--keep", type=Path, help="keep the measured runs here (to judge again with --judge)")
     parser.add_argument("--judge", type=Path, help="judge runs measured earlier into this directory")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="judge each side of a trial as the median of this many runs of its build")
     args = parser.parse_args()
     if args.judge:
-        report(judge(args.judge, args.history), args.judge, args.history)
+        report(judge(args.judge, args.history, args.repeats), args.judge, args.history)
         return
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a timeout still kills the busy processes
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load)]
@@ -343,7 +353,7 @@ def main() -> None:
             p.wait()
     print(f"measured {args.rounds} rounds in {time.time() - started:.0f} s with {args.load} extra busy processes")
     try:
-        report(judge(pool, args.history), pool, args.history)
+        report(judge(pool, args.history, args.repeats), pool, args.history)
     finally:
         if not args.keep:
             shutil.rmtree(pool, ignore_errors=True)

@@ -149,6 +149,10 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
                    help="one tolerance for every metric, e.g. 5%% (default: devices.toml [tolerances], "
                         "then 5%% throughput, 10%% p99, 10%% otherwise)")
     p.add_argument("--all", action="store_true", help="list every metric, not only what changed")
+    p.add_argument("--runs", type=int, default=1, metavar="K",
+                   help="judge the median of up to K runs of each side's build (the same release, tag or clean git "
+                        "commit, the latest ending at BASE and at NEW): a machine episode that slowed one run does "
+                        "not move a median of 3 (default: 1)")
     shared_option(p, "devices_file", help="devices.toml whose [tolerances] judge regressions")
     shared_option(p, "edgeai_report_dir")
 
@@ -157,7 +161,16 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
          _compare_args)
 def cmd_compare(args: argparse.Namespace) -> int:
     from .errors import ConfigError
-    from .results.compare import REGRESSED, compare_runs, earlier_runs, find_run, parse_fraction, summary_lines
+    from .results.compare import (
+        REGRESSED,
+        compare_runs,
+        earlier_runs,
+        find_run,
+        median_run,
+        parse_fraction,
+        same_build,
+        summary_lines,
+    )
     from .results.store import load_run
 
     try:
@@ -166,9 +179,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         why = "not a number" if str(exc).startswith("could not convert") else str(exc)
         raise ConfigError([f"--fail-on {args.fail_on}: {why}; give a percentage such as 5% or a fraction "
                            "such as 0.05"]) from None
+    if args.runs < 1:
+        raise ConfigError([f"--runs {args.runs}: give the number of runs of each build to judge, 1 or more"])
     root = Path(args.edgeai_report_dir)
     new = load_run(args.new, root)
     base = load_run(find_run(args.base, root, exclude=new.path))
+    if args.runs > 1:
+        base, new = (median_run(same_build(run, run.path.parent, args.runs)) for run in (base, new))
     comparison = compare_runs(base, new, _tolerances(args.devices_file), fail_on,
                               history=earlier_runs(new.path.parent, new))
     shown = (tuple({d.verdict for d in comparison.deltas}) if args.all

@@ -718,7 +718,8 @@ def compare_metric(pair: Pair, name: str, tolerances: dict[str, dict[str, float]
     drift = canary if tracks else None
     ratio = explained if drift else raw
 
-    history = corrected if drift and corrected else plain
+    history = (repeated(corrected, b, n, pair.corrected_history.get(name, [])) if drift and corrected
+               else repeated(plain, b, n, pair.history.get(name, [])))
     # the floor: the per-query samples' bootstrap; without samples, the windows (energy, pooled rounds;
     # from 3 windows a side Welch's standard error is itself too noisy to raise a precise history's)
     sampled = bool(b.samples.get("latency_ns") and n.samples.get("latency_ns"))
@@ -798,7 +799,8 @@ def composite(values: dict[str, float], senses: dict[str, int], weight: dict[str
     return float(sum(weight[m] * math.log(values[m]) * (1.0 if senses[m] == LOWER else -1.0) for m in senses))
 
 
-def record_change(deltas: list[MetricDelta], rows: list[Row], then: Row | None = None) -> RecordChange | None:
+def record_change(deltas: list[MetricDelta], rows: list[Row], then: Row | None = None,
+                  pair: tuple[Record, Record] | None = None) -> RecordChange | None:
     """The composite change of a record and its between-run noise, from the composite of each earlier run
     (``rows``; the corrected value where the figure was judged corrected; ``then``, the new run's row, only
     tells a step from a spike, as in ``history_noise``). Its noise is estimated like one figure's, so the
@@ -818,6 +820,7 @@ def record_change(deltas: list[MetricDelta], rows: list[Row], then: Row | None =
     series = [v for v in map(of, rows) if v is not None]
     noise = history_noise(series, f", composite of {len(senses)} headline figures, inverse-variance weighted",
                           of(then) if then else None)
+    noise = repeated(noise, *pair, series) if noise and pair else noise
     return RecordChange(tuple(senses), change, noise) if noise else None
 
 
@@ -952,6 +955,9 @@ def compare_runs(base: Run, new: Run, tolerances: dict[str, dict[str, float]] | 
     new_idx, new_notes = index([r for r in new.records if r.status == "ok"])
     out = Comparison(base=base, new=new, notes=[f"baseline: {m}" for m in base_notes] + new_notes)
     out.notes += base.problems + new.problems
+    out.notes += [f"{side}: the median of {run.meta[REPEATS]} runs of {build_of(run.meta)} "
+                  f"({', '.join(Path(p).name for p in run.meta.get('sources', []))})"
+                  for side, run in (("the baseline", base), ("this run", new)) if run.meta.get(REPEATS)]
     out.notes += [f"{label(record_key(r))}: failed in this run: {r.error}"
                   for r in new.records if r.status == "error"]
     new_start = run_started(new)
@@ -989,7 +995,7 @@ def compare_runs(base: Run, new: Run, tolerances: dict[str, dict[str, float]] | 
                     drift, within, too_few, source, (now.get(key) or [{}])[0])
         deltas = [compare_metric(pair, m, tolerances, fail_on) for m in names]
         out.deltas.extend(deltas)
-        change = record_change(deltas, rows.get(key, []), pair.then)
+        change = record_change(deltas, rows.get(key, []), pair.then, (b, n))
         if change is not None:
             changes[key] = change
     run_gate(out, changes)
@@ -1036,6 +1042,110 @@ def summary_lines(comparison: Comparison, show: tuple[str, ...] = (REGRESSED, IM
     lines += [f"  only in this run, not in the baseline: {label(k)}" for k in comparison.only_new]
     lines += [f"  note: {n}" for n in comparison.notes]
     return lines
+
+
+# ---------------------------------------------------------------------------------------------
+# A build measured more than once
+
+REPEATS = "repeats"  # a record's extra key: the number of runs whose median its figures are
+
+
+def median_variance(values: list[float], k: int) -> float:
+    """var(ln of the median of k runs) / var(ln of one run), from the history's own values (a bootstrap of k
+    draws, seeded): no normal model, since between-run noise is not normal. A figure that flips between two
+    machine states gains little from a median (a two-state figure's median of 3 is as two-state as one run);
+    one whose runs are quiet but for an episode now and then (the minimum latency) gains most."""
+    x = np.log(np.asarray([v for v in values if v > 0], dtype=np.float64))
+    if k <= 1:
+        return 1.0
+    if x.size < MIN_RUNS or float(np.var(x)) == 0.0:
+        return 1.0  # nothing to say it shrinks: the median's noise is taken as one run's
+    draws = np.random.default_rng(0).choice(x - np.median(x), size=(RESAMPLES * 4, k))
+    return min(1.0, float(np.var(np.median(draws, axis=1)) / np.var(x)))
+
+
+def repeats_of(record: Record) -> int:
+    value = record.extra.get(REPEATS) if isinstance(record.extra, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1
+
+
+def repeated(e: Evidence | None, base: Record, new: Record, values: list[float]) -> Evidence | None:
+    """The between-run noise of one run against one (``history_noise``) as that of the medians the two
+    records are (``median_run``): the standard error of ln(new/base) scales with sqrt(v(k_b) + v(k_n)) / sqrt(2),
+    v from the history's ``values`` (``median_variance``)."""
+    kb, kn = repeats_of(base), repeats_of(new)
+    if e is None or kb == kn == 1:
+        return e
+    vb, vn = median_variance(values, kb), median_variance(values, kn)
+    scale = math.sqrt((vb + vn) / 2.0)
+    return replace(e, se=e.se * scale, source=f"{e.source}; the median of {kb} run(s) against the median of "
+                                              f"{kn}, its noise {scale:.2f} of one run's (from the history)")
+
+
+def build_of(meta: dict[str, Any]) -> str | None:
+    """The build a run measured: its release (or the checkout's tag), else its git commit from a clean
+    checkout; None when nothing says (such a run is a build of its own)."""
+    release = run_release(meta)
+    if release:
+        return f"release {release}"
+    git = (meta.get("environment") or {}).get("git") or {}
+    return f"commit {git['commit']}" if isinstance(git, dict) and git.get("commit") and not git.get("dirty") else None
+
+
+def median_run(runs: list[Run]) -> Run:
+    """Several runs of one build as one, as pyperf and asv judge several processes: each record's figures the
+    median over the runs that measured it, its canary the median of theirs, ``extra.repeats`` how many runs
+    that is (``compare_metric`` judges it on the noise of such a median). A single machine episode that
+    slowed one run (a whole window in a slow state: 10-75% on the minimum latency of ~4% of records on a
+    quiet 2-core VM) moves the median of three not at all. Samples, windows and intervals are dropped: no
+    one window stands behind a median. It lives in memory only; its path is the latest run's."""
+    if len(runs) == 1:
+        return runs[0]
+    ordered = sorted(runs, key=run_started)
+    by_key: dict[Key, list[Record]] = {}
+    for run in ordered:
+        for record in index([r for r in run.records if r.status == "ok"])[0].values():
+            by_key.setdefault(record_key(record), []).append(record)
+    records = []
+    for group in by_key.values():
+        out = Record.from_dict(json.loads(json.dumps(group[-1].to_dict(), default=str)))
+        out.samples = {}
+        for name, entry in out.metrics.items():
+            values = [v for v in (numeric_value(r.metrics.get(name)) for r in group) if v is not None]
+            if not values or not isinstance(entry, dict):
+                continue
+            entry["value"] = float(np.median(values))
+            for dropped in ("windows", "ci95"):
+                entry.pop(dropped, None)
+            caveat = next((r.metrics[name]["caveat"] for r in group if (r.metrics.get(name) or {}).get("caveat")),
+                          None)
+            if caveat:
+                entry["caveat"] = caveat
+            entry["source"] = f"{entry.get('source', '')} (the median of {len(values)} runs)".strip()
+        own = [v for v in map(record_canary, group) if v is not None]
+        if len(own) == len(group):
+            out.extra[CANARY_FIELD] = {**out.extra.get(CANARY_FIELD, {}), "value": float(np.median(own))}
+        else:
+            out.extra.pop(CANARY_FIELD, None)
+        out.extra[REPEATS] = len(group)
+        records.append(out)
+    last = ordered[-1]
+    meta = {**last.meta, "started": run_started(ordered[0]), REPEATS: len(ordered),
+            "sources": [str(r.path) for r in ordered]}
+    return Run(last.path, meta, records, [p for r in ordered for p in r.problems])
+
+
+def same_build(run: Run, report_dir: Path, count: int) -> list[Run]:
+    """``run`` and the latest runs of the same build (``build_of``) started before it under ``report_dir``,
+    ``count`` in all at most, oldest first: the runs ``median_run`` makes one of."""
+    build = build_of(run.meta)
+    if count <= 1 or build is None:
+        return [run]
+    started = run_started(run)
+    found = [p for p in list_runs(report_dir) if p.resolve() != run.path.resolve()
+             and float(_meta(p).get("started") or 0.0) < started and build_of(_meta(p)) == build]
+    found.sort(key=lambda p: float(_meta(p).get("started") or 0.0))
+    return [load_run(p) for p in found[-(count - 1):]] + [run]
 
 
 # ---------------------------------------------------------------------------------------------
