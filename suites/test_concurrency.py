@@ -72,6 +72,10 @@ RUNNERS = {"thread": ThreadRunner, "process": ProcessRunner}
 SERVER_BOUND_LATENCIES = 5.0
 SERVER_SEARCH_RANGE = (0.1, 2.0)  # x the one-worker rate 1 / latency (calibrated on a busy host, it may be low)
 EDGETPU_CACHE_BYTES = 8 * MIB
+# rounds of the N-tenant step a p90 claim measures first when no speed-up rounds at that N can be read: the fewest
+# that give an interval (the sweep's own step and one more), since each costs a load of N tenants (3 of them would
+# add about 16 s to the quick start); the checker adds rounds while the verdict is inconclusive, up to max_rounds
+P90_FIRST_ROUNDS = 2
 
 
 @pytest.mark.parametrize("mode", list(RUNNERS))
@@ -186,8 +190,8 @@ def _p90_rounds(bench, session, model, device, mode, tenants, summary, sweep, sp
     """The worst tenant's p90 at ``tenants`` over independent rounds of that step (``worst_p90_rounds`` says how
     it is judged), written on the sweep's summary record. The speed-up claim's interleaved rounds at the same N
     (``speedup``) are rounds already measured, so they are read, not measured again; the sweep's own N-tenant
-    step is a round unless it is already one of them; rounds of the N-tenant step alone, at the round window,
-    make up the profile's rounds, and each re-measure adds one."""
+    step is a round unless it is already one of them. Rounds of the N-tenant step alone, at the round window,
+    make up P90_FIRST_ROUNDS, and each re-measure while the verdict is inconclusive adds one."""
     window = window_for(round_profile(session.profile))
     shared = speedup.results[1] if speedup is not None else []
     step = sweep.step(tenants)
@@ -211,7 +215,7 @@ def _p90_rounds(bench, session, model, device, mode, tenants, summary, sweep, sp
         own.append(bench.call(run_tenants, model, device, RUNNERS[mode](), window, tenants))
         return estimate()
 
-    while len(steps()) < session.profile.rounds:
+    while len(steps()) < min(session.profile.rounds, P90_FIRST_ROUNDS):
         own.append(bench.call(run_tenants, model, device, RUNNERS[mode](), window, tenants))
     return estimate(), more
 

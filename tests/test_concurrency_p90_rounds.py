@@ -142,7 +142,7 @@ def test_the_p90_claim_is_judged_on_the_rounds_spread_not_on_the_sweeps_window(l
     result, summary = _sweep(lab, shared_cache, devices)
     result.assert_outcomes(xfailed=1)
     [claim] = summary["claims"]
-    assert claim["verdict"] == "inconclusive" and claim["rounds"] >= 3 and "t-interval" in claim["basis"]
+    assert claim["verdict"] == "inconclusive" and claim["rounds"] >= 2 and "t-interval" in claim["basis"]
     assert claim["interval"][0] < 40 < claim["interval"][1]
     figure = summary["metrics"]["worst_tenant_p90_rounds_at_4"]
     assert figure["method"] == "derived" and figure["rounds"] == claim["rounds"] == len(figure["windows"])
@@ -151,16 +151,17 @@ def test_the_p90_claim_is_judged_on_the_rounds_spread_not_on_the_sweeps_window(l
     assert len(log.read_text().splitlines()) == 7 + 4 * (claim["rounds"] - 1)
 
 
-@pytest.mark.parametrize(("at", "extra_loads"), [(2, 0), (4, 2 * 4)])
-def test_the_speedup_rounds_at_the_same_n_are_read_not_measured_again(lab, shared_cache, tmp_path, at, extra_loads):
+@pytest.mark.parametrize(("at", "p90_rounds", "extra_loads"), [(2, 3, 0), (4, 2, 4)])
+def test_the_speedup_rounds_at_the_same_n_are_read_not_measured_again(lab, shared_cache, tmp_path, at, p90_rounds,
+                                                                      extra_loads):
     log = tmp_path / "loads"
     devices = _devices(log, f"min_aggregate_speedup = {{ {MODEL} = {{ threshold = 0.5, at_tenants = 2 }} }}\n"
                             f"max_tenant_p90_latency_ms = {{ {MODEL} = {{ threshold = 1000.0, at_tenants = {at} }} }}")
     result, summary = _sweep(lab, shared_cache, devices)
     result.assert_outcomes(passed=1)
     speedup, p90 = summary["claims"]
-    assert speedup["verdict"] == p90["verdict"] == "met" and speedup["rounds"] == p90["rounds"] == 3
-    # the sweep: 1 + 2 + 4 loads; the speed-up's rounds 1 and 2: 1 + 2 each; the p90's own rounds only at N = 4
+    assert speedup["verdict"] == p90["verdict"] == "met" and speedup["rounds"] == 3 and p90["rounds"] == p90_rounds
+    # the sweep: 1 + 2 + 4 loads; the speed-up's rounds 1 and 2: 1 + 2 each; at N = 4 the p90's one round more
     assert len(log.read_text().splitlines()) == 7 + 2 * 3 + extra_loads
     windows = summary["metrics"][f"worst_tenant_p90_rounds_at_{at}"]["windows"]
     if at == 2:
@@ -168,4 +169,4 @@ def test_the_speedup_rounds_at_the_same_n_are_read_not_measured_again(lab, share
         per_round = [max(t["latency_p90_ms"] for t in s["per_tenant"]) for s in summary["extra"]["speedup_rounds"][1]]
         assert windows == per_round
     else:
-        assert summary["extra"]["p90_round0"] == "the sweep's own step" and len(summary["extra"]["p90_rounds"]) == 3
+        assert summary["extra"]["p90_round0"] == "the sweep's own step" and len(summary["extra"]["p90_rounds"]) == 2
