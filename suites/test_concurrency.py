@@ -73,8 +73,9 @@ SERVER_BOUND_LATENCIES = 5.0
 SERVER_SEARCH_RANGE = (0.1, 2.0)  # x the one-worker rate 1 / latency (calibrated on a busy host, it may be low)
 EDGETPU_CACHE_BYTES = 8 * MIB
 # rounds of the N-tenant step a p90 claim measures first when no speed-up rounds at that N can be read: the fewest
-# that give an interval (the sweep's own step and one more), since each costs a load of N tenants (3 of them would
-# add about 16 s to the quick start); the checker adds rounds while the verdict is inconclusive, up to max_rounds
+# that give an interval (the sweep's own step and one more), since each round loads N tenants afresh (at standard
+# on 2 cores about 8 s a round over the four sweep tests); the checker adds rounds while the verdict is
+# inconclusive, up to the profile's max_rounds
 P90_FIRST_ROUNDS = 2
 
 
