@@ -151,22 +151,24 @@ def test_the_p90_claim_is_judged_on_the_rounds_spread_not_on_the_sweeps_window(l
     assert len(log.read_text().splitlines()) == 7 + 4 * (claim["rounds"] - 1)
 
 
-@pytest.mark.parametrize(("at", "p90_rounds", "extra_loads"), [(2, 3, 0), (4, 2, 4)])
-def test_the_speedup_rounds_at_the_same_n_are_read_not_measured_again(lab, shared_cache, tmp_path, at, p90_rounds,
-                                                                      extra_loads):
+@pytest.mark.parametrize("at", [2, 4])
+def test_the_speedup_rounds_at_the_same_n_are_read_not_measured_again(lab, shared_cache, tmp_path, at):
     log = tmp_path / "loads"
     devices = _devices(log, f"min_aggregate_speedup = {{ {MODEL} = {{ threshold = 0.5, at_tenants = 2 }} }}\n"
                             f"max_tenant_p90_latency_ms = {{ {MODEL} = {{ threshold = 1000.0, at_tenants = {at} }} }}")
     result, summary = _sweep(lab, shared_cache, devices)
     result.assert_outcomes(passed=1)
     speedup, p90 = summary["claims"]
-    assert speedup["verdict"] == p90["verdict"] == "met" and speedup["rounds"] == 3 and p90["rounds"] == p90_rounds
-    # the sweep: 1 + 2 + 4 loads; the speed-up's rounds 1 and 2: 1 + 2 each; at N = 4 the p90's one round more
-    assert len(log.read_text().splitlines()) == 7 + 2 * 3 + extra_loads
+    assert speedup["verdict"] == p90["verdict"] == "met" and speedup["rounds"] >= 3
+    # the sweep: 1 + 2 + 4 loads; each speed-up round after the sweep's: 1 + 2; at N = 4 each p90 round after the
+    # sweep's step: 4 (the fewest that give an interval: one)
+    own = 4 * (p90["rounds"] - 1) if at == 4 else 0
+    assert len(log.read_text().splitlines()) == 7 + 3 * (speedup["rounds"] - 1) + own
     windows = summary["metrics"][f"worst_tenant_p90_rounds_at_{at}"]["windows"]
     if at == 2:
-        assert summary["extra"]["p90_round0"] == "the speed-up's rounds" and summary["extra"]["p90_rounds"] == []
+        assert p90["rounds"] == speedup["rounds"] and summary["extra"]["p90_round0"] == "the speed-up's rounds"
         per_round = [max(t["latency_p90_ms"] for t in s["per_tenant"]) for s in summary["extra"]["speedup_rounds"][1]]
-        assert windows == per_round
+        assert windows == per_round and summary["extra"]["p90_rounds"] == []
     else:
-        assert summary["extra"]["p90_round0"] == "the sweep's own step" and len(summary["extra"]["p90_rounds"]) == 2
+        assert p90["rounds"] >= 2 and summary["extra"]["p90_round0"] == "the sweep's own step"
+        assert len(summary["extra"]["p90_rounds"]) == len(windows) == p90["rounds"]
