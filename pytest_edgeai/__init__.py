@@ -61,7 +61,7 @@ _EXPORTS: dict[str, str | tuple[str, str]] = {
         "MIB", "CapacityPlan", "ProcessRunner", "ServerPlan", "ThreadRunner", "available_bytes", "capacity_metrics",
         "loadgen_study", "measure_placement", "models_metrics", "placement_metrics", "plan_for", "plan_threads",
         "probe_capacity", "run_concurrent_models", "run_sweep", "run_tenants", "split_device", "step_metrics",
-        "switching_metrics", "switching_study", "window_for")},
+        "switching_metrics", "switching_study", "window_for", "worst_p90_rounds")},
     "LOADGEN_SCENARIOS": ("concurrency", "SCENARIOS"), "edgetpu_parameter_bytes": "backends.litert",
 }
 

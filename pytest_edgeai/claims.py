@@ -144,7 +144,8 @@ define("concurrency", "min_aggregate_speedup", "x",
        "aggregate throughput of N tenants (at_tenants, default the largest N measured) over one tenant "
        "alone, measured in interleaved rounds", extra_fields=("at_tenants",), measured_for=SWEEP_MODELS)
 define("concurrency", "max_tenant_p90_latency_ms", "ms",
-       "the worst tenant's p90 latency with N tenants running (at_tenants, default the largest N measured)",
+       "the worst tenant's p90 latency with N tenants running (at_tenants, default the largest N measured), "
+       "judged on independent rounds of that step (geometric mean, t-interval of the logs)",
        extra_fields=("at_tenants",), measured_for=SWEEP_MODELS)
 define("concurrency", "max_tenants_prediction_error", "fraction",
        "|predicted - observed| / observed maximum tenants, the prediction from the per-tenant footprint",

@@ -20,10 +20,11 @@ from .studies import (
     switching_metrics,
     switching_study,
     window_for,
+    worst_p90_rounds,
 )
 from .tenants import ProcessRunner, ThreadRunner, plan_threads, split_device, step_metrics
 
 __all__ = ["MIB", "SCENARIOS", "CapacityPlan", "ProcessRunner", "ServerPlan", "ThreadRunner", "available_bytes",
            "capacity_metrics", "loadgen_study", "measure_placement", "models_metrics", "placement_metrics", "plan_for",
            "plan_threads", "probe_capacity", "run_concurrent_models", "run_sweep", "run_tenants", "split_device",
-           "step_metrics", "switching_metrics", "switching_study", "window_for"]
+           "step_metrics", "switching_metrics", "switching_study", "window_for", "worst_p90_rounds"]
