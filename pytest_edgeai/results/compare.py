@@ -64,6 +64,14 @@ the workload's minimum moves 10-25%), and when its change was allowed to explain
 track, it read 20% slowdowns as the machine's: requiring it to track raised the detections from 44 to 50
 of 72 A/B trials (every third round of a quiet pool of 220, benchmarks/bench_verdict_power.py).
 
+**Several runs of a build** (``median_run``, ``same_build``, ``compare --runs K``). One run against one cannot
+tell a slower release from a machine episode that slowed a whole run (on a quiet 2-core VM the minimum
+latency of ~4% of records rose 10-75%, every window of the record in the machine's slow state, and no
+canary read beside the window tracks it). As pyperf and asv judge several processes, each side may be the
+median of K runs of its build: an episode in one of them does not move it. Its noise is one run's scaled
+by ``median_variance``, bootstrapped from the history's own values, as a normal model would overstate what
+a median buys for a figure that flips between two states and understate it for one quiet but for episodes.
+
 **Headline and diagnostic figures** (``headline``). A run holds ~20 metrics a record and several
 records, so the run-level (family-wise) chance of a false regression is the per-metric one times their
 number. As asv and pyperf judge one figure per benchmark, only headline figures fail a run
