@@ -2,7 +2,8 @@
 
 Run: python benchmarks/bench_verdict_power.py [--profile standard] [--rounds 60] [--history 6]
      [--workloads 2] [--windows 3] [--slowdowns 0.2] [--load 0] [--keep DIR]
-     python benchmarks/bench_verdict_power.py --judge DIR [--history 6]   (judge runs kept earlier)
+     python benchmarks/bench_verdict_power.py --judge DIR [--history 6] [--repeats K]   (judge runs kept earlier;
+     K > 1: each side of a trial the median of K runs of its build, as `pytest-edgeai compare --runs K`)
 
 Every figure is measured on this machine, now. Each "run" is a run directory written through the real
 store, holding ``--workloads`` single-stream records of a fake backend whose query is a fixed number of
