@@ -100,6 +100,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -1158,10 +1159,7 @@ def same_build(run: Run, report_dir: Path, count: int) -> list[Run]:
     build = build_of(run.meta)
     if count <= 1 or build is None:
         return [run]
-    started = run_started(run)
-    found = [p for p in list_runs(report_dir) if p.resolve() != run.path.resolve()
-             and float(_meta(p).get("started") or 0.0) < started and build_of(_meta(p)) == build]
-    found.sort(key=lambda p: float(_meta(p).get("started") or 0.0))
+    found = runs_before(report_dir, run, lambda meta: build_of(meta) == build)
     return [load_run(p) for p in found[-(count - 1):]] + [run]
 
 
@@ -1208,13 +1206,22 @@ def find_run(ref: str | Path, report_dir: Path, exclude: Path | None = None) -> 
     return resolve_run(text, report_dir)
 
 
+def runs_before(report_dir: Path, run: Run, keep: Callable[[dict[str, Any]], bool] = lambda meta: True) -> list[Path]:
+    """The run directories under ``report_dir`` started before ``run`` whose run.json ``keep`` accepts, oldest
+    first (each run.json read once)."""
+    started = run_started(run)
+    found = []
+    for p in list_runs(report_dir):
+        meta = _meta(p)
+        at = float(meta.get("started") or 0.0)
+        if p.resolve() != run.path.resolve() and at < started and keep(meta):
+            found.append((at, p))
+    return [p for _, p in sorted(found, key=lambda f: f[0])]
+
+
 def earlier_runs(report_dir: Path, new: Run, limit: int = MAX_RUNS) -> list[Run]:
     """The ``limit`` runs under ``report_dir`` started before ``new``: the history its noise comes from."""
-    started = run_started(new)
-    paths = [p for p in list_runs(report_dir) if p.resolve() != new.path.resolve()
-             and float(_meta(p).get("started") or 0.0) < started]
-    paths.sort(key=lambda p: float(_meta(p).get("started") or 0.0))
-    return [load_run(p) for p in paths[-limit:]]
+    return [load_run(p) for p in runs_before(report_dir, new)[-limit:]]
 
 
 # ---------------------------------------------------------------------------------------------
