@@ -39,8 +39,9 @@ def shared_option(parser: argparse.ArgumentParser, dest: str, **overrides: Any) 
     if opt.kind == "list":
         kwargs["action"] = "append"
         kwargs["default"] = None
+    flag = overrides.pop("flag", opt.flag)  # the subcommand's own name for it, where shorter reads better
     kwargs.update(overrides)
-    parser.add_argument(opt.flag, **kwargs)
+    parser.add_argument(flag, **kwargs)
 
 
 def _devices_args(p: argparse.ArgumentParser) -> None:
@@ -149,10 +150,10 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
                    help="one tolerance for every metric, e.g. 5%% (default: devices.toml [tolerances], "
                         "then 5%% throughput, 10%% p99, 10%% otherwise)")
     p.add_argument("--all", action="store_true", help="list every metric, not only what changed")
-    p.add_argument("--runs", type=int, default=1, metavar="K",
-                   help="judge the median of up to K runs of each side's build (the same release, tag or clean git "
-                        "commit, the latest ending at BASE and at NEW): a machine episode that slowed one run does "
-                        "not move a median of 3 (default: 1)")
+    shared_option(p, "edgeai_baseline_runs", flag="--runs",
+                  help="judge the median of up to K runs of each side's build (the same release, tag or clean git "
+                       "commit, the latest ending at BASE and at NEW): a machine episode that slowed one run does "
+                       "not move a median of 3 (default: 1)")
     shared_option(p, "devices_file", help="devices.toml whose [tolerances] judge regressions")
     shared_option(p, "edgeai_report_dir")
 
@@ -161,16 +162,7 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
          _compare_args)
 def cmd_compare(args: argparse.Namespace) -> int:
     from .errors import ConfigError
-    from .results.compare import (
-        REGRESSED,
-        compare_runs,
-        earlier_runs,
-        find_run,
-        median_run,
-        parse_fraction,
-        same_build,
-        summary_lines,
-    )
+    from .results.compare import REGRESSED, find_run, judge_builds, parse_fraction, parse_runs, summary_lines
     from .results.store import load_run
 
     try:
@@ -179,15 +171,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         why = "not a number" if str(exc).startswith("could not convert") else str(exc)
         raise ConfigError([f"--fail-on {args.fail_on}: {why}; give a percentage such as 5% or a fraction "
                            "such as 0.05"]) from None
-    if args.runs < 1:
-        raise ConfigError([f"--runs {args.runs}: give the number of runs of each build to judge, 1 or more"])
+    runs = parse_runs(args.edgeai_baseline_runs, "--runs")
     root = Path(args.edgeai_report_dir)
     new = load_run(args.new, root)
     base = load_run(find_run(args.base, root, exclude=new.path))
-    if args.runs > 1:
-        base, new = (median_run(same_build(run, run.path.parent, args.runs)) for run in (base, new))
-    comparison = compare_runs(base, new, _tolerances(args.devices_file), fail_on,
-                              history=earlier_runs(new.path.parent, new))
+    comparison = judge_builds(base, new, _tolerances(args.devices_file), fail_on, runs)
     shown = (tuple({d.verdict for d in comparison.deltas}) if args.all
              else (REGRESSED, "improved", "changed", "regressed (diagnostic)"))
     for line in summary_lines(comparison, shown):

@@ -56,6 +56,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("--edgeai-baseline", "compare this run with a baseline run: a run directory, 'latest' (the "
            "newest earlier run in the report dir) or 'release:TAG' (the newest run of that release)",
            metavar="PATH|latest|release:TAG"),
+    Option("--edgeai-baseline-runs", "judge each side of --edgeai-baseline as the median of up to K runs of its "
+           "build (the same release, tag or clean git commit, the latest ending at the baseline and at this "
+           "run): a machine episode that slowed one run does not move a median of 3", default="1", metavar="K"),
     Option("--edgeai-release", "the release this run measures (default: the checkout's exact git tag)",
            metavar="TAG"),
     Option("--edgeai-no-canary", "skip the reference workload read right before and after each measurement "

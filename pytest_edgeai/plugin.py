@@ -605,14 +605,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def _against_baseline(session: pytest.Session, s: EdgeAIRun, store: RunStore) -> Outcome:
     """--edgeai-baseline: compare this run, keep the outcome for the summary, and under
     --edgeai-fail-on-regression fail the session on a regression or a baseline that cannot be found."""
-    from .results.compare import against_baseline, stamp_release
+    from .results.compare import BASELINE_RUNS, against_baseline, stamp_release
 
     stamp_release(store)
     fail = bool(s.settings.option("edgeai_fail_on_regression"))
     outcome = against_baseline(store.path, s.settings.option("edgeai_baseline"), s.settings.report_dir,
-                               s.config.tolerances, fail)
-    if outcome.comparison is not None:
-        store.update_meta(baseline=str(outcome.comparison.base.path))
+                               s.config.tolerances, fail, s.baseline_runs)
+    if outcome.comparison is not None:  # what the report, rendered again later, judges the run against
+        store.update_meta(baseline=str(outcome.comparison.base.path), **{BASELINE_RUNS: s.baseline_runs})
     session.config.stash[BASELINE_KEY] = outcome
     if fail and (outcome.regressed or outcome.error) and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -37,6 +37,7 @@ from .measure.profiles import Profile, get_profile
 from .measure.scenarios import ProgressCallback
 from .models.model import Model, model_from_file, resolve_model
 from .results import environment
+from .results.compare import parse_runs
 from .results.record import Record
 from .results.store import RUN_FILE, RunStore, TestOutcome, load_run, report_dir_problem
 from .selection import select
@@ -97,6 +98,8 @@ class EdgeAIRun:
         self._lock = threading.Lock()
         # the lab: isolation, time limit, lost devices, a run shared between xdist workers (see lab/)
         self.timeout_s = parse_timeout(settings.option("edgeai_timeout"), self.profile.timeout_s)
+        # checked before anything is measured, not at the session's end
+        self.baseline_runs = parse_runs(settings.option("edgeai_baseline_runs"), "--edgeai-baseline-runs")
         self.lost = LostDevices()
         self.shared_run: RunPlan | None = None  # set by the plugin under pytest-xdist
         self.xdist_worker: dict[str, str] | None = None  # {id, host}: records also go to the controller

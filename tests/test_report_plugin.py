@@ -181,3 +181,35 @@ def test_malformed_outcomes_in_run_json_are_a_problem_not_a_crash(tmp_path):
     run = load_run(store.path)
     assert [(o.test_id, o.outcome, o.reason) for o in run.outcomes] == [("t::a", "skipped", "why")]
     assert any("3 test outcome(s)" in p for p in run.problems)
+
+
+def test_baseline_runs_judge_the_median_of_each_builds_runs(lab, pytester, capsys):
+    """--edgeai-baseline-runs 3: a machine episode in one of a build's three runs (its last run 50% slow) is not
+    a regression of the build, where one run against one calls it one; the K is kept in run.json, so the
+    report rendered again later judges the same medians; a K of 0 is refused before anything is measured."""
+    from pytest_edgeai.cli import main
+
+    for seed in (1, 2, 3):
+        assert lab(1.0, seed, "--edgeai-release", "v1.0").ret == 0
+    _more_runs_like_the_latest(pytester, 10)
+    for seed in (4, 5):
+        assert lab(1.0, seed, "--edgeai-release", "v2.0").ret == 0
+    judged = lab(1.5, 6, "--edgeai-release", "v2.0", "--edgeai-baseline", "release:v1.0",
+                 "--edgeai-baseline-runs", "3", "--edgeai-fail-on-regression")
+    assert judged.ret == 0
+    judged.stdout.fnmatch_lines(["*the baseline: the median of 3 runs of release v1.0*",
+                                 "*this run: the median of 3 runs of release v2.0*"])
+    assert _meta(pytester)["baseline_runs"] == 3
+    html = (pytester.path / "reports" / "latest" / "report.html").read_text()
+    assert "the median of 3 runs of release v2.0" in html
+    reports = str(pytester.path / "reports")
+    assert main(["report", "latest", "--edgeai-report-dir", reports]) == 0  # rendered again: the same medians
+    assert "the median of 3 runs of release v2.0" in (pytester.path / "reports" / "latest" / "report.html").read_text()
+    assert main(["compare", "release:v1.0", "latest", "--edgeai-report-dir", reports]) == 1  # one run a side
+    capsys.readouterr()
+
+    before = len(list_runs(pytester.path / "reports"))
+    refused = lab(1.0, 7, "--edgeai-baseline", "release:v1.0", "--edgeai-baseline-runs", "0")
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    refused.stderr.fnmatch_lines(["*--edgeai-baseline-runs 0: give the number of runs of each build to judge*"])
+    assert len(list_runs(pytester.path / "reports")) == before

@@ -15,7 +15,7 @@ from typing import Any
 import jinja2
 
 from ..errors import EdgeAIError
-from ..results.compare import Comparison, compare_runs, earlier_runs, run_release
+from ..results.compare import BASELINE_RUNS, Comparison, judge_builds, parse_runs, run_release
 from ..results.history import History, build_history
 from ..results.store import Run, load_run
 from .sections import ReportData, all_sections, number, profile_name
@@ -72,7 +72,8 @@ def build_report(run_dir: Path, output: Path | None = None, *, baseline: Path | 
     unavailable = []
     if comparison is None and base_path:
         try:
-            comparison = compare_runs(load_run(base_path), run, tolerances, history=earlier_runs(run.path.parent, run))
+            runs = parse_runs(run.meta.get(BASELINE_RUNS), "run.json baseline_runs")
+            comparison = judge_builds(load_run(base_path), run, tolerances, runs=runs)
         except EdgeAIError as exc:  # a baseline deleted since: the run is still reported
             unavailable.append(f"baseline {base_path}: {exc}; reported without a comparison")
     trend = None

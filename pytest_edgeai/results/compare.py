@@ -108,7 +108,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..canary import FIELD as CANARY_FIELD
-from ..errors import EdgeAIError
+from ..errors import ConfigError, EdgeAIError
 from ..measure.stats import too_few_for
 from .record import COMPARISONS, Record
 from .store import LATEST, Run, RunStore, has_records, list_runs, load_run, read_meta, resolve_run
@@ -1153,6 +1153,27 @@ def median_run(runs: list[Run]) -> Run:
     return Run(last.path, meta, records, [p for r in ordered for p in r.problems])
 
 
+MAX_REPEATS = 20  # more runs of one build than a lab keeps is a typo, not a plan
+BASELINE_RUNS = "baseline_runs"  # run.json: the K its --edgeai-baseline comparison was judged with
+
+
+def parse_runs(value: object, flag: str) -> int:
+    """``--runs K`` / ``--edgeai-baseline-runs K``: how many runs of each build to take the median of."""
+    text = "1" if value in (None, "") else str(value).strip()
+    if not text.isdigit() or not 1 <= int(text) <= MAX_REPEATS:
+        raise ConfigError([f"{flag} {value}: give the number of runs of each build to judge, 1 to {MAX_REPEATS}"])
+    return int(text)
+
+
+def judge_builds(base: Run, new: Run, tolerances: dict[str, dict[str, float]] | None = None,
+                 fail_on: float | None = None, runs: int = 1) -> Comparison:
+    """``new`` against ``base``, each side the median of up to ``runs`` runs of its build found beside it, on
+    the noise of the runs before ``new``'s: what ``compare`` and ``--edgeai-baseline`` both judge."""
+    if runs > 1:
+        base, new = (median_run(same_build(run, run.path.parent, runs)) for run in (base, new))
+    return compare_runs(base, new, tolerances, fail_on, history=earlier_runs(new.path.parent, new))
+
+
 def same_build(run: Run, report_dir: Path, count: int) -> list[Run]:
     """``run`` and the latest runs of the same build (``build_of``) started before it under ``report_dir``,
     ``count`` in all at most, oldest first: the runs ``median_run`` makes one of."""
@@ -1240,9 +1261,10 @@ class Outcome:
 
 
 def against_baseline(run_dir: Path, ref: str | None, report_dir: Path,
-                     tolerances: dict[str, dict[str, float]] | None, fail: bool) -> Outcome:
-    """Compare ``run_dir`` with the baseline ``ref`` (the report dir's earlier runs give the noise);
-    with ``fail``, a baseline that cannot be found is an error a nightly job must see."""
+                     tolerances: dict[str, dict[str, float]] | None, fail: bool, runs: int = 1) -> Outcome:
+    """Compare ``run_dir`` with the baseline ``ref`` (the report dir's earlier runs give the noise), each
+    side the median of up to ``runs`` runs of its build; with ``fail``, a baseline that cannot be found is
+    an error a nightly job must see."""
     if not ref:
         if fail:
             return Outcome(error="--edgeai-fail-on-regression needs --edgeai-baseline (a run, 'latest' or "
@@ -1251,7 +1273,7 @@ def against_baseline(run_dir: Path, ref: str | None, report_dir: Path,
     try:
         base_path = find_run(ref, report_dir, exclude=run_dir)
         new = load_run(run_dir)
-        comparison = compare_runs(load_run(base_path), new, tolerances, history=earlier_runs(report_dir, new))
+        comparison = judge_builds(load_run(base_path), new, tolerances, runs=runs)
     except EdgeAIError as exc:
         return Outcome(error=f"--edgeai-baseline {ref}: {exc}")
     lines = summary_lines(comparison)
