@@ -33,7 +33,7 @@ to drop), with no history (the baseline alone), and by Welch's t on the two runs
 one-sided 95% Clopper-Pearson bound (upper for false regressions, lower for detection), the regressed
 metrics, the throughput verdicts, and every false regression's verdicts with their reasons.
 ``--load N`` starts N busy processes while measuring. The claims'
-power (claims.py) is not measured here.
+power (claims.py) is measured by benchmarks/bench_claim_power.py.
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -99,6 +101,20 @@ class FakeSession:
         for _ in range(self.work):
             x = np.tanh(x @ self.a)
         return {"output": x}
+
+
+@contextmanager
+def busy(processes: int) -> Iterator[None]:
+    """``processes`` busy loops running meanwhile (a loaded machine), killed on the way out, on a timeout's
+    SIGTERM too."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)]
+    try:
+        yield
+    finally:
+        for p in loops:
+            p.kill()
+            p.wait()
 
 
 class OrtSession:
@@ -342,16 +358,10 @@ def main() -> None:
     if args.judge:
         report(judge(args.judge, args.history, args.repeats), args.judge, args.history)
         return
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a timeout still kills the busy processes
-    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load)]
     pool = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="verdict-power-"))
     started = time.time()
-    try:
+    with busy(args.load):
         measure_pool(pool, args)
-    finally:
-        for p in busy:
-            p.kill()
-            p.wait()
     print(f"measured {args.rounds} rounds in {time.time() - started:.0f} s with {args.load} extra busy processes")
     try:
         report(judge(pool, args.history, args.repeats), pool, args.history)

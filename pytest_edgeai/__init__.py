@@ -42,7 +42,7 @@ _EXPORTS: dict[str, str | tuple[str, str]] = {
     "find_against": "claims", "judge_ratio": "claims", "MISSED": "claims",
     "SWEEP_MODELS": "claims", "CAPACITY_MODEL": "claims", "PLACEMENT_MODEL": "claims",
     "Estimate": "measure.rounds", "Interleaved": "measure.rounds", "round_profile": "measure.rounds",
-    "metered_round_profile": "measure.rounds",
+    "metered_round_profile": "measure.rounds", "windows_p90": "measure.rounds",
     "ratio_estimate": "measure.rounds", "best_of": "measure.rounds", "mean_estimate": "measure.rounds",
     "quantile_ci": "measure.stats", "median_ci": "measure.stats",
     "list_runs": "results.store", "load_run": "results.store",

@@ -21,33 +21,21 @@ from pytest_edgeai import (
     estimate_metric,
     evaluation_photos,
     input_specs,
-    mean_estimate,
     metric,
     over_budget,
-    quantile_ci,
     round_profile,
     rounds_estimate,
     rounds_ratio,
     seeded_twin,
     summaries,
     time_pipeline,
+    windows_p90,
 )
 
 
 def _p90(records) -> Estimate:
-    """p90 over every window's queries, with the distribution-free interval from order statistics. The queries
-    of one window are not independent (they share its machine state), so once there are several windows (a
-    claim re-measured) the interval also holds the t-interval of the windows' own p90s: the spread between
-    windows is the evidence about another window, and a verdict rests on the wider of the two."""
-    per = [np.asarray(r.samples["latency_ns"], dtype=np.float64) / 1e6 for r in records]
-    ms = np.concatenate(per)
-    low, high = quantile_ci(ms, 0.9)
-    basis = f"95% order-statistic interval of p90 over {ms.size} queries in {len(records)} window(s)"
-    if len(per) > 1:
-        between = mean_estimate([float(np.percentile(w, 90)) for w in per], "windows' p90")
-        low, high = min(low, between.low), max(high, between.high)
-        basis += f", widened to hold the {between.basis}"
-    return Estimate(float(np.percentile(ms, 90)), low, high, basis, len(records))
+    """p90 over every window's queries, judged by measure.rounds.windows_p90 (bench_claim_power judges with it too)."""
+    return windows_p90([r.samples["latency_ns"] for r in records])
 
 
 def _timed_as_twin(session, model) -> None:
