@@ -14,6 +14,7 @@ from pytest_edgeai.results.compare import (
     REPEATS,
     build_of,
     compare_runs,
+    judge_builds,
     median_run,
     median_variance,
     same_build,
@@ -113,3 +114,15 @@ def test_compare_runs_k_judges_each_builds_median(tmp_path, capsys):
     assert f"this run: the median of 3 runs of release v2 ({', '.join(p.name for p in slow)})" in out
     assert main(["compare", "release:v1", str(slow[-1]), "--runs", "0", "--edgeai-report-dir", str(root)]) == 2
     assert "--runs 0" in capsys.readouterr().err
+
+
+def test_medians_that_share_runs_say_so(tmp_path):
+    """'latest' as the baseline of a build's third run is that build's second run: both medians then hold the
+    same runs, and the comparison says so rather than judging a build against itself unremarked."""
+    root = tmp_path / "reports"
+    runs = [_release(root, "v2", float(i)) for i in range(4)]
+    c = judge_builds(load_run(runs[-2]), load_run(runs[-1]), runs=3)
+    assert any("share 2 run(s) of release v2" in note for note in c.notes), c.notes
+    v1 = _release(root, "v1", 0.5)
+    apart = judge_builds(load_run(v1), load_run(runs[-1]), runs=3)
+    assert not any("share" in note for note in apart.notes)

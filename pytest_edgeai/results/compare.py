@@ -1169,9 +1169,16 @@ def judge_builds(base: Run, new: Run, tolerances: dict[str, dict[str, float]] | 
                  fail_on: float | None = None, runs: int = 1) -> Comparison:
     """``new`` against ``base``, each side the median of up to ``runs`` runs of its build found beside it, on
     the noise of the runs before ``new``'s: what ``compare`` and ``--edgeai-baseline`` both judge."""
+    shared: set[Path] = set()
     if runs > 1:
-        base, new = (median_run(same_build(run, run.path.parent, runs)) for run in (base, new))
-    return compare_runs(base, new, tolerances, fail_on, history=earlier_runs(new.path.parent, new))
+        base_runs, new_runs = (same_build(run, run.path.parent, runs) for run in (base, new))
+        shared = {r.path.resolve() for r in base_runs} & {r.path.resolve() for r in new_runs}
+        base, new = median_run(base_runs), median_run(new_runs)
+    comparison = compare_runs(base, new, tolerances, fail_on, history=earlier_runs(new.path.parent, new))
+    if shared:  # e.g. 'latest' while a build's runs are still being made: its medians are not independent
+        comparison.notes.append(f"the baseline and this run share {len(shared)} run(s) of {build_of(new.meta)} "
+                                f"({', '.join(sorted(p.name for p in shared))}): the same build on both sides")
+    return comparison
 
 
 def same_build(run: Run, report_dir: Path, count: int) -> list[Run]:
