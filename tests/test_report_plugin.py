@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
+from pytest_edgeai.cli import main
 from pytest_edgeai.results.record import Record
 from pytest_edgeai.results.store import RunStore, list_runs, load_run
 
@@ -187,8 +188,6 @@ def test_baseline_runs_judge_the_median_of_each_builds_runs(lab, pytester, capsy
     """--edgeai-baseline-runs 3: a machine episode in one of a build's three runs (its last run 50% slow) is not
     a regression of the build, where one run against one calls it one; the K is kept in run.json, so the
     report rendered again later judges the same medians; a K of 0 is refused before anything is measured."""
-    from pytest_edgeai.cli import main
-
     for seed in (1, 2, 3):
         assert lab(1.0, seed, "--edgeai-release", "v1.0").ret == 0
     _more_runs_like_the_latest(pytester, 10)
