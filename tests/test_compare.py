@@ -556,3 +556,24 @@ def test_separate_windows_are_written_per_figure_and_do_not_stand_in_for_a_histo
         records.append(_run_with(tmp_path, r))
     d = delta(compare_runs(*records), "throughput_ips")  # no history: the windows do not stand in for one
     assert d.verdict in (NOISE_UNKNOWN, UNCHANGED) and not d.significant
+
+
+def _fidelity_record(prob_change: float, accuracy_loss: float) -> Record:
+    return Record(suite="compression", test_id="t", device=synthetic.device(), backend={"name": "onnxruntime"},
+                  model={"name": "m"}, scenario={"name": "int8_static", "batch": 1},
+                  metrics={"top1_prob_change": metric(prob_change, "probability", "mean |p_variant - p_fp32|"),
+                           "accuracy_loss": metric(accuracy_loss, "fraction", "large-only - cascade's")})
+
+
+def test_a_smaller_loss_or_probability_change_is_an_improvement_and_a_larger_one_a_regression(tmp_path):
+    """Their claims are max_top1_prob_change and max_cascade_accuracy_loss: lower is better, though the
+    names hold 'top1' and 'accuracy' (once read as higher-is-better: 0.010 -> 0.005 failed compare)."""
+    base = _run_with(tmp_path, _fidelity_record(0.010, 0.01))
+    better = compare_runs(base, _run_with(tmp_path, _fidelity_record(0.005, 0.005)))
+    assert verdicts(better, "top1_prob_change") == {IMPROVED} and verdicts(better, "accuracy_loss") == {IMPROVED}
+    assert not better.regressions
+    worse = compare_runs(base, _run_with(tmp_path, _fidelity_record(0.05, 0.03)))
+    assert verdicts(worse, "top1_prob_change") == {REGRESSED} and verdicts(worse, "accuracy_loss") == {REGRESSED}
+    from_zero = compare_runs(_run_with(tmp_path, _fidelity_record(0.010, 0.0)),
+                             _run_with(tmp_path, _fidelity_record(0.010, 0.03)))
+    assert verdicts(from_zero, "accuracy_loss") == {REGRESSED}

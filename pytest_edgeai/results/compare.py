@@ -188,23 +188,41 @@ def index(records: list[Record]) -> tuple[dict[Key, Record], list[str]]:
 
 HIGHER, LOWER, UNKNOWN = 1, -1, 0
 
-HIGHER_WORDS = ("throughput", "speedup", "speed_up", "saving", "agreement", "accuracy", "tenants",
+# A loss, a change from a reference or an error of a figure is lower-is-better whatever figure it is of
+# (accuracy_loss, top1_prob_change, throughput_error): these are read before the higher words.
+FIGURE_OF_WORDS = ("loss", "change", "error")
+HIGHER_WORDS = ("throughput", "speedup", "speed_up", "saving", "agreement", "accuracy", "tenants", "cosine",
                 "per_w", "per_watt", "per_usd", "per_dollar", "ips", "qps", "fps", "top1", "top_1")
 LOWER_WORDS = ("latency", "_ms", "time", "joule", "energy", "_j", "power", "watts", "bytes", "size",
                "memory", "error", "offload", "swap")
 HIGHER_UNITS = ("/s", "/w", "/$", "/usd", "x", "%saving", "tenants")
 LOWER_UNITS = ("ms", "s", "us", "ns", "j", "mj", "w", "mw", "b", "bytes", "kb", "mb", "kib", "mib")
 TIME_UNITS = ("ms", "s", "us", "ns")
+# Figures with no better direction whatever their words say. saving_depth_layers (split/study.py
+# ``saving_depth``): layers between the output and the earliest cut that sends fewer bytes than the input,
+# 0 when no cut saves. Its claim (max_saving_depth_layers) asks that saving come only near the output, as
+# the published split studies find, yet 0, the worst case (nothing saves), is its lowest value: neither
+# way is better, so a change of it is "changed" and the claim, which misses on 0, judges it. available_mb
+# (concurrency/capacity.py): the memory the machine had free, a condition of the measurement, not a result
+# (its "mb" read it as lower-is-better: more free memory a regression).
+NO_DIRECTION = frozenset(("saving_depth_layers", "available_mb"))
 
 
 def direction(name: str, unit: str | None = None) -> int:
     """HIGHER (+1), LOWER (-1) or UNKNOWN (0) is better for metric ``name`` measured in ``unit``.
 
-    Higher: rates ('.../s', '.../W', '.../$'), speed-ups ('x'), savings, agreement, accuracy, tenants.
-    Lower: latencies and times, energy, power, sizes and bytes, offloaded fractions, errors. Anything
-    else has no direction: its change is 'changed', never a regression or an improvement."""
+    Lower: a loss, a change or an error of any figure (``FIGURE_OF_WORDS``, read first: accuracy_loss,
+    top1_prob_change, throughput_error), latencies and times, energy, power, sizes and bytes, offloaded
+    fractions. Higher: rates ('.../s', '.../W', '.../$'), speed-ups ('x'), savings, agreement, accuracy,
+    cosine similarity, tenants. Anything else (and ``NO_DIRECTION``) has no direction: its change is
+    'changed', never a regression or an improvement. tests/test_compare_directions.py walks every metric
+    the package writes against the direction of the claim on it."""
     n = name.lower()
     u = (unit or "").strip().lower()
+    if n in NO_DIRECTION:
+        return UNKNOWN
+    if any(w in n.split("_") for w in FIGURE_OF_WORDS):
+        return LOWER
     if any(u.endswith(s) for s in HIGHER_UNITS if s.startswith("/")) or u in HIGHER_UNITS:
         return HIGHER
     if any(w in n for w in HIGHER_WORDS):
