@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pytest_edgeai.concurrency.tenants import Step, TenantOutcome, step_metrics
 from pytest_edgeai.errors import EdgeAIError
 from pytest_edgeai.measure.profiles import get_profile
 from pytest_edgeai.measure.scenarios import measure_windows, summarise_measurement
@@ -577,3 +578,29 @@ def test_a_smaller_loss_or_probability_change_is_an_improvement_and_a_larger_one
     from_zero = compare_runs(_run_with(tmp_path, _fidelity_record(0.010, 0.0)),
                              _run_with(tmp_path, _fidelity_record(0.010, 0.03)))
     assert verdicts(from_zero, "accuracy_loss") == {REGRESSED}
+
+
+def _tenant_step_record(rng: np.random.Generator, queries: int, tail: float = 1.0) -> Record:
+    """A 4-tenant step record as the concurrency suite writes it: the worst tenant's quantiles
+    (step_metrics) and each tenant's samples apart (latency_ns.<tenant>, no pooled latency_ns)."""
+    outcomes = []
+    for i in range(4):
+        ns = 5e6 * rng.lognormal(0.0, 0.05, queries)
+        ns[-2:] *= tail  # the slowest queries of each tenant: its p99 of ~150 queries is one or two of them
+        outcomes.append(TenantOutcome(f"tenant{i}", "m", [int(v) for v in ns]))
+    step = Step(4, outcomes, 1.0)
+    r = _tenant_record(4, "threads", 1.0, 0.0)
+    r.metrics = step_metrics(step)
+    r.samples = {f"latency_ns.{o.name}": list(o.latencies_ns) for o in outcomes}
+    return r
+
+
+def test_a_tenant_steps_p99_from_too_few_queries_a_tenant_is_too_few_samples_not_judged(tmp_path):
+    rng = np.random.default_rng(5)
+    history = [_run_with(tmp_path, _tenant_step_record(rng, 150), started=float(i)) for i in range(7)]
+    new = _run_with(tmp_path, _tenant_step_record(rng, 150, tail=3.0), started=10.0)
+    c = compare_runs(history[-1], new, history=history)
+    p99 = delta(c, "latency_p99_ms")
+    assert p99.verdict == TOO_FEW and "too few samples for p99 (need 1000" in p99.test, p99.describe()
+    assert delta(c, "latency_p90_ms").verdict != TOO_FEW  # 150 queries a tenant hold a p90 (need 100)
+    assert not c.regressions

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..backends.base import get_backend
 from ..lab import child
 from ..measure.inputs import make_feeds
-from ..measure.stats import summarize
+from ..measure.stats import quantile_fields, summarize
 from ..results.record import metric
 
 if TYPE_CHECKING:
@@ -442,21 +442,26 @@ def _worst(rows: list[dict[str, Any]], key: str) -> float | None:
 
 
 def step_metrics(step: Step) -> Metrics:
-    """Aggregate throughput, the worst tenant's latency and fairness of a step that succeeded."""
+    """Aggregate throughput, the worst tenant's latency and fairness of a step that succeeded. A worst tenant's
+    quantile is a maximum of per-tenant quantiles, each from that tenant's own queries: it rests on no more
+    than the fewest queries any tenant ran, so that count is its ``quantile_fields`` (a comparison then says
+    "too few samples for p99" of a step of ~150 queries a tenant, rather than judging one or two queries)."""
     how = f"{step.tenants} {step.mode} tenants together over a common {step.window_s:g} s window"
     fair = step.fairness()
     if fair is None:
         raise ValueError(f"a failed step has no metrics ({step.reason})")
     rows = step.to_dict()["per_tenant"]
+    fewest = min(len(o.latencies_ns) for o in step.outcomes)
     return {
         "throughput_ips": metric(step.aggregate_ips, "inferences/s", f"sum of tenants' completions / window; {how}"),
         "tenants": metric(step.tenants, "tenants", how),
         "tenant_throughput_min_ips": metric(min(r["throughput_ips"] for r in rows), "inferences/s", how),
-        "latency_p50_ms": metric(_worst(rows, "latency_p50_ms"), "ms",
-                                 f"the worst tenant's p50; {how}"),
-        "latency_p90_ms": metric(step.worst_p90_ms(), "ms", f"the worst tenant's p90; {how}"),
-        "latency_p99_ms": metric(_worst(rows, "latency_p99_ms"), "ms",
-                                 f"the worst tenant's p99; {how}"),
+        "latency_p50_ms": {**metric(_worst(rows, "latency_p50_ms"), "ms", f"the worst tenant's p50; {how}"),
+                           **quantile_fields(0.50, fewest)},
+        "latency_p90_ms": {**metric(step.worst_p90_ms(), "ms", f"the worst tenant's p90; {how}"),
+                           **quantile_fields(0.90, fewest)},
+        "latency_p99_ms": {**metric(_worst(rows, "latency_p99_ms"), "ms", f"the worst tenant's p99; {how}"),
+                           **quantile_fields(0.99, fewest)},
         "jain_index": metric(fair.jain, "ratio", f"Jain's fairness index of tenants' throughputs; {how}"),
         "min_share": metric(fair.min_share, "fraction", f"the least-served tenant's share; {how}"),
         "max_share": metric(fair.max_share, "fraction", f"the best-served tenant's share; {how}"),
