@@ -158,7 +158,8 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
     shared_option(p, "edgeai_report_dir")
 
 
-@command("compare", "compare a run with a baseline; exit 1 on a significant regression beyond tolerance",
+@command("compare", "compare a run with a baseline; exit 1 on a significant regression beyond tolerance or a "
+                    "measurement of the baseline that failed in this run",
          _compare_args)
 def cmd_compare(args: argparse.Namespace) -> int:
     from .errors import ConfigError
@@ -180,10 +181,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
              else (REGRESSED, "improved", "changed", "regressed (diagnostic)"))
     for line in summary_lines(comparison, shown):
         print(line)
+    if comparison.fails:
+        return 1
     if not comparison.deltas:
         print("pytest-edgeai compare: nothing to compare (see the notes above)", file=sys.stderr)
         return 2
-    return 1 if comparison.regressions else 0
+    return 0
 
 
 def _merge_args(p: argparse.ArgumentParser) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pytest_edgeai.cli import main
 from pytest_edgeai.concurrency.tenants import Step, TenantOutcome, step_metrics
 from pytest_edgeai.errors import EdgeAIError
 from pytest_edgeai.measure.profiles import get_profile
@@ -44,6 +45,7 @@ from pytest_edgeai.results.compare import (
     block_bootstrap,
     compare_runs,
     direction,
+    against_baseline,
     find_run,
     headline,
     judge,
@@ -604,3 +606,28 @@ def test_a_tenant_steps_p99_from_too_few_queries_a_tenant_is_too_few_samples_not
     assert p99.verdict == TOO_FEW and "too few samples for p99 (need 1000" in p99.test, p99.describe()
     assert delta(c, "latency_p90_ms").verdict != TOO_FEW  # 150 queries a tenant hold a p90 (need 100)
     assert not c.regressions
+
+
+def test_a_measurement_ok_in_the_baseline_that_failed_in_this_run_fails_the_comparison(tmp_path, capsys):
+    """Once it was only 'only in the baseline, not measured in this run' and compare exited 0."""
+    def energy(model: str, joules: float) -> Record:
+        r = _energy_record(joules)
+        r.model = {"name": model}
+        return r
+
+    base = _run_with(tmp_path, energy("a", 0.01), energy("b", 0.02), started=1.0)
+    crashed = energy("b", 0.02)
+    crashed.status, crashed.error, crashed.metrics = "error", "the runtime crashed: SIGSEGV", {}
+    new = _run_with(tmp_path, energy("a", 0.01), crashed, started=2.0)
+    c = compare_runs(base, new)
+    assert not c.regressions and not c.only_base and c.fails
+    assert [label(k) for k in c.failed] == ["energy cpu b offline b1"]
+    assert main(["compare", str(base.path), str(new.path), "--edgeai-report-dir", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "failed in this run (measured in the baseline): energy cpu b offline b1: the runtime crashed" in out
+    outcome = against_baseline(new.path, str(base.path), tmp_path, None, fail=True)  # --edgeai-fail-on-regression
+    assert outcome.regressed and "1 measurement(s) failed in this run" in outcome.lines[-1]
+    # a record that failed in both runs, or only in this one, is a note, not a failure of the comparison
+    again = _run_with(tmp_path, energy("a", 0.01), crashed, started=3.0)
+    assert not compare_runs(new, again).fails
+    assert main(["compare", str(new.path), str(again.path), "--edgeai-report-dir", str(tmp_path)]) == 0

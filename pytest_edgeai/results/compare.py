@@ -506,6 +506,7 @@ REGRESSED, IMPROVED, UNCHANGED, NOISY, CHANGED = ("regressed", "improved", "unch
 DRIFT, NOISE_UNKNOWN, TOO_FEW, NOT_COMPARED = ("machine drift", "between-run noise unknown",
                                                "too few samples", "not compared")
 DIAGNOSTIC_REGRESSED = "regressed (diagnostic)"
+FAILED_NOW = "failed in this run"  # a record's verdict (``Comparison.failed``), not a metric's
 VERDICTS = (REGRESSED, DIAGNOSTIC_REGRESSED, IMPROVED, CHANGED, DRIFT, NOISY, NOISE_UNKNOWN, TOO_FEW,
             NOT_COMPARED, UNCHANGED)
 DEFAULT_TOLERANCES = {"throughput_ips": 0.05, "latency_p99_ms": 0.10}
@@ -587,6 +588,7 @@ class Comparison:
     notes: list[str] = field(default_factory=list)
     history: int = 0  # earlier runs the between-run noise was estimated from
     gate: str = ""  # the run-level test a regression must pass (``run_gate``)
+    failed: dict[Key, str] = field(default_factory=dict)  # measured in the baseline, failed in this run: why
 
     def by_verdict(self, verdict: str) -> list[MetricDelta]:
         return [d for d in self.deltas if d.verdict == verdict]
@@ -594,6 +596,13 @@ class Comparison:
     @property
     def regressions(self) -> list[MetricDelta]:
         return self.by_verdict(REGRESSED)
+
+    @property
+    def fails(self) -> bool:
+        """Whether the run fails against its baseline (``compare``'s exit 1, ``--edgeai-fail-on-regression``):
+        a headline regression, or a measurement the baseline has that failed in this run (nothing of it was
+        measured, which is worse than any regression of it)."""
+        return bool(self.regressions or self.failed)
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -994,8 +1003,10 @@ def compare_runs(base: Run, new: Run, tolerances: dict[str, dict[str, float]] | 
     out.notes += [f"{side}: the median of {run.meta[REPEATS]} runs of {build_of(run.meta)} "
                   f"({', '.join(Path(p).name for p in run.meta.get('sources', []))})"
                   for side, run in (("the baseline", base), ("this run", new)) if run.meta.get(REPEATS)]
-    out.notes += [f"{label(record_key(r))}: failed in this run: {r.error}"
-                  for r in new.records if r.status == "error"]
+    failed_now = {record_key(r): r.error or "no reason recorded" for r in sorted(new.records, key=lambda r: r.created)
+                  if r.status == "error"}
+    out.failed = {k: why for k, why in failed_now.items() if k in base_idx and k not in new_idx}
+    out.notes += [f"{label(k)}: failed in this run: {why}" for k, why in failed_now.items() if k not in out.failed]
     new_start = run_started(new)
     earlier = {str(r.path.resolve()): r for r in (history or []) if run_started(r) < new_start
                and r.path.resolve() != new.path.resolve()}
@@ -1015,7 +1026,8 @@ def compare_runs(base: Run, new: Run, tolerances: dict[str, dict[str, float]] | 
             out.only_new.append(key)
             continue
         if n is None:
-            out.only_base.append(key)
+            if key not in out.failed:
+                out.only_base.append(key)
             continue
         vb, vn = versions(b), versions(n)
         if vb != vn:
@@ -1074,6 +1086,7 @@ def summary_lines(comparison: Comparison, show: tuple[str, ...] = (REGRESSED, IM
         hidden = [d for d in comparison.deltas if d.verdict == verdict and verdict not in show]
         if hidden:
             lines.append(f"  {len(hidden)} metric(s) {verdict}, e.g. {hidden[0].describe()}")
+    lines += [f"  {FAILED_NOW} (measured in the baseline): {label(k)}: {why}" for k, why in comparison.failed.items()]
     lines += [f"  only in the baseline, not measured in this run: {label(k)}" for k in comparison.only_base]
     lines += [f"  only in this run, not in the baseline: {label(k)}" for k in comparison.only_new]
     lines += [f"  note: {n}" for n in comparison.notes]
@@ -1282,7 +1295,7 @@ class Outcome:
 
     @property
     def regressed(self) -> bool:
-        return bool(self.comparison and self.comparison.regressions)
+        return bool(self.comparison and self.comparison.fails)
 
 
 def against_baseline(run_dir: Path, ref: str | None, report_dir: Path,
@@ -1302,8 +1315,9 @@ def against_baseline(run_dir: Path, ref: str | None, report_dir: Path,
     except EdgeAIError as exc:
         return Outcome(error=f"--edgeai-baseline {ref}: {exc}")
     lines = summary_lines(comparison)
-    if fail and comparison.regressions:
-        lines.append(f"edgeai: {len(comparison.regressions)} significant regression(s) beyond tolerance "
+    if fail and comparison.fails:
+        failed = f", {len(comparison.failed)} measurement(s) {FAILED_NOW}" if comparison.failed else ""
+        lines.append(f"edgeai: {len(comparison.regressions)} significant regression(s) beyond tolerance{failed} "
                      f"[--edgeai-fail-on-regression]")
     return Outcome(comparison, None, lines)
 
