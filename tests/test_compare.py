@@ -631,3 +631,30 @@ def test_a_measurement_ok_in_the_baseline_that_failed_in_this_run_fails_the_comp
     again = _run_with(tmp_path, energy("a", 0.01), crashed, started=3.0)
     assert not compare_runs(new, again).fails
     assert main(["compare", str(new.path), str(again.path), "--edgeai-report-dir", str(tmp_path)]) == 0
+
+
+def _sweep_record(tenants_run: int, above_idle_w: float = 0.5) -> Record:
+    return Record(suite="concurrency", test_id="t", device=synthetic.device(), backend={"name": "onnxruntime"},
+                  model={"name": "m"}, scenario={"name": "tenant_sweep", "mode": "threads"},
+                  metrics={"max_tenants_run": metric(tenants_run, "tenants", "steps that ran"),
+                           "mean_w_above_idle": metric(above_idle_w, "W", "meter")})
+
+
+def test_a_count_going_to_or_from_0_is_judged_by_its_direction_and_ordinary_count_noise_is_not(tmp_path):
+    """4 -> 0 tenants run was 'not compared: no ratio to judge' and compare exited 0."""
+    four, none = _run_with(tmp_path, _sweep_record(4)), _run_with(tmp_path, _sweep_record(0))
+    lost = compare_runs(four, none)
+    d = delta(lost, "max_tenants_run")
+    assert d.verdict == REGRESSED and "nothing ran (or fitted) in this run" in d.test and lost.fails
+    assert delta(compare_runs(none, four), "max_tenants_run").verdict == IMPROVED
+    assert delta(compare_runs(none, none), "max_tenants_run").verdict == UNCHANGED
+    # 18 -> 17 or 14 tenants, no history: judged on tolerance and between-run noise like any figure
+    def verdict(base: int, new: int) -> str:
+        return delta(compare_runs(_run_with(tmp_path, _sweep_record(base)), _run_with(tmp_path, _sweep_record(new))),
+                     "max_tenants_run").verdict
+
+    assert verdict(18, 17) == UNCHANGED and verdict(18, 14) == NOISE_UNKNOWN
+    # a figure above idle that noise put at 0 is no count: still not compared
+    d = delta(compare_runs(_run_with(tmp_path, _sweep_record(4, 0.0)), _run_with(tmp_path, _sweep_record(4, 0.4))),
+              "mean_w_above_idle")
+    assert d.verdict == NOT_COMPARED and "no ratio to judge" in d.test

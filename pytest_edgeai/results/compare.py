@@ -92,7 +92,9 @@ at 0.001/m on so few degrees of freedom hid all 6 of 6 20% slowdowns (benchmarks
 improved (significant and beyond t; "regressed (diagnostic)" for a diagnostic figure), unchanged (within
 t), changed (significant, beyond t, no better direction), too noisy to say (beyond t but within the
 between-run noise), machine drift, between-run noise unknown, too few samples, and not compared (a
-metric in one run only, no numeric value, a zero baseline) with the exact reason. Nothing falls through
+metric in one run only, no numeric value, a measured figure at or below 0 that is no count or rate) with
+the exact reason. A measured count or rate going to or from 0 (``nothing_ran``: no tenant ran, nothing
+completed) is regressed or improved by its direction: no run-to-run noise reaches 0. Nothing falls through
 for lack of a method.
 """
 
@@ -691,6 +693,20 @@ def samples_evidence(b: Record, n: Record, names: list[str]) -> tuple[dict[str, 
     return within_run(bs, ns, reproduced) if reproduced else {}, too_few
 
 
+def nothing_ran(unit: str, base: float, new: float) -> bool:
+    """Whether 0 of a measured figure means nothing ran or fitted: a rate of work ('.../s': nothing completed)
+    or a count (whole numbers in a unit that is no time, energy, power or size: tenants, models). A count of
+    17 against 18 is judged on its between-run noise like any figure; its 0 is no point of that noise. A
+    figure above idle, a difference that noise may make 0 or negative, is no count: not compared."""
+    u = unit.strip().lower()
+    if min(base, new) < 0:
+        return False
+    if u.endswith("/s"):
+        return True
+    return (float(base).is_integer() and float(new).is_integer() and u not in LOWER_UNITS
+            and u not in ("fraction", "ratio", "x", "probability", "abs"))
+
+
 def compare_metric(pair: Pair, name: str, tolerances: dict[str, dict[str, float]] | None,
                    fail_on: float | None) -> MetricDelta:
     """The delta of one metric of a matched pair, with the verdict its nature and evidence allow."""
@@ -728,6 +744,14 @@ def compare_metric(pair: Pair, name: str, tolerances: dict[str, dict[str, float]
         ratio = nv / bv
         return delta(judge(ratio, sense, tol, True), "deterministic figure, compared exactly", ratio,
                      significant=abs(ratio - 1.0) > max(tol, FLOAT_EPS))
+    if bv == nv == 0 and nothing_ran(unit, bv, nv):
+        return delta(UNCHANGED, f"0 in both runs: nothing ran (or fitted) in either{schema}", 1.0, significant=False)
+    if min(bv, nv) == 0 and nothing_ran(unit, bv, nv):
+        ratio = math.inf if bv == 0 else 0.0
+        verdict = CHANGED if sense == UNKNOWN else (IMPROVED if (nv > bv) == (sense == HIGHER) else REGRESSED)
+        where = "the baseline" if bv == 0 else "this run"
+        return delta(verdict, f"a measured count or rate of {bv:g} -> {nv:g}: nothing ran (or fitted) in {where}, "
+                              f"a change beyond any run-to-run noise{schema}", ratio, significant=True)
     if bv <= 0 or nv <= 0:
         return delta(NOT_COMPARED, f"a measured figure of {bv:g} -> {nv:g} has no ratio to judge{schema}")
     if name in pair.too_few:
