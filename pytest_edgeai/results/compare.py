@@ -565,8 +565,21 @@ class MetricDelta:
 
     @property
     def change(self) -> float:
-        """Relative change new/base - 1 (signed; see ``sense`` for which way is better); 0 if none."""
-        return 0.0 if self.ratio is None or not math.isfinite(self.ratio) else self.ratio - 1.0
+        """Relative change new/base - 1 (signed; see ``sense`` for which way is better); 0 if none, infinite
+        from 0 (``from_zero``: larger than any change, so a report lists it first)."""
+        if self.ratio is None:
+            return 0.0
+        return math.inf if self.from_zero else self.ratio - 1.0 if math.isfinite(self.ratio) else 0.0
+
+    @property
+    def from_zero(self) -> bool:
+        """A figure of 0 in the baseline and not in this run: no percentage says that change."""
+        return self.base == 0 and self.new is not None and self.new != 0
+
+    @property
+    def change_text(self) -> str:
+        """The change as a person reads it: '+12.3%', or 'from 0'."""
+        return "from 0" if self.from_zero else f"{self.change:+.1%}"
 
     def describe(self) -> str:
         said = self.test if self.test.startswith(self.verdict) else f"{self.verdict} ({self.test})"
@@ -577,7 +590,7 @@ class MetricDelta:
         raw = (f"; {self.new / self.base - 1:+.1%} before the canary's correction"
                if self.drift and self.base and self.verdict != DRIFT else "")
         return (f"{self.label} {self.metric}: {self.base:.4g} -> {self.new:.4g} {self.unit} "
-                f"({self.change:+.1%}{ci}{p}{raw}; tolerance {self.tolerance:.0%}): {said}")
+                f"({self.change_text}{ci}{p}{raw}; tolerance {self.tolerance:.0%}): {said}")
 
 
 @dataclass

@@ -1,0 +1,35 @@
+"""The comparison as the terminal and the HTML report show it: a change from 0, and the rule the
+verdicts were judged by (compare.py's own statement of it, and the comparison's run-level gate)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pytest_edgeai.report.html import render
+from pytest_edgeai.report.sections import ComparisonSection, ReportData
+from pytest_edgeai.results import synthetic
+from pytest_edgeai.results.compare import REGRESSED, compare_runs
+from pytest_edgeai.results.record import Record, metric
+from pytest_edgeai.results.store import Run, load_run
+
+
+def _cascade(run: Path, loss: float, agreement: float) -> Run:
+    r = Record(suite="compression", test_id="t", device=synthetic.device(), backend={"name": "onnxruntime"},
+               model={"name": "digits_small"}, scenario={"name": "cascade", "link": "wifi", "threshold": 0.9})
+    r.metrics = {"accuracy_loss": metric(loss, "fraction", "large-only accuracy - cascade's"),
+                 "agreement_with_large": metric(agreement, "fraction", "cascade answer = large model's")}
+    return Run(run, {}, [r])
+
+
+def test_a_change_from_0_says_from_0_and_comes_first(tmp_path):
+    """It printed '0 -> 0.03 fraction (+0.0%; ...)' and sorted last among its verdict (a change of 0)."""
+    c = compare_runs(_cascade(tmp_path / "a", 0.0, 0.99), _cascade(tmp_path / "b", 0.03, 0.5))
+    loss = next(d for d in c.deltas if d.metric == "accuracy_loss")
+    assert loss.verdict == REGRESSED and "0 -> 0.03 fraction (from 0;" in loss.describe()
+    assert "+0.0%" not in loss.describe()
+    rows = ComparisonSection().build(ReportData(c.new, c, None))["rows"]
+    assert [r["metric"] for r in rows] == ["accuracy_loss", "agreement_with_large"]  # both regressed: -49.5% second
+    html = render(c.new, c, None)
+    assert "<b>from 0</b>" in html
