@@ -134,3 +134,9 @@ def test_every_claim_is_in_the_table_and_every_written_metric_has_a_decided_dire
             unit = written.get(name, ("", ""))[0] or ("ms" if name.endswith("_ms") else "")
             assert direction(name.replace("{}", "mobilenet_v2"), unit) == sense, (name, unit)
 
+
+def test_per_dollar_throughput_is_canary_corrected_like_throughput_and_per_watt_is_not():
+    assert speed_kind("throughput_ips", "inferences/s") == 1
+    assert speed_kind("inferences_per_s_per_usd", "inferences/s/USD") == 1
+    assert speed_kind("inferences_per_s_per_w", "inferences/s/W") == 0
+    assert speed_kind("joules_per_inference", "J") == 0

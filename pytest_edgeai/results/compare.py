@@ -263,13 +263,25 @@ def nature(name: str, entry: dict[str, Any]) -> str:
     return MEASURED
 
 
+PER_PRICE_WORDS = ("per_usd", "per_dollar")
+PER_POWER_WORDS = ("per_w", "per_watt")
+
+
 def speed_kind(name: str, unit: str) -> int:
     """+1 for a rate of work (corrected by multiplying by the canary's time factor), -1 for a time
-    (divided by it), 0 for anything the machine's speed does not scale (energy, bytes)."""
-    u = unit.strip().lower()
+    (divided by it), 0 for anything the machine's speed does not scale (energy, bytes).
+
+    Throughput per dollar is throughput over a constant (the device's price): the machine's speed scales it
+    exactly as it scales the throughput, so it is corrected alike ('inferences/s/USD'). Throughput per watt
+    is throughput over the power measured in the same window: a neighbour's load that slows the window also
+    changes that power (on a CPU the meter reads the whole package, the neighbour's work included), by an
+    amount the canary's time factor does not say, so it is not corrected (as joules per inference is not)."""
+    u, n = unit.strip().lower(), name.lower()
     if u in TIME_UNITS:
         return -1
-    if u.endswith("/s") and not any(w in name.lower() for w in ("per_w", "per_usd", "per_dollar")):
+    if any(w in n for w in PER_POWER_WORDS) or u.endswith("/w"):
+        return 0
+    if u.endswith("/s") or any(w in n for w in PER_PRICE_WORDS):
         return 1
     return 0
 
