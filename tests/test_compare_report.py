@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from markupsafe import escape
 
 from pytest_edgeai.report.html import render
 from pytest_edgeai.report.sections import ComparisonSection, ReportData
@@ -33,3 +34,19 @@ def test_a_change_from_0_says_from_0_and_comes_first(tmp_path):
     assert [r["metric"] for r in rows] == ["accuracy_loss", "agreement_with_large"]  # both regressed: -49.5% second
     html = render(c.new, c, None)
     assert "<b>from 0</b>" in html
+
+
+def test_the_report_states_the_rule_the_verdicts_were_judged_by_and_the_runs_gate(tmp_path):
+    """It said 'Mann-Whitney U on the latency samples ... non-overlapping recorded intervals', which the
+    comparison does not do."""
+    rng = np.random.default_rng(0)
+    runs = [load_run(synthetic.write_run(tmp_path, 1.0, seed=i, started=float(i), batches=(1,),
+                                         models=("mobilenet_v2",), count=150, drift=float(rng.lognormal(0, 0.02))))
+            for i in range(7)]
+    c = compare_runs(runs[-2], runs[-1], history=runs[:-1])
+    assert c.gate.startswith("run-level test")  # history enough for the gate
+    html = render(runs[-1], c, None)
+    assert "Mann-Whitney" not in html and "non-overlapping" not in html
+    assert "between-run noise of the same measurement in up to 20 earlier runs" in html
+    assert "with fewer than 5: &#39;between-run noise unknown&#39;, never a regression" in html
+    assert "moving-block bootstrap" in html and f"This comparison's {escape(c.gate)}." in html

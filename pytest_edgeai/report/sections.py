@@ -25,6 +25,7 @@ from ..results.compare import (
     Comparison,
     describe,
     label,
+    rule,
     run_release,
     scenario_label,
 )
@@ -586,6 +587,7 @@ class ComparisonSection:
                 "counts": c.counts(), "order": ORDER,
                 "rows": [r for r in rows if r["verdict"] != UNCHANGED],
                 "unchanged": [r for r in rows if r["verdict"] == UNCHANGED],
+                "rule": rule(), "gate": c.gate,
                 "failed": [f"{label(k)}: {why}" for k, why in c.failed.items()],
                 "only_base": [label(k) for k in c.only_base], "only_new": [label(k) for k in c.only_new],
                 "notes": c.notes}

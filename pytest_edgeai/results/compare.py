@@ -1110,6 +1110,20 @@ def compare_runs(base: Run, new: Run, tolerances: dict[str, dict[str, float]] | 
     return out
 
 
+def rule() -> str:
+    """How a change is judged, in a sentence a report can show (from the constants the code judges with, so
+    the text cannot drift from the rule; the module doc gives the reasons)."""
+    return (f"A change counts when it is beyond its tolerance and significant against how much the figure varies "
+            f"between runs: the between-run noise of the same measurement in up to {MAX_RUNS} earlier runs in the "
+            f"store (with fewer than {MIN_RUNS}: 'between-run noise unknown', never a regression), at two-sided "
+            f"{ALPHA:g} and a critical value of at least {Z_FLOOR:g}; within-run evidence (a moving-block bootstrap "
+            f"of the per-query samples, else at least {MIN_WINDOWS} separate windows, else the records' 95% "
+            f"intervals) is a floor under it, never a stand-in. Timings and rates are corrected by the canary, a "
+            f"fixed reference workload read beside each record, where it tracks them. A deterministic figure (bytes, "
+            f"counts, accuracy on a fixed set) is compared exactly. A regression fails the run only when its record "
+            f"passes the run-level test (at most {FAMILY_ALPHA:.0%} false regressions a run).")
+
+
 def parse_fraction(text: str) -> float:
     """'5%' or '0.05' to 0.05 (ValueError otherwise). A bare number of 1 or more is refused: '5' is far
     more likely a percentage with its sign forgotten than a tolerance of 500%."""
