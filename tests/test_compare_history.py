@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pytest_edgeai.report.html import render
 from pytest_edgeai.results import synthetic
 from pytest_edgeai.results.compare import DRIFT, IMPROVED, REGRESSED, history_noise
 from pytest_edgeai.results.history import build_history, find_steps
@@ -77,3 +78,13 @@ def test_a_spike_in_the_history_is_noise_and_a_level_that_stays_is_a_step():
     assert e_spike is not None and e_step is not None and e_quiet is not None
     assert "set aside" not in e_spike.source and e_spike.se > 3 * e_quiet.se
     assert "1 step(s) set aside" in e_step.source and e_step.se < 2 * e_quiet.se
+
+
+def test_the_trend_says_how_its_steps_are_found(tmp_path):
+    """It named Pettitt's test, which find_steps does not use (least squares places a split, Mann-Whitney
+    U with Bonferroni over the splits scanned keeps it)."""
+    runs = [load_run(synthetic.write_run(tmp_path, 1.0, seed=i, started=float(i), batches=(1,),
+                                         models=("mobilenet_v2",), count=40)) for i in range(3)]
+    html = render(runs[-1], None, build_history(runs))
+    assert "Trend across runs" in html and "Pettitt" not in html
+    assert "each split placed by least squares and kept when Mann-Whitney U" in html and "p &lt; 0.05" in html

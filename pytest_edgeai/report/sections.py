@@ -29,7 +29,7 @@ from ..results.compare import (
     run_release,
     scenario_label,
 )
-from ..results.history import History, Series
+from ..results.history import History, Series, step_rule
 from ..results.record import Record
 from ..results.store import Run, TestOutcome
 from . import charts
@@ -644,7 +644,7 @@ class Trend:
         figures, more = _trend_charts(h)
         steps = sorted(h.steps, key=lambda s: (s.verdict != "regressed", s.position))
         return {"runs": h.runs, "figures": figures, "more": more, "shown": MAX_TREND_CHARTS, "releases": h.releases(),
-                "profile": profile_name(data.run.meta),
+                "profile": profile_name(data.run.meta), "rule": step_rule(),
                 "steps": [{"series": s.series.label, "run": h.runs[s.position].run_id, "entered": s.entered,
                            "before": s.before, "after": s.after, "change": s.change, "p": s.p_value,
                            "verdict": s.verdict, "css": s.verdict.split()[0]} for s in steps]}

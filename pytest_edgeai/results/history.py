@@ -52,6 +52,13 @@ MIN_SEGMENT = 3
 MAX_DEPTH = 4
 
 
+def step_rule() -> str:
+    """How a step is found, in a sentence a report can show (from the constants ``find_steps`` uses)."""
+    return (f"Steps: binary segmentation, each split placed by least squares and kept when Mann-Whitney U between "
+            f"the two sides, times the number of splits scanned (Bonferroni), gives p < {STEP_ALPHA:g}, each side "
+            f"holds at least {MIN_SEGMENT} runs and the median moved by more than the metric's tolerance.")
+
+
 @dataclass(frozen=True)
 class Step:
     index: int  # first position after the step
