@@ -50,3 +50,14 @@ def test_the_report_states_the_rule_the_verdicts_were_judged_by_and_the_runs_gat
     assert "between-run noise of the same measurement in up to 20 earlier runs" in html
     assert "with fewer than 5: &#39;between-run noise unknown&#39;, never a regression" in html
     assert "moving-block bootstrap" in html and f"This comparison's {escape(c.gate)}." in html
+
+
+def test_a_measurement_that_failed_in_this_run_is_in_the_reports_summary_and_comparison(tmp_path):
+    base = _cascade(tmp_path / "a", 0.01, 0.99)
+    failed = _cascade(tmp_path / "b", 0.01, 0.99)
+    failed.records[0].status, failed.records[0].error, failed.records[0].metrics = "error", "model did not load", {}
+    c = compare_runs(base, failed)
+    html = render(c.new, c, None)
+    assert "1 failed in this run</span>" in html
+    assert "Failed in this run, measured in the baseline (the run fails against it): compression cpu" in html
+    assert "model did not load" in html and "Only in the baseline" not in html

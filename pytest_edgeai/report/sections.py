@@ -266,6 +266,7 @@ class Summary:
             "headlines": headline_tables(data.records),
             "regressions": comparison.regressions[:SHOW] if comparison else [],
             "regression_count": len(comparison.regressions) if comparison else 0,
+            "failed_count": len(comparison.failed) if comparison else 0,
             "improvements": comparison.by_verdict("improved") if comparison else [],
             "compared": comparison is not None,
             "steps": data.history.regressions[:SHOW] if data.history else [],
