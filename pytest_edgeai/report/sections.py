@@ -580,8 +580,7 @@ class ComparisonSection:
         rank = {v: i for i, v in enumerate(ORDER)}
         deltas = sorted(c.deltas, key=lambda d: (rank.get(d.verdict, len(ORDER)), -abs(d.change)))
         rows = [{"label": d.label, "metric": d.metric, "unit": d.unit, "base": d.base, "new": d.new,
-                 "change": d.change, "change_text": d.change_text, "ci": d.ratio_ci, "p": d.p_value,
-                 "significant": d.significant,
+                 "change_text": d.change_text, "ci": d.ratio_ci, "p": d.p_value, "significant": d.significant,
                  "tolerance": d.tolerance, "sense": describe(d.sense), "verdict": d.verdict,
                  "css": "diagnostic" if d.verdict == DIAGNOSTIC_REGRESSED else d.verdict.split()[0],
                  "test": d.test} for d in deltas]
