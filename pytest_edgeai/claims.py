@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 from .compress.base import METHODS as COMPRESSION_METHODS
 from .devices import ANY_MODEL, Device
 from .errors import did_you_mean
+from .keys import is_number
 from .measure.rounds import CONFIDENCE, Estimate, cannot_settle, mean_estimate, ratio_estimate
 from .results.record import Record, metric
 
@@ -138,8 +139,9 @@ define("compression", "max_cascade_accuracy_loss", "fraction",
        extra_fields=("at_threshold", "link"), models=DIGITS_CASCADE)
 
 define("concurrency", "min_tenants", "tenants",
-       "tenants of the model that load and run within the memory budget (observed, child process)",
-       measured_for=(CAPACITY_MODEL,))
+       "tenants of the model that load and run within the claim's memory budget 'budget_mb' (observed, child "
+       "process; capped by what the device has)",
+       extra_fields=("budget_mb",), measured_for=(CAPACITY_MODEL,))
 define("concurrency", "min_aggregate_speedup", "x",
        "aggregate throughput of N tenants (at_tenants, default the largest N measured) over one tenant "
        "alone, measured in interleaved rounds", extra_fields=("at_tenants",), measured_for=SWEEP_MODELS)
@@ -243,8 +245,18 @@ def spec_problems(spec: ClaimSpec, known_models: Collection[str]) -> list[tuple[
 
 def _extra_problems(spec: ClaimSpec) -> list[tuple[str, str]]:
     """Option values a suite would otherwise meet only at run time: a quantisation method no variant is built
-    with (the claim would silently match nothing), a tenant count that is not a count of several tenants."""
+    with (the claim would silently match nothing), a tenant count that is not a count of several tenants, a
+    count of tenants with no memory budget to fit in (the profiles probe different budgets: 256 MiB at quick,
+    512 at standard; a count from one read at the other is another claim)."""
     out: list[tuple[str, str]] = []
+    if spec.suite == "concurrency" and spec.name == "min_tenants":
+        budget = spec.extras.get("budget_mb")
+        if budget is None:
+            out.append(("min_tenants needs budget_mb: a tenant count means something only with the memory it must "
+                        "fit in, and each profile probes its own budget, so the claim names the one it was set at",
+                        "{ threshold = N, budget_mb = MiB }, e.g. { threshold = 15, budget_mb = 512 }"))
+        elif not is_number(budget) or budget <= 0:
+            out.append((f"budget_mb = {budget!r} must be a number of MiB above 0", "a number > 0"))
     method = spec.extras.get("method")
     if method is not None and (not isinstance(method, str) or method not in COMPRESSION_METHODS):
         out.append((f"method = {method!r} names no quantisation method{did_you_mean(str(method), COMPRESSION_METHODS)}"

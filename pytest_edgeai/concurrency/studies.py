@@ -60,8 +60,11 @@ class ConcurrencyPlan:
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
 
-    def budget_bytes(self, available: int) -> int:
-        return min(self.capacity_budget_mb * MIB, available)
+    def budget_bytes(self, available: int, configured_mb: float | None = None) -> int:
+        """The memory probe's budget: a claim's own (``configured_mb``), else the plan's; never above
+        what the device has."""
+        mb = self.capacity_budget_mb if configured_mb is None else configured_mb
+        return min(int(mb * MIB), available)
 
 
 PLANS: dict[str, ConcurrencyPlan] = {
