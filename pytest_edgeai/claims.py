@@ -30,6 +30,7 @@ MET, MISSED, INCONCLUSIVE, UNCHECKED = "met", "missed", "inconclusive", "skip"
 NO_CLAIMS = "no claims configured"
 # keys a claim's table may hold besides its own extra fields
 TABLE_KEYS = ("threshold", "allow_estimate", "device_independent")
+TABLE_FLAGS = ("allow_estimate", "device_independent")  # true or false: "false" in quotes is a string, and truthy
 
 
 @dataclass(frozen=True)
@@ -230,17 +231,22 @@ def spec_problems(spec: ClaimSpec, known_models: Collection[str]) -> list[tuple[
                 f"so this claim would never be checked")
         out.append((what, f"{', '.join(sorted(names))}, '*' (or add [models.{spec.model}])"))
     out.extend(_extra_problems(spec))
+    flags = [(f"{flag} = {value!r} must be true or false", "true, false") for flag in TABLE_FLAGS
+             if (value := spec.extras.get(flag)) is not None and not isinstance(value, bool)]
+    return out + (flags or _independence_problems(spec, cdef))
+
+
+def _independence_problems(spec: ClaimSpec, cdef: ClaimDef | None) -> list[tuple[str, str]]:
+    """A figure the device cannot change must be marked so; one measured on the device must not be."""
     marked = spec.extras.get("device_independent")
-    if marked is not None and not isinstance(marked, bool):
-        out.append((f"device_independent = {marked!r} must be true or false", "true, false"))
-    elif cdef is not None and not cdef.device_dependent and marked is not True:
+    if cdef is not None and not cdef.device_dependent and marked is not True:
         what = (f"{spec.name} does not depend on the device ({cdef.description.split(';')[0]}): "
                 f"say device_independent = true so no one reads it as the device's")
-        out.append((what, "device_independent = true"))
-    elif cdef is not None and cdef.device_dependent and marked is True:
-        out.append((f"{spec.name} is measured on the device: device_independent = true is not true of it",
-                    "leave device_independent out"))
-    return out
+        return [(what, "device_independent = true")]
+    if cdef is not None and cdef.device_dependent and marked is True:
+        return [(f"{spec.name} is measured on the device: device_independent = true is not true of it",
+                 "leave device_independent out")]
+    return []
 
 
 def _extra_problems(spec: ClaimSpec) -> list[tuple[str, str]]:
@@ -392,7 +398,7 @@ def judge(spec: ClaimSpec, device: str, model: str, observed: Estimate | float |
                            message=f"{where}: {why} to compare with {op} {spec.threshold:g} {cdef.unit}")
     interval = [est.low, est.high]
     judged: dict[str, Any] = {"interval": interval, "basis": est.basis, "rounds": est.rounds}
-    if estimated and not spec.extras.get("allow_estimate", False):
+    if estimated and spec.extras.get("allow_estimate") is not True:
         return ClaimResult(**base, **judged, verdict=UNCHECKED,
                            message=f"{where}: observed {est.value:.4g} {cdef.unit} is an estimate, "
                                    f"and the claim does not allow estimates (allow_estimate = true)")

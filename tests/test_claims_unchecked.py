@@ -232,6 +232,20 @@ def test_a_verdict_on_an_allowed_estimate_says_it_is_one():
     assert "estimate" not in judge(allowed, "cpu", "m", Estimate(0.5, 0.4, 0.6, "rounds", 3)).message
 
 
+@pytest.mark.parametrize("flag", ["allow_estimate", "device_independent"])
+@pytest.mark.parametrize("value", ["false", "true", 1, 0])
+def test_a_flag_that_is_not_true_or_false_is_refused(flag, value):
+    """allow_estimate = "false" is a string, and truthy: read as a yes it let an estimate be judged and met."""
+    with pytest.raises(ConfigError, match=rf"{flag} = {value!r} must be true or false; allowed: true, false"):
+        parse({"energy": {"max_joules_per_inference": {"*": {"threshold": 1.0, flag: value}}}})
+
+
+def test_only_a_boolean_true_lets_an_estimate_be_judged():
+    quoted = ClaimSpec("energy", "max_joules_per_inference", 1.0, extras={"allow_estimate": "false"})
+    result = judge(quoted, "cpu", "m", Estimate(0.5, 0.4, 0.6, "rounds", 3), estimated=True)
+    assert result.verdict == "skip" and "does not allow estimates" in result.message
+
+
 def test_a_ratio_against_another_device_on_an_estimate_passes_only_where_allowed():
     spec = ClaimSpec("energy", "min_ips_per_w_ratio", 10.0, extras={"against": "cloud"})
     cloud = Found(Estimate(1.0, 0.9, 1.1, "t", 3), "abc", "this run")
