@@ -43,6 +43,10 @@ def test_shipped_devices_toml_holds_the_reference_devices():
     # the tenant floor is set at the standard profile's budget: the default run probes what it always did
     tenants = cfg.devices["cpu"].claim("concurrency", "min_tenants", "mobilenet_v2")
     assert tenants is not None and tenants.extras["budget_mb"] == PLANS["standard"].capacity_budget_mb
+    # the digits cascades' figures are the link's and the fixed inputs' on this CPU: marked so
+    for name in ("min_cascade_latency_reduction", "max_cascade_accuracy_loss"):
+        for workload in ("digits_uniform", "digits_skewed"):
+            assert cfg.devices["cpu"].claim("compression", name, workload).device_independent
 
 
 def test_builtin_config_has_one_cpu_device_on_onnxruntime():
