@@ -231,16 +231,15 @@ def test_memory_capacity(edgeai_device, edgeai_model, edgeai_bench, edgeai_claim
     tenant_device, threads = plan_threads(edgeai_device, plan.capacity_max_tenants)
     # a tenant count means something only with its budget: a min_tenants claim names the budget it was set at
     claim = edgeai_claims.spec("min_tenants", model.name)
-    configured_mb = float(claim.extras["budget_mb"]) if claim else float(plan.capacity_budget_mb)
+    configured_mb, budget = plan.capacity_budget(available[0], claim.extras["budget_mb"] if claim else None)
     budget_from = "the min_tenants claim's budget_mb" if claim else "the profile's memory budget"
-    cap = CapacityPlan(max_tenants=plan.capacity_max_tenants, step_timeout_s=profile.timeout_s,
-                       budget_bytes=plan.budget_bytes(available[0], configured_mb))
+    cap = CapacityPlan(max_tenants=plan.capacity_max_tenants, budget_bytes=budget, step_timeout_s=profile.timeout_s)
     result = edgeai_bench.call(probe_capacity, model, tenant_device, cap, available)
     # the scenario names the budget configured, so records pair across hosts; what was probed goes in extra
     record = edgeai_bench.new_record(model, {"name": "memory_capacity", "max_tenants": cap.max_tenants,
                                              "budget_mb": configured_mb})
     record.metrics.update(capacity_metrics(result))
-    capped = cap.budget_bytes < configured_mb * MIB
+    capped = budget < int(configured_mb * MIB)
     record.extra.update(memory=result.to_dict(), threads=threads.to_dict(),
                         budget={"configured_mb": configured_mb, "from": budget_from,
                                 "probed_mb": cap.budget_bytes / MIB, "capped_by": available[1] if capped else None})
