@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 from .compress.base import METHODS as COMPRESSION_METHODS
 from .devices import ANY_MODEL, Device
 from .errors import did_you_mean
+from .keys import is_number
 from .measure.rounds import CONFIDENCE, Estimate, cannot_settle, mean_estimate, ratio_estimate
 from .results.record import Record, metric
 
@@ -29,6 +30,7 @@ MET, MISSED, INCONCLUSIVE, UNCHECKED = "met", "missed", "inconclusive", "skip"
 NO_CLAIMS = "no claims configured"
 # keys a claim's table may hold besides its own extra fields
 TABLE_KEYS = ("threshold", "allow_estimate", "device_independent")
+TABLE_FLAGS = ("allow_estimate", "device_independent")  # true or false: "false" in quotes is a string, and truthy
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,11 @@ class ClaimDef:
 
     ``device_dependent`` is False for a figure the device under test cannot change (a file-size
     ratio, bytes at a cut computed on the host): devices.toml must say ``device_independent = true``
-    for it, so no one reads it as a property of the device. ``models`` names the workloads outside
+    for it, so no one reads it as a property of the device. None where the configuration decides whether the
+    device can move it (``dependence`` says how: a cascade's latency over a slow link is the link's and the
+    fixed input set's when the models' compute is microseconds, the device's when its compute is the bulk):
+    devices.toml must then say ``device_independent = true`` or ``false``, and the verdict carries what it
+    said. ``models`` names the workloads outside
     the zoo and [models] that the claim may be given for (the digits cascade workloads); ``measured_for``,
     when set, the only workloads the shipped suite measures it for (the concurrency studies run fixed zoo
     models): a claim keyed to another model would never be checked, so devices.toml refuses it.
@@ -48,9 +54,10 @@ class ClaimDef:
     unit: str
     description: str
     extra_fields: tuple[str, ...] = ()
-    device_dependent: bool = True
+    device_dependent: bool | None = True
     models: tuple[str, ...] = ()
     measured_for: tuple[str, ...] = ()
+    dependence: str = ""  # where device_dependent is None: what decides whether the device moves the figure
 
     @property
     def direction(self) -> str:
@@ -61,12 +68,13 @@ CLAIMS: dict[str, dict[str, ClaimDef]] = {}
 
 
 def define(suite: str, name: str, unit: str, description: str, extra_fields: tuple[str, ...] = (),
-           device_dependent: bool = True, models: tuple[str, ...] = (),
-           measured_for: tuple[str, ...] = ()) -> ClaimDef:
+           device_dependent: bool | None = True, models: tuple[str, ...] = (),
+           measured_for: tuple[str, ...] = (), dependence: str = "") -> ClaimDef:
     """Register a claim; suites and plug-ins call this at import time (or declare it with the marker)."""
     if not name.startswith(("min_", "max_")):
         raise ValueError(f"claim name {name!r} must start with min_ or max_")
-    claim = ClaimDef(suite, name, unit, description, extra_fields, device_dependent, models, measured_for)
+    claim = ClaimDef(suite, name, unit, description, extra_fields, device_dependent, models, measured_for,
+                     dependence)
     CLAIMS.setdefault(suite, {})[name] = claim
     return claim
 
@@ -132,14 +140,22 @@ define("compression", "max_top1_prob_change", "probability",
 define("compression", "min_cascade_latency_reduction", "x",
        "expected latency of the large model for every input over the link / the cascade's, "
        "at confidence 'at_threshold' (default 0.9) over 'link' (default device_cloud); model = workload",
-       extra_fields=("at_threshold", "link"), models=DIGITS_CASCADE)
+       extra_fields=("at_threshold", "link"), models=DIGITS_CASCADE, device_dependent=None,
+       dependence="the device's compute against the link's time: where compute is a small share (the digits "
+                  "MLPs, microseconds, over a 100 ms link) the figure is about 1 / the share offloaded, set by the "
+                  "fixed inputs and the link model; a device with other numerics (int8, fp16) also moves what "
+                  "is offloaded")
 define("compression", "max_cascade_accuracy_loss", "fraction",
        "large-model-only accuracy minus the cascade's, at 'at_threshold' over 'link'; model = workload",
-       extra_fields=("at_threshold", "link"), models=DIGITS_CASCADE)
+       extra_fields=("at_threshold", "link"), models=DIGITS_CASCADE, device_dependent=None,
+       dependence="the device's numerics: the answers come from the models' scores on the fixed inputs (the small "
+                  "one's on this device), the same on any fp32 runtime; an int8 or fp16 device changes the scores, "
+                  "and so what crosses the threshold")
 
 define("concurrency", "min_tenants", "tenants",
-       "tenants of the model that load and run within the memory budget (observed, child process)",
-       measured_for=(CAPACITY_MODEL,))
+       "tenants of the model that load and run within the claim's memory budget 'budget_mb' (observed, child "
+       "process; capped by what the device has)",
+       extra_fields=("budget_mb",), measured_for=(CAPACITY_MODEL,))
 define("concurrency", "min_aggregate_speedup", "x",
        "aggregate throughput of N tenants (at_tenants, default the largest N measured) over one tenant "
        "alone, measured in interleaved rounds", extra_fields=("at_tenants",), measured_for=SWEEP_MODELS)
@@ -189,6 +205,12 @@ class ClaimSpec:
     def definition(self) -> ClaimDef:
         return CLAIMS[self.suite][self.name]
 
+    @property
+    def device_independent(self) -> bool:
+        """What a verdict says of the figure: the definition's, or where the configuration decides, the file's."""
+        dependent = self.definition.device_dependent
+        return self.extras.get("device_independent") is True if dependent is None else not dependent
+
 
 # --- the rules devices.toml's claims must follow (config.py calls these) -----------------------
 
@@ -228,23 +250,42 @@ def spec_problems(spec: ClaimSpec, known_models: Collection[str]) -> list[tuple[
                 f"so this claim would never be checked")
         out.append((what, f"{', '.join(sorted(names))}, '*' (or add [models.{spec.model}])"))
     out.extend(_extra_problems(spec))
+    flags = [(f"{flag} = {value!r} must be true or false", "true, false") for flag in TABLE_FLAGS
+             if (value := spec.extras.get(flag)) is not None and not isinstance(value, bool)]
+    return out + (flags or _independence_problems(spec, cdef))
+
+
+def _independence_problems(spec: ClaimSpec, cdef: ClaimDef | None) -> list[tuple[str, str]]:
+    """A figure the device cannot change must be marked so; one measured on the device must not be."""
     marked = spec.extras.get("device_independent")
-    if marked is not None and not isinstance(marked, bool):
-        out.append((f"device_independent = {marked!r} must be true or false", "true, false"))
-    elif cdef is not None and not cdef.device_dependent and marked is not True:
+    if cdef is not None and cdef.device_dependent is None and marked is None:
+        what = (f"whether the device moves {spec.name} depends on the configuration ({cdef.dependence}): "
+                f"say which, device_independent = true or false, so no one reads the figure wrongly")
+        return [(what, "device_independent = true, device_independent = false")]
+    if cdef is not None and cdef.device_dependent is False and marked is not True:
         what = (f"{spec.name} does not depend on the device ({cdef.description.split(';')[0]}): "
                 f"say device_independent = true so no one reads it as the device's")
-        out.append((what, "device_independent = true"))
-    elif cdef is not None and cdef.device_dependent and marked is True:
-        out.append((f"{spec.name} is measured on the device: device_independent = true is not true of it",
-                    "leave device_independent out"))
-    return out
+        return [(what, "device_independent = true")]
+    if cdef is not None and cdef.device_dependent is True and marked is True:
+        return [(f"{spec.name} is measured on the device: device_independent = true is not true of it",
+                 "leave device_independent out")]
+    return []
 
 
 def _extra_problems(spec: ClaimSpec) -> list[tuple[str, str]]:
     """Option values a suite would otherwise meet only at run time: a quantisation method no variant is built
-    with (the claim would silently match nothing), a tenant count that is not a count of several tenants."""
+    with (the claim would silently match nothing), a tenant count that is not a count of several tenants, a
+    count of tenants with no memory budget to fit in (the profiles probe different budgets: 256 MiB at quick,
+    512 at standard; a count from one read at the other is another claim)."""
     out: list[tuple[str, str]] = []
+    if spec.suite == "concurrency" and spec.name == "min_tenants":
+        budget = spec.extras.get("budget_mb")
+        if budget is None:
+            out.append(("min_tenants needs budget_mb: a tenant count means something only with the memory it must "
+                        "fit in, and each profile probes its own budget, so the claim names the one it was set at",
+                        "{ threshold = N, budget_mb = MiB }, e.g. { threshold = 15, budget_mb = 512 }"))
+        elif not is_number(budget) or budget <= 0:
+            out.append((f"budget_mb = {budget!r} must be a number of MiB above 0", "a number > 0"))
     method = spec.extras.get("method")
     if method is not None and (not isinstance(method, str) or method not in COMPRESSION_METHODS):
         out.append((f"method = {method!r} names no quantisation method{did_you_mean(str(method), COMPRESSION_METHODS)}"
@@ -373,14 +414,14 @@ def judge(spec: ClaimSpec, device: str, model: str, observed: Estimate | float |
     value = None if est is None else est.value
     base: dict[str, Any] = {"suite": spec.suite, "name": spec.name, "model": model, "device": device,
                             "threshold": spec.threshold, "observed": value, "unit": cdef.unit,
-                            "device_independent": not cdef.device_dependent}
+                            "device_independent": spec.device_independent}
     if est is None or not math.isfinite(est.value) or math.isnan(est.low) or math.isnan(est.high):
         why = est.basis if est is not None else "nothing was measured"
         return ClaimResult(**base, verdict=UNCHECKED,
                            message=f"{where}: {why} to compare with {op} {spec.threshold:g} {cdef.unit}")
     interval = [est.low, est.high]
     judged: dict[str, Any] = {"interval": interval, "basis": est.basis, "rounds": est.rounds}
-    if estimated and not spec.extras.get("allow_estimate", False):
+    if estimated and spec.extras.get("allow_estimate") is not True:
         return ClaimResult(**base, **judged, verdict=UNCHECKED,
                            message=f"{where}: observed {est.value:.4g} {cdef.unit} is an estimate, "
                                    f"and the claim does not allow estimates (allow_estimate = true)")
@@ -401,7 +442,7 @@ def judge(spec: ClaimSpec, device: str, model: str, observed: Estimate | float |
                            message=f"{head}: the interval straddles the threshold; would settle it: {settle}")
     short = "short" if cdef.direction == "min" else "over"
     how = f"{abs(margin) * 100:.1f}% {'headroom' if verdict == MET else short}"
-    alike = "; a figure the device does not change, the same on any device" if not cdef.device_dependent else ""
+    alike = "; a figure the device does not change, the same on any device" if spec.device_independent else ""
     return ClaimResult(**base, **judged, verdict=verdict, margin=margin, message=f"{head} ({how}{alike})")
 
 
@@ -410,7 +451,7 @@ def unchecked(spec: ClaimSpec, device: str, model: str, message: str, verdict: s
     asks about does not exist (no cut saves any bytes)."""
     return ClaimResult(suite=spec.suite, name=spec.name, model=model, device=device, threshold=spec.threshold,
                        observed=None, unit=spec.definition.unit, verdict=verdict, message=message,
-                       device_independent=not spec.definition.device_dependent)
+                       device_independent=spec.device_independent)
 
 
 def _from_record(observed: Estimate | float | None, record: Any) -> Estimate | float | None:

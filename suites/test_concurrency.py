@@ -7,7 +7,8 @@ device's lock, so a runtime that crashes or hangs fails that test and the sessio
 
 - tenant sweep: N = 1, 2, 4, ... sessions of one model, as threads or as processes, each with
   its share of the cores; aggregate throughput, each tenant's percentiles, Jain's fairness.
-- memory capacity: tenants loaded one by one in a child process until the memory budget; the
+- memory capacity: tenants loaded one by one in a child process until the memory budget (a
+  min_tenants claim's budget_mb where devices.toml states one, else the profile's); the
   prediction from the per-tenant footprint against what was observed.
 - concurrent models: different models at once against each alone.
 - dynamic placement: shortest-queue dispatch over the selected devices (or over the device
@@ -228,13 +229,23 @@ def test_memory_capacity(edgeai_device, edgeai_model, edgeai_bench, edgeai_claim
     plan = plan_for(profile)
     available = available_bytes(edgeai_device)
     tenant_device, threads = plan_threads(edgeai_device, plan.capacity_max_tenants)
-    cap = CapacityPlan(max_tenants=plan.capacity_max_tenants, budget_bytes=plan.budget_bytes(available[0]),
-                       step_timeout_s=profile.timeout_s)
+    # a tenant count means something only with its budget: a min_tenants claim names the budget it was set at
+    claim = edgeai_claims.spec("min_tenants", model.name)
+    configured_mb, budget = plan.capacity_budget(available[0], claim.extras["budget_mb"] if claim else None)
+    budget_from = "the min_tenants claim's budget_mb" if claim else "the profile's memory budget"
+    cap = CapacityPlan(max_tenants=plan.capacity_max_tenants, budget_bytes=budget, step_timeout_s=profile.timeout_s)
     result = edgeai_bench.call(probe_capacity, model, tenant_device, cap, available)
+    # the scenario names the budget configured, so records pair across hosts; what was probed goes in extra
     record = edgeai_bench.new_record(model, {"name": "memory_capacity", "max_tenants": cap.max_tenants,
-                                             "budget_mb": cap.budget_bytes / MIB})
+                                             "budget_mb": configured_mb})
     record.metrics.update(capacity_metrics(result))
-    record.extra.update(memory=result.to_dict(), threads=threads.to_dict())
+    capped = budget < int(configured_mb * MIB)
+    record.extra.update(memory=result.to_dict(), threads=threads.to_dict(),
+                        budget={"configured_mb": configured_mb, "from": budget_from,
+                                "probed_mb": cap.budget_bytes / MIB, "capped_by": available[1] if capped else None})
+    if capped:
+        record.warnings.append(f"{budget_from} of {configured_mb:g} MiB is more than {edgeai_device.name} has: "
+                               f"probed {cap.budget_bytes / MIB:.0f} MiB ({available[1]})")
     if edgeai_device.kind == "edgetpu":
         size, source = edgeai_bench.call(edgetpu_parameter_bytes, model, edgeai_device)
         record.metrics["parameter_cache_models"] = metric(
@@ -249,9 +260,10 @@ def test_memory_capacity(edgeai_device, edgeai_model, edgeai_bench, edgeai_claim
         pytest.fail(f"{model.name} on {edgeai_device.name}: not even one tenant loaded: {result.stopped}",
                     pytrace=False)
     if result.observed_max == 0:  # one tenant loaded but took more than the budget: nothing was checked
-        pytest.skip(f"{model.name} on {edgeai_device.name}: no tenant fitted in the profile's memory budget of "
+        more = "; --edgeai-profile full probes up to 4096 MiB" if claim is None else ""
+        pytest.skip(f"{model.name} on {edgeai_device.name}: no tenant fitted in {budget_from} of "
                     f"{cap.budget_bytes / MIB:.0f} MiB (one tenant with its runtime took {footprints[0] / MIB:.0f} "
-                    f"MiB); --edgeai-profile full probes up to 4096 MiB")
+                    f"MiB){more}")
 
     edgeai_claims.check("min_tenants", result.observed_max, model.name, record)
     edgeai_claims.check("max_tenants_prediction_error", result.prediction_error, model.name, record)

@@ -206,7 +206,8 @@ def test_a_model_key_that_names_no_workload_is_refused_with_did_you_mean():
         parse({"throughput": {"min_inferences_per_s": {"mobilenetv2": 20}}})
     # [models] entries, the zoo and the cascade workloads a claim defines are all names it may use
     ok = parse({"throughput": {"min_inferences_per_s": {"mine": 20, "mobilenet_v2": 10}},
-                "compression": {"max_cascade_accuracy_loss": {"digits_uniform": 0.02}}},
+                "compression": {"max_cascade_accuracy_loss": {"digits_uniform": {
+                    "threshold": 0.02, "device_independent": True}}}},
                models={"mine": {"path": "mine.onnx"}})
     assert ok.devices["cpu"].claim("throughput", "min_inferences_per_s", "mine").threshold == 20
 
@@ -224,6 +225,21 @@ def test_a_claim_the_device_cannot_change_must_say_so():
     assert ok.devices["cpu"].claims[0].extras["device_independent"] is True
     with pytest.raises(ConfigError, match="device_independent = true is not true of it"):
         parse({"throughput": {"min_inferences_per_s": {"threshold": 1, "device_independent": True}}})
+
+
+@pytest.mark.parametrize("name", ["min_cascade_latency_reduction", "max_cascade_accuracy_loss"])
+def test_a_cascade_claim_must_say_whether_the_device_moves_it_and_its_verdict_says_what_was_said(name):
+    """Over a 100 ms link the digits cascade's reduction is ~1 / the share offloaded whatever the device; on a slow
+    or int8 device it is the device's: the configuration decides, so devices.toml says which, never a default."""
+    with pytest.raises(ConfigError, match=rf"whether the device moves {name} depends on the configuration .*say "
+                                          r"which, device_independent = true or false"):
+        parse({"compression": {name: {"digits_uniform": {"threshold": 1.0, "at_threshold": 0.8}}}})
+    for marked in (True, False):
+        cfg = parse({"compression": {name: {"digits_uniform": {"threshold": 1.0, "device_independent": marked}}}})
+        spec = cfg.devices["cpu"].claim("compression", name, "digits_uniform")
+        result = judge(spec, "cpu", "digits_uniform", 0.5 if name.startswith("max_") else 3.0)
+        assert result.verdict == "met" and result.device_independent is marked
+        assert ("the same on any device" in result.message) is marked
 
 
 @pytest.fixture

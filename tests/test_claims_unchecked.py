@@ -50,8 +50,26 @@ def test_a_concurrency_claim_for_a_model_the_studies_never_run_is_refused():
     with pytest.raises(ConfigError, match=r"max_tenant_p90_latency_ms only for mobilenet_v2, cnn_trad_fpool3 "
                                           r"\(did you mean 'mobilenet_v2'\?\)"):
         parse({"concurrency": {"max_tenant_p90_latency_ms": {"mobilenet_v3": 50}}})
-    ok = parse({"concurrency": {"min_tenants": {"*": 2, "mobilenet_v2": 3}}})
+    ok = parse({"concurrency": {"min_tenants": {"*": {"threshold": 2, "budget_mb": 256},
+                                                "mobilenet_v2": {"threshold": 3, "budget_mb": 512}}}})
     assert {s.model for s in ok.devices["cpu"].claims} == {"*", "mobilenet_v2"}
+
+
+def test_a_tenant_count_without_its_memory_budget_is_refused_saying_what_to_write():
+    """The profiles probe different budgets (256 MiB quick, 512 standard): a count set at one and judged at
+    the other claimed nothing (7 tenants at quick became a floor of 6 met by 17 at standard)."""
+    with pytest.raises(ConfigError, match=r"min_tenants needs budget_mb: a tenant count means something only "
+                                          r"with the memory it must fit in.*allowed: \{ threshold = N, budget_mb "
+                                          r"= MiB \}"):
+        parse({"concurrency": {"min_tenants": {"mobilenet_v2": 15}}})
+    ok = parse({"concurrency": {"min_tenants": {"mobilenet_v2": {"threshold": 15, "budget_mb": 512}}}})
+    assert ok.devices["cpu"].claim("concurrency", "min_tenants", "mobilenet_v2").extras["budget_mb"] == 512
+
+
+@pytest.mark.parametrize("budget", [0, -256, "512", True, float("inf")])
+def test_a_memory_budget_must_be_a_positive_number_of_mib(budget):
+    with pytest.raises(ConfigError, match=r"budget_mb = .* must be a number of MiB above 0"):
+        parse({"concurrency": {"min_tenants": {"mobilenet_v2": {"threshold": 15, "budget_mb": budget}}}})
 
 
 def test_no_claims_configured_names_what_this_test_asked_for_when_the_suite_has_claims_for_others():
@@ -212,6 +230,20 @@ def test_a_verdict_on_an_allowed_estimate_says_it_is_one():
     result = judge(allowed, "cpu", "m", Estimate(0.5, 0.4, 0.6, "rounds", 3), estimated=True)
     assert result.verdict == "met" and "(an estimate: allow_estimate = true)" in result.message
     assert "estimate" not in judge(allowed, "cpu", "m", Estimate(0.5, 0.4, 0.6, "rounds", 3)).message
+
+
+@pytest.mark.parametrize("flag", ["allow_estimate", "device_independent"])
+@pytest.mark.parametrize("value", ["false", "true", 1, 0])
+def test_a_flag_that_is_not_true_or_false_is_refused(flag, value):
+    """allow_estimate = "false" is a string, and truthy: read as a yes it let an estimate be judged and met."""
+    with pytest.raises(ConfigError, match=rf"{flag} = {value!r} must be true or false; allowed: true, false"):
+        parse({"energy": {"max_joules_per_inference": {"*": {"threshold": 1.0, flag: value}}}})
+
+
+def test_only_a_boolean_true_lets_an_estimate_be_judged():
+    quoted = ClaimSpec("energy", "max_joules_per_inference", 1.0, extras={"allow_estimate": "false"})
+    result = judge(quoted, "cpu", "m", Estimate(0.5, 0.4, 0.6, "rounds", 3), estimated=True)
+    assert result.verdict == "skip" and "does not allow estimates" in result.message
 
 
 def test_a_ratio_against_another_device_on_an_estimate_passes_only_where_allowed():

@@ -18,7 +18,7 @@ kind = "cpu"
 backend = "onnxruntime"
 
 [devices.cpu.claims.compression]
-min_cascade_latency_reduction = { digits_uniform = { threshold = 2.0, at_threshold = 1.5 } }
+min_cascade_latency_reduction = { digits_uniform = { threshold = 2.0, at_threshold = 1.5, device_independent = true } }
 
 [links.device_cloud]
 from = "device"

@@ -74,3 +74,28 @@ def test_a_tenant_that_cannot_load_fails_the_capacity_test(lab):
     result = lab.runpytest("--device", "light", "-k", "memory_capacity", *QUICK)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*mobilenet_v2 on light: not even one tenant loaded: tenant 1 failed: ValueError*"])
+
+
+def test_a_min_tenants_claim_probes_at_its_own_budget_capped_by_what_the_device_has(lab):
+    """A tenant count means something only with its budget: the claim's budget_mb is probed (not the quick
+    profile's 256 MiB, where 32 one-MiB tenants would fit), the scenario names the budget configured so records
+    pair across hosts, and a device with less memory probes what it has and says so."""
+    claims = ("[devices.{0}.claims.concurrency]\n"
+              "min_tenants = {{ mobilenet_v2 = {{ threshold = 1, budget_mb = {1} }} }}\n")
+    devices = devices_toml({"light": {"options": {"mib": 1}}, "small": {"memory_mb": 16, "options": {"mib": 1}}},
+                           kind="cpu", backend="ballast")
+    (lab.path / "devices.toml").write_text(devices + claims.format("light", 12) + claims.format("small", 64))
+    result = lab.runpytest("--device", "light,small", "-k", "memory_capacity", *QUICK)
+    result.assert_outcomes(passed=2)
+    run = (lab.path / "reports" / "latest").resolve()
+    by_device = {r["device"]["name"]: r for r in (json.loads(p.read_text()) for p in (run / "records").glob("*.json"))}
+    light, small = by_device["light"], by_device["small"]
+    assert light["scenario"]["budget_mb"] == 12 and small["scenario"]["budget_mb"] == 64
+    assert 1 <= light["metrics"]["observed_max_tenants"]["value"] <= 12  # each tenant holds >= 1 MiB
+    assert light["extra"]["budget"] == {"configured_mb": 12, "from": "the min_tenants claim's budget_mb",
+                                        "probed_mb": 12, "capped_by": None}
+    assert small["extra"]["budget"]["probed_mb"] == 16 and small["extra"]["budget"]["capped_by"] == \
+        "devices.small.memory_mb"
+    assert 1 <= small["metrics"]["observed_max_tenants"]["value"] <= 16
+    assert any("budget_mb of 64 MiB is more than small has: probed 16 MiB" in w for w in small["warnings"])
+    assert [c["verdict"] for c in light["claims"] + small["claims"]] == ["met", "met"]

@@ -9,6 +9,7 @@ from conftest import devices_toml
 
 from pytest_edgeai import config
 from pytest_edgeai.claims import ANY_MODEL
+from pytest_edgeai.concurrency.studies import PLANS
 from pytest_edgeai.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +40,13 @@ def test_shipped_devices_toml_holds_the_reference_devices():
     nx = cfg.devices["jetson_xavier_nx"].claim("throughput", "min_batching_speedup", "mobilenet_v2")
     assert nx is not None and nx.threshold == pytest.approx(2.4)
     assert cfg.links["device_cloud"].bandwidth_mbps == pytest.approx(1.6)
+    # the tenant floor is set at the standard profile's budget: the default run probes what it always did
+    tenants = cfg.devices["cpu"].claim("concurrency", "min_tenants", "mobilenet_v2")
+    assert tenants is not None and tenants.extras["budget_mb"] == PLANS["standard"].capacity_budget_mb
+    # the digits cascades' figures are the link's and the fixed inputs' on this CPU: marked so
+    for name in ("min_cascade_latency_reduction", "max_cascade_accuracy_loss"):
+        for workload in ("digits_uniform", "digits_skewed"):
+            assert cfg.devices["cpu"].claim("compression", name, workload).device_independent
 
 
 def test_builtin_config_has_one_cpu_device_on_onnxruntime():

@@ -49,8 +49,29 @@ def test_mean_interval_switches_to_the_t_interval_for_long_runs_and_agrees_with_
 
 def test_constant_samples_give_a_degenerate_interval():
     assert bootstrap_ci(np.full(10, 3.0), np.mean) == (3.0, 3.0)
-    s = summarize([5_000_000] * 4)
+    s = summarize([5_000_000] * 6)
     assert s.median_ci95_ms == (5.0, 5.0) and s.cv == 0.0
+
+
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_the_median_interval_is_unbounded_where_no_ranks_reach_the_confidence(n):
+    """[min, max] of 5 samples holds the median with probability 1 - 2 / 2**5 = 93.75%: claiming 95% on it
+    would judge a claim on an interval narrower than its evidence."""
+    assert median_ci(np.arange(1.0, n + 1)) == (float("-inf"), float("inf"))
+    assert median_ci(np.arange(1.0, 7.0)) == (1.0, 6.0)  # 6 samples: 1 - 2 / 64 = 96.9% >= 95%
+
+
+def test_the_median_interval_covers_as_often_as_it_claims_at_every_small_n():
+    """Exact coverage from the binomial: the ranks the interval is cut at hold the median with P >= 95%."""
+    from scipy import stats
+
+    for n in range(1, 40):
+        x = np.arange(1.0, n + 1)
+        lo, hi = median_ci(x)
+        j = int(np.searchsorted(x, lo)) + 1 if np.isfinite(lo) else 0  # 1-based rank of the low end (0: none)
+        k = int(np.searchsorted(x, hi)) + 1 if np.isfinite(hi) else n + 1
+        coverage = stats.binom.cdf(k - 1, n, 0.5) - stats.binom.cdf(j - 1, n, 0.5)
+        assert coverage >= 0.95, (n, lo, hi, coverage)
 
 
 def test_throughput_interval_contains_batch_over_mean_time():

@@ -53,15 +53,18 @@ if TYPE_CHECKING:
 class ConcurrencyPlan:
     max_tenants: int  # the tenant sweep's limit (1, 2, 4, ... up to it)
     capacity_max_tenants: int  # the memory probe's cap on tenants
-    capacity_budget_mb: int  # the memory probe's budget (never above what the device has)
+    capacity_budget_mb: int  # the memory probe's budget where no min_tenants claim names one (budget_mb)
     server_search_steps: int  # bisection steps of the LoadGen Server search
     switch_rounds: int  # rounds of alternation for the model-switch measurement
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
 
-    def budget_bytes(self, available: int) -> int:
-        return min(self.capacity_budget_mb * MIB, available)
+    def capacity_budget(self, available: int, claim_mb: float | None = None) -> tuple[float, int]:
+        """The memory probe's budget as configured (MiB: a min_tenants claim's budget_mb, else the plan's) and
+        in bytes as probed: never above what the device has."""
+        mb = float(self.capacity_budget_mb if claim_mb is None else claim_mb)
+        return mb, min(int(mb * MIB), available)
 
 
 PLANS: dict[str, ConcurrencyPlan] = {
