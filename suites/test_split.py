@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
 import pytest
 
 from pytest_edgeai import (
@@ -21,9 +20,7 @@ from pytest_edgeai import (
     MISSED,
     TIERS,
     EdgeAIError,
-    Estimate,
     links_from_config,
-    median_ci,
     metric,
     netns,
     non_tensor_outputs,
@@ -68,17 +65,6 @@ def _precision(device) -> dict[str, str]:
 def _extra(claims, name: str, model: str, key: str, default):
     spec = claims.spec(name, model)
     return spec.extras.get(key, default) if spec else default
-
-
-def _error_estimate(measured, predicted_s: float) -> Estimate:
-    """|measured - predicted| / measured over the median's distribution-free interval (the error is
-    monotone on each side of the prediction, so its range is at the interval's ends, or 0 inside)."""
-    lo, hi = median_ci(np.asarray(measured.latencies_s))
-    ends = [abs(x - predicted_s) / x for x in (lo, hi) if x > 0]
-    low = 0.0 if lo <= predicted_s <= hi else min(ends)
-    return Estimate(measured.prediction_error, low, max(ends),
-                    f"95% interval of the median of {len(measured.latencies_s)} split runs, carried through "
-                    f"|measured - predicted| / measured")
 
 
 def test_bytes_per_cut(edgeai_device, edgeai_workload, edgeai_bench, edgeai_claims):
@@ -265,5 +251,5 @@ def test_planned_split_against_execution(edgeai_device, edgeai_workload, edgeai_
     })
     edgeai_bench.save(record)
     record.extra["throughput_calibration"] = piped.extra["calibration"]
-    edgeai_claims.check("max_prediction_error", _error_estimate(measured, measured.predicted_s), model.name, record)
+    edgeai_claims.check("max_prediction_error", measured.prediction_error_estimate(), model.name, record)
     edgeai_claims.assert_met()

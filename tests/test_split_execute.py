@@ -12,12 +12,20 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
+from pytest_edgeai.claims import INCONCLUSIVE, MET, ClaimSpec, judge
 from pytest_edgeai.devices import Device
 from pytest_edgeai.errors import ConfigError, MeasurementError, SplitExecutionError
 from pytest_edgeai.split import execute
 from pytest_edgeai.split.constraints import Pin
 from pytest_edgeai.split.cuts import GraphCuts
-from pytest_edgeai.split.execute import SplitExecutor, StageSpec, pace, pipeline_window, stages_for
+from pytest_edgeai.split.execute import (
+    SplitExecutor,
+    SplitMeasurement,
+    StageSpec,
+    pace,
+    pipeline_window,
+    stages_for,
+)
 from pytest_edgeai.split.network import LinkProfile
 from pytest_edgeai.split.planner import SplitProblem, evaluate, plan
 from pytest_edgeai.split.profile import block_latencies
@@ -268,3 +276,15 @@ def test_a_slower_tier_is_paced_by_a_sleep_in_proportion_to_its_compute_and_a_ba
     stages = [StageSpec("device", 0, 2), StageSpec("cloud", 2, 4)]
     with pytest.raises(ConfigError, match=r"^a tier's slowdown must be a finite factor >= 1 \(cloud: 0.5\)$"):
         SplitExecutor(graph, stages, [LinkProfile("device", "cloud", 10, 1)], slowdown={"cloud": 0.5})
+
+
+@pytest.mark.parametrize("runs, verdict", [(5, INCONCLUSIVE), (20, MET)])
+def test_the_prediction_error_is_judged_on_the_medians_interval_and_too_few_runs_are_inconclusive(runs, verdict):
+    """Five runs cannot bound a median at 95% (median_ci is unbounded there): the error's interval runs to
+    infinity and the claim is inconclusive, never met and never 'not checkable' (nan)."""
+    measured = SplitMeasurement(stages=(), latencies_s=[0.100 + 0.001 * i for i in range(runs)], predicted_s=0.1)
+    est = measured.prediction_error_estimate()
+    assert est.low <= est.value == measured.prediction_error <= est.high
+    assert (est.low, est.high) == (0.0, math.inf) if runs == 5 else 0.0 < est.low and est.high < 0.5
+    spec = ClaimSpec("split", "max_prediction_error", 0.5)
+    assert judge(spec, "cpu", "mobilenet_v2", est).verdict == verdict

@@ -48,6 +48,8 @@ import onnx
 
 from ..errors import ConfigError, EdgeAIError, MeasurementError, SplitExecutionError
 from ..lab import child
+from ..measure.rounds import Estimate
+from ..measure.stats import median_ci
 from . import netns
 from .cuts import GraphCuts, Segment
 from .link import DEFAULT_MAX_MESSAGE, Channel, accept, connect, listen, new_token
@@ -96,6 +98,26 @@ class SplitMeasurement:
         if self.predicted_s is None or not self.latencies_s:
             return None
         return abs(self.median_s - self.predicted_s) / self.median_s
+
+    def prediction_error_estimate(self) -> Estimate:
+        """The prediction error over the median's distribution-free 95% interval: |m - predicted| / m is
+        monotone on each side of the prediction, so its range is at the interval's ends, or 0 inside. An
+        end the runs are too few to bound (5 or fewer: ``median_ci``) is carried through as its limit: a
+        median unbounded above gives an error tending to 1, one unbounded below (towards 0) an infinite
+        one, so too few runs read inconclusive, never met."""
+        error = self.prediction_error
+        if error is None or self.predicted_s is None:
+            return Estimate(math.nan, math.nan, math.nan, "no prediction, or no run measured", 0)
+        predicted = self.predicted_s
+        lo, hi = median_ci(np.asarray(self.latencies_s))
+
+        def at(m: float) -> float:
+            return math.inf if m <= 0 else 1.0 if math.isinf(m) else abs(m - predicted) / m
+
+        ends = (at(lo), at(hi))
+        return Estimate(error, 0.0 if lo <= predicted <= hi else min(ends), max(ends),
+                        f"95% interval of the median of {len(self.latencies_s)} split runs, carried through "
+                        f"|measured - predicted| / measured")
 
     @property
     def throughput_error(self) -> float | None:
