@@ -48,3 +48,13 @@ def test_missing_optional_codecs_are_reported_not_fatal(monkeypatch):
     report = measure_cut_bytes(["1:x"], [("a",)], [{"a": np.zeros(10, np.float32)}], [1], [1], "png")
     assert "zstd" in report.unavailable and "zstandard" in report.unavailable["zstd"]
     assert "raw+zstd" not in report.cuts[0].sizes and "raw+zlib" in report.cuts[0].sizes
+
+
+def test_an_integer_tensor_at_a_cut_is_counted_raw_in_every_encoding_as_the_wire_sends_it():
+    """link.encode_frame sends integer tensors raw whatever the plan's encoding (wire_encoding): their bytes per
+    cut in fp16 or int8 are their raw bytes, or the planner would price a message smaller than the one sent."""
+    ids = np.arange(64, dtype=np.int64).reshape(1, 64) * 1000
+    report = measure_cut_bytes(["1:x"], [("ids",)], [{"ids": ids}], [1], [1], "png")
+    sizes = report.cuts[0].sizes
+    assert sizes["fp16+none"] == sizes["int8+none"] == sizes["raw+none"] == ids.nbytes
+    assert sizes["int8+zlib"] == sizes["raw+zlib"]

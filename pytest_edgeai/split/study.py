@@ -29,7 +29,7 @@ from .network import LinkProfile
 from .planner import Plan, SplitProblem, plan
 from .profile import block_latencies
 from .runner import SegmentSession, activations
-from .wire import CutBytes, WireReport, decode, encode, measure_cut_bytes
+from .wire import CutBytes, WireReport, decode, encode, measure_cut_bytes, wire_encoding
 
 LOSSLESS = "lossless"
 CALIBRATION = 5  # inferences that measure a plan's message costs before its measured runs
@@ -277,7 +277,8 @@ def plan_agreement(study: CutStudy, planned: PlanStudy, chosen: Plan, trained: b
                     encoding = keys[i].split("+", 1)[0]
                     for t in graph.boundary(stage.stop):
                         v = values[t]
-                        values[t] = decode(encode(v, encoding), encoding, v.dtype, v.shape)
+                        sent = wire_encoding(v, encoding)  # an integer tensor travels raw
+                        values[t] = decode(encode(v, sent), sent, v.dtype, v.shape)
             first = next(iter(ref))
             agree.append(bool(np.array_equal(np.argmax(values[first], -1), np.argmax(ref[first], -1))))
     finally:

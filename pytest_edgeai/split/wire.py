@@ -190,8 +190,10 @@ def measure_cut_bytes(names: Sequence[str], crossing: Sequence[Sequence[str]],
         for tensors in crossing:
             for t in tensors:
                 if t not in memo:
+                    # what the wire really carries (link.encode_frame): an integer tensor travels raw
                     memo[t] = {f"{e}+{c}": len(fn(payload)) for e in ENCODINGS
-                               for payload in (encode(feed[t], e),) for c, fn in codecs.items()}
+                               for payload in (encode(feed[t], wire_encoding(feed[t], e)),)
+                               for c, fn in codecs.items()}
         per_input.append(memo)
     if not per_input:
         raise ValueError("measure_cut_bytes needs at least one input")
