@@ -42,3 +42,16 @@ def test_top5_and_probabilities_by_hand():
     np.testing.assert_array_equal(probabilities(p), p)  # already probabilities: kept
     np.testing.assert_allclose(probabilities(np.array([[0.0, np.log(3)]])), [[0.25, 0.75]])
     np.testing.assert_allclose(top1_probability_change(p, np.array([[0.5, 0.5]])), [0.3])
+
+
+def test_a_quantised_softmax_whose_rows_miss_one_by_a_few_codes_is_read_as_probabilities():
+    """A uint8 softmax (scale 1/256) sums to 1 +- a few codes: it is the reference's probabilities, quantised,
+    not logits to put through another softmax, which would flatten 1000 classes to about 1/1000 each."""
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((8, 1000)) * 4
+    ref = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    quantised = np.round(ref * 256) / 256  # what a QDQ softmax output dequantises to
+    assert not np.allclose(quantised.sum(axis=1), 1.0, atol=1e-3)  # the rows miss 1 by more than the tolerance
+    change = top1_probability_change(ref, quantised)
+    assert change.max() <= 1 / 512 + 1e-12  # each probability moved by at most half a code
+    assert compare(ref, quantised).top1_prob_change <= 1 / 512 + 1e-12

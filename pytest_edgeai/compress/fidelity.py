@@ -60,10 +60,17 @@ def top5_agreement(reference: np.ndarray, candidate: np.ndarray) -> float:
     return float((best == np.argmax(ref, axis=-1)[:, None]).any(axis=1).mean())
 
 
-def probabilities(scores: np.ndarray) -> np.ndarray:
-    """Rows as probabilities: kept when they already are (>= 0, summing to 1), else a softmax."""
+def is_probabilities(scores: np.ndarray) -> bool:
+    """Whether rows already are probabilities (>= 0, summing to 1)."""
     x = np.asarray(scores, np.float64)
-    if x.min() >= 0 and np.allclose(x.sum(axis=-1), 1.0, atol=1e-3):
+    return bool(x.min() >= 0 and np.allclose(x.sum(axis=-1), 1.0, atol=1e-3))
+
+
+def probabilities(scores: np.ndarray, already: bool | None = None) -> np.ndarray:
+    """Rows as probabilities: kept when they already are (``already``; None: judged on these rows), else a
+    softmax."""
+    x = np.asarray(scores, np.float64)
+    if is_probabilities(x) if already is None else already:
         return x
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     out: np.ndarray = e / e.sum(axis=-1, keepdims=True)
@@ -71,8 +78,11 @@ def probabilities(scores: np.ndarray) -> np.ndarray:
 
 
 def top1_probability_change(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
-    """Per sample: |p_candidate - p_reference| of the reference's top-1 class (2-d scores)."""
-    ref, cand = probabilities(reference), probabilities(candidate)
+    """Per sample: |p_candidate - p_reference| of the reference's top-1 class (2-d scores). Both are read
+    alike, as the reference's output is (the same tensor of the same graph): a quantised softmax whose rows
+    sum to 1 +- a few codes is still probabilities, and a softmax over probabilities would flatten them."""
+    already = is_probabilities(reference)
+    ref, cand = probabilities(reference, already), probabilities(candidate, already)
     top = np.argmax(ref, axis=-1)[:, None]
     change: np.ndarray = np.abs(np.take_along_axis(cand, top, -1) - np.take_along_axis(ref, top, -1))[:, 0]
     return change
