@@ -290,6 +290,12 @@ def _extra_problems(spec: ClaimSpec) -> list[tuple[str, str]]:
     if method is not None and (not isinstance(method, str) or method not in COMPRESSION_METHODS):
         out.append((f"method = {method!r} names no quantisation method{did_you_mean(str(method), COMPRESSION_METHODS)}"
                     f", so no variant would be judged", ", ".join(COMPRESSION_METHODS)))
+    if spec.suite == "split" and spec.name == "min_cut_saving" and not isinstance(spec.extras.get("at"), str):
+        out.append((f"min_cut_saving needs at = \"<block>\" (the block whose end is the cut), not "
+                    f"{spec.extras.get('at')!r}: without it no cut is judged", "a block name, e.g. at = \"layer_11\""))
+    depth = spec.extras.get("before_last_layers")
+    if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 0):
+        out.append((f"before_last_layers = {depth!r} must be a whole number of network layers >= 0", "an integer >= 0"))
     at = spec.extras.get("at_tenants")
     if at is not None and (isinstance(at, bool) or not isinstance(at, int) or at < 2):
         out.append((f"at_tenants = {at!r} must be a whole number of tenants >= 2 (a speed-up or a latency with "

@@ -293,3 +293,24 @@ def test_hostile_option_values_get_one_clear_message(value):
         "min_ips_per_w_ratio": {"*": {"threshold": 10.0, "against": value}}}}}}}
     with pytest.raises(ConfigError, match=r"needs against = "):
         config_mod.parse(devices)
+
+
+@pytest.mark.parametrize("extras, problem", [
+    ({"threshold": 7.0, "device_independent": True}, r"min_cut_saving needs at = "),
+    ({"threshold": 7.0, "at": 11, "device_independent": True}, r"min_cut_saving needs at = .* not 11"),
+])
+def test_a_cut_saving_claim_names_the_block_it_judges(extras, problem):
+    """Without a block name the suite judged nothing and skipped saying 'nothing was measured'."""
+    with pytest.raises(ConfigError, match=problem):
+        parse({"split": {"min_cut_saving": {"mobilenet_v2_imagenet": extras}}})
+
+
+@pytest.mark.parametrize("depth", ["two", 2.5, -1, True])
+def test_a_cut_depth_must_be_a_count_of_layers(depth):
+    """``int("two")`` in the split suite was a ValueError traceback from its internals."""
+    with pytest.raises(ConfigError, match=r"before_last_layers = .* must be a whole number of network layers"):
+        parse({"split": {"min_best_cut_saving": {"*": {"threshold": 1.0, "before_last_layers": depth,
+                                                        "device_independent": True}}}})
+    ok = parse({"split": {"min_best_cut_saving": {"*": {"threshold": 1.0, "before_last_layers": 4,
+                                                         "device_independent": True}}}})
+    assert ok.devices["cpu"].claims[0].extras["before_last_layers"] == 4
