@@ -40,6 +40,7 @@ def test_savings_best_feature_cut_and_earliest_saving_cut():
     assert cut.name == "2:relu" and saving == pytest.approx(savings[0])
     assert study.best(before_last_layers=2) is None
     assert study.at("relu")[0].name == "2:relu" and study.at("nothing") is None
+    assert "no cut ends a block named 'relx' (did you mean 'relu'?)" in study.no_block("relx")
     assert study.savings(baseline="jpeg")[1] == pytest.approx(study.jpeg_bytes / 32)  # beside the PNG one
     with pytest.raises(ConfigError, match="encoding 'int4' is not measured"):
         study.best("int4")

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from conftest import build_tiny_model
 from onnx import TensorProto, helper, numpy_helper
 
 SUITES = Path(__file__).resolve().parents[1] / "suites"
@@ -70,3 +71,20 @@ def test_a_two_input_user_model_is_studied_planned_and_executed(pytester: pytest
     assert planned["metrics"]["measured_latency_ms"]["value"] > 0
     assert planned["metrics"]["max_abs_output_error"]["value"] < 1e-3  # the split outputs are the whole model's
     assert planned["metrics"]["measured_throughput_per_s"]["value"] > 0
+
+
+def test_a_cut_saving_claim_at_a_block_the_model_lacks_is_missed_naming_the_nearest(pytester: pytest.Pytester):
+    """A misspelt ``at`` found no cut, and the claim was judged on nothing: skipped as 'nothing was measured'."""
+    build_tiny_model(pytester.path / "tiny.onnx")
+    pytester.makefile(".toml", devices=DEVICES + '[devices.cpu.claims.split]\nmin_cut_saving = { "*" = { '
+                                                  'threshold = 1.0, at = "Reluu", device_independent = true } }\n')
+    pytester.makepyfile(test_split=(SUITES / "test_split.py").read_text())
+    result = pytester.runpytest_subprocess(
+        "--devices-file", str(pytester.path / "devices.toml"), "--edgeai-report-dir", str(pytester.path / "reports"),
+        "--edgeai-model", str(pytester.path / "tiny.onnx"), "--edgeai-profile", "quick",
+        "-p", "no:cacheprovider", "-k", "bytes_per_cut and tiny")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*no cut ends a block named 'Reluu' (did you mean 'Relu'?)*"])
+    record = next(json.loads(p.read_text()) for p in (pytester.path / "reports" / "latest" / "records").glob("*.json")
+                  if json.loads(p.read_text())["scenario"]["name"] == "split_bytes_per_cut")
+    assert [c["verdict"] for c in record["claims"]] == ["missed"]

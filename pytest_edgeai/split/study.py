@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from ..errors import ConfigError, ModelError
+from ..errors import ConfigError, ModelError, did_you_mean
 from ..models.inputs import Preprocess, evaluation_photos, image_layout, preprocess_for
 from .constraints import Constraint, KeepInputOnDevice, Pin
 from .cuts import Cut, GraphCuts, layer_boundaries
@@ -100,6 +100,12 @@ class CutStudy:
             return None
         k = hits[-1]
         return self.cuts[k], self.savings(encoding)[k]
+
+    def no_block(self, scope: str) -> str:
+        """Why :meth:`at` finds no cut for ``scope``: no node is the block or in it, with the nearest block name."""
+        blocks = sorted({c.node.split(".")[0] for c in self.cuts})
+        return (f"no cut ends a block named {scope!r}{did_you_mean(scope, blocks)} (a cut's node is the block "
+                f"or its name starts with the block's and '.')")
 
     def saving_depth(self, encoding: str = LOSSLESS) -> int:
         """Depth of the earliest cut that saves bandwidth (0 when none does); the output itself is no cut."""
