@@ -23,10 +23,12 @@ from pytest_edgeai.energy import (
     energy_metrics,
     make_meter,
     measure_idle,
+    record_energy,
 )
 from pytest_edgeai.energy.reading import SensorInfo, build_reading, energy_between
 from pytest_edgeai.energy.sampling import SampledMeter
 from pytest_edgeai.errors import ConfigError
+from pytest_edgeai.results.record import Record
 
 INFO = SensorInfo("fake", "a fake rail", update_period_s=0.01)
 
@@ -262,6 +264,22 @@ def test_energy_metrics_above_idle_and_batched_queries():
     assert m["joules_per_inference_above_idle"]["value"] == pytest.approx(8.0 / 80)
     assert m["mean_w_above_idle"]["value"] == pytest.approx(4.0)
     assert m["mj_per_query"]["value"] == pytest.approx(1000.0)
+
+
+def test_a_counter_that_did_not_move_or_went_backwards_gives_no_energy_figure():
+    # 0 J over a window (a stale counter) would be 0 J per inference: a max_joules_per_inference claim met
+    # by a meter that measured nothing; a counter reset mid-window gives less than nothing
+    for joules in (0.0, -3.0):
+        record = Record("energy", "t", {}, {}, {}, {})
+        record_energy(record, reading(joules=joules), None, inferences=100, throughput_ips=50.0, price_usd=100.0)
+        assert set(record.metrics) == {"inferences_per_s_per_usd"}  # the price figure needs no meter
+        assert record.extra["energy"]["measured"] is False
+        assert "no energy figure rests on it" in record.extra["energy"]["reason"]
+        assert record.extra["energy"]["reading"]["joules"] == joules  # what the meter said is kept
+    record = Record("energy", "t", {}, {}, {}, {})
+    record_energy(record, reading(joules=10.0), None, inferences=100, throughput_ips=50.0, price_usd=None)
+    assert record.extra["energy"]["measured"] is True
+    assert record.metrics["joules_per_inference"]["value"] == pytest.approx(0.1)
 
 
 # ---------------------------------------------------------------- metered runs

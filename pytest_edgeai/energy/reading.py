@@ -148,6 +148,16 @@ def build_reading(samples: list[tuple[float, float]], kind: SampleKind, duration
 Metric = dict[str, Any]
 
 
+def unusable(reading: EnergyReading) -> str | None:
+    """Why no energy figure can rest on ``reading``, or None: a workload always draws energy, so zero or less
+    (a counter that did not move or went backwards, a sensor that read 0 W) is a broken reading, never a figure
+    a claim on joules could be met with."""
+    if reading.joules > 0:
+        return None
+    return (f"{reading.source} gave {reading.joules:.4g} J over the {reading.duration_s:.3g} s window "
+            f"(a counter that did not move or went backwards, or a sensor reading 0 W): no energy figure rests on it")
+
+
 def energy_metrics(reading: EnergyReading | None, inferences: int, throughput_ips: float,
                    price_usd: float | None, queries: int | None = None) -> dict[str, Metric]:
     """The energy suite's metrics; those that need a missing input (meter, price) are left out.
@@ -160,7 +170,7 @@ def energy_metrics(reading: EnergyReading | None, inferences: int, throughput_ip
         out["inferences_per_s_per_usd"] = metric(
             throughput_ips / price_usd, "inferences/s/USD", method="derived", source=
             f"measured throughput {throughput_ips:.4g} inferences/s / price_usd {price_usd:g} from devices.toml")
-    if reading is None or inferences <= 0:
+    if reading is None or inferences <= 0 or unusable(reading):
         return out
     method = "estimated" if reading.estimated else "measured"
     where = f"{reading.source}; covers {reading.covers}; {reading.duration_s:.3g} s window"
@@ -194,5 +204,10 @@ def record_energy(record: Any, reading: EnergyReading | None, reason: str | None
     if reading is None:
         record.extra["energy"] = {"measured": False, "reason": reason}
         return
-    record.extra["energy"] = {"measured": True, **reading.to_dict()}
+    why = unusable(reading)
+    if why is not None:  # kept whole under "reading", so what the meter said is not lost
+        record.extra["energy"] = {"measured": False, "reason": f"energy not measured: {why}",
+                                  "reading": reading.to_dict()}
+    else:
+        record.extra["energy"] = {"measured": True, **reading.to_dict()}
     record.warnings.extend(f"energy: {w}" for w in reading.warnings)
