@@ -72,6 +72,17 @@ def test_counter_interpolates_at_the_edges():
     assert energy_between(samples, "joules", 0.5, 1.5) == pytest.approx(1.0 + 4.0)
 
 
+def test_a_stream_counter_is_extended_to_the_window_edges_at_its_mean_power():
+    # a serial meter printing accumulated joules once a second, read 0.6 s into a 5 s window and last at
+    # 4.6 s: 4 J over those 4 s is 1 W, so 5 J over the window, not the 4 J between the reads alone
+    samples = [(0.6, 10.0), (1.6, 11.0), (2.6, 12.0), (3.6, 13.0), (4.6, 14.0)]
+    r = build_reading(samples, "joules", 5.0, SensorInfo("serial", "usb", None))
+    assert r.joules == pytest.approx(5.0) and r.mean_w == pytest.approx(1.0)
+    assert any("read first at 0.6 s and last at 4.6 s of the 5 s window" in w for w in r.warnings)
+    polled = build_reading([(0.0, 10.0), (5.0, 15.0)], "joules", 5.0, INFO)  # reads at both edges: as it was
+    assert polled.joules == pytest.approx(5.0) and not any("extrapolated" in w for w in polled.warnings)
+
+
 def test_reading_flags_a_window_shorter_than_the_update_period():
     info = SensorInfo("nvml", "GPU 0 board", update_period_s=0.1)
     r = build_reading([(0.0, 1.0), (0.025, 1.2), (0.05, 1.5)], "joules", 0.05, info)

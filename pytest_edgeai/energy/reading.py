@@ -7,7 +7,8 @@ its conditions.
 
 From samples to joules (pure functions, so every case is easy to test): counters (RAPL, the NVML
 energy counter, the CPU-time estimate) give cumulative joules, and energy is the difference,
-interpolated linearly at the window's edges; power sensors give watts, and energy is the trapezoid
+interpolated linearly at the window's edges, and extended at the mean power between the first and last
+read where a stream's reads do not reach them; power sensors give watts, and energy is the trapezoid
 of the samples, holding the first and last value out to the edges (a sensor reports what it last saw).
 
 The record's figures: joules per inference use the total energy over the window (what the device
@@ -98,11 +99,21 @@ def energy_between(samples: list[tuple[float, float]], kind: SampleKind, t0: flo
     t = np.array([s[0] for s in samples], dtype=float)
     v = np.array([s[1] for s in samples], dtype=float)
     if kind == "joules":
-        return float(np.interp(t1, t, v) - np.interp(t0, t, v))
+        return counter_at(t1, t, v) - counter_at(t0, t, v)
     inside = (t > t0) & (t < t1)
     ts = np.concatenate(([t0], t[inside], [t1]))
     ws = np.interp(ts, t, v)
     return float(np.sum((ws[1:] + ws[:-1]) * np.diff(ts)) / 2.0)
+
+
+def counter_at(t_s: float, t: np.ndarray, v: np.ndarray) -> float:
+    """A cumulative counter at ``t_s``: interpolated between reads; before the first read or after the last
+    (a stream meter reads at its own pace, not at the window's edges) extended at the mean power between
+    them, since holding the counter there would count no energy for that part of the window."""
+    if t.size >= 2 and t[-1] > t[0] and not t[0] <= t_s <= t[-1]:
+        edge = 0 if t_s < t[0] else -1
+        return float(v[edge] + (v[-1] - v[0]) / (t[-1] - t[0]) * (t_s - t[edge]))
+    return float(np.interp(t_s, t, v))
 
 
 def peak_power(samples: list[tuple[float, float]], kind: SampleKind) -> float | None:
@@ -128,6 +139,11 @@ def build_reading(samples: list[tuple[float, float]], kind: SampleKind, duration
         warnings.append(f"window {duration_s:.3g} s shorter than the sensor's update period {period:.3g} s: "
                         f"the figure rests on at most one sensor update")
     if kind == "joules":
+        first, last = min((s[0] for s in samples), default=0.0), max((s[0] for s in samples), default=0.0)
+        if len(samples) >= 2 and (first > 0.0 or last < duration_s):
+            warnings.append(f"the counter was read first at {first:.3g} s and last at {last:.3g} s of the "
+                            f"{duration_s:.3g} s window: the energy outside those reads is extrapolated at "
+                            f"the mean power between them")
         if joules == 0.0:
             warnings.append(f"counter did not move over {duration_s:.3g} s: the sensor may be stale, "
                             f"disabled, or coarser than the window")
