@@ -306,6 +306,19 @@ def test_a_failing_meter_leaves_no_reading_and_says_why():
     assert "sensor vanished" in window.reason
 
 
+def test_a_meter_raising_its_vendor_s_own_exception_costs_only_the_energy():
+    class Unplugged(FakeMeter):
+        def _begin(self) -> None:  # e.g. pyserial's ValueError for a port setting the device no longer takes
+            raise ValueError("port gone")
+
+    window = MeterWindow(Unplugged(), idle_s=0.0)
+    window("start")  # raised out of the window before: the measurement around it failed with it
+    window("stop")
+    window.close()
+    assert window.reading is None and window.meter is None
+    assert window.reason == "energy not measured: the meter failed to start: ValueError: port gone"
+
+
 def test_without_a_meter_the_window_does_nothing_and_keeps_the_reason():
     window = MeterWindow(None, "no meter here")
     window("start")
