@@ -23,10 +23,12 @@ from pytest_edgeai.energy import (
     energy_metrics,
     make_meter,
     measure_idle,
+    record_energy,
 )
 from pytest_edgeai.energy.reading import SensorInfo, build_reading, energy_between
 from pytest_edgeai.energy.sampling import SampledMeter
 from pytest_edgeai.errors import ConfigError
+from pytest_edgeai.results.record import Record
 
 INFO = SensorInfo("fake", "a fake rail", update_period_s=0.01)
 
@@ -68,6 +70,17 @@ def test_power_trapezoid_holds_the_edges():
 def test_counter_interpolates_at_the_edges():
     samples = [(0.0, 100.0), (1.0, 102.0), (2.0, 110.0)]
     assert energy_between(samples, "joules", 0.5, 1.5) == pytest.approx(1.0 + 4.0)
+
+
+def test_a_stream_counter_is_extended_to_the_window_edges_at_its_mean_power():
+    # a serial meter printing accumulated joules once a second, read 0.6 s into a 5 s window and last at
+    # 4.6 s: 4 J over those 4 s is 1 W, so 5 J over the window, not the 4 J between the reads alone
+    samples = [(0.6, 10.0), (1.6, 11.0), (2.6, 12.0), (3.6, 13.0), (4.6, 14.0)]
+    r = build_reading(samples, "joules", 5.0, SensorInfo("serial", "usb", None))
+    assert r.joules == pytest.approx(5.0) and r.mean_w == pytest.approx(1.0)
+    assert any("read first at 0.6 s and last at 4.6 s of the 5 s window" in w for w in r.warnings)
+    polled = build_reading([(0.0, 10.0), (5.0, 15.0)], "joules", 5.0, INFO)  # reads at both edges: as it was
+    assert polled.joules == pytest.approx(5.0) and not any("extrapolated" in w for w in polled.warnings)
 
 
 def test_reading_flags_a_window_shorter_than_the_update_period():
@@ -264,6 +277,22 @@ def test_energy_metrics_above_idle_and_batched_queries():
     assert m["mj_per_query"]["value"] == pytest.approx(1000.0)
 
 
+def test_a_counter_that_did_not_move_or_went_backwards_gives_no_energy_figure():
+    # 0 J over a window (a stale counter) would be 0 J per inference: a max_joules_per_inference claim met
+    # by a meter that measured nothing; a counter reset mid-window gives less than nothing
+    for joules in (0.0, -3.0):
+        record = Record("energy", "t", {}, {}, {}, {})
+        record_energy(record, reading(joules=joules), None, inferences=100, throughput_ips=50.0, price_usd=100.0)
+        assert set(record.metrics) == {"inferences_per_s_per_usd"}  # the price figure needs no meter
+        assert record.extra["energy"]["measured"] is False
+        assert "no energy figure rests on it" in record.extra["energy"]["reason"]
+        assert record.extra["energy"]["reading"]["joules"] == joules  # what the meter said is kept
+    record = Record("energy", "t", {}, {}, {}, {})
+    record_energy(record, reading(joules=10.0), None, inferences=100, throughput_ips=50.0, price_usd=None)
+    assert record.extra["energy"]["measured"] is True
+    assert record.metrics["joules_per_inference"]["value"] == pytest.approx(0.1)
+
+
 # ---------------------------------------------------------------- metered runs
 
 def test_a_failing_meter_leaves_no_reading_and_says_why():
@@ -275,6 +304,19 @@ def test_a_failing_meter_leaves_no_reading_and_says_why():
     window.close()
     assert window.reading is None
     assert "sensor vanished" in window.reason
+
+
+def test_a_meter_raising_its_vendor_s_own_exception_costs_only_the_energy():
+    class Unplugged(FakeMeter):
+        def _begin(self) -> None:  # e.g. pyserial's ValueError for a port setting the device no longer takes
+            raise ValueError("port gone")
+
+    window = MeterWindow(Unplugged(), idle_s=0.0)
+    window("start")  # raised out of the window before: the measurement around it failed with it
+    window("stop")
+    window.close()
+    assert window.reading is None and window.meter is None
+    assert window.reason == "energy not measured: the meter failed to start: ValueError: port gone"
 
 
 def test_without_a_meter_the_window_does_nothing_and_keeps_the_reason():

@@ -13,7 +13,7 @@ import pytest
 from conftest import wait_for
 
 from pytest_edgeai.devices import Device
-from pytest_edgeai.energy import make_meter
+from pytest_edgeai.energy import MeterWindow, make_meter
 from pytest_edgeai.energy.meters import rapl
 from pytest_edgeai.energy.meters.jetson_power import tegrastats_power
 from pytest_edgeai.errors import ConfigError, MeterError, MeterUnavailable
@@ -272,6 +272,24 @@ def test_nvml_falls_back_to_sampled_power_and_says_it_is_averaged(monkeypatch):
     assert r.sample_kind == "watts"
     assert any("about 1 s" in w for w in r.warnings)
     assert any(w.startswith("window") and "update period 1 s" in w for w in r.warnings)
+
+
+def test_nvml_gpu_lost_while_opening_the_meter_costs_only_the_energy(monkeypatch):
+    nv = fake_pynvml()
+
+    def lost(bus_id):
+        # NVML API reference, nvmlDeviceGetHandleByPciBusId_v2: NVML_ERROR_GPU_IS_LOST when the target GPU has
+        # fallen off the bus (pynvml raises it as an NVMLError subclass)
+        raise FakeNVMLError("GPU is lost")
+
+    nv.nvmlDeviceGetHandleByPciBusId = lost
+    monkeypatch.setitem(sys.modules, "pynvml", nv)
+    window = MeterWindow.for_device(device(source="nvml", pci_bus_id="00000000:65:00.0"))
+    assert window.meter is None and nv.state.shutdowns == 1
+    assert window.reason == ("energy not measured on dut: the meter could not be opened: FakeNVMLError: GPU is lost")
+    window("start")
+    window("stop")
+    assert window.reading is None
 
 
 def test_nvml_energy_mode_without_counter_is_unavailable(monkeypatch):

@@ -57,6 +57,10 @@ def hostile(base: dict) -> dict[str, str]:
         "version-zero.json": variant(id="z" * 12, schema_version=0),
         "version-negative.json": variant(id="g" * 12, schema_version=-5),
         "claims.json": variant(id="c" * 12, claims=[1]),
+        "path-id.json": variant(id="../../../escaped"),
+        "created-huge.json": variant(id="t" * 12, created=1e300),
+        "windows.json": variant(id="i" * 12, metrics={"throughput_ips": {"value": 5.0, "unit": "x", "windows": 5}}),
+        "rounds.json": variant(id="r" * 12, metrics={"throughput_ips": {"value": 5.0, "unit": "x", "rounds": "3"}}),
     }
 
 
@@ -104,6 +108,16 @@ def test_report_compare_export_merge_finish_over_bad_records(run, tmp_path, caps
     assert len(merged.records) == len(load_run(run).records) + len(load_run(other).records) - 1  # b*12 twice
     err = capsys.readouterr().err
     assert "Traceback" not in err and "deep.json" in err
+
+
+def test_a_record_id_that_is_a_path_never_becomes_one(run, tmp_path):
+    # merge writes each record it reads under records/<created>-<id>.json: an id "../../../escaped" put a file
+    # outside the merged run
+    (run / RECORDS_DIR / "escape.json").write_text(json.dumps({**good(run), "id": "../../../escaped"}))
+    problems = load_run(run).problems
+    assert len(problems) == 1 and "escape.json" in problems[0] and "is not a record id" in problems[0]
+    assert main(["merge", str(run), "-o", str(tmp_path / "out" / "merged")]) == 0
+    assert not list(tmp_path.rglob("*escaped*"))
 
 
 def test_run_json_of_the_wrong_shape_is_said_and_the_records_used(run, capsys):

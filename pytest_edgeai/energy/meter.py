@@ -135,6 +135,11 @@ def make_meter(device: Device) -> Meter:
     return meter
 
 
+def failure(exc: Exception) -> str:
+    """A meter's exception as the reason: ours say what happened; a vendor's is named by its type too."""
+    return str(exc) if isinstance(exc, (MeterError, MeterUnavailable)) else f"{type(exc).__name__}: {exc}"
+
+
 class MeterWindow:
     def __init__(self, meter: Meter | None, reason: str | None = None, idle_s: float = 0.0):
         self.meter = meter
@@ -145,11 +150,17 @@ class MeterWindow:
 
     @classmethod
     def for_device(cls, device: Device) -> MeterWindow:
-        """The device's configured meter (a ConfigError still raises: the file is wrong)."""
+        """The device's configured meter (a ConfigError still raises: the file is wrong). Any other failure to
+        open it (a vendor's own exception: NVML's for a GPU that fell off the bus, a lab meter's) is the reason
+        energy is not measured, never the end of the measurement."""
         try:
             return cls(make_meter(device), idle_s=idle_seconds(device))
+        except ConfigError:
+            raise
         except MeterUnavailable as exc:
             return cls(None, f"energy not measured on {device.name}: {exc}")
+        except Exception as exc:  # a meter never costs the measurement
+            return cls(None, f"energy not measured on {device.name}: the meter could not be opened: {failure(exc)}")
 
     def _drop(self, why: str) -> None:
         self.reason = f"energy not measured: {why}"
@@ -161,8 +172,8 @@ class MeterWindow:
         if self.meter is not None and self.idle_s > 0:
             try:
                 measure_idle(self.meter, self.idle_s)
-            except (MeterError, MeterUnavailable) as exc:
-                self._drop(f"the idle baseline failed: {exc}")
+            except Exception as exc:  # a meter's failure, ours or its vendor's: the reason, not the end
+                self._drop(f"the idle baseline failed: {failure(exc)}")
 
     def __call__(self, edge: str) -> None:
         if self.meter is None:
@@ -173,14 +184,14 @@ class MeterWindow:
             try:
                 self.meter.start()
                 self._running = True
-            except (MeterError, MeterUnavailable) as exc:
-                self._drop(f"the meter failed to start: {exc}")
+            except Exception as exc:
+                self._drop(f"the meter failed to start: {failure(exc)}")
         elif edge == "stop" and self._running:
             self._running = False
             try:
                 self.reading = self.meter.stop()
-            except MeterError as exc:
-                self._drop(str(exc))
+            except Exception as exc:
+                self._drop(failure(exc))
 
     def close(self) -> None:
         """Stop a window the workload left open (it raised mid-loop), then release the meter."""
@@ -191,7 +202,7 @@ class MeterWindow:
             if self._running:
                 self._running = False
                 meter.stop()
-        except MeterError:
+        except Exception:  # the window is already lost; what matters now is releasing the meter
             pass
         finally:
             meter.close()

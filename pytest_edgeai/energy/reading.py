@@ -7,7 +7,8 @@ its conditions.
 
 From samples to joules (pure functions, so every case is easy to test): counters (RAPL, the NVML
 energy counter, the CPU-time estimate) give cumulative joules, and energy is the difference,
-interpolated linearly at the window's edges; power sensors give watts, and energy is the trapezoid
+interpolated linearly at the window's edges, and extended at the mean power between the first and last
+read where a stream's reads do not reach them; power sensors give watts, and energy is the trapezoid
 of the samples, holding the first and last value out to the edges (a sensor reports what it last saw).
 
 The record's figures: joules per inference use the total energy over the window (what the device
@@ -98,11 +99,21 @@ def energy_between(samples: list[tuple[float, float]], kind: SampleKind, t0: flo
     t = np.array([s[0] for s in samples], dtype=float)
     v = np.array([s[1] for s in samples], dtype=float)
     if kind == "joules":
-        return float(np.interp(t1, t, v) - np.interp(t0, t, v))
+        return counter_at(t1, t, v) - counter_at(t0, t, v)
     inside = (t > t0) & (t < t1)
     ts = np.concatenate(([t0], t[inside], [t1]))
     ws = np.interp(ts, t, v)
     return float(np.sum((ws[1:] + ws[:-1]) * np.diff(ts)) / 2.0)
+
+
+def counter_at(t_s: float, t: np.ndarray, v: np.ndarray) -> float:
+    """A cumulative counter at ``t_s``: interpolated between reads; before the first read or after the last
+    (a stream meter reads at its own pace, not at the window's edges) extended at the mean power between
+    them, since holding the counter there would count no energy for that part of the window."""
+    if t.size >= 2 and t[-1] > t[0] and not t[0] <= t_s <= t[-1]:
+        edge = 0 if t_s < t[0] else -1
+        return float(v[edge] + (v[-1] - v[0]) / (t[-1] - t[0]) * (t_s - t[edge]))
+    return float(np.interp(t_s, t, v))
 
 
 def peak_power(samples: list[tuple[float, float]], kind: SampleKind) -> float | None:
@@ -128,6 +139,11 @@ def build_reading(samples: list[tuple[float, float]], kind: SampleKind, duration
         warnings.append(f"window {duration_s:.3g} s shorter than the sensor's update period {period:.3g} s: "
                         f"the figure rests on at most one sensor update")
     if kind == "joules":
+        first, last = min((s[0] for s in samples), default=0.0), max((s[0] for s in samples), default=0.0)
+        if len(samples) >= 2 and (first > 0.0 or last < duration_s):
+            warnings.append(f"the counter was read first at {first:.3g} s and last at {last:.3g} s of the "
+                            f"{duration_s:.3g} s window: the energy outside those reads is extrapolated at "
+                            f"the mean power between them")
         if joules == 0.0:
             warnings.append(f"counter did not move over {duration_s:.3g} s: the sensor may be stale, "
                             f"disabled, or coarser than the window")
@@ -148,6 +164,16 @@ def build_reading(samples: list[tuple[float, float]], kind: SampleKind, duration
 Metric = dict[str, Any]
 
 
+def unusable(reading: EnergyReading) -> str | None:
+    """Why no energy figure can rest on ``reading``, or None: a workload always draws energy, so zero or less
+    (a counter that did not move or went backwards, a sensor that read 0 W) is a broken reading, never a figure
+    a claim on joules could be met with."""
+    if reading.joules > 0:
+        return None
+    return (f"{reading.source} gave {reading.joules:.4g} J over the {reading.duration_s:.3g} s window "
+            f"(a counter that did not move or went backwards, or a sensor reading 0 W): no energy figure rests on it")
+
+
 def energy_metrics(reading: EnergyReading | None, inferences: int, throughput_ips: float,
                    price_usd: float | None, queries: int | None = None) -> dict[str, Metric]:
     """The energy suite's metrics; those that need a missing input (meter, price) are left out.
@@ -160,7 +186,7 @@ def energy_metrics(reading: EnergyReading | None, inferences: int, throughput_ip
         out["inferences_per_s_per_usd"] = metric(
             throughput_ips / price_usd, "inferences/s/USD", method="derived", source=
             f"measured throughput {throughput_ips:.4g} inferences/s / price_usd {price_usd:g} from devices.toml")
-    if reading is None or inferences <= 0:
+    if reading is None or inferences <= 0 or unusable(reading):
         return out
     method = "estimated" if reading.estimated else "measured"
     where = f"{reading.source}; covers {reading.covers}; {reading.duration_s:.3g} s window"
@@ -194,5 +220,10 @@ def record_energy(record: Any, reading: EnergyReading | None, reason: str | None
     if reading is None:
         record.extra["energy"] = {"measured": False, "reason": reason}
         return
-    record.extra["energy"] = {"measured": True, **reading.to_dict()}
+    why = unusable(reading)
+    if why is not None:  # kept whole under "reading", so what the meter said is not lost
+        record.extra["energy"] = {"measured": False, "reason": f"energy not measured: {why}",
+                                  "reading": reading.to_dict()}
+    else:
+        record.extra["energy"] = {"measured": True, **reading.to_dict()}
     record.warnings.extend(f"energy: {w}" for w in reading.warnings)

@@ -47,6 +47,8 @@ RUN_FIELDS: dict[str, tuple[type, ...]] = {
     "environment": _DICT, "release": (str, type(None)), "baseline": (str, type(None)), "sources": _LIST,
     "merge_problems": _LIST, "tests": _LIST,
 }
+RECORD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # part of the record's file name (merge writes it)
+MAX_CREATED_S = 1e12  # far past any real time; the other part of the file name, where 1e300 would be too long a name
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
 
 
@@ -305,8 +307,10 @@ def check_record(data: Any) -> str | None:
     for key, types in RECORD_FIELDS.items():
         if key in data and not _is(data[key], types):
             return f"{key} is {_kind(data[key])}, not {_names(types)}"
-    if not _finite(data["created"]):
-        return f"created {data['created']!r} is not a finite time"
+    if not RECORD_ID.fullmatch(data["id"]):
+        return f"id {_short(data['id'])} is not a record id (letters, digits, '_' and '-': it names the record's file)"
+    if not _finite(data["created"]) or abs(data["created"]) >= MAX_CREATED_S:
+        return f"created {data['created']!r} is not a time (seconds since 1970)"
     for name, entry in data.get("metrics", {}).items():
         if not isinstance(entry, dict):
             return f"metric {name!r} is {_kind(entry)}, not an object with value and unit"
@@ -318,6 +322,12 @@ def check_record(data: Any) -> str | None:
         ci = entry.get("ci95")
         if ci is not None and not (isinstance(ci, list) and len(ci) == 2 and all(_number(v) for v in ci)):
             return f"metric {name!r} has ci95 {_short(ci)}, not a pair of numbers"
+        windows = entry.get("windows")
+        if windows is not None and not (isinstance(windows, list) and all(_number(v) for v in windows)):
+            return f"metric {name!r} has windows {_short(windows)}, not an array of numbers"
+        rounds = entry.get("rounds")
+        if rounds is not None and (isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0):
+            return f"metric {name!r} has rounds {_short(rounds)}, not a count of rounds"
     for name, values in data.get("samples", {}).items():
         if not isinstance(values, list) or not all(_number(v) for v in values):
             return f"samples {name!r} are not an array of numbers"
