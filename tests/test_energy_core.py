@@ -223,6 +223,18 @@ def test_check_meter_for_config_validation():
     assert energy.idle_seconds(device(source="rapl", idle_s=2)) == 2.0
 
 
+def test_a_meter_missing_a_device_key_it_needs_is_a_devices_toml_problem():
+    # the estimate is TDP x CPU utilisation: without tdp_w the file validated, then every metered
+    # measurement on the device failed with the ConfigError, its throughput included
+    assert energy.check_meter(device(source="estimate")) == [
+        "devices.dut.tdp_w: required by meter source 'estimate'"]
+    with pytest.raises(ConfigError, match=r"devices\.dut\.tdp_w: required by meter source 'estimate'"):
+        config_mod.parse({"devices": {"dut": {"kind": "cpu", "backend": "onnxruntime",
+                                              "meter": {"source": "estimate"}}}})
+    assert energy.check_meter(Device(name="dut", kind="cpu", backend="onnxruntime", tdp_w=15.0,
+                                     meter={"source": "estimate"})) == []
+
+
 def test_bad_pattern_is_a_config_error():
     with pytest.raises(ConfigError, match=r"devices\.dut\.meter\.pattern: .* needs a group"):
         make_meter(device(source="command", command="echo 1", pattern=r"\d+"))

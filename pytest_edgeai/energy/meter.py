@@ -6,7 +6,9 @@ publishing ``name = "package.module:Factory"`` in the entry-point group ``pytest
 A factory is called as ``Factory(device, **options)`` and returns a :class:`Meter`; if it has an
 ``OPTIONS`` tuple of :class:`~pytest_edgeai.keys.Key`, the options are checked
 against it first, and ``DEFAULT_RATE_HZ`` replaces the usual 10 Hz when the lab did not set
-``rate_hz`` (None: the meter picks once it knows its sensor). The built-in meters are in
+``rate_hz`` (None: the meter picks once it knows its sensor); ``NEEDS`` names the device keys it
+cannot work without (the estimate's ``tdp_w``), so devices.toml validation says so before anything
+runs. The built-in meters are in
 ``energy/meters/``, one module each.
 
 The window: idle baseline first, then exactly the timed loop. A :class:`MeterWindow` is what
@@ -98,6 +100,9 @@ def meter_options(device: Device) -> tuple[str, dict[str, Any]]:
     if source == NONE:
         return source, validate(where, {k: v for k, v in table.items()}, COMMON)
     factory = meter_factory(source, where)
+    missing = [key for key in getattr(factory, "NEEDS", ()) if getattr(device, key, None) is None]
+    if missing:
+        raise ConfigError([f"devices.{device.name}.{key}: required by meter source '{source}'" for key in missing])
     declared = getattr(factory, "OPTIONS", None)
     if declared is None:  # a plug-in that checks its own options
         common = validate(where, {k: v for k, v in table.items() if k in ("idle_s", "rate_hz")}, COMMON)

@@ -48,6 +48,7 @@ class EstimateMeter(SampledMeter):
     """Cumulative estimated joules: TDP x busy CPU seconds / CPU count."""
 
     OPTIONS = (ROOT,)
+    NEEDS = ("tdp_w",)  # devices.toml validation asks for it up front (energy.meter.meter_options)
     kind = "joules"
 
     def __init__(self, device: Device, rate_hz: float = 10.0, root: str = "/"):
