@@ -131,3 +131,14 @@ def test_window_brackets_exactly_the_timed_loop(clock):
     assert calls_at_start == 1 + 3  # after the first call and the warm-up
     assert calls_at_stop == 1 + 3 + len(m.samples_ns)
     assert t_stop - t_start == m.wall_ns
+
+
+def test_pooled_windows_throughput_interval_says_it_pools_windows_not_one(clock):
+    """measure_windows pools separate windows: the interval's basis must say so, not 'one window'."""
+    rng = np.random.default_rng(0)
+    costs = [1] * 4 + [int(c) for c in rng.integers(90_000_000, 110_000_000, 40)]
+    m = scenarios.measure_windows(FakeSession(clock, costs * 2), {}, "offline", 1, PROFILE, 2)
+    basis = m.metrics()["throughput_ips"]["ci95_basis"]
+    assert "2 windows' queries pooled" in basis and "one window" not in basis
+    single = scenarios.measure(FakeSession(clock, costs), {}, "offline", 1, PROFILE)
+    assert "one window" in single.metrics()["throughput_ips"]["ci95_basis"]

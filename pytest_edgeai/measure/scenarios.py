@@ -81,11 +81,14 @@ class Measurement:
         if self.in_flight > 1:
             how += f", {self.in_flight} asynchronous requests in flight (latency = submit to completion)"
         lat = {"unit": "ms", "method": "measured", "source": f"perf_counter_ns per query; {how}"}
+        over = (f"the {len(self.windows)} windows' queries pooled as if independent (within a window they are "
+                f"autocorrelated; the per-window figures are in 'windows')" if self.windows
+                else "one window (queries are autocorrelated)")
         return {
             "throughput_ips": {"value": self.throughput_ips, "unit": "inferences/s",
                                "ci95": list(self.throughput_ci95), "method": "measured",
                                "ci95_basis": "relative bootstrap interval of the mean time per query, applied "
-                                             "to items / wall time; one window (queries are autocorrelated)",
+                                             f"to items / wall time; {over}",
                                "source": f"items / wall time of the timed loop; {how}"},
             "latency_mean_ms": {"value": s.mean_ms, **lat},
             "latency_p50_ms": {"value": s.median_ms, "ci95": list(s.median_ci95_ms), **lat,
