@@ -19,8 +19,9 @@ Trials are made cheap by measuring each run once and judging it in several trial
 A_i and one run of each slowdown B_i, in alternating order (A B, B A, ...) so the machine's drift favours
 neither. Then, for every round i after the first ``--history`` ones:
 - A/A: A_{i-1} against A_i, with A_0..A_{i-1} as the history (the report directory of that build): a
-  false regression when the comparison's decision (cli.py `compare`: exit 1 iff Comparison.regressions,
-  called in-process with the history given explicitly) fails the run;
+  false regression when the comparison's decision (cli.py `compare`: exit 1 iff Comparison.fails, a
+  regression or a measurement of the baseline that failed in the new run; called in-process with the
+  history given explicitly) fails the run;
 - A/B: A_i against B_i, with A_0..A_i as the history: a detection when it fails the run;
 - B/B: B_{i-1} against B_i, with B_0..B_{i-1} as the history: the same configuration twice, so a null
   trial like A/A (printed apart, and pooled with A/A), which doubles the null trials a round gives.
@@ -227,7 +228,7 @@ class Tally:
 
     def add(self, c: Comparison, trial: str = "") -> None:
         self.trials += 1
-        self.failed += bool(c.regressions)
+        self.failed += c.fails
         self.metrics.update(d.metric for d in c.regressions)
         self.throughput.update(d.verdict for d in c.deltas if d.metric == "throughput_ips")
         self.reasons += [f"{trial}: {describe(d)}" for d in c.regressions]
