@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_split_suite_inputs import DEVICES, SUITES, two_input_cnn
+from test_split_suite_inputs import DEVICES, run_split_suite, two_input_cnn
 
 from pytest_edgeai.results.compare import record_key
 from pytest_edgeai.results.record import Record
@@ -29,11 +29,7 @@ def test_a_refused_namespace_reason_is_a_warning_not_part_of_the_comparison_key(
     two_input_cnn(pytester.path / "usertwo.onnx")
     pytester.makefile(".toml", devices=DEVICES)
     pytester.makeconftest(REFUSED)
-    pytester.makepyfile(test_split=(SUITES / "test_split.py").read_text())
-    result = pytester.runpytest_subprocess(
-        "--devices-file", str(pytester.path / "devices.toml"), "--edgeai-report-dir", str(pytester.path / "reports"),
-        "--edgeai-model", str(pytester.path / "usertwo.onnx"), "--edgeai-profile", "quick",
-        "-p", "no:cacheprovider", "-k", "usertwo and planned")
+    result = run_split_suite(pytester, "usertwo.onnx", "usertwo and planned")
     result.assert_outcomes(passed=1)
     (path,) = [p for p in (pytester.path / "reports" / "latest" / "records").glob("*.json")
                if json.loads(p.read_text())["scenario"]["name"] == "split_plan"]

@@ -47,15 +47,20 @@ def two_input_cnn(path: Path) -> None:
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
 
 
+def run_split_suite(pytester: pytest.Pytester, model: str, select: str) -> pytest.RunResult:
+    """The shipped split suite at the quick profile on ``model`` (a file in the pytester dir), the tests ``-k select``,
+    with the devices.toml the test wrote there."""
+    pytester.makepyfile(test_split=(SUITES / "test_split.py").read_text())
+    return pytester.runpytest_subprocess(
+        "--devices-file", str(pytester.path / "devices.toml"), "--edgeai-report-dir", str(pytester.path / "reports"),
+        "--edgeai-model", str(pytester.path / model), "--edgeai-profile", "quick",
+        "-p", "no:cacheprovider", "-k", select)
+
 def test_a_two_input_user_model_is_studied_planned_and_executed(pytester: pytest.Pytester):
     pytest.importorskip("PIL", reason="photographs are decoded with Pillow")
     two_input_cnn(pytester.path / "usertwo.onnx")
     pytester.makefile(".toml", devices=DEVICES)
-    pytester.makepyfile(test_split=(SUITES / "test_split.py").read_text())
-    result = pytester.runpytest_subprocess(
-        "--devices-file", str(pytester.path / "devices.toml"), "--edgeai-report-dir", str(pytester.path / "reports"),
-        "--edgeai-model", str(pytester.path / "usertwo.onnx"), "--edgeai-profile", "quick",
-        "-p", "no:cacheprovider", "-k", "usertwo")
+    result = run_split_suite(pytester, "usertwo.onnx", "usertwo")
     result.assert_outcomes(passed=2)
     records = {r["scenario"]["name"]: r for r in
                (json.loads(p.read_text()) for p in (pytester.path / "reports" / "latest" / "records").glob("*.json"))}
@@ -78,11 +83,7 @@ def test_a_cut_saving_claim_at_a_block_the_model_lacks_is_missed_naming_the_near
     build_tiny_model(pytester.path / "tiny.onnx")
     pytester.makefile(".toml", devices=DEVICES + '[devices.cpu.claims.split]\nmin_cut_saving = { "*" = { '
                                                   'threshold = 1.0, at = "Reluu", device_independent = true } }\n')
-    pytester.makepyfile(test_split=(SUITES / "test_split.py").read_text())
-    result = pytester.runpytest_subprocess(
-        "--devices-file", str(pytester.path / "devices.toml"), "--edgeai-report-dir", str(pytester.path / "reports"),
-        "--edgeai-model", str(pytester.path / "tiny.onnx"), "--edgeai-profile", "quick",
-        "-p", "no:cacheprovider", "-k", "bytes_per_cut and tiny")
+    result = run_split_suite(pytester, "tiny.onnx", "bytes_per_cut and tiny")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*no cut ends a block named 'Reluu' (did you mean 'Relu'?)*"])
     record = next(json.loads(p.read_text()) for p in (pytester.path / "reports" / "latest" / "records").glob("*.json")
